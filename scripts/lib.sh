@@ -1,0 +1,95 @@
+# Shared by the project's scripts: messages, the toolchain choice, and the build environment.
+# Sourced, never run.
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export PATH="$HOME/.cargo/bin:$PATH"
+
+say() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+warn() { printf '\033[1;33mwarning:\033[0m %s\n' "$*" >&2; }
+die() {
+  printf '\033[1;31merror:\033[0m %s\n' "$*" >&2
+  exit 1
+}
+
+# Runs a command as root (directly, or through sudo when there is one).
+as_root() {
+  if [ "$(id -u)" = 0 ]; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo "$@"
+  else
+    die "'$*' needs root and there is no sudo: run it as root, then run this script again"
+  fi
+}
+
+APT_UPDATED=
+apt_install() {
+  command -v apt-get >/dev/null 2>&1 ||
+    die "need the packages $* and there is no apt-get: install them by hand (see README.md, Prerequisites)"
+  if [ -z "$APT_UPDATED" ]; then
+    as_root apt-get update -qq
+    APT_UPDATED=1
+  fi
+  say "apt-get install $*"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# The version of a crate that Cargo.lock pins, e.g. `locked_version wasm-bindgen`.
+locked_version() {
+  awk -v name="$1" '$0 == "name = \"" name "\"" { getline; gsub(/version = |"/, ""); print; exit }' "$ROOT/Cargo.lock"
+}
+
+# The environment every cargo command of the scripts shares. cargo-leptos sets these while it
+# builds, and crates read some of them at compile time: plain cargo commands set the same values
+# so that they reuse cargo-leptos's artifacts instead of rebuilding the world.
+export LEPTOS_OUTPUT_NAME=billing
+export LEPTOS_SITE_ROOT=target/site
+export LEPTOS_SITE_PKG_DIR=pkg
+export LEPTOS_HASH_FILES=false
+
+# How the WASM front end is compiled here, chosen by scripts/bootstrap:
+#  - rustup: the default toolchain has the wasm32 target;
+#  - debian-web: Debian's rustc-web with the standard library built from source (offline machines).
+# BILLING_WASM_TOOLCHAIN=debian-web forces the second, to test it.
+wasm_mode() {
+  if [ "${BILLING_WASM_TOOLCHAIN:-}" != debian-web ] &&
+    rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+    echo rustup
+  elif rustup toolchain list 2>/dev/null | grep -q '^debian-web'; then
+    echo debian-web
+  else
+    echo none
+  fi
+}
+
+# Runs cargo-leptos with the front end built by the chosen toolchain. The server part always
+# uses the default toolchain, as the tests and clippy do, so its artifacts are shared.
+#   leptos_build [cargo leptos build flags...]
+leptos_build() {
+  case "$(wasm_mode)" in
+    rustup) cargo leptos build "$@" ;;
+    debian-web)
+      RUSTUP_TOOLCHAIN=debian-web RUSTC_BOOTSTRAP=1 \
+        cargo leptos build --frontend-only --lib-cargo-args=-Zbuild-std=std,panic_abort "$@"
+      cargo leptos build --server-only "$@"
+      ;;
+    *) die "no toolchain can build the WASM front end: run scripts/bootstrap" ;;
+  esac
+}
+
+# `cargo leptos watch` (the development server) with the chosen toolchain.
+leptos_watch() {
+  case "$(wasm_mode)" in
+    rustup) cargo leptos watch "$@" ;;
+    debian-web)
+      RUSTUP_TOOLCHAIN=debian-web RUSTC_BOOTSTRAP=1 \
+        cargo leptos watch --lib-cargo-args=-Zbuild-std=std,panic_abort "$@"
+      ;;
+    *) die "no toolchain can build the WASM front end: run scripts/bootstrap" ;;
+  esac
+}
+
+# wasm-opt (binaryen from npm) for release builds: Debian's binaryen is too old.
+use_wasm_opt() {
+  export PATH="$ROOT/end2end/node_modules/binaryen/bin:$PATH"
+}

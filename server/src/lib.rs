@@ -1,0 +1,6 @@
+//! The axum server: start-up, HTTP routes and operator subcommands.
+
+pub mod cli;
+pub mod routes;
+pub mod startup;
+pub mod telemetry;

@@ -1,0 +1,3 @@
+//! HTTP routes that are not server functions.
+
+pub mod health;

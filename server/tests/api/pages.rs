@@ -1,0 +1,34 @@
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn the_billing_page_is_rendered_on_the_server_with_its_hydration_scripts() {
+    let app = spawn_app().await;
+    let response = app.get("/app/billing").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/html; charset=utf-8"
+    );
+    let html = response.text().await.unwrap();
+    assert!(html.contains("<h1>Billing</h1>"), "{html}");
+    assert!(html.contains("/pkg/billing.js"), "{html}");
+    assert!(html.contains("/pkg/billing.wasm"), "{html}");
+}
+
+#[tokio::test]
+async fn the_status_server_function_answers_json() {
+    let app = spawn_app().await;
+    let response = app.get("/api/status").await;
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["payments_simulated"], true);
+    assert_eq!(body["database"], "sqlite");
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+}
+
+#[tokio::test]
+async fn an_unknown_page_is_a_404() {
+    let app = spawn_app().await;
+    let response = app.get("/no/such/page").await;
+    assert_eq!(response.status(), 404);
+}
