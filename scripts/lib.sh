@@ -93,3 +93,42 @@ leptos_watch() {
 use_wasm_opt() {
   export PATH="$ROOT/end2end/node_modules/binaryen/bin:$PATH"
 }
+
+# A TCP port nobody listens on right now.
+free_port() {
+  node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
+}
+
+# Starts a private PostgreSQL server (the machine's own binaries) on a free port, in a fresh
+# data folder, and exports TEST_POSTGRES_URL for the tests. Stopped and deleted by pg_stop.
+pg_start() {
+  local postgres bindir port
+  postgres=$(ls /usr/lib/postgresql/*/bin/postgres 2>/dev/null | sort -V | tail -n 1)
+  [ -n "$postgres" ] || postgres=$(command -v postgres || true)
+  [ -n "$postgres" ] || die "no PostgreSQL server binaries: run scripts/bootstrap"
+  bindir=$(dirname "$postgres")
+  port=$(free_port)
+  PG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/billing-pg.XXXXXX")
+  # PostgreSQL refuses to run as root: run it as the postgres user then.
+  PG_AS=()
+  if [ "$(id -u)" = 0 ]; then
+    id postgres >/dev/null 2>&1 || useradd --system --no-create-home postgres
+    chown postgres "$PG_DIR"
+    PG_AS=(runuser -u postgres --)
+  fi
+  "${PG_AS[@]}" "$bindir/initdb" -D "$PG_DIR/data" -U postgres -A trust -E UTF8 --no-sync >"$PG_DIR/initdb.log" 2>&1 ||
+    die "initdb failed: $(tail -n 5 "$PG_DIR/initdb.log")"
+  "${PG_AS[@]}" "$bindir/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 \
+    -o "-p $port -k $PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=300" start >/dev/null ||
+    die "PostgreSQL did not start: $(tail -n 5 "$PG_DIR/server.log")"
+  PG_BINDIR=$bindir
+  export TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
+  say "PostgreSQL $("$bindir/postgres" --version | awk '{print $3}') on port $port"
+}
+
+pg_stop() {
+  [ -n "${PG_DIR:-}" ] || return 0
+  "${PG_AS[@]}" "$PG_BINDIR/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
+  rm -rf "$PG_DIR"
+  PG_DIR=
+}

@@ -132,6 +132,8 @@ pub struct Config {
     pub billing_writes_per_minute: NonZeroU32,
     pub session_idle_timeout: Duration,
     pub log_format: LogFormat,
+    /// Create a demo user and admin when the database has no users (development only).
+    pub demo_accounts: bool,
 }
 
 impl Config {
@@ -278,6 +280,24 @@ impl Config {
             }
         };
 
+        let demo_accounts = match vars.get("DEMO_ACCOUNTS").as_deref() {
+            None => !env.is_production(),
+            Some("true" | "1") if env.is_production() => {
+                return Err(ConfigError::new(
+                    "DEMO_ACCOUNTS",
+                    "demo accounts with published passwords are refused in production",
+                ));
+            }
+            Some("true" | "1") => true,
+            Some("false" | "0") => false,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "DEMO_ACCOUNTS",
+                    format!("expected `true` or `false`, got `{other}`"),
+                ));
+            }
+        };
+
         Ok(Config {
             env,
             database,
@@ -291,6 +311,7 @@ impl Config {
             billing_writes_per_minute,
             session_idle_timeout: Duration::from_secs(u64::from(session_idle_minutes) * 60),
             log_format,
+            demo_accounts,
         })
     }
 
@@ -471,6 +492,7 @@ mod tests {
             ("RATE_LIMIT_PER_MINUTE", "five"),
             ("SESSION_IDLE_MINUTES", "-1"),
             ("LOG_FORMAT", "xml"),
+            ("DEMO_ACCOUNTS", "maybe"),
         ] {
             let err = load(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var, "{var}={value} gave {err}");

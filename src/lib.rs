@@ -3,5 +3,18 @@
 //! Without features this crate is WASM-safe: the Leptos app uses its types on both sides.
 //! The `server` feature adds configuration, storage and Stripe.
 
+pub mod domain;
+pub mod ledger;
+
+#[cfg(feature = "server")]
+pub mod api_key;
+#[cfg(feature = "server")]
+pub mod auth;
+#[cfg(feature = "server")]
+pub mod clock;
 #[cfg(feature = "server")]
 pub mod config;
+#[cfg(feature = "server")]
+pub mod rate_limit;
+#[cfg(feature = "server")]
+pub mod store;

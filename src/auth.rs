@@ -1,0 +1,215 @@
+//! Passwords: the policy a new one must meet, and argon2id hashing.
+//!
+//! Hashing is deliberately slow (tens of milliseconds), so the async functions here run it on
+//! tokio's blocking pool instead of stalling the threads that serve requests.
+
+use std::fmt;
+use std::sync::OnceLock;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use rand::RngCore;
+
+use crate::domain::Email;
+
+/// Why a password was refused, in words for the person choosing it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PasswordError {
+    #[error("the password must be at least {min} characters long")]
+    TooShort { min: usize },
+    #[error("the password must be at most {max} characters long")]
+    TooLong { max: usize },
+    #[error("the password is too easy to guess: choose a longer, less common one")]
+    TooCommon,
+}
+
+/// A password someone typed. Never printed, never logged.
+#[derive(Clone)]
+pub struct Password(String);
+
+impl Password {
+    pub const MIN_CHARS: usize = 10;
+    pub const MAX_CHARS: usize = 128;
+
+    /// A password offered to log in: only its length is bounded (hashing a megabyte would be
+    /// a cheap way to burn the server's CPU).
+    pub fn offered(raw: &str) -> Option<Self> {
+        (raw.chars().count() <= Self::MAX_CHARS).then(|| Self(raw.to_owned()))
+    }
+
+    /// A new password, checked against the policy: long enough, not common, not the email.
+    pub fn choose(raw: &str, email: &Email) -> Result<Self, PasswordError> {
+        let chars = raw.chars().count();
+        if chars < Self::MIN_CHARS {
+            return Err(PasswordError::TooShort {
+                min: Self::MIN_CHARS,
+            });
+        }
+        if chars > Self::MAX_CHARS {
+            return Err(PasswordError::TooLong {
+                max: Self::MAX_CHARS,
+            });
+        }
+        let lowered = raw.to_lowercase();
+        let local_part = email.as_str().split('@').next().unwrap_or_default();
+        let distinct = {
+            let mut seen: Vec<char> = lowered.chars().collect();
+            seen.sort_unstable();
+            seen.dedup();
+            seen.len()
+        };
+        if distinct < 4
+            || lowered == email.as_str()
+            || (local_part.len() >= 4 && lowered.contains(local_part))
+            || COMMON.iter().any(|common| lowered.contains(common))
+        {
+            return Err(PasswordError::TooCommon);
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
+/// Fragments that make a password guessable however long it is.
+const COMMON: &[&str] = &[
+    "password",
+    "passw0rd",
+    "123456",
+    "234567",
+    "345678",
+    "456789",
+    "qwerty",
+    "azerty",
+    "asdfgh",
+    "letmein",
+    "welcome",
+    "iloveyou",
+    "admin",
+    "abc123",
+    "promptbloom",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+    #[error("the hashing task stopped: {0}")]
+    Task(String),
+}
+
+/// argon2id with OWASP's recommended minimum (19 MiB, two passes, one lane).
+fn hasher() -> Argon2<'static> {
+    let params = Params::new(19 * 1024, 2, 1, None).expect("valid argon2 parameters");
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// The PHC string (`$argon2id$v=19$...`) to store for a new password.
+pub fn hash_password_blocking(password: &Password) -> Result<String, HashError> {
+    let mut salt = [0u8; 16];
+    rand::rng().fill_bytes(&mut salt);
+    let salt = SaltString::encode_b64(&salt).map_err(|e| HashError::Hash(e.to_string()))?;
+    hasher()
+        .hash_password(password.expose().as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|e| HashError::Hash(e.to_string()))
+}
+
+/// Whether `password` matches `stored`. With no stored hash (an unknown email, or an account
+/// without a password) a dummy hash is checked instead, so that the answer takes as long
+/// either way and does not tell whether the email exists.
+pub fn verify_password_blocking(password: &Password, stored: Option<&str>) -> bool {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    let dummy = DUMMY.get_or_init(|| {
+        hash_password_blocking(&Password("a dummy that matches nothing".into()))
+            .expect("hashing a constant works")
+    });
+    let (phc, real) = match stored {
+        Some(phc) => (phc, true),
+        None => (dummy.as_str(), false),
+    };
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let matches = hasher()
+        .verify_password(password.expose().as_bytes(), &parsed)
+        .is_ok();
+    real && matches
+}
+
+pub async fn hash_password(password: Password) -> Result<String, HashError> {
+    tokio::task::spawn_blocking(move || hash_password_blocking(&password))
+        .await
+        .map_err(|e| HashError::Task(e.to_string()))?
+}
+
+pub async fn verify_password(password: Password, stored: Option<String>) -> bool {
+    tokio::task::spawn_blocking(move || verify_password_blocking(&password, stored.as_deref()))
+        .await
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn email() -> Email {
+        Email::parse("ada.lovelace@example.com").unwrap()
+    }
+
+    #[test]
+    fn the_policy_refuses_short_long_common_and_personal_passwords() {
+        assert_eq!(
+            Password::choose("short", &email()).unwrap_err(),
+            PasswordError::TooShort { min: 10 }
+        );
+        assert!(matches!(
+            Password::choose(&"x".repeat(129), &email()),
+            Err(PasswordError::TooLong { .. })
+        ));
+        for weak in [
+            "password1234",
+            "my-qwerty-keyboard",
+            "aaaaaaaaaaaa",
+            "abababababab",
+            "ada.lovelace-rocks",
+            "ada.lovelace@example.com",
+        ] {
+            assert_eq!(
+                Password::choose(weak, &email()).unwrap_err(),
+                PasswordError::TooCommon,
+                "{weak}"
+            );
+        }
+        assert!(Password::choose("correct horse battery", &email()).is_ok());
+    }
+
+    #[test]
+    fn hashes_are_salted_argon2id_and_verify_only_the_right_password() {
+        let password = Password::choose("correct horse battery", &email()).unwrap();
+        let a = hash_password_blocking(&password).unwrap();
+        let b = hash_password_blocking(&password).unwrap();
+        assert!(a.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{a}");
+        assert_ne!(a, b, "each hash has its own salt");
+        assert!(verify_password_blocking(&password, Some(&a)));
+        let wrong = Password::offered("correct horse battery!").unwrap();
+        assert!(!verify_password_blocking(&wrong, Some(&a)));
+        assert!(!verify_password_blocking(&password, None));
+        assert!(!verify_password_blocking(&password, Some("not a hash")));
+    }
+
+    #[test]
+    fn passwords_never_print() {
+        let password = Password::offered("hunter2hunter2").unwrap();
+        assert!(!format!("{password:?}").contains("hunter2"));
+        assert!(Password::offered(&"x".repeat(129)).is_none());
+    }
+}

@@ -1,0 +1,24 @@
+//! The vocabulary of billing: newtypes that can only hold valid values.
+//!
+//! WASM-safe (no I/O, no clock): the app uses these types on both sides of the wire, and
+//! deserialising one runs the same checks as parsing it.
+
+mod email;
+mod error;
+mod ids;
+mod ledger;
+mod money;
+mod product;
+mod text;
+mod tokens;
+mod user;
+
+pub use email::Email;
+pub use error::DomainError;
+pub use ids::{LedgerEntryId, UserId};
+pub use ledger::{LedgerEntry, LedgerPage, LedgerTotals, Source, SourceTotals, Timestamp};
+pub use money::{Currency, Money};
+pub use product::{ProductId, ProductKind};
+pub use text::{IdempotencyKey, Reason};
+pub use tokens::{Balance, TokenDelta, Tokens};
+pub use user::{Role, User};

@@ -1,0 +1,302 @@
+//! The ledger's rules: what each kind of entry may do to a balance.
+//!
+//! Every change to a balance is a [`Posting`]: a signed change with a source, a reason and an
+//! idempotency key. The store applies a posting and its ledger row in one transaction, within
+//! the bounds [`Posting::floor`] and [`Posting::ceiling`] set here.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{
+    Balance, IdempotencyKey, LedgerEntry, Money, Reason, Source, TokenDelta, Tokens, UserId,
+};
+
+/// What kind of change a posting is, which decides how low the balance may go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PostingKind {
+    /// Tokens added: bought, granted, or given back.
+    Credit,
+    /// Tokens spent: never below zero.
+    Debit,
+    /// An earlier credit taken back (refund, dispute): may go below zero, because the tokens
+    /// may already be spent.
+    Reversal,
+    /// An admin's correction, either way; a negative one never goes below zero.
+    Adjustment,
+}
+
+/// The Stripe objects behind a posting, kept on the ledger row for tracing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StripeRefs {
+    pub event_id: Option<String>,
+    /// Checkout session, invoice, refund or dispute.
+    pub object_id: Option<String>,
+    pub payment_intent: Option<String>,
+}
+
+/// One change to one user's balance, ready to be applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Posting {
+    pub user: UserId,
+    pub kind: PostingKind,
+    pub delta: TokenDelta,
+    pub source: Source,
+    pub reason: Reason,
+    pub key: IdempotencyKey,
+    pub stripe: StripeRefs,
+    pub amount_paid: Option<Money>,
+    /// The admin behind a manual posting.
+    pub actor: Option<UserId>,
+}
+
+impl Posting {
+    fn new(
+        user: UserId,
+        kind: PostingKind,
+        delta: TokenDelta,
+        source: Source,
+        reason: Reason,
+        key: IdempotencyKey,
+    ) -> Self {
+        Self {
+            user,
+            kind,
+            delta,
+            source,
+            reason,
+            key,
+            stripe: StripeRefs::default(),
+            amount_paid: None,
+            actor: None,
+        }
+    }
+
+    /// Tokens added for a purchase, an invoice, or a won dispute.
+    pub fn credit(
+        user: UserId,
+        tokens: Tokens,
+        source: Source,
+        reason: Reason,
+        key: IdempotencyKey,
+    ) -> Self {
+        Self::new(
+            user,
+            PostingKind::Credit,
+            TokenDelta::increase(tokens),
+            source,
+            reason,
+            key,
+        )
+    }
+
+    /// Tokens spent on the product.
+    pub fn debit(user: UserId, tokens: Tokens, reason: Reason, key: IdempotencyKey) -> Self {
+        Self::new(
+            user,
+            PostingKind::Debit,
+            TokenDelta::decrease(tokens),
+            Source::Consume,
+            reason,
+            key,
+        )
+    }
+
+    /// Tokens taken back for a refund or a dispute.
+    pub fn reversal(
+        user: UserId,
+        tokens: Tokens,
+        source: Source,
+        reason: Reason,
+        key: IdempotencyKey,
+    ) -> Self {
+        Self::new(
+            user,
+            PostingKind::Reversal,
+            TokenDelta::decrease(tokens),
+            source,
+            reason,
+            key,
+        )
+    }
+
+    /// An admin's credit (positive) or debit (negative), with the admin recorded.
+    pub fn adjustment(
+        user: UserId,
+        delta: TokenDelta,
+        reason: Reason,
+        key: IdempotencyKey,
+        admin: UserId,
+    ) -> Self {
+        Self {
+            actor: Some(admin),
+            ..Self::new(
+                user,
+                PostingKind::Adjustment,
+                delta,
+                Source::Manual,
+                reason,
+                key,
+            )
+        }
+    }
+
+    pub fn with_stripe(mut self, refs: StripeRefs) -> Self {
+        self.stripe = refs;
+        self
+    }
+
+    pub fn with_amount_paid(mut self, amount: Money) -> Self {
+        self.amount_paid = Some(amount);
+        self
+    }
+
+    /// The lowest balance this posting may leave behind.
+    pub fn floor(&self) -> i64 {
+        match self.kind {
+            PostingKind::Reversal => -Balance::LIMIT,
+            PostingKind::Debit | PostingKind::Adjustment if !self.delta.is_increase() => 0,
+            // A credit never lowers a balance: any balance it starts from is allowed.
+            _ => -Balance::LIMIT,
+        }
+    }
+
+    /// The highest balance this posting may leave behind.
+    pub fn ceiling(&self) -> i64 {
+        Balance::LIMIT
+    }
+
+    /// The balance after applying this posting to `balance`, or why it cannot be applied.
+    pub fn apply_to(&self, balance: Balance) -> Result<Balance, LedgerError> {
+        let after = balance.get() + self.delta.get(); // both far below i64::MAX
+        if after < self.floor() {
+            if after < -Balance::LIMIT {
+                return Err(LedgerError::BalanceLimit);
+            }
+            return Err(LedgerError::InsufficientTokens {
+                balance,
+                requested: self.delta.magnitude(),
+            });
+        }
+        if after > self.ceiling() {
+            return Err(LedgerError::BalanceLimit);
+        }
+        Ok(Balance::new(after).expect("within the floor and ceiling"))
+    }
+
+    /// Whether `entry` is this very posting, applied before: same user, change, source and
+    /// reason. A key reused for anything else is a conflict, never a silent success.
+    pub fn matches(&self, entry: &LedgerEntry) -> bool {
+        entry.user_id == self.user
+            && entry.delta == self.delta
+            && entry.source == self.source
+            && entry.reason == self.reason.as_str()
+    }
+}
+
+/// A posting applied, or found already applied under the same key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Posted {
+    pub entry: LedgerEntry,
+    /// True when the key had been used before and nothing changed now.
+    pub replayed: bool,
+}
+
+impl Posted {
+    /// True when the balance is below zero after this entry (a reversal of spent tokens).
+    pub fn left_negative(&self) -> bool {
+        self.entry.balance_after.is_negative()
+    }
+}
+
+/// Why a posting was refused. Nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LedgerError {
+    #[error("insufficient tokens: the balance is {balance:?}, {requested:?} requested")]
+    InsufficientTokens { balance: Balance, requested: Tokens },
+    #[error("the balance would leave its allowed range")]
+    BalanceLimit,
+    #[error("no such user: {0}")]
+    UnknownUser(UserId),
+    #[error("the idempotency key was already used for a different change")]
+    IdempotencyConflict { existing: Box<LedgerEntry> },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user() -> UserId {
+        UserId::new(1).unwrap()
+    }
+    fn reason() -> Reason {
+        Reason::parse("test").unwrap()
+    }
+    fn key() -> IdempotencyKey {
+        IdempotencyKey::parse("k").unwrap()
+    }
+    fn tokens(n: i64) -> Tokens {
+        Tokens::new(n).unwrap()
+    }
+    fn balance(n: i64) -> Balance {
+        Balance::new(n).unwrap()
+    }
+
+    #[test]
+    fn a_debit_never_goes_below_zero() {
+        let debit = Posting::debit(user(), tokens(10), reason(), key());
+        assert_eq!(debit.apply_to(balance(10)).unwrap(), balance(0));
+        assert_eq!(
+            debit.apply_to(balance(9)).unwrap_err(),
+            LedgerError::InsufficientTokens {
+                balance: balance(9),
+                requested: tokens(10)
+            }
+        );
+    }
+
+    #[test]
+    fn a_reversal_may_go_below_zero() {
+        let reversal =
+            Posting::reversal(user(), tokens(5000), Source::StripeRefund, reason(), key());
+        assert_eq!(reversal.apply_to(balance(1000)).unwrap(), balance(-4000));
+    }
+
+    #[test]
+    fn a_negative_adjustment_never_goes_below_zero_and_records_the_admin() {
+        let admin = UserId::new(7).unwrap();
+        let take = Posting::adjustment(
+            user(),
+            TokenDelta::new(-50).unwrap(),
+            reason(),
+            key(),
+            admin,
+        );
+        assert_eq!(take.actor, Some(admin));
+        assert!(take.apply_to(balance(49)).is_err());
+        assert_eq!(take.apply_to(balance(50)).unwrap(), balance(0));
+        // A positive adjustment lifts a negative balance.
+        let give =
+            Posting::adjustment(user(), TokenDelta::new(50).unwrap(), reason(), key(), admin);
+        assert_eq!(give.apply_to(balance(-100)).unwrap(), balance(-50));
+    }
+
+    #[test]
+    fn no_posting_passes_the_balance_limit() {
+        let credit = Posting::credit(user(), tokens(Tokens::MAX), Source::Manual, reason(), key());
+        assert_eq!(
+            credit.apply_to(balance(Balance::LIMIT)).unwrap_err(),
+            LedgerError::BalanceLimit
+        );
+        let reversal = Posting::reversal(
+            user(),
+            tokens(Tokens::MAX),
+            Source::StripeDispute,
+            reason(),
+            key(),
+        );
+        assert_eq!(
+            reversal.apply_to(balance(-Balance::LIMIT)).unwrap_err(),
+            LedgerError::BalanceLimit
+        );
+    }
+}

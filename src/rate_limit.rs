@@ -1,0 +1,207 @@
+//! Rate limits: how often one key (a user and an IP, an email) may do something.
+//!
+//! Both limiters run the same algorithm, GCRA: a key may make `burst` requests at once, then
+//! one every `period / burst`. The database limiter keeps one row a key, so every node sharing
+//! the database shares the limit; the memory limiter (governor) serves a single node. Both take
+//! their time from a [`Clock`], so tests move time instead of sleeping.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::clock::Clock;
+use crate::store::{Store, StoreError};
+
+/// How many requests a key may make in a period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// Requests allowed at once, and in each period.
+    pub burst: NonZeroU32,
+    pub period: Duration,
+}
+
+impl Quota {
+    pub fn per_minute(burst: NonZeroU32) -> Self {
+        Self {
+            burst,
+            period: Duration::from_secs(60),
+        }
+    }
+
+    /// The time one request "costs": a spent request is back after this long.
+    pub fn interval(&self) -> Duration {
+        self.period / self.burst.get()
+    }
+
+    /// How far ahead of now a key's schedule may run before it is refused.
+    fn tolerance(&self) -> Duration {
+        self.interval() * (self.burst.get() - 1)
+    }
+}
+
+/// The answer to one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Allowed,
+    /// Refused; the next request will be allowed after this long.
+    Limited {
+        retry_after: Duration,
+    },
+}
+
+#[async_trait]
+pub trait RateLimiter: Send + Sync + 'static {
+    /// Counts one request for `key`, unless it is over the limit.
+    async fn check(&self, key: &str) -> Result<Decision, StoreError>;
+
+    /// Forgets keys that are back to a full allowance (run now and then).
+    async fn forget_idle(&self) -> Result<(), StoreError>;
+}
+
+/// A limit kept in the database: shared by every node.
+pub struct DatabaseLimiter {
+    name: &'static str,
+    quota: Quota,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+}
+
+impl DatabaseLimiter {
+    /// `name` keeps this limit's keys apart from other limits' in the shared table.
+    pub fn new(
+        name: &'static str,
+        quota: Quota,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            name,
+            quota,
+            store,
+            clock,
+        }
+    }
+}
+
+#[async_trait]
+impl RateLimiter for DatabaseLimiter {
+    async fn check(&self, key: &str) -> Result<Decision, StoreError> {
+        let wait = self
+            .store
+            .rate_limit_take(
+                &format!("{}:{key}", self.name),
+                self.clock.now(),
+                millis(self.quota.interval()),
+                millis(self.quota.tolerance()),
+            )
+            .await?;
+        Ok(match wait {
+            None => Decision::Allowed,
+            Some(ms) => Decision::Limited {
+                retry_after: Duration::from_millis(u64::try_from(ms.max(1)).unwrap_or(1)),
+            },
+        })
+    }
+
+    async fn forget_idle(&self) -> Result<(), StoreError> {
+        self.store
+            .rate_limit_forget_before(self.clock.now())
+            .await
+            .map(|_| ())
+    }
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// governor's view of a [`Clock`]: time since the epoch.
+#[derive(Clone)]
+struct GovernorClock(Arc<dyn Clock>);
+
+impl governor::clock::Clock for GovernorClock {
+    type Instant = Duration;
+
+    fn now(&self) -> Duration {
+        Duration::from_millis(u64::try_from(self.0.now().as_millis()).unwrap_or(0))
+    }
+}
+
+type KeyedGovernor = governor::RateLimiter<
+    String,
+    governor::state::keyed::DashMapStateStore<String>,
+    GovernorClock,
+    governor::middleware::NoOpMiddleware<Duration>,
+>;
+
+/// A limit kept in this process (governor): for a single node.
+pub struct MemoryLimiter {
+    limiter: KeyedGovernor,
+    clock: GovernorClock,
+}
+
+impl MemoryLimiter {
+    pub fn new(quota: Quota, clock: Arc<dyn Clock>) -> Self {
+        let clock = GovernorClock(clock);
+        let quota = governor::Quota::with_period(quota.interval())
+            .expect("a quota's interval is above zero")
+            .allow_burst(quota.burst);
+        Self {
+            limiter: governor::RateLimiter::dashmap_with_clock(quota, clock.clone()),
+            clock,
+        }
+    }
+}
+
+#[async_trait]
+impl RateLimiter for MemoryLimiter {
+    async fn check(&self, key: &str) -> Result<Decision, StoreError> {
+        use governor::clock::Clock as _;
+        Ok(match self.limiter.check_key(&key.to_owned()) {
+            Ok(()) => Decision::Allowed,
+            Err(not_until) => Decision::Limited {
+                retry_after: not_until.wait_time_from(self.clock.now()),
+            },
+        })
+    }
+
+    async fn forget_idle(&self) -> Result<(), StoreError> {
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::domain::Timestamp;
+
+    #[tokio::test]
+    async fn the_memory_limiter_follows_the_same_schedule() {
+        let clock = ManualClock::starting_at(Timestamp::from_millis(1_800_000_000_000));
+        let limiter = MemoryLimiter::new(
+            Quota::per_minute(NonZeroU32::new(5).unwrap()),
+            Arc::new(clock.clone()),
+        );
+        for _ in 0..5 {
+            assert_eq!(limiter.check("k").await.unwrap(), Decision::Allowed);
+        }
+        assert_eq!(
+            limiter.check("k").await.unwrap(),
+            Decision::Limited {
+                retry_after: Duration::from_secs(12)
+            }
+        );
+        assert_eq!(limiter.check("other").await.unwrap(), Decision::Allowed);
+        clock.advance(Duration::from_secs(12));
+        assert_eq!(limiter.check("k").await.unwrap(), Decision::Allowed);
+        assert!(matches!(
+            limiter.check("k").await.unwrap(),
+            Decision::Limited { .. }
+        ));
+    }
+}

@@ -1,0 +1,100 @@
+//! Connecting to the database named by the settings, and what differs between backends.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, ConnectOptions, Executor};
+
+use super::{SqlStore, StoreError};
+use crate::config::DatabaseTarget;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Which database engine a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
+    /// How a transaction that will write begins. SQLite takes its write lock up front, so
+    /// two writers never deadlock upgrading read locks; PostgreSQL locks rows as it goes.
+    pub(super) fn begin_write(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        }
+    }
+
+    pub(super) fn migrator(self) -> &'static Migrator {
+        match self {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        }
+    }
+}
+
+/// Connects to the database, creating a SQLite file (and its folder) when missing, and
+/// applies the migrations that have not been applied yet.
+pub async fn connect(target: &DatabaseTarget) -> Result<SqlStore, StoreError> {
+    sqlx::any::install_default_drivers();
+    let (backend, pool) = match target {
+        DatabaseTarget::Sqlite { path } => (Backend::Sqlite, sqlite_pool(path).await?),
+        DatabaseTarget::Postgres { url } => (
+            Backend::Postgres,
+            AnyPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect(url.expose())
+                .await?,
+        ),
+    };
+    backend.migrator().run(&pool).await?;
+    Ok(SqlStore::new(pool, backend))
+}
+
+async fn sqlite_pool(path: &Path) -> Result<AnyPool, StoreError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Database(sqlx::Error::Configuration(
+                format!("cannot create the data folder {}: {e}", dir.display()).into(),
+            ))
+        })?;
+    }
+    let url = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .to_url_lossy();
+    let options = AnyConnectOptions::from_str(url.as_str())?;
+    let pool = AnyPoolOptions::new()
+        // One writer at a time is SQLite's rule; a few connections serve readers meanwhile.
+        .max_connections(8)
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                // WAL lets readers run beside the writer; NORMAL is durable across process
+                // crashes in WAL mode; waiting up to 10 s for the write lock beats failing.
+                conn.execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .connect_with(options)
+        .await?;
+    Ok(pool)
+}

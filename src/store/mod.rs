@@ -1,0 +1,193 @@
+//! Storage: the `Store` trait and its SQL implementation for SQLite and PostgreSQL.
+//!
+//! One schema (`migrations/sqlite`, `migrations/postgres`, kept in step) and one set of SQL
+//! statements serve both backends through sqlx's `Any` driver; the few differences (how a
+//! write transaction begins, connection settings) live in [`database`]. Every ledger change
+//! is one transaction that updates the balance and appends the ledger row together.
+
+mod database;
+mod sql;
+#[cfg(test)]
+mod tests;
+
+use async_trait::async_trait;
+
+pub use database::{Backend, connect};
+pub use sql::SqlStore;
+
+use crate::api_key::KeyDigest;
+use crate::domain::{
+    Balance, DomainError, Email, IdempotencyKey, LedgerEntry, LedgerEntryId, LedgerPage,
+    LedgerTotals, Role, Source, Timestamp, User, UserId,
+};
+use crate::ledger::{LedgerError, Posted, Posting};
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The ledger refused the change; nothing was written.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("not found")]
+    NotFound,
+    /// A unique value (an email, a Stripe id) is taken.
+    #[error("already exists")]
+    AlreadyExists,
+    /// The database holds a value the domain refuses: a bug or a hand-edited row.
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+    /// The balance kept changing under a posting; trying again later is safe.
+    #[error("the balance kept changing; try again")]
+    Contended,
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl From<DomainError> for StoreError {
+    fn from(e: DomainError) -> Self {
+        StoreError::Corrupt(e.to_string())
+    }
+}
+
+/// A user to create. The password hash is made by the caller (argon2id).
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub email: Email,
+    pub password_hash: Option<String>,
+    pub role: Role,
+}
+
+/// Which part of a ledger to read: newest first, `limit` entries older than `before`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerQuery {
+    pub before: Option<LedgerEntryId>,
+    pub limit: u32,
+    pub source: Option<Source>,
+}
+
+impl LedgerQuery {
+    pub const MAX_LIMIT: u32 = 100;
+
+    /// The first page, `limit` entries (clamped to 1..=100).
+    pub fn first(limit: u32) -> Self {
+        Self {
+            before: None,
+            limit: limit.clamp(1, Self::MAX_LIMIT),
+            source: None,
+        }
+    }
+}
+
+/// A service key for the consume API, as stored (the secret itself is never stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    pub id: i64,
+    pub name: String,
+    /// The first characters of the secret, to tell keys apart in lists.
+    pub display_prefix: String,
+    pub scopes: Vec<String>,
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
+impl ApiKey {
+    pub fn allows(&self, scope: &str) -> bool {
+        self.revoked_at.is_none() && self.scopes.iter().any(|s| s == scope)
+    }
+}
+
+/// A user whose balance disagrees with their ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BalanceMismatch {
+    pub user: UserId,
+    /// `None` when the user has no balance row at all.
+    pub balance: Option<i64>,
+    pub ledger_sum: i64,
+    /// The newest entry's `balance_after`, when there are entries.
+    pub last_balance_after: Option<i64>,
+}
+
+/// Everything the application stores.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+
+    /// Checks that the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    // --- Ledger -----------------------------------------------------------------------------
+
+    /// Applies a posting and its ledger row in one transaction. A key used before answers
+    /// with the original entry (`replayed`) when it was the same change, and
+    /// [`LedgerError::IdempotencyConflict`] otherwise; a refused posting changes nothing.
+    async fn post(&self, posting: Posting) -> Result<Posted, StoreError>;
+
+    /// The user's balance; zero for a user with no entries.
+    async fn balance(&self, user: UserId) -> Result<Balance, StoreError>;
+
+    async fn ledger_page(
+        &self,
+        user: UserId,
+        query: &LedgerQuery,
+    ) -> Result<LedgerPage, StoreError>;
+
+    async fn ledger_totals(&self, user: UserId) -> Result<LedgerTotals, StoreError>;
+
+    async fn entry_by_key(&self, key: &IdempotencyKey) -> Result<Option<LedgerEntry>, StoreError>;
+
+    /// Users whose balance is not the sum of their ledger (should always be empty).
+    async fn audit_balances(&self) -> Result<Vec<BalanceMismatch>, StoreError>;
+
+    // --- Users ------------------------------------------------------------------------------
+
+    /// Creates a user with a zero balance. [`StoreError::AlreadyExists`] when the email is taken.
+    async fn create_user(&self, user: NewUser) -> Result<User, StoreError>;
+
+    async fn user_by_id(&self, id: UserId) -> Result<Option<User>, StoreError>;
+
+    async fn user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError>;
+
+    /// The user with this email and their password hash (`None` for an account without one).
+    async fn credentials(
+        &self,
+        email: &Email,
+    ) -> Result<Option<(User, Option<String>)>, StoreError>;
+
+    async fn user_count(&self) -> Result<i64, StoreError>;
+
+    // --- Rate limits ------------------------------------------------------------------------
+
+    /// One request for `key` under GCRA (see [`crate::rate_limit`]), in one statement so that
+    /// concurrent requests on any node count exactly: `None` when allowed, otherwise how many
+    /// milliseconds until the next request would be.
+    async fn rate_limit_take(
+        &self,
+        key: &str,
+        now: Timestamp,
+        interval_ms: i64,
+        tolerance_ms: i64,
+    ) -> Result<Option<i64>, StoreError>;
+
+    /// Deletes keys whose allowance is full again at `now`; returns how many.
+    async fn rate_limit_forget_before(&self, now: Timestamp) -> Result<u64, StoreError>;
+
+    // --- Service API keys -------------------------------------------------------------------
+
+    async fn create_api_key(
+        &self,
+        name: &str,
+        display_prefix: &str,
+        digest: &KeyDigest,
+        scopes: &[&str],
+    ) -> Result<ApiKey, StoreError>;
+
+    /// The key with this digest, unless it is revoked.
+    async fn active_api_key(&self, digest: &KeyDigest) -> Result<Option<ApiKey>, StoreError>;
+
+    /// Revokes a key; false when there is no such active key.
+    async fn revoke_api_key(&self, id: i64) -> Result<bool, StoreError>;
+
+    async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError>;
+}
