@@ -3,6 +3,8 @@
 //! the server and are plain HTTP calls from the browser.
 
 pub mod api;
+pub mod components;
+pub mod error;
 pub mod pages;
 mod shell;
 #[cfg(feature = "ssr")]

@@ -3,9 +3,13 @@
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{Redirect, Route, Router, Routes};
-use leptos_router::path;
+use leptos_router::{SsrMode, path};
 
+use crate::components::layout::{CurrentUser, SiteHeader};
+use crate::pages::admin::AdminPage;
 use crate::pages::billing::BillingPage;
+use crate::pages::login::LoginPage;
+use crate::pages::signup::SignupPage;
 
 /// The whole document, rendered on the server around [`App`].
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -35,11 +39,27 @@ pub fn App() -> impl IntoView {
         <Stylesheet id="leptos" href="/pkg/billing.css" />
         <Title text="PromptBloom Billing" />
         <Router>
+            <Pages />
+        </Router>
+    }
+}
+
+/// The header and the routes, inside the router (the signed-in user is read per page).
+#[component]
+fn Pages() -> impl IntoView {
+    CurrentUser::provide();
+
+    view! {
+            <SiteHeader />
+            // Pages behind a login render whole before sending (`Async`), so that a visitor
+            // without a session gets a real redirect to the login page.
             <Routes fallback=NotFound>
                 <Route path=path!("/") view=|| view! { <Redirect path="/app/billing" /> } />
-                <Route path=path!("/app/billing") view=BillingPage />
+                <Route path=path!("/login") view=LoginPage />
+                <Route path=path!("/signup") view=SignupPage />
+                <Route path=path!("/app/billing") view=BillingPage ssr=SsrMode::Async />
+                <Route path=path!("/admin") view=AdminPage ssr=SsrMode::Async />
             </Routes>
-        </Router>
     }
 }
 

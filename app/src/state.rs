@@ -4,10 +4,25 @@ use std::sync::Arc;
 
 use axum::extract::FromRef;
 use billing::config::Config;
+use billing::rate_limit::RateLimiter;
+use billing::store::Store;
 use leptos::prelude::LeptosOptions;
 
 #[derive(Clone, FromRef)]
 pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub limits: Limits,
+}
+
+/// The rate limits, each keyed by what it protects.
+#[derive(Clone)]
+pub struct Limits {
+    /// Checkout, portal and admin adjustments: per user and IP.
+    pub billing_writes: Arc<dyn RateLimiter>,
+    /// Login and sign-up attempts from one IP.
+    pub login_by_ip: Arc<dyn RateLimiter>,
+    /// Login attempts on one account, from anywhere.
+    pub login_by_email: Arc<dyn RateLimiter>,
 }

@@ -1,11 +1,18 @@
 import { expect, test } from "@playwright/test";
 
-test("the billing page is rendered on the server", async ({ request }) => {
-  const response = await request.get("/app/billing");
+// The development server seeds this user (DEMO_ACCOUNTS, see server/src/demo.rs).
+const DEMO = { email: "demo@promptbloom.test", password: "sunflower-meadow-42" };
+
+test("pages are rendered on the server", async ({ request }) => {
+  const response = await request.get("/login", { maxRedirects: 0 });
   expect(response.status()).toBe(200);
   const html = await response.text();
-  expect(html).toContain("<h1>Billing</h1>");
+  expect(html).toContain("<h1>Log in</h1>");
   expect(html).toContain("/pkg/billing.wasm");
+
+  const billing = await request.get("/app/billing", { maxRedirects: 0 });
+  expect(billing.status()).toBe(302);
+  expect(billing.headers()["location"]).toMatch(/^\/login\?next=/);
 });
 
 test("the page hydrates and a click gets a server function's answer", async ({ page }) => {
@@ -15,7 +22,12 @@ test("the page hydrates and a click gets a server function's answer", async ({ p
     if (message.type() === "error") problems.push(`console error: ${message.text()}`);
   });
 
-  await page.goto("/app/billing");
+  await page.goto("/login?next=/app/billing");
+  await page.getByLabel("Email").fill(DEMO.email);
+  await page.getByLabel("Password").fill(DEMO.password);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await expect(page).toHaveURL(/\/app\/billing$/);
+
   const button = page.getByRole("button", { name: "Check connection" });
   // Server-rendered disabled; enabled only once the WASM has taken over the page.
   await expect(button).toHaveAttribute("data-hydrated", "true");
@@ -24,7 +36,7 @@ test("the page hydrates and a click gets a server function's answer", async ({ p
   const answer = page.waitForResponse((r) => r.url().includes("/api/status"));
   await button.click();
   expect((await answer).status()).toBe(200);
-  await expect(page.getByRole("status")).toHaveText(
+  await expect(page.getByRole("status").filter({ hasText: "answered" })).toHaveText(
     /^Server \d+\.\d+\.\d+ answered: simulated payments, sqlite database\.$/,
   );
   expect(problems).toEqual([]);

@@ -1,6 +1,11 @@
-//! The axum server: start-up, HTTP routes and operator subcommands.
+//! The axum server: start-up, HTTP routes, sessions and operator subcommands.
 
 pub mod cli;
+pub mod commands;
+pub mod csrf;
+pub mod demo;
+pub mod error;
 pub mod routes;
+pub mod session;
 pub mod startup;
 pub mod telemetry;

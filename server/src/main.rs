@@ -4,7 +4,7 @@ use billing::config::Config;
 use clap::Parser;
 use server::cli::{Cli, Command};
 use server::startup::Application;
-use server::telemetry;
+use server::{commands, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -18,28 +18,51 @@ async fn main() -> ExitCode {
     };
     telemetry::init(config.log_format);
 
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => {
-            let leptos_options = match leptos::config::get_configuration(None) {
-                Ok(conf) => conf.leptos_options,
-                Err(e) => {
-                    eprintln!("error: Leptos settings (LEPTOS_*): {e}");
-                    return ExitCode::from(2);
-                }
-            };
-            let app = match Application::build(config, leptos_options).await {
-                Ok(app) => app,
-                Err(e) => {
-                    tracing::error!(error = %e, "could not start");
-                    return ExitCode::FAILURE;
-                }
-            };
-            tracing::info!(address = %app.address(), "listening");
-            if let Err(e) = app.run_until_stopped().await {
-                tracing::error!(error = %e, "server stopped with an error");
-                return ExitCode::FAILURE;
-            }
-            ExitCode::SUCCESS
+    let command = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => return serve(config).await,
+        other => other,
+    };
+    let store = match billing::store::connect(&config.database).await {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!(
+                "error: cannot open the {} database: {e}",
+                config.database.backend_name()
+            );
+            return ExitCode::FAILURE;
         }
+    };
+    let outcome = match command {
+        Command::Serve => unreachable!("served above"),
+        Command::User(command) => commands::user(&store, command).await,
+        Command::ApiKey(command) => commands::api_key(&store, command).await,
+        Command::Ledger(command) => commands::ledger(&store, command).await,
+    };
+    outcome.unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+async fn serve(config: Config) -> ExitCode {
+    let leptos_options = match leptos::config::get_configuration(None) {
+        Ok(conf) => conf.leptos_options,
+        Err(e) => {
+            eprintln!("error: Leptos settings (LEPTOS_*): {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let app = match Application::build(config, leptos_options).await {
+        Ok(app) => app,
+        Err(e) => {
+            tracing::error!(error = %e, "could not start");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(address = %app.address(), "listening");
+    if let Err(e) = app.run_until_stopped().await {
+        tracing::error!(error = %e, "server stopped with an error");
+        return ExitCode::FAILURE;
     }
+    ExitCode::SUCCESS
 }

@@ -1,36 +1,89 @@
-//! Builds the application: state, routes and the listener.
+//! Builds the application: state, routes, layers and the listener.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::time::Duration;
 
-use app::state::AppState;
+use app::state::{AppState, Limits};
 use app::{App, shell};
 use axum::Router;
-use axum::routing::get;
-use billing::config::Config;
+use axum::routing::{get, post};
+use billing::clock::{Clock, SystemClock};
+use billing::config::{Config, RateLimitBackend};
+use billing::rate_limit::{DatabaseLimiter, MemoryLimiter, Quota, RateLimiter};
+use billing::store::{self, Store, StoreError};
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tokio::net::TcpListener;
 
-use crate::routes::health;
+use crate::csrf::{self, SiteOrigin};
+use crate::demo;
+use crate::routes::{consume, health};
+use crate::session::Sessions;
+
+/// How often idle rate-limit keys are forgotten.
+const HOUSEKEEPING_PERIOD: Duration = Duration::from_secs(300);
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot open the database: {0}")]
+    Database(#[from] StoreError),
+    #[error("cannot open the session store: {0}")]
+    Sessions(#[from] sqlx::Error),
+    #[error("cannot listen: {0}")]
+    Listen(#[from] std::io::Error),
+}
 
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    state: AppState,
 }
 
 impl Application {
-    /// Binds `leptos_options.site_addr` (port 0 picks a free port) and prepares the routes.
-    pub async fn build(config: Config, leptos_options: LeptosOptions) -> std::io::Result<Self> {
+    /// Opens (and migrates) the database, binds `leptos_options.site_addr` (port 0 picks a
+    /// free port) and prepares the routes.
+    pub async fn build(
+        config: Config,
+        leptos_options: LeptosOptions,
+    ) -> Result<Self, StartupError> {
+        Self::build_with_clock(config, leptos_options, Arc::new(SystemClock)).await
+    }
+
+    /// As [`Application::build`], with the clock the rate limits read (tests move it).
+    pub async fn build_with_clock(
+        config: Config,
+        leptos_options: LeptosOptions,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartupError> {
+        let store: Arc<dyn Store> = Arc::new(store::connect(&config.database).await?);
+        tracing::info!(backend = store.backend().name(), "database ready");
+        let sessions = Sessions::connect(&config.database).await?;
+        if config.demo_accounts {
+            demo::seed_when_empty(&*store).await?;
+        }
+
         let listener = TcpListener::bind(leptos_options.site_addr).await?;
         let state = AppState {
             leptos_options,
+            limits: limits(&config, &store, &clock),
             config: Arc::new(config),
+            store,
         };
+        sessions.spawn_cleanup();
+        spawn_housekeeping(state.limits.clone());
         Ok(Self {
             listener,
-            router: router(state),
+            router: router(state.clone(), &sessions),
+            state,
         })
+    }
+
+    /// What the routes share; tests reach the store through it.
+    pub fn state(&self) -> &AppState {
+        &self.state
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -50,16 +103,68 @@ impl Application {
     }
 }
 
-fn router(state: AppState) -> Router {
+/// The rate limits, in the database (every node shares them) or in this process.
+fn limits(config: &Config, store: &Arc<dyn Store>, clock: &Arc<dyn Clock>) -> Limits {
+    let make = |name: &'static str, quota: Quota| -> Arc<dyn RateLimiter> {
+        match config.rate_limit_backend {
+            RateLimitBackend::Database => Arc::new(DatabaseLimiter::new(
+                name,
+                quota,
+                store.clone(),
+                clock.clone(),
+            )),
+            RateLimitBackend::Memory => Arc::new(MemoryLimiter::new(quota, clock.clone())),
+        }
+    };
+    let per = |n: u32, period: Duration| Quota {
+        burst: NonZeroU32::new(n).expect("a literal above zero"),
+        period,
+    };
+    Limits {
+        billing_writes: make(
+            "billing",
+            Quota::per_minute(config.billing_writes_per_minute),
+        ),
+        login_by_ip: make("login-ip", per(20, Duration::from_secs(60))),
+        login_by_email: make("login-email", per(10, Duration::from_secs(600))),
+    }
+}
+
+fn spawn_housekeeping(limits: Limits) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(HOUSEKEEPING_PERIOD);
+        loop {
+            tick.tick().await;
+            for limiter in [
+                &limits.billing_writes,
+                &limits.login_by_ip,
+                &limits.login_by_email,
+            ] {
+                if let Err(error) = limiter.forget_idle().await {
+                    tracing::warn!(%error, "forgetting idle rate-limit keys failed");
+                }
+            }
+        }
+    });
+}
+
+fn router(state: AppState, sessions: &Sessions) -> Router {
     let routes = generate_route_list(App);
     let context = state.clone();
+    let site = SiteOrigin(state.config.site_url.clone());
     Router::new()
         .route("/healthz", get(health::healthz))
+        .route("/api/tokens/consume", post(consume::consume))
         .leptos_routes_with_context(&state, routes, move || provide_context(context.clone()), {
             let options = state.leptos_options.clone();
             move || shell(options.clone())
         })
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(sessions.layer(&state.config))
+        .layer(axum::middleware::from_fn_with_state(
+            site,
+            csrf::same_origin_only,
+        ))
         .with_state(state)
 }
 

@@ -1,3 +1,9 @@
 //! Server functions: the HTTP API the page and JSON clients share.
 
+pub mod admin;
+pub mod auth;
+pub(crate) mod codec;
+#[cfg(feature = "ssr")]
+pub mod guard;
 pub mod status;
+pub mod tokens;

@@ -3,6 +3,8 @@
 use leptos::prelude::*;
 
 use crate::api::status::{SystemStatus, service_status};
+use crate::components::billing::{CurrentBalance, LedgerTable};
+use crate::components::require_user::RequireUser;
 
 #[component]
 pub fn BillingPage() -> impl IntoView {
@@ -11,7 +13,11 @@ pub fn BillingPage() -> impl IntoView {
             <header class="page-header">
                 <h1>"Billing"</h1>
             </header>
-            <ConnectionCheck />
+            <RequireUser let:_user>
+                <CurrentBalance />
+                <LedgerTable />
+                <ConnectionCheck />
+            </RequireUser>
         </main>
     }
 }

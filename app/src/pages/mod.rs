@@ -1,1 +1,4 @@
+pub mod admin;
 pub mod billing;
+pub mod login;
+pub mod signup;

@@ -1,3 +1,4 @@
 //! HTTP routes that are not server functions.
 
+pub mod consume;
 pub mod health;

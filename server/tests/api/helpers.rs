@@ -1,8 +1,15 @@
 //! `spawn_app`: a fresh server with its own data folder, and a client that keeps cookies.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
+use billing::api_key::{NewApiKey, SCOPE_CONSUME};
+use billing::auth::{self, Password};
+use billing::clock::ManualClock;
 use billing::config::Config;
+use billing::domain::{Email, IdempotencyKey, Reason, Role, Source, Timestamp, Tokens, User};
+use billing::ledger::Posting;
+use billing::store::{NewUser, Store};
 use leptos::prelude::LeptosOptions;
 use server::startup::Application;
 use tempfile::TempDir;
@@ -10,12 +17,88 @@ use tempfile::TempDir;
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
-    _data_dir: TempDir,
+    pub store: Arc<dyn Store>,
+    pub data_dir: TempDir,
+    /// The clock the rate limits read: move it instead of sleeping.
+    pub clock: ManualClock,
 }
+
+/// The password every test account gets.
+pub const PASSWORD: &str = "correct horse battery";
 
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
+    }
+
+    /// A user with `tokens` already bought (none when zero).
+    pub async fn user_with_tokens(&self, email: &str, tokens: i64) -> User {
+        let user = self
+            .store
+            .create_user(NewUser {
+                email: Email::parse(email).unwrap(),
+                password_hash: None,
+                role: Role::User,
+            })
+            .await
+            .unwrap();
+        if tokens > 0 {
+            self.store
+                .post(Posting::credit(
+                    user.id,
+                    Tokens::new(tokens).unwrap(),
+                    Source::StripeCheckout,
+                    Reason::parse("Test purchase").unwrap(),
+                    IdempotencyKey::parse(&format!("test:{email}")).unwrap(),
+                ))
+                .await
+                .unwrap();
+        }
+        user
+    }
+
+    /// A fresh service API key allowed to consume; returns its secret.
+    pub async fn api_key(&self) -> String {
+        let made = NewApiKey::generate();
+        self.store
+            .create_api_key("test", &made.display_prefix, &made.digest, &[SCOPE_CONSUME])
+            .await
+            .unwrap();
+        made.secret.expose().to_owned()
+    }
+
+    /// A user or admin with a password, made directly in the store.
+    pub async fn account(&self, email: &str, role: Role) -> User {
+        let email = Email::parse(email).unwrap();
+        let hash = auth::hash_password(Password::choose(PASSWORD, &email).unwrap())
+            .await
+            .unwrap();
+        self.store
+            .create_user(NewUser {
+                email,
+                password_hash: Some(hash),
+                role,
+            })
+            .await
+            .unwrap()
+    }
+
+    /// A client with a cookie jar of its own (another browser).
+    pub fn new_client(&self) -> reqwest::Client {
+        client()
+    }
+
+    /// A new client, logged in as `email`.
+    pub async fn logged_in(&self, email: &str) -> reqwest::Client {
+        let client = self.new_client();
+        let response = client
+            .post(self.url("/api/auth/login"))
+            .form(&[("email", email), ("password", PASSWORD)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "login of {email}");
+        client
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
@@ -33,6 +116,10 @@ pub async fn spawn_app() -> TestApp {
 
 /// Spawns the app with settings on top of the embedded default.
 pub async fn spawn_app_with(vars: &[(&str, &str)]) -> TestApp {
+    // `TEST_LOG=1 cargo test ...` shows the server's logs.
+    if std::env::var_os("TEST_LOG").is_some() {
+        server::telemetry::init(billing::config::LogFormat::Pretty);
+    }
     let data_dir = tempfile::tempdir().expect("a temporary folder");
     let mut settings: HashMap<String, String> = vars
         .iter()
@@ -41,6 +128,9 @@ pub async fn spawn_app_with(vars: &[(&str, &str)]) -> TestApp {
     settings
         .entry("DATA_DIR".into())
         .or_insert_with(|| data_dir.path().display().to_string());
+    settings
+        .entry("DEMO_ACCOUNTS".into())
+        .or_insert_with(|| "false".into());
     let config = Config::from_lookup(|name| settings.get(name).cloned()).expect("valid settings");
     let leptos_options = LeptosOptions::builder()
         .output_name("billing")
@@ -48,20 +138,28 @@ pub async fn spawn_app_with(vars: &[(&str, &str)]) -> TestApp {
         .site_addr(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
         .build();
 
-    let app = Application::build(config, leptos_options)
+    let clock = ManualClock::starting_at(Timestamp::now());
+    let app = Application::build_with_clock(config, leptos_options, Arc::new(clock.clone()))
         .await
         .expect("the app starts");
     let address = format!("http://{}", app.address());
+    let store = app.state().store.clone();
     tokio::spawn(app.run_until_stopped());
 
-    let client = reqwest::Client::builder()
+    TestApp {
+        address,
+        client: client(),
+        store,
+        data_dir,
+        clock,
+    }
+}
+
+/// A client that keeps cookies and shows redirects instead of following them.
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
         .build()
-        .expect("a client");
-    TestApp {
-        address,
-        client,
-        _data_dir: data_dir,
-    }
+        .expect("a client")
 }

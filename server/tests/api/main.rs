@@ -2,5 +2,9 @@
 
 mod helpers;
 
+mod accounts;
+mod admin;
+mod cli;
+mod consume;
 mod health;
 mod pages;

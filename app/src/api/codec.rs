@@ -1,0 +1,84 @@
+//! `FormOrJson`: a server function input that a plain HTML form (urlencoded, no JavaScript)
+//! and a JSON client (`Content-Type: application/json`, as the seed's clients send) can both
+//! call. The hydrated page sends JSON.
+//!
+//! Rust's orphan rule allows these impls only for this crate's own types, so each server
+//! function that takes this input is listed in [`form_or_json!`].
+
+use leptos::server_fn::ContentType;
+use leptos::server_fn::codec::Encoding;
+use leptos::server_fn::error::{FromServerFnError, IntoAppError, ServerFnErrorErr};
+use leptos::server_fn::request::{ClientReq, Req};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub struct FormOrJson;
+
+impl ContentType for FormOrJson {
+    const CONTENT_TYPE: &'static str = "application/json";
+}
+
+impl Encoding for FormOrJson {
+    const METHOD: http::Method = http::Method::POST;
+}
+
+/// The browser side: arguments as JSON.
+pub fn encode<T, Request, E>(args: &T, path: &str, accepts: &str) -> Result<Request, E>
+where
+    T: Serialize,
+    Request: ClientReq<E>,
+    E: FromServerFnError,
+{
+    let body = serde_json::to_string(args)
+        .map_err(|e| ServerFnErrorErr::Serialization(e.to_string()).into_app_error())?;
+    Request::try_new_post(path, FormOrJson::CONTENT_TYPE, accepts, body)
+}
+
+/// The server side: JSON when the request says so, a urlencoded form otherwise.
+pub async fn decode<T, Request, E>(req: Request) -> Result<T, E>
+where
+    T: DeserializeOwned,
+    Request: Req<E> + Send + 'static,
+    E: FromServerFnError,
+{
+    let is_json = req
+        .to_content_type()
+        .is_some_and(|ct| ct.trim_start().starts_with("application/json"));
+    let body = req.try_into_string().await?;
+    let args = if is_json {
+        serde_json::from_str(&body).map_err(|e| e.to_string())
+    } else {
+        serde_qs::Config::new(5, false)
+            .deserialize_str(&body)
+            .map_err(|e| e.to_string())
+    };
+    args.map_err(|e| ServerFnErrorErr::Args(e).into_app_error())
+}
+
+/// Lets the listed server functions' argument types travel as [`FormOrJson`].
+macro_rules! form_or_json {
+    ($($args:ty),* $(,)?) => {$(
+        impl<E, Request> leptos::server_fn::codec::IntoReq<$crate::api::codec::FormOrJson, Request, E>
+            for $args
+        where
+            Request: leptos::server_fn::request::ClientReq<E>,
+            E: leptos::server_fn::error::FromServerFnError,
+        {
+            fn into_req(self, path: &str, accepts: &str) -> Result<Request, E> {
+                $crate::api::codec::encode(&self, path, accepts)
+            }
+        }
+
+        impl<E, Request> leptos::server_fn::codec::FromReq<$crate::api::codec::FormOrJson, Request, E>
+            for $args
+        where
+            Request: leptos::server_fn::request::Req<E> + Send + 'static,
+            E: leptos::server_fn::error::FromServerFnError,
+        {
+            async fn from_req(req: Request) -> Result<Self, E> {
+                $crate::api::codec::decode(req).await
+            }
+        }
+    )*};
+}
+pub(crate) use form_or_json;

@@ -1,0 +1,218 @@
+//! What server functions check before they act: who is asking (the session), whether they
+//! may (their role), and whether they are asking too often (the rate limits). Server-only.
+//!
+//! Every server function body runs inside [`answer`], which hands it a [`Call`] and turns its
+//! error into the HTTP status a JSON client expects (401, 403, 429 with `Retry-After`...).
+//! A `Call` holds everything taken from the reactive context, captured before the first
+//! `.await`: Leptos's context is only reliably there until a server function first yields.
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::ConnectInfo;
+use billing::domain::{User, UserId};
+use billing::rate_limit::{Decision, RateLimiter};
+use http::request::Parts;
+use http::{HeaderName, HeaderValue, StatusCode, header};
+use leptos::prelude::{expect_context, use_context};
+use leptos::server_fn::redirect::REDIRECT_HEADER;
+use leptos_axum::ResponseOptions;
+use tower_sessions::Session;
+
+use crate::error::AppError;
+use crate::state::AppState;
+
+/// The session key holding the signed-in user's id.
+const SESSION_USER: &str = "user_id";
+
+/// Runs a server function's body and gives its error the right HTTP status. A plain HTML
+/// form post keeps the framework's redirect back to the form (which then shows the error).
+pub async fn answer<T, F, Fut>(body: F) -> Result<T, AppError>
+where
+    F: FnOnce(Call) -> Fut,
+    Fut: Future<Output = Result<T, AppError>>,
+{
+    let call = Call::capture();
+    let response = call.response.clone();
+    let form_post = call.is_form_post();
+    let result = body(call).await;
+    if let (Err(error), Some(response)) = (&result, response)
+        && !form_post
+    {
+        response.set_status(
+            StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        );
+        if let AppError::RateLimited { retry_after_secs } = error {
+            response.insert_header(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        }
+    }
+    result
+}
+
+/// Logs an internal failure with its context and gives the generic error.
+pub fn internal<E: std::fmt::Display>(context: &'static str) -> impl FnOnce(E) -> AppError {
+    move |error| {
+        tracing::error!(%error, "{context}");
+        AppError::Internal
+    }
+}
+
+/// One server function call: the app's state, the request, and its response's options.
+#[derive(Clone)]
+pub struct Call {
+    state: AppState,
+    parts: Option<Parts>,
+    response: Option<ResponseOptions>,
+}
+
+impl Call {
+    fn capture() -> Self {
+        Self {
+            state: expect_context::<AppState>(),
+            parts: use_context::<Parts>(),
+            response: use_context::<ResponseOptions>(),
+        }
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    fn is_form_post(&self) -> bool {
+        self.header(header::ACCEPT)
+            .is_some_and(|accept| accept.contains("text/html"))
+    }
+
+    fn header(&self, name: HeaderName) -> Option<&str> {
+        self.parts.as_ref()?.headers.get(name)?.to_str().ok()
+    }
+
+    fn session(&self) -> Result<Session, AppError> {
+        self.parts
+            .as_ref()
+            .and_then(|parts| parts.extensions.get::<Session>().cloned())
+            .ok_or_else(|| internal("the session layer is missing")("no Session extension"))
+    }
+
+    /// The address the request came from.
+    pub fn client_ip(&self) -> Option<IpAddr> {
+        self.parts
+            .as_ref()?
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip())
+    }
+
+    /// Sends the browser to `path` when the call succeeds: a 302 for a plain form post, and
+    /// for the hydrated page a header its server function client follows.
+    pub fn redirect(&self, path: &str) {
+        let (Some(response), Ok(location)) = (&self.response, HeaderValue::from_str(path)) else {
+            return;
+        };
+        response.insert_header(header::LOCATION, location);
+        if self.is_form_post() {
+            response.set_status(StatusCode::FOUND);
+        } else {
+            response.insert_header(
+                HeaderName::from_static(REDIRECT_HEADER),
+                HeaderValue::from_static(""),
+            );
+        }
+    }
+
+    /// Sets the response's status outside of an error (a page that renders a refusal).
+    pub fn set_status(&self, status: StatusCode) {
+        if let Some(response) = &self.response {
+            response.set_status(status);
+        }
+    }
+
+    /// The signed-in user, if any.
+    pub async fn current_user(&self) -> Result<Option<User>, AppError> {
+        let Some(id) = self
+            .session()?
+            .get::<i64>(SESSION_USER)
+            .await
+            .map_err(internal("reading the session failed"))?
+        else {
+            return Ok(None);
+        };
+        let Ok(id) = UserId::new(id) else {
+            return Ok(None);
+        };
+        self.state
+            .store
+            .user_by_id(id)
+            .await
+            .map_err(internal("loading the session's user failed"))
+    }
+
+    /// The signed-in user, or 401.
+    pub async fn require_user(&self) -> Result<User, AppError> {
+        self.current_user().await?.ok_or(AppError::Unauthorized)
+    }
+
+    /// The signed-in admin: 401 without a session, 403 for anyone else.
+    pub async fn require_admin(&self) -> Result<User, AppError> {
+        let user = self.require_user().await?;
+        if user.is_admin() {
+            Ok(user)
+        } else {
+            tracing::warn!(user = %user.id, "refused: admin role required");
+            Err(AppError::Forbidden)
+        }
+    }
+
+    /// Starts a signed-in session under a new id, so an id planted before login is worthless.
+    pub async fn start_session(&self, user: &User) -> Result<(), AppError> {
+        let session = self.session()?;
+        session
+            .cycle_id()
+            .await
+            .map_err(internal("cycling the session id failed"))?;
+        session
+            .insert(SESSION_USER, user.id.get())
+            .await
+            .map_err(internal("writing the session failed"))
+    }
+
+    /// Ends the session: deletes it from the store and expires the cookie.
+    pub async fn end_session(&self) -> Result<(), AppError> {
+        self.session()?
+            .flush()
+            .await
+            .map_err(internal("deleting the session failed"))
+    }
+
+    /// Counts one request against `limiter` for `key`; 429 when over the limit.
+    pub async fn rate_limit(&self, limiter: &dyn RateLimiter, key: &str) -> Result<(), AppError> {
+        match limiter
+            .check(key)
+            .await
+            .map_err(internal("the rate limiter failed"))?
+        {
+            Decision::Allowed => Ok(()),
+            Decision::Limited { retry_after } => {
+                tracing::info!(key, "rate limited");
+                Err(AppError::RateLimited {
+                    retry_after_secs: u64::try_from(retry_after.as_millis().div_ceil(1000))
+                        .unwrap_or(u64::MAX)
+                        .max(1),
+                })
+            }
+        }
+    }
+
+    /// The client's address as a rate-limit key part.
+    pub fn ip_key(&self) -> String {
+        self.client_ip()
+            .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+    }
+
+    /// A billing write (checkout, portal, admin adjustment): 5 a minute per user and IP.
+    pub async fn limit_billing_write(&self, user: &User) -> Result<(), AppError> {
+        let key = format!("{}:{}", user.id, self.ip_key());
+        self.rate_limit(&*self.state.limits.billing_writes, &key)
+            .await
+    }
+}

@@ -1,0 +1,166 @@
+//! `/admin`: find a user, see their balance and ledger, credit or debit tokens with a reason.
+//! Admins only (403 for anyone else). The forms work before hydration too.
+
+use leptos::ev::SubmitEvent;
+use leptos::form::FromFormData;
+use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
+use leptos_router::hooks::use_query_map;
+
+use crate::api::admin::{Adjusted, AdminCredit, AdminDebit, UserAccount, find_user};
+use crate::components::billing::ledger_table::ledger_view;
+use crate::components::require_user::RequireUser;
+use crate::error::AppError;
+
+#[component]
+pub fn AdminPage() -> impl IntoView {
+    view! {
+        <main class="page">
+            <h1>"Admin"</h1>
+            <RequireUser admin=true let:_admin>
+                <AdminTools />
+            </RequireUser>
+        </main>
+    }
+}
+
+#[component]
+fn AdminTools() -> impl IntoView {
+    let query = use_query_map();
+    let q = move || query.read().get("q").unwrap_or_default();
+    let credit = ServerAction::<AdminCredit>::new();
+    let debit = ServerAction::<AdminDebit>::new();
+    let account = Resource::new(
+        move || (q(), credit.version().get() + debit.version().get()),
+        |(q, _)| async move {
+            if q.trim().is_empty() {
+                None
+            } else {
+                Some(find_user(q).await)
+            }
+        },
+    );
+
+    view! {
+        <section class="card" aria-labelledby="find-title">
+            <h2 id="find-title">"Find a user"</h2>
+            <form method="get" action="/admin" class="inline-form" role="search">
+                <label for="admin-q">"Email or user id"</label>
+                <input id="admin-q" name="q" type="search" prop:value=q required />
+                <button class="button" type="submit">
+                    "Find"
+                </button>
+            </form>
+        </section>
+        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match account.await {
+                    None => ().into_any(),
+                    Some(Ok(account)) => view! { <Account account credit debit /> }.into_any(),
+                    Some(Err(error)) => {
+                        view! { <p class="error" role="alert">{error.to_string()}</p> }.into_any()
+                    }
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn Account(
+    account: UserAccount,
+    credit: ServerAction<AdminCredit>,
+    debit: ServerAction<AdminDebit>,
+) -> impl IntoView {
+    let email = account.user.email.clone();
+    let on_submit = move |ev: SubmitEvent| {
+        ev.prevent_default();
+        let is_debit = ev
+            .submitter()
+            .and_then(|button| button.get_attribute("value"))
+            .as_deref()
+            == Some("debit");
+        if is_debit {
+            if let Ok(args) = AdminDebit::from_event(&ev) {
+                debit.dispatch(args);
+            }
+        } else if let Ok(args) = AdminCredit::from_event(&ev) {
+            credit.dispatch(args);
+        }
+    };
+    let pending = move || credit.pending().get() || debit.pending().get();
+    let outcome = move || {
+        let newest = match (credit.value().get(), debit.value().get()) {
+            (Some(c), None) => Some(c),
+            (None, Some(d)) => Some(d),
+            (Some(c), Some(d)) => Some(if credit.version().get() >= debit.version().get() {
+                c
+            } else {
+                d
+            }),
+            (None, None) => None,
+        };
+        newest.map(describe)
+    };
+
+    view! {
+        <section class="card" aria-labelledby="account-title">
+            <h2 id="account-title">{account.user.email.clone()}</h2>
+            <p class="muted">
+                {format!("User {} · {}", account.user.id, if account.user.is_admin() { "admin" } else { "user" })}
+            </p>
+            <p class="balance-amount" data-testid="admin-balance">
+                <span class="balance-number">{account.balance.grouped()}</span>
+                " tokens"
+            </p>
+        </section>
+        <section class="card" aria-labelledby="adjust-title">
+            <h2 id="adjust-title">"Credit or debit tokens"</h2>
+            <form method="post" action=AdminCredit::url() on:submit=on_submit class="form">
+                <p class="status" role="status" aria-live="polite">{outcome}</p>
+                <input type="hidden" name="user" value=email />
+                <input type="hidden" name="request_id" value=account.adjustment_id.clone() />
+                <div class="field">
+                    <label for="adjust-tokens">"Tokens"</label>
+                    <input id="adjust-tokens" name="tokens" type="number" min="1" max=crate::api::admin::MAX_ADJUSTMENT required />
+                </div>
+                <div class="field">
+                    <label for="adjust-reason">"Reason (shown in the user's ledger)"</label>
+                    <input id="adjust-reason" name="reason" type="text" maxlength="500" required />
+                </div>
+                <div class="actions">
+                    <button type="submit" class="button" value="credit" disabled=pending>
+                        "Credit tokens"
+                    </button>
+                    <button
+                        type="submit"
+                        class="button button-danger"
+                        value="debit"
+                        formaction=AdminDebit::url()
+                        disabled=pending
+                    >
+                        "Debit tokens"
+                    </button>
+                </div>
+            </form>
+        </section>
+        <section class="card" aria-labelledby="admin-ledger-title">
+            <h2 id="admin-ledger-title">"Ledger"</h2>
+            {ledger_view(Ok(account.ledger))}
+        </section>
+    }
+}
+
+fn describe(outcome: Result<Adjusted, AppError>) -> String {
+    match outcome {
+        Ok(adjusted) if adjusted.replayed => {
+            "That adjustment was already applied; nothing changed.".to_owned()
+        }
+        Ok(adjusted) => format!(
+            "{} tokens. New balance: {}.",
+            adjusted.entry.delta.signed(),
+            adjusted.entry.balance_after.grouped()
+        ),
+        Err(error) => error.to_string(),
+    }
+}

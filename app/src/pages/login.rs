@@ -1,0 +1,48 @@
+//! `/login`: email and password. Works as a plain form before the page is hydrated.
+
+use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
+
+use crate::api::auth::LogIn;
+use crate::components::form_error::FormError;
+use crate::components::require_user::encode_component;
+
+#[component]
+pub fn LoginPage() -> impl IntoView {
+    let log_in = ServerAction::<LogIn>::new();
+    let query = use_query_map();
+    let next = move || query.read().get("next").unwrap_or_default();
+    let signup_href = move || match next() {
+        next if next.is_empty() => "/signup".to_owned(),
+        next => format!("/signup?next={}", encode_component(&next)),
+    };
+    view! {
+        <main class="page page-narrow">
+            <h1>"Log in"</h1>
+            <section class="card">
+                <ActionForm action=log_in>
+                    <FormError action=log_in />
+                    <div class="field">
+                        <label for="login-email">"Email"</label>
+                        <input id="login-email" type="email" name="email" autocomplete="email" required />
+                    </div>
+                    <div class="field">
+                        <label for="login-password">"Password"</label>
+                        <input
+                            id="login-password"
+                            type="password"
+                            name="password"
+                            autocomplete="current-password"
+                            required
+                        />
+                    </div>
+                    <input type="hidden" name="next" prop:value=next />
+                    <button type="submit" class="button" disabled=move || log_in.pending().get()>
+                        "Log in"
+                    </button>
+                </ActionForm>
+            </section>
+            <p>"New here? " <a href=signup_href>"Create an account"</a></p>
+        </main>
+    }
+}

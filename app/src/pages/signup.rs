@@ -1,0 +1,53 @@
+//! `/signup`: a new account. Works as a plain form before the page is hydrated.
+
+use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
+
+use crate::api::auth::SignUp;
+use crate::components::form_error::FormError;
+use crate::components::require_user::encode_component;
+
+#[component]
+pub fn SignupPage() -> impl IntoView {
+    let sign_up = ServerAction::<SignUp>::new();
+    let query = use_query_map();
+    let next = move || query.read().get("next").unwrap_or_default();
+    let login_href = move || match next() {
+        next if next.is_empty() => "/login".to_owned(),
+        next => format!("/login?next={}", encode_component(&next)),
+    };
+    view! {
+        <main class="page page-narrow">
+            <h1>"Create your account"</h1>
+            <section class="card">
+                <ActionForm action=sign_up>
+                    <FormError action=sign_up />
+                    <div class="field">
+                        <label for="signup-email">"Email"</label>
+                        <input id="signup-email" type="email" name="email" autocomplete="email" required />
+                    </div>
+                    <div class="field">
+                        <label for="signup-password">"Password"</label>
+                        <input
+                            id="signup-password"
+                            type="password"
+                            name="password"
+                            autocomplete="new-password"
+                            minlength="10"
+                            aria-describedby="signup-password-hint"
+                            required
+                        />
+                        <p id="signup-password-hint" class="hint">
+                            "At least 10 characters. A few unusual words make a strong password."
+                        </p>
+                    </div>
+                    <input type="hidden" name="next" prop:value=next />
+                    <button type="submit" class="button" disabled=move || sign_up.pending().get()>
+                        "Create account"
+                    </button>
+                </ActionForm>
+            </section>
+            <p>"Already have an account? " <a href=login_href>"Log in"</a></p>
+        </main>
+    }
+}

@@ -1,0 +1,130 @@
+//! Cross-site request forgery: a state-changing request that a browser sends from another site
+//! is refused before it reaches any handler.
+//!
+//! Browsers say where a request comes from (`Sec-Fetch-Site`, and `Origin` on every POST).
+//! A request is allowed when it is a safe method, when the browser calls it `same-origin` or
+//! `none` (typed by the user), or when its `Origin` is this site (the `Host` it was sent to,
+//! or the configured `SITE_URL`). A request with neither header does not come from a browser
+//! (curl, a server), so it cannot carry a victim's cookies against their will.
+//! The webhook and the consume API carry no cookies (a signature, an API key) and are exempt.
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use url::Url;
+
+use crate::error::ApiError;
+
+/// Paths whose callers authenticate without cookies.
+const EXEMPT: &[&str] = &["/api/webhooks/stripe", "/api/tokens/consume"];
+
+#[derive(Clone)]
+pub struct SiteOrigin(pub Url);
+
+pub async fn same_origin_only(
+    State(site): State<SiteOrigin>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let safe = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    if safe || EXEMPT.contains(&request.uri().path()) || is_same_origin(request.headers(), &site.0)
+    {
+        return next.run(request).await;
+    }
+    tracing::warn!(
+        path = request.uri().path(),
+        origin = ?request.headers().get(header::ORIGIN),
+        "refused a cross-site request"
+    );
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "cross_site_request",
+        "This request came from another site and was refused.",
+    )
+    .into_response()
+}
+
+fn is_same_origin(headers: &HeaderMap, site: &Url) -> bool {
+    let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    match header("sec-fetch-site") {
+        Some("same-origin" | "none") => return true,
+        Some(_) => return false,
+        None => {}
+    }
+    let Some(origin) = header(header::ORIGIN.as_str()) else {
+        // Not a browser: nothing to forge.
+        return true;
+    };
+    let Ok(origin) = Url::parse(origin) else {
+        return false; // includes `Origin: null` (sandboxed frames, privacy redirects)
+    };
+    let host = header(header::HOST.as_str());
+    let origin_host = match origin.port() {
+        Some(port) => format!("{}:{port}", origin.host_str().unwrap_or_default()),
+        None => origin.host_str().unwrap_or_default().to_owned(),
+    };
+    host == Some(origin_host.as_str()) || origin.origin() == site.origin()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    fn site() -> Url {
+        Url::parse("https://promptbloom.app").unwrap()
+    }
+
+    #[test]
+    fn same_origin_requests_pass() {
+        for pairs in [
+            &[("sec-fetch-site", "same-origin")][..],
+            &[("sec-fetch-site", "none")],
+            &[
+                ("origin", "http://127.0.0.1:3000"),
+                ("host", "127.0.0.1:3000"),
+            ],
+            &[
+                ("origin", "https://promptbloom.app"),
+                ("host", "10.0.0.7:8080"),
+            ],
+            &[("host", "127.0.0.1:3000")],
+        ] {
+            assert!(is_same_origin(&headers(pairs), &site()), "{pairs:?}");
+        }
+    }
+
+    #[test]
+    fn cross_site_requests_are_refused() {
+        for pairs in [
+            &[
+                ("sec-fetch-site", "cross-site"),
+                ("origin", "https://promptbloom.app"),
+            ][..],
+            &[("sec-fetch-site", "same-site")],
+            &[
+                ("origin", "https://evil.example"),
+                ("host", "promptbloom.app"),
+            ],
+            &[
+                ("origin", "http://127.0.0.1:3001"),
+                ("host", "127.0.0.1:3000"),
+            ],
+            &[("origin", "null"), ("host", "promptbloom.app")],
+        ] {
+            assert!(!is_same_origin(&headers(pairs), &site()), "{pairs:?}");
+        }
+    }
+}

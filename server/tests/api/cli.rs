@@ -1,0 +1,98 @@
+//! The operator subcommands, run as the real binary against the test app's database.
+
+use std::process::Command;
+
+use crate::helpers::{TestApp, spawn_app};
+
+fn server(app: &TestApp, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_server"))
+        .args(args)
+        .env_clear()
+        .env("DATA_DIR", app.data_dir.path())
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("the server binary runs")
+}
+
+fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn ledger_check_passes_on_a_consistent_ledger_and_names_users_on_a_mismatch() {
+    let app = spawn_app().await;
+    let ada = app.user_with_tokens("ada@example.com", 5000).await;
+    app.user_with_tokens("bob@example.com", 1000).await;
+
+    let ok = server(&app, &["ledger", "check"]);
+    assert!(ok.status.success(), "{}", stdout(&ok));
+    assert!(stdout(&ok).starts_with("OK"));
+
+    // Tamper with one balance behind the ledger's back.
+    tamper(&app.data_dir.path().join("billing.sqlite3"), ada.id.get()).await;
+
+    let bad = server(&app, &["ledger", "check"]);
+    assert_eq!(bad.status.code(), Some(1));
+    let out = stdout(&bad);
+    assert!(
+        out.contains(&format!("user {}: balance 99, ledger sum 5000", ada.id)),
+        "{out}"
+    );
+    assert!(out.contains("1 user(s)"), "{out}");
+}
+
+async fn tamper(path: &std::path::Path, user: i64) {
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE token_balances SET balance = 99 WHERE user_id = $1")
+        .bind(user)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn api_keys_are_created_listed_and_revoked_from_the_command_line() {
+    let app = spawn_app().await;
+    let created = server(&app, &["api-key", "create", "--name", "image-service"]);
+    assert!(created.status.success());
+    let out = stdout(&created);
+    let secret = out
+        .lines()
+        .find(|l| l.starts_with("pbk_"))
+        .expect("the secret is printed")
+        .to_owned();
+
+    let listed = stdout(&server(&app, &["api-key", "list"]));
+    assert!(listed.contains("image-service"), "{listed}");
+    assert!(listed.contains("active"), "{listed}");
+    assert!(!listed.contains(&secret), "a list never shows secrets");
+
+    let user = app.user_with_tokens("ada@example.com", 10).await;
+    let consume = |key: String| {
+        let app = &app;
+        async move {
+            app.client
+                .post(app.url("/api/tokens/consume"))
+                .bearer_auth(key)
+                .header("Idempotency-Key", "cli-test")
+                .json(&serde_json::json!({ "user": user.id, "tokens": 1, "reason": "Chat" }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(consume(secret.clone()).await, 200);
+
+    let id = app.store.api_keys().await.unwrap()[0].id.to_string();
+    assert!(server(&app, &["api-key", "revoke", &id]).status.success());
+    assert_eq!(
+        server(&app, &["api-key", "revoke", &id]).status.code(),
+        Some(1)
+    );
+    assert!(stdout(&server(&app, &["api-key", "list"])).contains("revoked"));
+    assert_eq!(consume(secret).await, 401);
+}

@@ -1,0 +1,240 @@
+//! `POST /api/tokens/consume` over HTTP.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, spawn_app};
+
+async fn consume(
+    app: &TestApp,
+    api_key: Option<&str>,
+    idempotency_key: Option<&str>,
+    body: &Value,
+) -> reqwest::Response {
+    let mut request = app.client.post(app.url("/api/tokens/consume")).json(body);
+    if let Some(key) = api_key {
+        request = request.bearer_auth(key);
+    }
+    if let Some(key) = idempotency_key {
+        request = request.header("Idempotency-Key", key);
+    }
+    request.send().await.unwrap()
+}
+
+async fn balance(app: &TestApp, user: billing::domain::UserId) -> i64 {
+    app.store.balance(user).await.unwrap().get()
+}
+
+#[tokio::test]
+async fn consuming_debits_once_and_a_replay_returns_the_original_answer() {
+    let app = spawn_app().await;
+    let user = app.user_with_tokens("ada@example.com", 1000).await;
+    let key = app.api_key().await;
+    let body = json!({ "user": user.id, "tokens": 150, "reason": "Image generation" });
+
+    let first = consume(&app, Some(&key), Some("req-1"), &body).await;
+    assert_eq!(first.status(), 200);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first: Value = first.json().await.unwrap();
+    assert_eq!(first["balance"], 850);
+    assert_eq!(first["tokens"], 150);
+    assert_eq!(first["replayed"], false);
+
+    let again = consume(&app, Some(&key), Some("req-1"), &body).await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["entry_id"], first["entry_id"]);
+    assert_eq!(again["balance"], 850);
+    assert_eq!(again["replayed"], true);
+    assert_eq!(
+        balance(&app, user.id).await,
+        850,
+        "the replay spent nothing"
+    );
+}
+
+#[tokio::test]
+async fn the_same_key_with_a_different_body_is_a_conflict() {
+    let app = spawn_app().await;
+    let user = app.user_with_tokens("ada@example.com", 1000).await;
+    let key = app.api_key().await;
+    let body = json!({ "user": user.id, "tokens": 150, "reason": "Image generation" });
+    assert_eq!(
+        consume(&app, Some(&key), Some("req-1"), &body)
+            .await
+            .status(),
+        200
+    );
+
+    let changed = json!({ "user": user.id, "tokens": 300, "reason": "Image generation" });
+    let response = consume(&app, Some(&key), Some("req-1"), &changed).await;
+    assert_eq!(response.status(), 409);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["error"], "idempotency_conflict");
+    assert_eq!(balance(&app, user.id).await, 850);
+}
+
+#[tokio::test]
+async fn keys_of_different_services_never_collide() {
+    let app = spawn_app().await;
+    let user = app.user_with_tokens("ada@example.com", 1000).await;
+    let (a, b) = (app.api_key().await, app.api_key().await);
+    let body = json!({ "user": user.id, "tokens": 100, "reason": "Chat" });
+    for key in [&a, &b] {
+        let response = consume(&app, Some(key), Some("same-client-key"), &body).await;
+        assert_eq!(response.status(), 200);
+        assert!(response.headers().get("idempotent-replayed").is_none());
+    }
+    assert_eq!(balance(&app, user.id).await, 800);
+}
+
+#[tokio::test]
+async fn insufficient_tokens_is_402_with_the_balance_and_changes_nothing() {
+    let app = spawn_app().await;
+    let user = app.user_with_tokens("ada@example.com", 100).await;
+    let key = app.api_key().await;
+    let body = json!({ "user": user.id, "tokens": 101, "reason": "Video" });
+
+    let response = consume(&app, Some(&key), Some("req-1"), &body).await;
+    assert_eq!(response.status(), 402);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["error"], "insufficient_tokens");
+    assert_eq!(error["balance"], 100);
+    assert_eq!(error["requested"], 101);
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("Nothing was consumed")
+    );
+    assert_eq!(balance(&app, user.id).await, 100);
+}
+
+#[tokio::test]
+async fn bad_missing_and_revoked_api_keys_are_401() {
+    let app = spawn_app().await;
+    let user = app.user_with_tokens("ada@example.com", 100).await;
+    let body = json!({ "user": user.id, "tokens": 1, "reason": "Chat" });
+    let forged = format!("pbk_{}", "0".repeat(64));
+
+    for key in [None, Some("not-a-key"), Some(forged.as_str())] {
+        let response = consume(&app, key, Some("req"), &body).await;
+        assert_eq!(response.status(), 401, "{key:?}");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"], "unauthorized");
+    }
+
+    let key = app.api_key().await;
+    let id = app.store.api_keys().await.unwrap().last().unwrap().id;
+    assert!(app.store.revoke_api_key(id).await.unwrap());
+    assert_eq!(
+        consume(&app, Some(&key), Some("req"), &body).await.status(),
+        401
+    );
+    assert_eq!(balance(&app, user.id).await, 100);
+}
+
+#[tokio::test]
+async fn the_idempotency_key_header_is_required_and_bounded() {
+    let app = spawn_app().await;
+    let user = app.user_with_tokens("ada@example.com", 100).await;
+    let key = app.api_key().await;
+    let body = json!({ "user": user.id, "tokens": 1, "reason": "Chat" });
+
+    let missing = consume(&app, Some(&key), None, &body).await;
+    assert_eq!(missing.status(), 400);
+    let error: Value = missing.json().await.unwrap();
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("Idempotency-Key")
+    );
+
+    let too_long = "k".repeat(201);
+    for bad in [too_long.as_str(), "has space"] {
+        assert_eq!(
+            consume(&app, Some(&key), Some(bad), &body).await.status(),
+            400
+        );
+    }
+    assert_eq!(balance(&app, user.id).await, 100);
+}
+
+#[tokio::test]
+async fn invalid_bodies_are_refused_with_a_clear_error() {
+    let app = spawn_app().await;
+    let user = app.user_with_tokens("ada@example.com", 100).await;
+    let key = app.api_key().await;
+    let id = user.id.get();
+
+    for (body, status) in [
+        (json!({ "user": id, "tokens": -5, "reason": "x" }), 422),
+        (json!({ "user": id, "tokens": 0, "reason": "x" }), 422),
+        (json!({ "user": id, "tokens": 1.5, "reason": "x" }), 422),
+        (
+            json!({ "user": id, "tokens": 10_000_000_000_i64, "reason": "x" }),
+            422,
+        ),
+        (json!({ "user": id, "tokens": 1, "reason": "  " }), 422),
+        (json!({ "user": id, "tokens": 1 }), 422),
+        (
+            json!({ "user": id, "tokens": 1, "reason": "x", "price": 0 }),
+            422,
+        ),
+        (json!({ "user": -1, "tokens": 1, "reason": "x" }), 422),
+    ] {
+        let response = consume(&app, Some(&key), Some("req"), &body).await;
+        assert_eq!(response.status(), status, "{body}");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"], "invalid_request", "{body}");
+    }
+
+    let malformed = app
+        .client
+        .post(app.url("/api/tokens/consume"))
+        .bearer_auth(&key)
+        .header("Idempotency-Key", "req")
+        .header("Content-Type", "application/json")
+        .body("{\"user\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), 400);
+
+    let not_json = app
+        .client
+        .post(app.url("/api/tokens/consume"))
+        .bearer_auth(&key)
+        .header("Idempotency-Key", "req")
+        .body("user=1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_json.status(), 415);
+
+    let huge = app
+        .client
+        .post(app.url("/api/tokens/consume"))
+        .bearer_auth(&key)
+        .header("Idempotency-Key", "req")
+        .header("Content-Type", "application/json")
+        .body(format!("{{\"reason\": \"{}\"}}", "x".repeat(100_000)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(huge.status(), 413);
+
+    assert_eq!(balance(&app, user.id).await, 100, "nothing was consumed");
+}
+
+#[tokio::test]
+async fn an_unknown_user_is_404() {
+    let app = spawn_app().await;
+    let key = app.api_key().await;
+    let body = json!({ "user": 424242, "tokens": 1, "reason": "Chat" });
+    let response = consume(&app, Some(&key), Some("req"), &body).await;
+    assert_eq!(response.status(), 404);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["error"], "unknown_user");
+}
