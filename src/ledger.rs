@@ -7,7 +7,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    Balance, IdempotencyKey, LedgerEntry, Money, Reason, Source, TokenDelta, Tokens, UserId,
+    Balance, IdempotencyKey, LedgerEntry, LedgerEntryId, Money, Reason, Source, TokenDelta, Tokens,
+    UserId,
 };
 
 /// What kind of change a posting is, which decides how low the balance may go.
@@ -47,6 +48,8 @@ pub struct Posting {
     pub amount_paid: Option<Money>,
     /// The admin behind a manual posting.
     pub actor: Option<UserId>,
+    /// The purchase this posting reverses (or gives back), for refunds and disputes.
+    pub reverses: Option<LedgerEntryId>,
 }
 
 impl Posting {
@@ -68,6 +71,7 @@ impl Posting {
             stripe: StripeRefs::default(),
             amount_paid: None,
             actor: None,
+            reverses: None,
         }
     }
 
@@ -142,6 +146,12 @@ impl Posting {
 
     pub fn with_stripe(mut self, refs: StripeRefs) -> Self {
         self.stripe = refs;
+        self
+    }
+
+    /// Links the posting to the purchase it reverses or gives back.
+    pub fn reversing(mut self, purchase: LedgerEntryId) -> Self {
+        self.reverses = Some(purchase);
         self
     }
 

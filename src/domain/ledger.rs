@@ -156,6 +156,8 @@ pub struct LedgerEntry {
     pub stripe_object_id: Option<String>,
     /// The admin who made a manual entry.
     pub actor_id: Option<UserId>,
+    /// The purchase a refund or dispute entry reverses (or gives back).
+    pub reverses: Option<LedgerEntryId>,
 }
 
 /// A page of a ledger, newest first.

@@ -38,6 +38,15 @@ impl Backend {
         }
     }
 
+    /// The clause that locks selected rows until the transaction ends. SQLite needs none: a
+    /// write transaction there holds the whole database.
+    pub(super) fn lock_rows(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE",
+        }
+    }
+
     pub(super) fn migrator(self) -> &'static Migrator {
         match self {
             Backend::Sqlite => &SQLITE_MIGRATIONS,

@@ -5,6 +5,7 @@
 //! write transaction begins, connection settings) live in [`database`]. Every ledger change
 //! is one transaction that updates the balance and appends the ledger row together.
 
+mod billing;
 mod database;
 mod sql;
 #[cfg(test)]
@@ -12,6 +13,10 @@ mod tests;
 
 use async_trait::async_trait;
 
+pub use billing::{
+    Applied, Change, InboxEvent, Recorded, Reversal, ReversalTarget, StoredEvent,
+    SubscriptionRecord,
+};
 pub use database::{Backend, connect};
 pub use sql::SqlStore;
 
@@ -172,6 +177,62 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes keys whose allowance is full again at `now`; returns how many.
     async fn rate_limit_forget_before(&self, now: Timestamp) -> Result<u64, StoreError>;
+
+    // --- Stripe: the event inbox, customers, subscriptions ---------------------------------
+
+    /// Keeps a verified event (the first delivery's copy) and says what is known of it.
+    async fn inbox_record(&self, event: &InboxEvent) -> Result<Recorded, StoreError>;
+
+    async fn inbox_event(&self, id: &str) -> Result<Option<StoredEvent>, StoreError>;
+
+    /// Applies an event's changes and marks it processed with `outcome`, all in one
+    /// transaction. [`StoreError::AlreadyExists`] when another delivery finished it first
+    /// (nothing changed then).
+    async fn apply_event(
+        &self,
+        id: &str,
+        changes: &[Change],
+        outcome: &str,
+        detail: Option<&str>,
+    ) -> Result<Vec<Applied>, StoreError>;
+
+    /// Notes an attempt that did not finish the event: a failure to retry, or (with
+    /// `awaiting`) an event held back until a purchase is credited.
+    async fn inbox_note_attempt(
+        &self,
+        id: &str,
+        awaiting: Option<&str>,
+        detail: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Unfinished events held back for `awaiting`.
+    async fn inbox_awaiting(&self, awaiting: &str) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// Every unfinished event, oldest first.
+    async fn inbox_unfinished(&self) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// Which of `ids` the inbox holds.
+    async fn inbox_known(&self, ids: &[String]) -> Result<Vec<String>, StoreError>;
+
+    /// The credit a payment intent bought (a pack, or an invoice whose payment it was).
+    async fn purchase_by_payment_intent(
+        &self,
+        payment_intent: &str,
+    ) -> Result<Option<LedgerEntry>, StoreError>;
+
+    /// The credit for a Stripe object: a checkout session or an invoice.
+    async fn purchase_by_object(&self, object: &str) -> Result<Option<LedgerEntry>, StoreError>;
+
+    async fn customer_of(&self, user: UserId) -> Result<Option<String>, StoreError>;
+
+    async fn user_of_customer(&self, customer: &str) -> Result<Option<UserId>, StoreError>;
+
+    /// Links a user to their Stripe customer; answers with the customer kept (the first).
+    async fn link_customer(&self, user: UserId, customer: &str) -> Result<String, StoreError>;
+
+    /// The user's live subscription, or their most recent one.
+    async fn subscription_of(&self, user: UserId)
+    -> Result<Option<SubscriptionRecord>, StoreError>;
 
     // --- Service API keys -------------------------------------------------------------------
 

@@ -3,96 +3,16 @@
 
 use std::sync::Arc;
 
-use super::*;
 use std::time::Duration;
+
+use super::*;
+use crate::testing::contract;
 
 use crate::api_key::{NewApiKey, SCOPE_CONSUME};
 use crate::clock::ManualClock;
-use crate::config::{DatabaseTarget, Secret};
 use crate::domain::{Currency, Money, Reason, TokenDelta, Tokens};
 use crate::ledger::{LedgerError, Posting, StripeRefs};
 use crate::rate_limit::{DatabaseLimiter, Decision, Quota, RateLimiter};
-
-/// A store on a database no other test uses; holds what must live as long as the store.
-struct TestDb {
-    store: Arc<SqlStore>,
-    _dir: Option<tempfile::TempDir>,
-}
-
-async fn sqlite() -> TestDb {
-    let dir = tempfile::tempdir().unwrap();
-    let target = DatabaseTarget::Sqlite {
-        path: dir.path().join("nested/billing.sqlite3"),
-    };
-    TestDb {
-        store: Arc::new(
-            connect(&target)
-                .await
-                .expect("SQLite connects and migrates"),
-        ),
-        _dir: Some(dir),
-    }
-}
-
-/// `None` (the test is skipped, loudly) only outside CI when no server is configured.
-async fn postgres() -> Option<TestDb> {
-    let Ok(admin_url) = std::env::var("TEST_POSTGRES_URL") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "TEST_POSTGRES_URL is required in CI: run the tests through scripts/test"
-        );
-        eprintln!("SKIPPED: TEST_POSTGRES_URL is unset (scripts/test starts a PostgreSQL)");
-        return None;
-    };
-    sqlx::any::install_default_drivers();
-    let name = format!("billing_test_{}", hex::encode(rand::random::<[u8; 8]>()));
-    let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin_url)
-        .await
-        .expect("the test PostgreSQL answers");
-    sqlx::Executor::execute(&mut admin, format!("CREATE DATABASE {name}").as_str())
-        .await
-        .unwrap();
-    let url = match admin_url.rsplit_once('/') {
-        Some((server, _)) => format!("{server}/{name}"),
-        None => panic!("TEST_POSTGRES_URL must name a database"),
-    };
-    let target = DatabaseTarget::Postgres {
-        url: Secret::new(url),
-    };
-    Some(TestDb {
-        store: Arc::new(
-            connect(&target)
-                .await
-                .expect("PostgreSQL connects and migrates"),
-        ),
-        _dir: None,
-    })
-}
-
-/// Runs each named contract test once per backend.
-macro_rules! contract {
-    ($($test:ident),* $(,)?) => {
-        mod on_sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $test() {
-                    let db = super::sqlite().await;
-                    super::$test(db.store.clone()).await;
-                }
-            )*
-        }
-        mod on_postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $test() {
-                    if let Some(db) = super::postgres().await {
-                        super::$test(db.store.clone()).await;
-                    }
-                }
-            )*
-        }
-    };
-}
 
 contract!(
     a_credit_moves_the_balance_and_appends_one_entry,

@@ -1,26 +1,33 @@
 //! The `Store` in SQL, one set of statements for SQLite and PostgreSQL.
 //!
 //! Statements use `$1`-style parameters, which both engines accept, and only integer and
-//! text columns, which sqlx's `Any` driver maps the same way on both.
+//! text columns, which sqlx's `Any` driver maps the same way on both. Ledger changes inside a
+//! transaction live in [`posting`]; the Stripe inbox, customers and subscriptions in [`stripe`].
+
+mod posting;
+mod stripe;
 
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
+use super::billing::{Applied, Change, InboxEvent, Recorded, StoredEvent, SubscriptionRecord};
 use super::{ApiKey, Backend, BalanceMismatch, LedgerQuery, NewUser, Store, StoreError};
 use crate::api_key::KeyDigest;
 use crate::domain::{
     Balance, Currency, Email, IdempotencyKey, LedgerEntry, LedgerEntryId, LedgerPage, LedgerTotals,
     Money, Role, Source, SourceTotals, Timestamp, TokenDelta, User, UserId,
 };
-use crate::ledger::{LedgerError, Posted, Posting};
+use crate::ledger::{Posted, Posting};
+
+use posting::Attempt;
 
 /// How many times a posting is retried when the balance moved between its refusal and the
 /// explanation of that refusal (another transaction committed in between).
 const POST_ATTEMPTS: usize = 3;
 
 const ENTRY_COLUMNS: &str = "id, user_id, delta, balance_after, source, reason, created_at, \
-     amount_paid_minor, currency, stripe_object_id, actor_id";
+     amount_paid_minor, currency, stripe_object_id, actor_id, reverses_entry_id";
 
 const USER_COLUMNS: &str = "id, email, role, created_at";
 
@@ -40,124 +47,6 @@ impl SqlStore {
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
-
-    /// One attempt at a posting: `Ok(None)` when it was refused and the refusal could not be
-    /// explained because the balance moved meanwhile (worth another attempt).
-    async fn try_post(&self, posting: &Posting) -> Result<Option<Posted>, StoreError> {
-        let now = Timestamp::now();
-        let mut tx = self.pool.begin_with(self.backend.begin_write()).await?;
-
-        // One statement that changes the balance only within the posting's bounds: no
-        // read-then-write, so concurrent postings cannot both pass the same check.
-        let balance_after: Option<i64> = sqlx::query_scalar(
-            "UPDATE token_balances SET balance = balance + $2, updated_at = $3 \
-             WHERE user_id = $1 AND balance + $2 >= $4 AND balance + $2 <= $5 \
-             RETURNING balance",
-        )
-        .bind(posting.user.get())
-        .bind(posting.delta.get())
-        .bind(now.as_millis())
-        .bind(posting.floor())
-        .bind(posting.ceiling())
-        .fetch_optional(&mut *tx)
-        .await?;
-
-        let Some(balance_after) = balance_after else {
-            tx.rollback().await?;
-            return self.explain_refusal(posting).await;
-        };
-
-        let id: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO token_ledger (user_id, delta, balance_after, source, reason, \
-                 idempotency_key, stripe_event_id, stripe_object_id, stripe_payment_intent, \
-                 amount_paid_minor, currency, actor_id, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-             ON CONFLICT (idempotency_key) DO NOTHING \
-             RETURNING id",
-        )
-        .bind(posting.user.get())
-        .bind(posting.delta.get())
-        .bind(balance_after)
-        .bind(posting.source.as_str())
-        .bind(posting.reason.as_str())
-        .bind(posting.key.as_str())
-        .bind(posting.stripe.event_id.as_deref())
-        .bind(posting.stripe.object_id.as_deref())
-        .bind(posting.stripe.payment_intent.as_deref())
-        .bind(posting.amount_paid.map(Money::minor))
-        .bind(
-            posting
-                .amount_paid
-                .map(|m| m.currency().as_str().to_owned()),
-        )
-        .bind(posting.actor.map(UserId::get))
-        .bind(now.as_millis())
-        .fetch_optional(&mut *tx)
-        .await?;
-
-        let Some(id) = id else {
-            // The key is taken: undo the balance change and answer with the original.
-            tx.rollback().await?;
-            return self.replay(posting).await.map(Some);
-        };
-        tx.commit().await?;
-
-        Ok(Some(Posted {
-            entry: LedgerEntry {
-                id: LedgerEntryId::new(id)?,
-                user_id: posting.user,
-                delta: posting.delta,
-                balance_after: Balance::new(balance_after)?,
-                source: posting.source,
-                reason: posting.reason.as_str().to_owned(),
-                created_at: now,
-                amount_paid: posting.amount_paid,
-                stripe_object_id: posting.stripe.object_id.clone(),
-                actor_id: posting.actor,
-            },
-            replayed: false,
-        }))
-    }
-
-    /// Why the balance update matched no row: a replay, an unknown user, or the ledger's rule.
-    async fn explain_refusal(&self, posting: &Posting) -> Result<Option<Posted>, StoreError> {
-        if self.entry_by_key(&posting.key).await?.is_some() {
-            return self.replay(posting).await.map(Some);
-        }
-        let balance: Option<i64> =
-            sqlx::query_scalar("SELECT balance FROM token_balances WHERE user_id = $1")
-                .bind(posting.user.get())
-                .fetch_optional(&self.pool)
-                .await?;
-        let Some(balance) = balance else {
-            return Err(LedgerError::UnknownUser(posting.user).into());
-        };
-        match posting.apply_to(Balance::new(balance)?) {
-            Err(refusal) => Err(refusal.into()),
-            // The balance changed since the update: the posting may pass now.
-            Ok(_) => Ok(None),
-        }
-    }
-
-    async fn replay(&self, posting: &Posting) -> Result<Posted, StoreError> {
-        let existing = self.entry_by_key(&posting.key).await?.ok_or_else(|| {
-            StoreError::Corrupt(format!(
-                "idempotency key {} conflicted but has no entry",
-                posting.key.as_str()
-            ))
-        })?;
-        if posting.matches(&existing) {
-            Ok(Posted {
-                entry: existing,
-                replayed: true,
-            })
-        } else {
-            Err(LedgerError::IdempotencyConflict {
-                existing: Box::new(existing),
-            }
-            .into())
-        }
-    }
 }
 
 #[async_trait]
@@ -173,8 +62,23 @@ impl Store for SqlStore {
 
     async fn post(&self, posting: Posting) -> Result<Posted, StoreError> {
         for _ in 0..POST_ATTEMPTS {
-            if let Some(posted) = self.try_post(&posting).await? {
-                return Ok(posted);
+            let mut tx = self.pool.begin_with(self.backend.begin_write()).await?;
+            match posting::post_in(&mut tx, &posting).await? {
+                Attempt::Posted(entry) => {
+                    tx.commit().await?;
+                    return Ok(Posted {
+                        entry,
+                        replayed: false,
+                    });
+                }
+                Attempt::Replayed(entry) => {
+                    tx.rollback().await?;
+                    return Ok(Posted {
+                        entry,
+                        replayed: true,
+                    });
+                }
+                Attempt::Moved => tx.rollback().await?,
             }
         }
         Err(StoreError::Contended)
@@ -256,13 +160,8 @@ impl Store for SqlStore {
     }
 
     async fn entry_by_key(&self, key: &IdempotencyKey) -> Result<Option<LedgerEntry>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {ENTRY_COLUMNS} FROM token_ledger WHERE idempotency_key = $1"
-        ))
-        .bind(key.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(entry_from_row).transpose()
+        let mut conn = self.pool.acquire().await?;
+        posting::entry_by_key_in(&mut conn, key).await
     }
 
     async fn audit_balances(&self) -> Result<Vec<BalanceMismatch>, StoreError> {
@@ -406,6 +305,94 @@ impl Store for SqlStore {
         Ok(done.rows_affected())
     }
 
+    async fn inbox_record(&self, event: &InboxEvent) -> Result<Recorded, StoreError> {
+        stripe::record(&self.pool, event).await
+    }
+
+    async fn inbox_event(&self, id: &str) -> Result<Option<StoredEvent>, StoreError> {
+        stripe::event(&self.pool, id).await
+    }
+
+    async fn apply_event(
+        &self,
+        id: &str,
+        changes: &[Change],
+        outcome: &str,
+        detail: Option<&str>,
+    ) -> Result<Vec<Applied>, StoreError> {
+        self.apply(id, changes, outcome, detail).await
+    }
+
+    async fn inbox_note_attempt(
+        &self,
+        id: &str,
+        awaiting: Option<&str>,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        stripe::note_attempt(&self.pool, id, awaiting, detail).await
+    }
+
+    async fn inbox_awaiting(&self, awaiting: &str) -> Result<Vec<StoredEvent>, StoreError> {
+        stripe::events_where(
+            &self.pool,
+            "awaiting = $1 AND processed_at IS NULL",
+            Some(awaiting),
+        )
+        .await
+    }
+
+    async fn inbox_unfinished(&self) -> Result<Vec<StoredEvent>, StoreError> {
+        stripe::events_where(&self.pool, "processed_at IS NULL", None).await
+    }
+
+    async fn inbox_known(&self, ids: &[String]) -> Result<Vec<String>, StoreError> {
+        stripe::known(&self.pool, ids).await
+    }
+
+    async fn purchase_by_payment_intent(
+        &self,
+        payment_intent: &str,
+    ) -> Result<Option<LedgerEntry>, StoreError> {
+        stripe::purchase_where(&self.pool, "stripe_payment_intent", payment_intent).await
+    }
+
+    async fn purchase_by_object(&self, object: &str) -> Result<Option<LedgerEntry>, StoreError> {
+        stripe::purchase_where(&self.pool, "stripe_object_id", object).await
+    }
+
+    async fn customer_of(&self, user: UserId) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT stripe_customer_id FROM billing_customers WHERE user_id = $1",
+        )
+        .bind(user.get())
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn user_of_customer(&self, customer: &str) -> Result<Option<UserId>, StoreError> {
+        let id: Option<i64> = sqlx::query_scalar(
+            "SELECT user_id FROM billing_customers WHERE stripe_customer_id = $1",
+        )
+        .bind(customer)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(id.map(UserId::new).transpose()?)
+    }
+
+    async fn link_customer(&self, user: UserId, customer: &str) -> Result<String, StoreError> {
+        let mut tx = self.pool.begin_with(self.backend.begin_write()).await?;
+        let stored = stripe::link_customer(&mut tx, user, customer).await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    async fn subscription_of(
+        &self,
+        user: UserId,
+    ) -> Result<Option<SubscriptionRecord>, StoreError> {
+        stripe::subscription_of(&self.pool, user).await
+    }
+
     async fn create_api_key(
         &self,
         name: &str,
@@ -493,6 +480,10 @@ fn entry_from_row(row: &AnyRow) -> Result<LedgerEntry, StoreError> {
         actor_id: row
             .try_get::<Option<i64>, _>("actor_id")?
             .map(UserId::new)
+            .transpose()?,
+        reverses: row
+            .try_get::<Option<i64>, _>("reverses_entry_id")?
+            .map(LedgerEntryId::new)
             .transpose()?,
     })
 }

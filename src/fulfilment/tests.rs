@@ -1,0 +1,599 @@
+//! Fulfilment against both backends, with events made by the simulated Stripe (the same
+//! shapes Stripe sends). Each test fails if an event credits twice or not at all.
+
+use std::sync::Arc;
+
+use url::Url;
+
+use super::*;
+use crate::config::PriceIds;
+use crate::domain::{Email, ProductId, Role, User};
+use crate::store::{LedgerQuery, NewUser, SqlStore};
+use crate::stripe::simulated::{Emitted, PayMethod, Simulator};
+use crate::stripe::{CheckoutRequest, ListedEvent};
+use crate::testing::contract;
+
+contract!(
+    a_paid_checkout_credits_its_pack_once,
+    two_events_about_one_payment_credit_once,
+    a_failed_async_payment_credits_nothing,
+    a_subscription_credits_each_paid_invoice_once_in_any_order,
+    partial_refunds_reverse_in_proportion_exactly,
+    refunds_out_of_order_never_reverse_more_than_granted,
+    a_refund_of_spent_tokens_takes_the_balance_below_zero,
+    a_refund_before_its_credit_waits_for_it,
+    a_refund_of_a_subscription_invoice_is_traced_to_it,
+    a_dispute_reverses_and_a_won_dispute_gives_back_once,
+    a_dispute_won_before_it_was_opened_takes_nothing,
+    subscription_state_keeps_the_newest_event,
+    an_unknown_price_fails_loudly_and_credits_nothing,
+    concurrent_deliveries_of_one_event_credit_once,
+    other_events_are_recorded_and_ignored,
+);
+
+struct World {
+    store: Arc<SqlStore>,
+    sim: Arc<Simulator>,
+    fulfilment: Fulfilment,
+    user: User,
+    customer: String,
+}
+
+fn prices() -> PriceIds {
+    PriceIds {
+        tokens_small: "price_sim_tokens_small".into(),
+        tokens_medium: "price_sim_tokens_medium".into(),
+        tokens_large: "price_sim_tokens_large".into(),
+        subscription_starter: Some("price_sim_subscription_starter".into()),
+    }
+}
+
+async fn world(store: Arc<SqlStore>) -> World {
+    world_selling(store, Catalog::from_prices(&prices())).await
+}
+
+/// A world whose app sells `catalog` while the simulated Stripe sells every simulated price.
+async fn world_selling(store: Arc<SqlStore>, catalog: Catalog) -> World {
+    let everything = Catalog::from_prices(&prices());
+    let sim = Arc::new(Simulator::new(
+        Url::parse("http://127.0.0.1:3000").unwrap(),
+        "whsec_test",
+        everything
+            .price_ids()
+            .map(|(p, id)| (p, id.to_owned()))
+            .collect::<Vec<_>>(),
+    ));
+    let user = store
+        .create_user(NewUser {
+            email: Email::parse("ada@example.com").unwrap(),
+            password_hash: None,
+            role: Role::User,
+        })
+        .await
+        .unwrap();
+    let customer = sim.create_customer(user.id, &user.email).await.unwrap();
+    store.link_customer(user.id, &customer).await.unwrap();
+    World {
+        fulfilment: Fulfilment::new(store.clone(), sim.clone(), Arc::new(catalog)),
+        store,
+        sim,
+        user,
+        customer,
+    }
+}
+
+impl World {
+    async fn checkout(&self, product: ProductId, key: &str) -> String {
+        let catalog = Catalog::from_prices(&prices());
+        self.sim
+            .create_checkout_session(&CheckoutRequest {
+                user: self.user.id,
+                customer: self.customer.clone(),
+                price: catalog.price_id(product).unwrap().to_owned(),
+                kind: product.kind(),
+                success_url: Url::parse("http://127.0.0.1:3000/app/billing?checkout=success")
+                    .unwrap(),
+                cancel_url: Url::parse("http://127.0.0.1:3000/app/billing?canceled=1").unwrap(),
+                idempotency_key: key.to_owned(),
+            })
+            .await
+            .unwrap()
+            .id
+    }
+
+    /// Pays for `product` by card; the events are returned, not delivered.
+    async fn buy(&self, product: ProductId, key: &str) -> (String, Emitted) {
+        let session = self.checkout(product, key).await;
+        let (_, emitted) = self.sim.pay(&session, PayMethod::Card).unwrap();
+        (session, emitted)
+    }
+
+    async fn deliver(&self, event: &ListedEvent) -> Outcome {
+        self.fulfilment.receive(&event.payload).await.unwrap()
+    }
+
+    async fn deliver_all(&self, events: &[ListedEvent]) -> Vec<Outcome> {
+        let mut outcomes = Vec::new();
+        for event in events {
+            outcomes.push(self.deliver(event).await);
+        }
+        outcomes
+    }
+
+    async fn balance(&self) -> i64 {
+        self.store.balance(self.user.id).await.unwrap().get()
+    }
+
+    async fn entries(&self) -> Vec<LedgerEntry> {
+        self.store
+            .ledger_page(self.user.id, &LedgerQuery::first(100))
+            .await
+            .unwrap()
+            .entries
+    }
+
+    async fn portal(&self) -> String {
+        let url = self
+            .sim
+            .create_portal_session(&self.customer, &Url::parse("http://x/").unwrap())
+            .await
+            .unwrap();
+        url.path().rsplit('/').next().unwrap().to_owned()
+    }
+
+    async fn consistent(&self) {
+        assert_eq!(self.store.audit_balances().await.unwrap(), vec![]);
+    }
+}
+
+async fn a_paid_checkout_credits_its_pack_once(store: Arc<SqlStore>) {
+    let w = world(store).await;
+    let (session, emitted) = w.buy(ProductId::Medium, "k1").await;
+    let completed = &emitted.now[0];
+
+    let first = w.deliver(completed).await;
+    let Outcome::Credited(entry) = first else {
+        panic!("expected a credit, got {first:?}");
+    };
+    assert_eq!(entry.delta.get(), 5_000);
+    assert_eq!(entry.source, Source::StripeCheckout);
+    assert_eq!(entry.reason, "Medium pack (5,000 tokens)");
+    assert_eq!(entry.amount_paid.unwrap().to_string(), "$40.00");
+    assert_eq!(entry.stripe_object_id.as_deref(), Some(session.as_str()));
+
+    assert_eq!(w.deliver(completed).await, Outcome::AlreadyApplied);
+    assert_eq!(w.balance().await, 5_000);
+    assert_eq!(w.entries().await.len(), 1);
+    let stored = w.store.inbox_event(&completed.id).await.unwrap().unwrap();
+    assert_eq!(stored.outcome.as_deref(), Some("credited"));
+    w.consistent().await;
+}
+
+async fn two_events_about_one_payment_credit_once(store: Arc<SqlStore>) {
+    let w = world(store).await;
+    let session = w.checkout(ProductId::Large, "k1").await;
+    let (_, emitted) = w.sim.pay(&session, PayMethod::DelayedSuccess).unwrap();
+
+    assert!(matches!(
+        w.deliver(&emitted.now[0]).await,
+        Outcome::Recorded(_)
+    ));
+    assert_eq!(w.balance().await, 0, "unpaid: nothing yet");
+
+    // The user is back on the success page before the webhook: it asks Stripe, sees the
+    // session paid, and credits it.
+    let status = w
+        .fulfilment
+        .fulfil_checkout(&session, w.user.id)
+        .await
+        .unwrap();
+    let Some(CheckoutStatus::Credited { entry }) = status else {
+        panic!("expected a credit, got {status:?}");
+    };
+    assert_eq!(entry.delta.get(), 12_000);
+    assert_eq!(
+        w.fulfilment
+            .fulfil_checkout(&session, w.user.id)
+            .await
+            .unwrap(),
+        Some(CheckoutStatus::Credited {
+            entry: entry.clone()
+        }),
+        "asking again answers with the same entry"
+    );
+    // Someone else's session is not theirs to see.
+    let stranger = UserId::new(w.user.id.get() + 1000).unwrap();
+    assert_eq!(
+        w.fulfilment
+            .fulfil_checkout(&session, stranger)
+            .await
+            .unwrap(),
+        None
+    );
+
+    // Then the webhook's success event finds the payment already credited.
+    assert_eq!(w.deliver(&emitted.later[0]).await, Outcome::AlreadyApplied);
+    assert_eq!(w.balance().await, 12_000);
+    assert_eq!(w.entries().await.len(), 1);
+    w.consistent().await;
+}
+
+async fn a_failed_async_payment_credits_nothing(store: Arc<SqlStore>) {
+    let w = world(store).await;
+    let session = w.checkout(ProductId::Small, "k1").await;
+    let (_, emitted) = w.sim.pay(&session, PayMethod::DelayedFailure).unwrap();
+    w.deliver_all(&emitted.now).await;
+    assert!(matches!(
+        w.deliver(&emitted.later[0]).await,
+        Outcome::Recorded(_)
+    ));
+    assert_eq!(w.balance().await, 0);
+    // Stripe's session still reads "complete, unpaid": the page can only say it is pending.
+    assert_eq!(
+        w.fulfilment
+            .fulfil_checkout(&session, w.user.id)
+            .await
+            .unwrap(),
+        Some(CheckoutStatus::Pending)
+    );
+    assert!(w.entries().await.is_empty());
+}
+
+async fn a_subscription_credits_each_paid_invoice_once_in_any_order(store: Arc<SqlStore>) {
+    let w = world(store).await;
+    let (_, emitted) = w.buy(ProductId::Starter, "k1").await;
+    let kinds: Vec<_> = emitted
+        .now
+        .iter()
+        .map(|e| serde_json::from_str::<serde_json::Value>(&e.payload).unwrap()["type"].clone())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "customer.subscription.created",
+            "invoice.paid",
+            "checkout.session.completed"
+        ]
+    );
+    // Delivered backwards, then all again.
+    let mut backwards = emitted.now.clone();
+    backwards.reverse();
+    let outcomes = w.deliver_all(&backwards).await;
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| matches!(o, Outcome::Credited(_)))
+            .count(),
+        1,
+        "{outcomes:?}"
+    );
+    w.deliver_all(&emitted.now).await;
+    assert_eq!(w.balance().await, 6_000);
+    let subscription = w.store.subscription_of(w.user.id).await.unwrap().unwrap();
+    assert_eq!(subscription.status, "active");
+    assert!(!subscription.cancel_at_period_end);
+
+    // The next month's invoice credits again, once.
+    let portal = w.portal().await;
+    let renewal = w.sim.renew(&portal, &subscription.subscription).unwrap();
+    w.deliver_all(&renewal.now).await;
+    w.deliver_all(&renewal.now).await;
+    assert_eq!(w.balance().await, 12_000);
+    let invoices = w
+        .entries()
+        .await
+        .into_iter()
+        .filter(|e| e.source == Source::StripeInvoice)
+        .count();
+    assert_eq!(invoices, 2);
+    w.consistent().await;
+}
+
+async fn partial_refunds_reverse_in_proportion_exactly(store: Arc<SqlStore>) {
+    let w = world(store).await;
+    let (_, emitted) = w.buy(ProductId::Medium, "k1").await; // $40 for 5,000 tokens
+    w.deliver_all(&emitted.now).await;
+    let portal = w.portal().await;
+    let charge = w.sim.portal_view(&portal).unwrap().payments[0]
+        .charge
+        .clone();
+
+    let mut reversed = Vec::new();
+    for (amount, expected_balance) in [(1_000, 3_750), (1_500, 1_875), (1_500, 0)] {
+        let refund = w.sim.refund(&portal, &charge, amount).unwrap();
+        let outcome = w.deliver(&refund.now[0]).await;
+        let Outcome::Reversed(entry) = outcome else {
+            panic!("expected a reversal, got {outcome:?}");
+        };
+        assert_eq!(entry.source, Source::StripeRefund);
+        assert_eq!(entry.reason, "Refund: Medium pack (5,000 tokens)");
+        assert_eq!(w.balance().await, expected_balance);
+        // Delivered again: nothing more.
+        assert_eq!(w.deliver(&refund.now[0]).await, Outcome::AlreadyApplied);
+        reversed.push(-entry.delta.get());
+    }
+    assert_eq!(reversed, [1_250, 1_875, 1_875]);
+    assert_eq!(
+        reversed.iter().sum::<i64>(),
+        5_000,
+        "a full refund takes back exactly the grant"
+    );
+    w.consistent().await;
+}
+
+async fn refunds_out_of_order_never_reverse_more_than_granted(store: Arc<SqlStore>) {
+    let w = world(store).await;
+    let (_, emitted) = w.buy(ProductId::Small, "k1").await; // $10 for 1,000 tokens
+    w.deliver_all(&emitted.now).await;
+    let portal = w.portal().await;
+    let charge = w.sim.portal_view(&portal).unwrap().payments[0]
+        .charge
+        .clone();
+    let partial = w.sim.refund(&portal, &charge, 300).unwrap();
+    let rest = w.sim.refund(&portal, &charge, 700).unwrap();
+
+    // The full refund arrives first, then the older partial one.
+    assert!(
+        matches!(w.deliver(&rest.now[0]).await, Outcome::Reversed(e) if e.delta.get() == -1_000)
+    );
+    assert_eq!(w.deliver(&partial.now[0]).await, Outcome::Covered);
+    assert_eq!(w.balance().await, 0);
+    w.consistent().await;
+}
+
+async fn a_refund_of_spent_tokens_takes_the_balance_below_zero(store: Arc<SqlStore>) {
+    let w = world(store).await;
+    let (_, emitted) = w.buy(ProductId::Small, "k1").await;
+    w.deliver_all(&emitted.now).await;
+    w.store
+        .post(Posting::debit(
+            w.user.id,
+            Tokens::new(800).unwrap(),
+            Reason::parse("Image generation").unwrap(),
+            IdempotencyKey::parse("spend-1").unwrap(),
+        ))
+        .await
+        .unwrap();
+    let portal = w.portal().await;
+    let charge = w.sim.portal_view(&portal).unwrap().payments[0]
+        .charge
+        .clone();
+    let refund = w.sim.refund(&portal, &charge, 1_000).unwrap();
+    assert!(
+        matches!(w.deliver(&refund.now[0]).await, Outcome::Reversed(e) if e.balance_after.get() == -800)
+    );
+    assert_eq!(w.balance().await, -800);
+    w.consistent().await;
+}
+
+async fn a_refund_before_its_credit_waits_for_it(store: Arc<SqlStore>) {
+    let w = world(store).await;
+    let (_, emitted) = w.buy(ProductId::Medium, "k1").await;
+    let portal = w.portal().await;
+    let charge = w.sim.portal_view(&portal).unwrap().payments[0]
+        .charge
+        .clone();
+    let refund = w.sim.refund(&portal, &charge, 2_000).unwrap();
+
+    let held = w.deliver(&refund.now[0]).await;
+    assert!(
+        matches!(&held, Outcome::Deferred(awaiting) if awaiting.starts_with("pi:")),
+        "{held:?}"
+    );
+    assert_eq!(w.balance().await, 0);
+
+    // The purchase arrives: it is credited and the held refund applies right after.
+    assert!(matches!(
+        w.deliver(&emitted.now[0]).await,
+        Outcome::Credited(_)
+    ));
+    assert_eq!(w.balance().await, 2_500);
+    let stored = w
+        .store
+        .inbox_event(&refund.now[0].id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.outcome.as_deref(), Some("reversed"));
+    assert!(w.store.inbox_unfinished().await.unwrap().is_empty());
+    // Stripe retrying the refund changes nothing.
+    assert_eq!(w.deliver(&refund.now[0]).await, Outcome::AlreadyApplied);
+    assert_eq!(w.balance().await, 2_500);
+    w.consistent().await;
+}
+
+async fn a_refund_of_a_subscription_invoice_is_traced_to_it(store: Arc<SqlStore>) {
+    let w = world(store).await;
+    let (_, emitted) = w.buy(ProductId::Starter, "k1").await; // $35 for 6,000 tokens
+    w.deliver_all(&emitted.now).await;
+    let portal = w.portal().await;
+    let charge = w.sim.portal_view(&portal).unwrap().payments[0]
+        .charge
+        .clone();
+    let refund = w.sim.refund(&portal, &charge, 3_500).unwrap();
+    let outcome = w.deliver(&refund.now[0]).await;
+    assert!(
+        matches!(&outcome, Outcome::Reversed(e) if e.delta.get() == -6_000),
+        "{outcome:?}"
+    );
+    assert_eq!(w.balance().await, 0);
+    w.consistent().await;
+}
+
+async fn a_dispute_reverses_and_a_won_dispute_gives_back_once(store: Arc<SqlStore>) {
+    let w = world(store).await;
+    let (_, emitted) = w.buy(ProductId::Medium, "k1").await;
+    w.deliver_all(&emitted.now).await;
+    let portal = w.portal().await;
+    let charge = w.sim.portal_view(&portal).unwrap().payments[0]
+        .charge
+        .clone();
+
+    let opened = w.sim.dispute(&portal, &charge).unwrap();
+    assert!(
+        matches!(w.deliver(&opened.now[0]).await, Outcome::Reversed(e) if e.delta.get() == -5_000)
+    );
+    assert_eq!(w.deliver(&opened.now[0]).await, Outcome::AlreadyApplied);
+    assert_eq!(w.balance().await, 0);
+
+    let dispute = w.sim.portal_view(&portal).unwrap().payments[0]
+        .dispute
+        .clone()
+        .unwrap()
+        .0;
+    let won = w.sim.close_dispute(&portal, &dispute, true).unwrap();
+    let outcome = w.deliver(&won.now[0]).await;
+    assert!(
+        matches!(&outcome, Outcome::Credited(e) if e.delta.get() == 5_000 && e.source == Source::StripeDispute),
+        "{outcome:?}"
+    );
+    assert_eq!(w.deliver(&won.now[0]).await, Outcome::AlreadyApplied);
+    assert_eq!(w.balance().await, 5_000);
+
+    // A later refund still counts what the purchase stands for now: all of it.
+    let refund = w.sim.refund(&portal, &charge, 4_000).unwrap();
+    w.deliver(&refund.now[0]).await;
+    assert_eq!(w.balance().await, 0);
+    w.consistent().await;
+}
+
+async fn a_dispute_won_before_it_was_opened_takes_nothing(store: Arc<SqlStore>) {
+    let w = world(store).await;
+    let (_, emitted) = w.buy(ProductId::Small, "k1").await;
+    w.deliver_all(&emitted.now).await;
+    let portal = w.portal().await;
+    let charge = w.sim.portal_view(&portal).unwrap().payments[0]
+        .charge
+        .clone();
+    let opened = w.sim.dispute(&portal, &charge).unwrap();
+    let dispute = w.sim.portal_view(&portal).unwrap().payments[0]
+        .dispute
+        .clone()
+        .unwrap()
+        .0;
+    let won = w.sim.close_dispute(&portal, &dispute, true).unwrap();
+
+    assert_eq!(w.deliver(&won.now[0]).await, Outcome::Covered);
+    assert_eq!(w.deliver(&opened.now[0]).await, Outcome::Covered);
+    assert_eq!(w.balance().await, 1_000);
+    assert_eq!(w.entries().await.len(), 1);
+}
+
+async fn subscription_state_keeps_the_newest_event(store: Arc<SqlStore>) {
+    let w = world(store).await;
+    let (_, emitted) = w.buy(ProductId::Starter, "k1").await;
+    let portal = w.portal().await;
+    let sub = w.sim.portal_view(&portal).unwrap().subscriptions[0]
+        .id
+        .clone();
+    let cancel = w.sim.set_cancel_at_period_end(&portal, &sub, true).unwrap();
+
+    // Make the cancellation strictly newer than the creation, then deliver it first.
+    let mut newer: serde_json::Value = serde_json::from_str(&cancel.now[0].payload).unwrap();
+    newer["created"] = (newer["created"].as_i64().unwrap() + 10).into();
+    let newer = ListedEvent {
+        id: cancel.now[0].id.clone(),
+        payload: newer.to_string(),
+    };
+    w.deliver(&newer).await;
+    w.deliver_all(&emitted.now).await;
+    let state = w.store.subscription_of(w.user.id).await.unwrap().unwrap();
+    assert!(
+        state.cancel_at_period_end,
+        "the older 'created' event did not win"
+    );
+    assert_eq!(state.status, "active");
+
+    let ended = w.sim.cancel_now(&portal, &sub).unwrap();
+    let mut later: serde_json::Value = serde_json::from_str(&ended.now[0].payload).unwrap();
+    later["created"] = (later["created"].as_i64().unwrap() + 20).into();
+    w.deliver(&ListedEvent {
+        id: ended.now[0].id.clone(),
+        payload: later.to_string(),
+    })
+    .await;
+    assert_eq!(
+        w.store
+            .subscription_of(w.user.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        "canceled"
+    );
+}
+
+async fn an_unknown_price_fails_loudly_and_credits_nothing(store: Arc<SqlStore>) {
+    // The app does not sell the large pack, but Stripe (here) sold it anyway.
+    let mut partial = prices();
+    partial.tokens_large = "price_not_this_one".into();
+    let w = world_selling(store, Catalog::from_prices(&partial)).await;
+    let (_, emitted) = w.buy(ProductId::Large, "k1").await;
+    let outcome = w.deliver(&emitted.now[0]).await;
+    assert!(
+        matches!(&outcome, Outcome::Failed(why) if why.contains("unknown price")),
+        "{outcome:?}"
+    );
+    assert_eq!(w.balance().await, 0);
+    let unfinished = w.store.inbox_unfinished().await.unwrap();
+    assert_eq!(unfinished.len(), 1, "kept for an operator to re-apply");
+    assert!(
+        unfinished[0]
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("unknown price")
+    );
+}
+
+async fn concurrent_deliveries_of_one_event_credit_once(store: Arc<SqlStore>) {
+    let w = Arc::new(world(store).await);
+    let (_, emitted) = w.buy(ProductId::Medium, "k1").await;
+    let completed = emitted.now[0].clone();
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let w = w.clone();
+            let completed = completed.clone();
+            tokio::spawn(async move { w.fulfilment.receive(&completed.payload).await })
+        })
+        .collect();
+    let mut credited = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(Outcome::Credited(_)) => credited += 1,
+            Ok(Outcome::AlreadyApplied) => {}
+            other => panic!("unexpected: {other:?}"),
+        }
+    }
+    assert_eq!(credited, 1);
+    assert_eq!(w.balance().await, 5_000);
+    w.consistent().await;
+}
+
+async fn other_events_are_recorded_and_ignored(store: Arc<SqlStore>) {
+    let w = world(store).await;
+    let payload = include_str!("../stripe/fixtures/customer_created.json");
+    assert!(matches!(
+        w.fulfilment.receive(payload).await.unwrap(),
+        Outcome::Ignored(_)
+    ));
+    let stored = w
+        .store
+        .inbox_event("evt_customercreated1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.outcome.as_deref(), Some("ignored"));
+    assert!(stored.processed_at.is_some());
+    assert_eq!(w.balance().await, 0);
+}
+
+#[test]
+fn shares_round_down_and_reach_the_whole_exactly() {
+    assert_eq!(share(5000, 500, 1200), 2083);
+    assert_eq!(share(5000, 1200, 1200), 5000);
+    assert_eq!(share(5000, 5000, 1200), 5000, "never more than the whole");
+    assert_eq!(share(5000, 0, 1200), 0);
+    assert_eq!(share(5000, 10, 0), 0);
+    assert_eq!(share(1_000_000_000, i64::MAX, i64::MAX), 1_000_000_000);
+}

@@ -1,0 +1,109 @@
+//! The port to Stripe: what billing asks of it. `live` talks to Stripe's API (or a stand-in at
+//! another base URL); `simulated` keeps everything in this process for development and tests.
+
+use async_trait::async_trait;
+use url::Url;
+
+use crate::domain::{Email, Money, ProductKind, Timestamp, UserId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GatewayMode {
+    Live,
+    Simulated,
+}
+
+/// A Checkout session to open for a signed-in user.
+#[derive(Debug, Clone)]
+pub struct CheckoutRequest {
+    pub user: UserId,
+    pub customer: String,
+    pub price: String,
+    pub kind: ProductKind,
+    pub success_url: Url,
+    pub cancel_url: Url,
+    /// Sent as Stripe's Idempotency-Key: a retried request opens the same session.
+    pub idempotency_key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckoutSession {
+    pub id: String,
+    /// Where to send the browser.
+    pub url: Url,
+}
+
+/// One line of a Checkout session: which price, how many, for how much.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineItem {
+    pub price: String,
+    pub quantity: i64,
+    pub amount_total: Option<Money>,
+}
+
+/// A Checkout session as Stripe describes it now (for the success page, which asks Stripe
+/// instead of waiting for the webhook).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSnapshot {
+    pub id: String,
+    pub user: Option<UserId>,
+    pub customer: Option<String>,
+    /// `payment` or `subscription`.
+    pub mode: String,
+    /// `paid`, `unpaid` or `no_payment_required`.
+    pub payment_status: String,
+    /// `open`, `complete` or `expired`.
+    pub status: String,
+    pub payment_intent: Option<String>,
+    pub amount_total: Option<Money>,
+}
+
+/// An event as Stripe lists it: the raw JSON, exactly as it would be delivered.
+#[derive(Debug, Clone)]
+pub struct ListedEvent {
+    pub id: String,
+    pub payload: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// Stripe refused the request (a bad price id, a deleted customer...).
+    #[error("Stripe refused the request: {0}")]
+    Refused(String),
+    /// Stripe could not be reached or failed; trying again later may work.
+    #[error("Stripe is unavailable: {0}")]
+    Unavailable(String),
+}
+
+#[async_trait]
+pub trait StripeGateway: Send + Sync + 'static {
+    fn mode(&self) -> GatewayMode;
+
+    /// Creates the Stripe customer for a user (once; the caller stores the id).
+    async fn create_customer(&self, user: UserId, email: &Email) -> Result<String, GatewayError>;
+
+    async fn create_checkout_session(
+        &self,
+        request: &CheckoutRequest,
+    ) -> Result<CheckoutSession, GatewayError>;
+
+    async fn checkout_session(&self, session: &str) -> Result<SessionSnapshot, GatewayError>;
+
+    /// The lines of a Checkout session: webhook payloads do not carry them.
+    async fn checkout_line_items(&self, session: &str) -> Result<Vec<LineItem>, GatewayError>;
+
+    /// Opens the Customer Portal for a customer; the user comes back to `return_url`.
+    async fn create_portal_session(
+        &self,
+        customer: &str,
+        return_url: &Url,
+    ) -> Result<Url, GatewayError>;
+
+    /// The invoice a payment intent paid, if any (a subscription payment).
+    async fn invoice_of_payment_intent(
+        &self,
+        payment_intent: &str,
+    ) -> Result<Option<String>, GatewayError>;
+
+    /// Events created since `since`, oldest first (Stripe keeps 30 days).
+    async fn events_since(&self, since: Timestamp) -> Result<Vec<ListedEvent>, GatewayError>;
+}

@@ -1,0 +1,268 @@
+//! The gateway to Stripe's API, on async-stripe. The base URL is configurable, so tests (or a
+//! stripe-mock server) can stand in for Stripe.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use stripe::{Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeRequest};
+use stripe_billing::billing_portal_session::CreateBillingPortalSession;
+use stripe_billing::invoice_payment::{
+    ListInvoicePayment, ListInvoicePaymentPayment, ListInvoicePaymentPaymentType,
+};
+use stripe_checkout::checkout_session::{
+    CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionPaymentIntentData,
+    CreateCheckoutSessionSubscriptionData, ListLineItemsCheckoutSession, RetrieveCheckoutSession,
+};
+use stripe_client_core::{RequestBuilder, StripeMethod};
+use stripe_core::customer::CreateCustomer;
+use stripe_shared::CheckoutSessionMode;
+use url::Url;
+
+use super::gateway::{
+    CheckoutRequest, CheckoutSession, GatewayError, GatewayMode, LineItem, ListedEvent,
+    SessionSnapshot, StripeGateway,
+};
+use crate::config::Secret;
+use crate::domain::{Currency, Email, Money, ProductKind, Timestamp, UserId};
+
+/// Each Stripe call gets this long before it counts as failed.
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+pub struct LiveGateway {
+    client: Client,
+}
+
+impl LiveGateway {
+    /// A client for Stripe, or for another base URL (a stand-in in tests).
+    pub fn new(secret_key: &Secret, api_base: Option<&Url>) -> Result<Self, GatewayError> {
+        let mut builder = ClientBuilder::new(secret_key.expose()).timeout(TIMEOUT);
+        if let Some(base) = api_base {
+            builder = builder.url(base.as_str().trim_end_matches('/'));
+        }
+        let client = builder
+            .build()
+            .map_err(|e| GatewayError::Unavailable(e.to_string()))?;
+        Ok(Self { client })
+    }
+}
+
+fn idempotent(key: &str) -> Result<RequestStrategy, GatewayError> {
+    IdempotencyKey::new(key)
+        .map(RequestStrategy::Idempotent)
+        .map_err(|e| GatewayError::Refused(format!("idempotency key: {e}")))
+}
+
+/// Stripe's own refusals (4xx) are final; anything else may pass on a retry.
+fn classify(error: stripe::StripeError) -> GatewayError {
+    match &error {
+        stripe::StripeError::Stripe(api, status)
+            if (400..500).contains(status) && *status != 429 =>
+        {
+            GatewayError::Refused(api.message.clone().unwrap_or_else(|| error.to_string()))
+        }
+        _ => GatewayError::Unavailable(error.to_string()),
+    }
+}
+
+fn user_metadata(user: UserId) -> HashMap<String, String> {
+    HashMap::from([("user_id".to_owned(), user.to_string())])
+}
+
+fn money(amount: Option<i64>, currency: Option<String>) -> Option<Money> {
+    let currency = Currency::parse(&currency?).ok()?;
+    Money::new(amount?, currency).ok()
+}
+
+/// `GET /v1/events`, as raw JSON (the inbox keeps events exactly as Stripe sends them).
+struct ListEventsRaw {
+    query: Vec<(&'static str, String)>,
+}
+
+impl StripeRequest for ListEventsRaw {
+    type Output = miniserde::json::Value;
+
+    fn build(&self) -> RequestBuilder {
+        RequestBuilder::new(StripeMethod::Get, "/events").query(&self.query)
+    }
+}
+
+#[async_trait]
+impl StripeGateway for LiveGateway {
+    fn mode(&self) -> GatewayMode {
+        GatewayMode::Live
+    }
+
+    async fn create_customer(&self, user: UserId, email: &Email) -> Result<String, GatewayError> {
+        let customer = CreateCustomer::new()
+            .email(email.as_str())
+            .metadata(user_metadata(user))
+            .customize()
+            .request_strategy(idempotent(&format!("promptbloom-customer-{user}"))?)
+            .send(&self.client)
+            .await
+            .map_err(classify)?;
+        Ok(customer.id.to_string())
+    }
+
+    async fn create_checkout_session(
+        &self,
+        request: &CheckoutRequest,
+    ) -> Result<CheckoutSession, GatewayError> {
+        let mut line = CreateCheckoutSessionLineItems::new();
+        line.price = Some(request.price.clone());
+        line.quantity = Some(1);
+        let mut create = CreateCheckoutSession::new()
+            .customer(request.customer.as_str())
+            .client_reference_id(request.user.to_string())
+            .metadata(user_metadata(request.user))
+            .line_items(vec![line])
+            .success_url(request.success_url.as_str())
+            .cancel_url(request.cancel_url.as_str());
+        create = match request.kind {
+            ProductKind::Pack => {
+                let mut data = CreateCheckoutSessionPaymentIntentData::new();
+                data.metadata = Some(user_metadata(request.user));
+                create
+                    .mode(CheckoutSessionMode::Payment)
+                    .payment_intent_data(data)
+            }
+            ProductKind::Subscription => {
+                let mut data = CreateCheckoutSessionSubscriptionData::new();
+                data.metadata = Some(user_metadata(request.user));
+                create
+                    .mode(CheckoutSessionMode::Subscription)
+                    .subscription_data(data)
+            }
+        };
+        let session = create
+            .customize()
+            .request_strategy(idempotent(&request.idempotency_key)?)
+            .send(&self.client)
+            .await
+            .map_err(classify)?;
+        let url = session
+            .url
+            .as_deref()
+            .and_then(|u| Url::parse(u).ok())
+            .ok_or_else(|| GatewayError::Unavailable("Stripe sent no Checkout URL".into()))?;
+        Ok(CheckoutSession {
+            id: session.id.to_string(),
+            url,
+        })
+    }
+
+    async fn checkout_session(&self, session: &str) -> Result<SessionSnapshot, GatewayError> {
+        let s = RetrieveCheckoutSession::new(session)
+            .send(&self.client)
+            .await
+            .map_err(classify)?;
+        Ok(SessionSnapshot {
+            id: s.id.to_string(),
+            user: s
+                .client_reference_id
+                .as_deref()
+                .and_then(|id| id.parse().ok()),
+            customer: s.customer.as_ref().map(|c| c.id().to_string()),
+            mode: s.mode.as_str().to_owned(),
+            payment_status: s.payment_status.as_str().to_owned(),
+            status: s
+                .status
+                .as_ref()
+                .map_or_else(String::new, |st| st.as_str().to_owned()),
+            payment_intent: s.payment_intent.as_ref().map(|p| p.id().to_string()),
+            amount_total: money(s.amount_total, s.currency.map(|c| c.to_string())),
+        })
+    }
+
+    async fn checkout_line_items(&self, session: &str) -> Result<Vec<LineItem>, GatewayError> {
+        let items = ListLineItemsCheckoutSession::new(session)
+            .limit(100)
+            .send(&self.client)
+            .await
+            .map_err(classify)?;
+        Ok(items
+            .data
+            .into_iter()
+            .filter_map(|item| {
+                Some(LineItem {
+                    price: item.price?.id.to_string(),
+                    quantity: item.quantity.map_or(1, |q| i64::try_from(q).unwrap_or(1)),
+                    amount_total: money(Some(item.amount_total), Some(item.currency.to_string())),
+                })
+            })
+            .collect())
+    }
+
+    async fn create_portal_session(
+        &self,
+        customer: &str,
+        return_url: &Url,
+    ) -> Result<Url, GatewayError> {
+        let portal = CreateBillingPortalSession::new()
+            .customer(customer)
+            .return_url(return_url.as_str())
+            .send(&self.client)
+            .await
+            .map_err(classify)?;
+        Url::parse(&portal.url).map_err(|e| GatewayError::Unavailable(e.to_string()))
+    }
+
+    async fn invoice_of_payment_intent(
+        &self,
+        payment_intent: &str,
+    ) -> Result<Option<String>, GatewayError> {
+        let mut payment =
+            ListInvoicePaymentPayment::new(ListInvoicePaymentPaymentType::PaymentIntent);
+        payment.payment_intent = Some(payment_intent.to_owned());
+        let payments = ListInvoicePayment::new()
+            .payment(payment)
+            .limit(1)
+            .send(&self.client)
+            .await
+            .map_err(classify)?;
+        Ok(payments
+            .data
+            .first()
+            .and_then(|p| p.invoice.id().as_ref().map(ToString::to_string)))
+    }
+
+    async fn events_since(&self, since: Timestamp) -> Result<Vec<ListedEvent>, GatewayError> {
+        let mut events = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut query = vec![
+                ("created[gte]", (since.as_millis() / 1000).to_string()),
+                ("limit", "100".to_owned()),
+            ];
+            if let Some(after) = &after {
+                query.push(("starting_after", after.clone()));
+            }
+            let page = ListEventsRaw { query }
+                .customize()
+                .send(&self.client)
+                .await
+                .map_err(classify)?;
+            let page =
+                serde_json::from_str::<serde_json::Value>(&miniserde::json::to_string(&page))
+                    .map_err(|e| GatewayError::Unavailable(e.to_string()))?;
+            let data = page["data"].as_array().cloned().unwrap_or_default();
+            for event in &data {
+                if let Some(id) = event["id"].as_str() {
+                    events.push(ListedEvent {
+                        id: id.to_owned(),
+                        payload: event.to_string(),
+                    });
+                }
+            }
+            let more = page["has_more"].as_bool().unwrap_or(false);
+            match (more, events.last()) {
+                (true, Some(last)) => after = Some(last.id.clone()),
+                _ => break,
+            }
+        }
+        // Stripe lists newest first; apply oldest first.
+        events.reverse();
+        Ok(events)
+    }
+}

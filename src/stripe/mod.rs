@@ -1,0 +1,16 @@
+//! Stripe: the signature on webhooks, what events mean, and the gateway to Stripe's API.
+//!
+//! One walk from Stripe to a ledger row: the server's webhook route -> [`signature`] (verify
+//! the raw body) -> [`events`] (pure: what the event means) -> [`crate::fulfilment`] (look up
+//! what the event does not carry, then one store transaction).
+
+pub mod events;
+pub mod gateway;
+pub mod live;
+pub mod signature;
+pub mod simulated;
+
+pub use gateway::{
+    CheckoutRequest, CheckoutSession, GatewayError, GatewayMode, LineItem, ListedEvent,
+    SessionSnapshot, StripeGateway,
+};
