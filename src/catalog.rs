@@ -1,21 +1,8 @@
 //! The catalog: which Stripe price is which product. The one place a price id becomes tokens
 //! (the amounts themselves are fixed by [`ProductId::tokens`]).
 
-use serde::{Deserialize, Serialize};
-
 use crate::config::PriceIds;
-use crate::domain::{Money, ProductId, ProductKind, Tokens};
-
-/// A product as the page offers it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Offer {
-    pub product: ProductId,
-    pub label: String,
-    pub kind: ProductKind,
-    pub tokens: Tokens,
-    /// What it costs, when Stripe (or the simulator) has told us.
-    pub price: Option<Money>,
-}
+use crate::domain::{Money, Offer, ProductId};
 
 #[derive(Debug, Clone)]
 struct Entry {
@@ -98,7 +85,7 @@ impl Catalog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Currency;
+    use crate::domain::{Currency, ProductKind};
 
     fn prices(starter: Option<&str>) -> PriceIds {
         PriceIds {

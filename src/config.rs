@@ -10,6 +10,9 @@ use std::time::Duration;
 
 use url::Url;
 
+/// What simulated webhooks are signed with when no secret is set (never used with real Stripe).
+pub const SIMULATED_WEBHOOK_SECRET: &str = "whsec_simulated_development_only";
+
 /// Why the configuration could not be loaded: always names the variable.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration error in {var}: {problem}")]
@@ -127,6 +130,9 @@ pub struct Config {
     /// Where Stripe Checkout sends the user after cancelling.
     pub billing_cancel_url: Url,
     pub stripe: Option<StripeKeys>,
+    /// The secret webhooks are signed with: the endpoint's `whsec_...` with live Stripe; with
+    /// simulated payments, `STRIPE_WEBHOOK_SECRET` or a development default.
+    pub webhook_secret: Secret,
     pub prices: PriceIds,
     pub rate_limit_backend: RateLimitBackend,
     pub billing_writes_per_minute: NonZeroU32,
@@ -227,6 +233,14 @@ impl Config {
             }
         };
 
+        let webhook_secret = match &stripe {
+            Some(keys) => keys.webhook_secret.clone(),
+            None => Secret::new(
+                vars.get("STRIPE_WEBHOOK_SECRET")
+                    .unwrap_or_else(|| SIMULATED_WEBHOOK_SECRET.to_owned()),
+            ),
+        };
+
         // Simulated payments use made-up price ids unless told otherwise; real Stripe needs
         // the real ones.
         let price = |var: &'static str, simulated: &str| match vars.get(var) {
@@ -306,6 +320,7 @@ impl Config {
             billing_return_url,
             billing_cancel_url,
             stripe,
+            webhook_secret,
             prices,
             rate_limit_backend,
             billing_writes_per_minute,

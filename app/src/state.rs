@@ -3,9 +3,13 @@
 use std::sync::Arc;
 
 use axum::extract::FromRef;
+use billing::catalog::Catalog;
+use billing::clock::Clock;
 use billing::config::Config;
+use billing::fulfilment::Fulfilment;
 use billing::rate_limit::RateLimiter;
 use billing::store::Store;
+use billing::stripe::StripeGateway;
 use leptos::prelude::LeptosOptions;
 
 #[derive(Clone, FromRef)]
@@ -14,6 +18,13 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub store: Arc<dyn Store>,
     pub limits: Limits,
+    /// Stripe, live or simulated.
+    pub gateway: Arc<dyn StripeGateway>,
+    /// What is on sale: price ids, tokens, prices.
+    pub catalog: Arc<Catalog>,
+    /// Stripe events (and the success page) into ledger changes, once.
+    pub fulfilment: Arc<Fulfilment>,
+    pub clock: Arc<dyn Clock>,
 }
 
 /// The rate limits, each keyed by what it protects.

@@ -22,6 +22,49 @@ pub enum Command {
     /// Checks the ledger.
     #[command(subcommand)]
     Ledger(LedgerCommand),
+    /// Stripe events: reconcile with Stripe, list and re-apply unfinished ones.
+    #[command(subcommand)]
+    Stripe(StripeCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StripeCommand {
+    /// Lists Stripe's events since a time and applies those missing from the inbox, through
+    /// the same code as the webhook (needs STRIPE_SECRET_KEY).
+    Reconcile {
+        /// How far back: `36h`, `7d` (Stripe keeps 30 days).
+        #[arg(long, value_parser = parse_age)]
+        since: std::time::Duration,
+    },
+    /// Re-applies a stored event (after fixing what made it fail). Safe for an event applied
+    /// before: nothing changes then.
+    Replay {
+        /// The event's id, `evt_...`.
+        event: String,
+    },
+    /// Lists events kept but not finished: failed, or held back for their purchase.
+    Pending,
+}
+
+/// `36h` or `7d`.
+fn parse_age(raw: &str) -> Result<std::time::Duration, String> {
+    let (number, unit) = raw.split_at(raw.len().saturating_sub(1));
+    let count: u64 = number
+        .parse()
+        .map_err(|_| format!("expected a number of hours or days like 36h or 7d, got `{raw}`"))?;
+    let hours = match unit {
+        "h" => count,
+        "d" => count * 24,
+        _ => {
+            return Err(format!(
+                "expected h or d at the end, like 36h or 7d, got `{raw}`"
+            ));
+        }
+    };
+    if hours == 0 || hours > 30 * 24 {
+        return Err("Stripe lists the last 30 days of events: from 1h to 30d".into());
+    }
+    Ok(std::time::Duration::from_secs(hours * 3600))
 }
 
 #[derive(Debug, Subcommand)]

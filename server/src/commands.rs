@@ -8,7 +8,7 @@ use billing::domain::{Email, Role};
 use billing::store::{NewUser, Store, StoreError};
 use rand::RngCore;
 
-use crate::cli::{ApiKeyCommand, LedgerCommand, UserCommand};
+use crate::cli::{ApiKeyCommand, LedgerCommand, StripeCommand, UserCommand};
 
 pub async fn user(store: &dyn Store, command: UserCommand) -> Result<ExitCode, StoreError> {
     let UserCommand::Create {
@@ -148,5 +148,120 @@ pub async fn ledger(store: &dyn Store, command: LedgerCommand) -> Result<ExitCod
             }
             Ok(ExitCode::FAILURE)
         }
+    }
+}
+
+/// Stripe reconciliation and re-application. `fulfilment` is built on the live gateway when
+/// keys are set; `live` says whether it was.
+pub async fn stripe(
+    store: &dyn Store,
+    fulfilment: &billing::fulfilment::Fulfilment,
+    gateway: &dyn billing::stripe::StripeGateway,
+    live: bool,
+    command: StripeCommand,
+) -> Result<ExitCode, String> {
+    use billing::domain::Timestamp;
+    use billing::fulfilment::Outcome;
+
+    match command {
+        StripeCommand::Reconcile { since } => {
+            if !live {
+                return Err(
+                    "reconciliation asks Stripe for its events: set STRIPE_SECRET_KEY \
+                            (the simulator's events live in the server process)"
+                        .into(),
+                );
+            }
+            let from = Timestamp::from_millis(
+                Timestamp::now().as_millis() - i64::try_from(since.as_millis()).unwrap_or(0),
+            );
+            let events = gateway
+                .events_since(from)
+                .await
+                .map_err(|e| e.to_string())?;
+            let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
+            let known = store.inbox_known(&ids).await.map_err(|e| e.to_string())?;
+            let missing: Vec<_> = events.iter().filter(|e| !known.contains(&e.id)).collect();
+            println!(
+                "Stripe lists {} event(s) since {}; {} missing from the inbox.",
+                events.len(),
+                from.utc_minutes(),
+                missing.len()
+            );
+            let mut failed = 0;
+            for event in missing {
+                match fulfilment.receive(&event.payload).await {
+                    Ok(outcome) => {
+                        if matches!(outcome, Outcome::Failed(_)) {
+                            failed += 1;
+                        }
+                        println!("  {}: {}", event.id, describe(&outcome));
+                    }
+                    Err(e) => {
+                        failed += 1;
+                        println!("  {}: error: {e}", event.id);
+                    }
+                }
+            }
+            Ok(if failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        StripeCommand::Replay { event } => match fulfilment.reapply(&event).await {
+            Ok(outcome) => {
+                println!("{event}: {}", describe(&outcome));
+                Ok(if matches!(outcome, Outcome::Failed(_)) {
+                    ExitCode::FAILURE
+                } else {
+                    ExitCode::SUCCESS
+                })
+            }
+            Err(e) => Err(e.to_string()),
+        },
+        StripeCommand::Pending => {
+            let pending = store.inbox_unfinished().await.map_err(|e| e.to_string())?;
+            if pending.is_empty() {
+                println!("No unfinished events.");
+            }
+            for event in pending {
+                println!(
+                    "{}  {:<34} received {}  attempts {}  {}",
+                    event.id,
+                    event.kind,
+                    event.received_at.utc_minutes(),
+                    event.attempts,
+                    match (&event.awaiting, &event.detail) {
+                        (Some(awaiting), _) => format!("waiting for {awaiting}"),
+                        (None, Some(detail)) => detail.clone(),
+                        (None, None) => "not attempted yet".into(),
+                    }
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn describe(outcome: &billing::fulfilment::Outcome) -> String {
+    use billing::fulfilment::Outcome;
+    match outcome {
+        Outcome::Credited(entry) => format!(
+            "credited {} tokens to user {}",
+            entry.delta.get(),
+            entry.user_id
+        ),
+        Outcome::Reversed(entry) => format!(
+            "reversed {} tokens of user {}",
+            -entry.delta.get(),
+            entry.user_id
+        ),
+        Outcome::AlreadyApplied => "already applied".into(),
+        Outcome::Covered => "nothing left to reverse".into(),
+        Outcome::Recorded(what) => format!("recorded ({what})"),
+        Outcome::Ignored(why) => format!("ignored ({why})"),
+        Outcome::Deferred(awaiting) => format!("held back until {awaiting} is credited"),
+        Outcome::Failed(why) => format!("FAILED: {why}"),
     }
 }

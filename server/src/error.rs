@@ -55,6 +55,11 @@ impl ApiError {
 
     /// The store could not be reached or failed: 503, so callers retry later.
     pub fn unavailable(context: &str, error: &StoreError) -> Self {
+        Self::internal_unavailable(context, error)
+    }
+
+    /// Logs `error` with `context` and answers 503 without details: a retry may pass.
+    pub fn internal_unavailable(context: &str, error: &dyn std::fmt::Display) -> Self {
         tracing::error!(%error, "{context}");
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -32,8 +32,11 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Command::Stripe(command) = command {
+        return stripe_command(config, store, command).await;
+    }
     let outcome = match command {
-        Command::Serve => unreachable!("served above"),
+        Command::Serve | Command::Stripe(_) => unreachable!("handled above"),
         Command::User(command) => commands::user(&store, command).await,
         Command::ApiKey(command) => commands::api_key(&store, command).await,
         Command::Ledger(command) => commands::ledger(&store, command).await,
@@ -42,6 +45,50 @@ async fn main() -> ExitCode {
         eprintln!("error: {e}");
         ExitCode::FAILURE
     })
+}
+
+async fn stripe_command(
+    config: Config,
+    store: billing::store::SqlStore,
+    command: server::cli::StripeCommand,
+) -> ExitCode {
+    use std::sync::Arc;
+
+    use billing::catalog::Catalog;
+    use billing::fulfilment::Fulfilment;
+    use billing::stripe::StripeGateway;
+    use billing::stripe::live::LiveGateway;
+    use billing::stripe::simulated::Simulator;
+
+    let catalog = Arc::new(Catalog::from_prices(&config.prices));
+    let (gateway, live): (Arc<dyn StripeGateway>, bool) = match &config.stripe {
+        Some(keys) => match LiveGateway::new(&keys.secret_key, keys.api_base.as_ref()) {
+            Ok(gateway) => (Arc::new(gateway), true),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => (
+            Arc::new(Simulator::new(
+                config.site_url.clone(),
+                config.webhook_secret.expose(),
+                catalog
+                    .price_ids()
+                    .map(|(p, id)| (p, id.to_owned()))
+                    .collect::<Vec<_>>(),
+            )),
+            false,
+        ),
+    };
+    let store: Arc<dyn billing::store::Store> = Arc::new(store);
+    let fulfilment = Fulfilment::new(store.clone(), gateway.clone(), catalog);
+    commands::stripe(&*store, &fulfilment, &*gateway, live, command)
+        .await
+        .unwrap_or_else(|e| {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        })
 }
 
 async fn serve(config: Config) -> ExitCode {

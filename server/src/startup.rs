@@ -9,17 +9,24 @@ use app::state::{AppState, Limits};
 use app::{App, shell};
 use axum::Router;
 use axum::routing::{get, post};
+use billing::catalog::Catalog;
 use billing::clock::{Clock, SystemClock};
 use billing::config::{Config, RateLimitBackend};
+use billing::fulfilment::Fulfilment;
 use billing::rate_limit::{DatabaseLimiter, MemoryLimiter, Quota, RateLimiter};
 use billing::store::{self, Store, StoreError};
+use billing::stripe::live::LiveGateway;
+use billing::stripe::simulated::Simulator;
+use billing::stripe::{GatewayError, StripeGateway};
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tokio::net::TcpListener;
+use url::Url;
 
 use crate::csrf::{self, SiteOrigin};
 use crate::demo;
-use crate::routes::{consume, health};
+use crate::routes::simulator::SimulatorPages;
+use crate::routes::{consume, health, webhook};
 use crate::session::Sessions;
 
 /// How often idle rate-limit keys are forgotten.
@@ -34,6 +41,8 @@ pub enum StartupError {
     Sessions(#[from] sqlx::Error),
     #[error("cannot listen: {0}")]
     Listen(#[from] std::io::Error),
+    #[error("cannot set up Stripe: {0}")]
+    Stripe(#[from] GatewayError),
 }
 
 pub struct Application {
@@ -66,17 +75,62 @@ impl Application {
         }
 
         let listener = TcpListener::bind(leptos_options.site_addr).await?;
+        let mut catalog = Catalog::from_prices(&config.prices);
+        let (gateway, simulator): (Arc<dyn StripeGateway>, _) = match &config.stripe {
+            Some(keys) => (
+                Arc::new(LiveGateway::new(&keys.secret_key, keys.api_base.as_ref())?),
+                None,
+            ),
+            None => {
+                tracing::warn!("no STRIPE_SECRET_KEY: payments are simulated");
+                let sim = Arc::new(Simulator::new(
+                    config.site_url.clone(),
+                    config.webhook_secret.expose(),
+                    catalog
+                        .price_ids()
+                        .map(|(product, id)| (product, id.to_owned()))
+                        .collect::<Vec<_>>(),
+                ));
+                (sim.clone() as Arc<dyn StripeGateway>, Some(sim))
+            }
+        };
+        show_prices(&mut catalog, &*gateway).await;
+        let catalog = Arc::new(catalog);
         let state = AppState {
             leptos_options,
             limits: limits(&config, &store, &clock),
+            fulfilment: Arc::new(Fulfilment::new(
+                store.clone(),
+                gateway.clone(),
+                catalog.clone(),
+            )),
+            gateway,
+            catalog,
             config: Arc::new(config),
             store,
+            clock,
         };
+        let simulator = simulator.map(|sim| {
+            let address = listener
+                .local_addr()
+                .expect("a bound listener has an address");
+            let webhook = Url::parse(&format!(
+                "http://{}:{}/api/webhooks/stripe",
+                if address.ip().is_unspecified() {
+                    "127.0.0.1".to_owned()
+                } else {
+                    address.ip().to_string()
+                },
+                address.port()
+            ))
+            .expect("a valid URL");
+            SimulatorPages::new(sim, webhook)
+        });
         sessions.spawn_cleanup();
         spawn_housekeeping(state.limits.clone());
         Ok(Self {
             listener,
-            router: router(state.clone(), &sessions),
+            router: router(state.clone(), &sessions, simulator),
             state,
         })
     }
@@ -130,6 +184,22 @@ fn limits(config: &Config, store: &Arc<dyn Store>, clock: &Arc<dyn Clock>) -> Li
     }
 }
 
+/// Asks Stripe what each product costs, for the page; a product without a known price is
+/// still sold (Checkout shows the price).
+async fn show_prices(catalog: &mut Catalog, gateway: &dyn StripeGateway) {
+    let prices: Vec<_> = catalog
+        .price_ids()
+        .map(|(product, id)| (product, id.to_owned()))
+        .collect();
+    for (product, id) in prices {
+        match gateway.price(&id).await {
+            Ok(Some(price)) => catalog.set_price(product, price),
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%error, price = %id, "could not read a price from Stripe"),
+        }
+    }
+}
+
 fn spawn_housekeeping(limits: Limits) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(HOUSEKEEPING_PERIOD);
@@ -148,13 +218,16 @@ fn spawn_housekeeping(limits: Limits) {
     });
 }
 
-fn router(state: AppState, sessions: &Sessions) -> Router {
+fn router(state: AppState, sessions: &Sessions, simulator: Option<SimulatorPages>) -> Router {
     let routes = generate_route_list(App);
     let context = state.clone();
     let site = SiteOrigin(state.config.site_url.clone());
+    let simulator = simulator.map_or_else(Router::new, SimulatorPages::router);
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/api/tokens/consume", post(consume::consume))
+        .route("/api/webhooks/stripe", post(webhook::receive))
+        .merge(simulator)
         .leptos_routes_with_context(&state, routes, move || provide_context(context.clone()), {
             let options = state.leptos_options.clone();
             move || shell(options.clone())

@@ -18,7 +18,7 @@ pub use error::DomainError;
 pub use ids::{LedgerEntryId, UserId};
 pub use ledger::{LedgerEntry, LedgerPage, LedgerTotals, Source, SourceTotals, Timestamp};
 pub use money::{Currency, Money};
-pub use product::{ProductId, ProductKind};
+pub use product::{Offer, ProductId, ProductKind};
 pub use text::{IdempotencyKey, Reason};
 pub use tokens::{Balance, TokenDelta, Tokens};
 pub use user::{Role, User};

@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::{DomainError, Tokens};
+use super::{DomainError, Money, Tokens};
 
 /// A token pack (bought once) or the monthly plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -76,6 +76,17 @@ impl ProductId {
             _ => ProductKind::Pack,
         }
     }
+}
+
+/// A product as the page offers it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Offer {
+    pub product: ProductId,
+    pub label: String,
+    pub kind: ProductKind,
+    pub tokens: Tokens,
+    /// What it costs, when Stripe (or the simulator) has told us.
+    pub price: Option<Money>,
 }
 
 impl fmt::Display for ProductId {

@@ -91,9 +91,9 @@ impl World {
                 customer: self.customer.clone(),
                 price: catalog.price_id(product).unwrap().to_owned(),
                 kind: product.kind(),
-                success_url: Url::parse("http://127.0.0.1:3000/app/billing?checkout=success")
-                    .unwrap(),
-                cancel_url: Url::parse("http://127.0.0.1:3000/app/billing?canceled=1").unwrap(),
+                success_url: "http://127.0.0.1:3000/app/billing?session_id={CHECKOUT_SESSION_ID}"
+                    .into(),
+                cancel_url: "http://127.0.0.1:3000/app/billing?canceled=1".into(),
                 idempotency_key: key.to_owned(),
             })
             .await

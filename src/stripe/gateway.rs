@@ -19,8 +19,9 @@ pub struct CheckoutRequest {
     pub customer: String,
     pub price: String,
     pub kind: ProductKind,
-    pub success_url: Url,
-    pub cancel_url: Url,
+    /// May hold Stripe's `{CHECKOUT_SESSION_ID}` placeholder, which must stay unencoded.
+    pub success_url: String,
+    pub cancel_url: String,
     /// Sent as Stripe's Idempotency-Key: a retried request opens the same session.
     pub idempotency_key: String,
 }
@@ -77,6 +78,9 @@ pub enum GatewayError {
 #[async_trait]
 pub trait StripeGateway: Send + Sync + 'static {
     fn mode(&self) -> GatewayMode;
+
+    /// What a price costs (for display), `None` when it is not a fixed amount.
+    async fn price(&self, price: &str) -> Result<Option<Money>, GatewayError>;
 
     /// Creates the Stripe customer for a user (once; the caller stores the id).
     async fn create_customer(&self, user: UserId, email: &Email) -> Result<String, GatewayError>;

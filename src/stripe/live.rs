@@ -38,7 +38,13 @@ impl LiveGateway {
     pub fn new(secret_key: &Secret, api_base: Option<&Url>) -> Result<Self, GatewayError> {
         let mut builder = ClientBuilder::new(secret_key.expose()).timeout(TIMEOUT);
         if let Some(base) = api_base {
-            builder = builder.url(base.as_str().trim_end_matches('/'));
+            // The client appends `v1/...` to the base as it stands.
+            let base = base.as_str();
+            builder = builder.url(if base.ends_with('/') {
+                base.to_owned()
+            } else {
+                format!("{base}/")
+            });
         }
         let client = builder
             .build()
@@ -74,16 +80,34 @@ fn money(amount: Option<i64>, currency: Option<String>) -> Option<Money> {
     Money::new(amount?, currency).ok()
 }
 
-/// `GET /v1/events`, as raw JSON (the inbox keeps events exactly as Stripe sends them).
-struct ListEventsRaw {
+/// A `GET` whose answer is kept as raw JSON: the events the inbox keeps exactly as Stripe
+/// sends them, and objects only a field or two of which are read.
+struct RawGet {
+    path: String,
     query: Vec<(&'static str, String)>,
 }
 
-impl StripeRequest for ListEventsRaw {
+impl StripeRequest for RawGet {
     type Output = miniserde::json::Value;
 
     fn build(&self) -> RequestBuilder {
-        RequestBuilder::new(StripeMethod::Get, "/events").query(&self.query)
+        RequestBuilder::new(StripeMethod::Get, self.path.as_str()).query(&self.query)
+    }
+}
+
+impl LiveGateway {
+    async fn get_json(
+        &self,
+        path: String,
+        query: Vec<(&'static str, String)>,
+    ) -> Result<serde_json::Value, GatewayError> {
+        let value = RawGet { path, query }
+            .customize()
+            .send(&self.client)
+            .await
+            .map_err(classify)?;
+        serde_json::from_str(&miniserde::json::to_string(&value))
+            .map_err(|e| GatewayError::Unavailable(e.to_string()))
     }
 }
 
@@ -91,6 +115,14 @@ impl StripeRequest for ListEventsRaw {
 impl StripeGateway for LiveGateway {
     fn mode(&self) -> GatewayMode {
         GatewayMode::Live
+    }
+
+    async fn price(&self, price: &str) -> Result<Option<Money>, GatewayError> {
+        let price = self.get_json(format!("/prices/{price}"), vec![]).await?;
+        Ok(money(
+            price["unit_amount"].as_i64(),
+            price["currency"].as_str().map(str::to_owned),
+        ))
     }
 
     async fn create_customer(&self, user: UserId, email: &Email) -> Result<String, GatewayError> {
@@ -238,14 +270,7 @@ impl StripeGateway for LiveGateway {
             if let Some(after) = &after {
                 query.push(("starting_after", after.clone()));
             }
-            let page = ListEventsRaw { query }
-                .customize()
-                .send(&self.client)
-                .await
-                .map_err(classify)?;
-            let page =
-                serde_json::from_str::<serde_json::Value>(&miniserde::json::to_string(&page))
-                    .map_err(|e| GatewayError::Unavailable(e.to_string()))?;
+            let page = self.get_json("/events".to_owned(), query).await?;
             let data = page["data"].as_array().cloned().unwrap_or_default();
             for event in &data {
                 if let Some(id) = event["id"].as_str() {

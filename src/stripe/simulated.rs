@@ -74,8 +74,8 @@ struct Session {
     price: String,
     product: ProductId,
     amount: Money,
-    success_url: Url,
-    cancel_url: Url,
+    success_url: String,
+    cancel_url: String,
     idempotency_key: String,
     status: &'static str,
     payment_status: &'static str,
@@ -234,7 +234,7 @@ impl Simulator {
     }
 
     /// The customer left Checkout: back to the app's cancel page, nothing charged.
-    pub fn cancel(&self, id: &str) -> Result<Url, SimError> {
+    pub fn cancel(&self, id: &str) -> Result<String, SimError> {
         let mut state = self.state();
         let session = state.sessions.get_mut(id).ok_or(SimError::NotFound)?;
         if session.status == "open" {
@@ -244,7 +244,7 @@ impl Simulator {
     }
 
     /// The customer pays: the session completes, and the events follow.
-    pub fn pay(&self, id: &str, method: PayMethod) -> Result<(Url, Emitted), SimError> {
+    pub fn pay(&self, id: &str, method: PayMethod) -> Result<(String, Emitted), SimError> {
         let mut state = self.state();
         let mut session = state.sessions.get(id).cloned().ok_or(SimError::NotFound)?;
         if session.status != "open" {
@@ -255,9 +255,7 @@ impl Simulator {
         session.status = "complete";
         let success = session
             .success_url
-            .as_str()
             .replace("{CHECKOUT_SESSION_ID}", &session.id);
-        let success = Url::parse(&success).unwrap_or_else(|_| session.success_url.clone());
 
         if session.product.kind() == ProductKind::Subscription {
             if method != PayMethod::Card {
@@ -709,8 +707,8 @@ fn session_json(s: &Session) -> Value {
         "amount_subtotal": s.amount.minor(),
         "amount_total": s.amount.minor(),
         "currency": s.amount.currency().as_str(),
-        "success_url": s.success_url.as_str(),
-        "cancel_url": s.cancel_url.as_str(),
+        "success_url": s.success_url,
+        "cancel_url": s.cancel_url,
         "url": null,
         "created": s.created,
         "expires_at": s.created + 24 * 3600,
@@ -789,6 +787,10 @@ fn dispute_json(d: &Dispute, p: &Payment) -> Value {
 impl StripeGateway for Simulator {
     fn mode(&self) -> GatewayMode {
         GatewayMode::Simulated
+    }
+
+    async fn price(&self, price: &str) -> Result<Option<Money>, GatewayError> {
+        Ok(self.prices.get(price).map(|product| price_of(*product)))
     }
 
     async fn create_customer(&self, _user: UserId, _email: &Email) -> Result<String, GatewayError> {

@@ -70,7 +70,10 @@ pub async fn admin_debit(
     .await
 }
 
-form_or_json!(AdminCredit, AdminDebit);
+form_or_json!(
+    AdminCredit => ["user", "tokens", "reason", "request_id"],
+    AdminDebit => ["user", "tokens", "reason", "request_id"],
+);
 
 #[cfg(feature = "ssr")]
 mod ssr {

@@ -34,8 +34,10 @@ where
     Request::try_new_post(path, FormOrJson::CONTENT_TYPE, accepts, body)
 }
 
-/// The server side: JSON when the request says so, a urlencoded form otherwise.
-pub async fn decode<T, Request, E>(req: Request) -> Result<T, E>
+/// The server side: JSON when the request says so, a urlencoded form otherwise. A field
+/// outside `fields` is refused, so a client cannot slip in what the server decides (a price,
+/// an amount) and believe it was used.
+pub async fn decode<T, Request, E>(req: Request, fields: &[&str]) -> Result<T, E>
 where
     T: DeserializeOwned,
     Request: Req<E> + Send + 'static,
@@ -45,19 +47,38 @@ where
         .to_content_type()
         .is_some_and(|ct| ct.trim_start().starts_with("application/json"));
     let body = req.try_into_string().await?;
-    let args = if is_json {
-        serde_json::from_str(&body).map_err(|e| e.to_string())
+    let invalid = |message: String| ServerFnErrorErr::Args(message).into_app_error();
+    if is_json {
+        let value: serde_json::Value = if body.trim().is_empty() {
+            serde_json::Value::Object(Default::default())
+        } else {
+            serde_json::from_str(&body).map_err(|e| invalid(format!("not valid JSON: {e}")))?
+        };
+        if let Some(unknown) = value
+            .as_object()
+            .and_then(|o| o.keys().find(|k| !fields.contains(&k.as_str())))
+        {
+            return Err(invalid(format!("unknown field `{unknown}`")));
+        }
+        serde_json::from_value(value).map_err(|e| invalid(e.to_string()))
     } else {
+        let keys: std::collections::BTreeMap<String, serde::de::IgnoredAny> =
+            serde_qs::Config::new(5, false)
+                .deserialize_str(&body)
+                .map_err(|e| invalid(e.to_string()))?;
+        if let Some(unknown) = keys.keys().find(|k| !fields.contains(&k.as_str())) {
+            return Err(invalid(format!("unknown field `{unknown}`")));
+        }
         serde_qs::Config::new(5, false)
             .deserialize_str(&body)
-            .map_err(|e| e.to_string())
-    };
-    args.map_err(|e| ServerFnErrorErr::Args(e).into_app_error())
+            .map_err(|e| invalid(e.to_string()))
+    }
 }
 
-/// Lets the listed server functions' argument types travel as [`FormOrJson`].
+/// Lets the listed server functions' argument types travel as [`FormOrJson`], each with the
+/// fields it accepts: `form_or_json!(AdminCredit => ["user", "tokens"])`.
 macro_rules! form_or_json {
-    ($($args:ty),* $(,)?) => {$(
+    ($($args:ty => [$($field:literal),* $(,)?]),* $(,)?) => {$(
         impl<E, Request> leptos::server_fn::codec::IntoReq<$crate::api::codec::FormOrJson, Request, E>
             for $args
         where
@@ -76,7 +97,7 @@ macro_rules! form_or_json {
             E: leptos::server_fn::error::FromServerFnError,
         {
             async fn from_req(req: Request) -> Result<Self, E> {
-                $crate::api::codec::decode(req).await
+                $crate::api::codec::decode(req, &[$($field),*]).await
             }
         }
     )*};

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod billing;
 pub(crate) mod codec;
 #[cfg(feature = "ssr")]
 pub mod guard;

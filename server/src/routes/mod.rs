@@ -2,3 +2,5 @@
 
 pub mod consume;
 pub mod health;
+pub mod simulator;
+pub mod webhook;

@@ -121,6 +121,11 @@ pub async fn spawn_app_with(vars: &[(&str, &str)]) -> TestApp {
         server::telemetry::init(billing::config::LogFormat::Pretty);
     }
     let data_dir = tempfile::tempdir().expect("a temporary folder");
+    // The site's own URL must be known before it starts (the simulated Stripe's pages and
+    // return URLs point at it): take a free port now.
+    let address = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
     let mut settings: HashMap<String, String> = vars
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -131,11 +136,14 @@ pub async fn spawn_app_with(vars: &[(&str, &str)]) -> TestApp {
     settings
         .entry("DEMO_ACCOUNTS".into())
         .or_insert_with(|| "false".into());
+    settings
+        .entry("SITE_URL".into())
+        .or_insert_with(|| format!("http://{address}"));
     let config = Config::from_lookup(|name| settings.get(name).cloned()).expect("valid settings");
     let leptos_options = LeptosOptions::builder()
         .output_name("billing")
         .site_root("target/site")
-        .site_addr(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+        .site_addr(address)
         .build();
 
     let clock = ManualClock::starting_at(Timestamp::now());

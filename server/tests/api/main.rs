@@ -4,7 +4,10 @@ mod helpers;
 
 mod accounts;
 mod admin;
+mod billing;
 mod cli;
 mod consume;
 mod health;
 mod pages;
+mod reconcile;
+mod webhook;

@@ -1,0 +1,76 @@
+//! `POST /api/webhooks/stripe`: Stripe's events, verified on the raw body, kept in the inbox and
+//! applied once (see `billing::fulfilment`).
+//!
+//! Answers: 200 once the event is kept (applied, a duplicate, held back, or kept for an
+//! operator), 400 for a forged, stale or malformed delivery (nothing is kept), 413 for an
+//! oversized body, 503 when the database or Stripe failed (Stripe retries).
+
+use app::state::AppState;
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use billing::fulfilment::{FulfilmentError, Outcome};
+use billing::stripe::signature;
+use serde_json::json;
+
+use crate::error::ApiError;
+
+/// Stripe's events are a few kilobytes; an invoice with many lines, a few dozen.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+pub async fn receive(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("The event is larger than {MAX_BODY_BYTES} bytes."),
+            )
+        })?;
+    let header = headers
+        .get("stripe-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let now = state.clock.now().as_millis() / 1000;
+    if let Err(refusal) =
+        signature::verify(&body, header, state.config.webhook_secret.expose(), now)
+    {
+        tracing::warn!(%refusal, "refused a webhook delivery");
+        return Err(ApiError::bad_request(format!(
+            "Signature refused: {refusal}."
+        )));
+    }
+    let payload = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::bad_request("The event is not UTF-8 text."))?;
+
+    match state.fulfilment.receive(payload).await {
+        Ok(outcome) => {
+            tracing::info!(outcome = outcome.label(), "webhook handled");
+            let detail = match &outcome {
+                Outcome::Credited(entry) | Outcome::Reversed(entry) => {
+                    Some(entry.delta.get().to_string())
+                }
+                Outcome::Deferred(awaiting) => Some(awaiting.clone()),
+                Outcome::Failed(why) => Some(why.clone()),
+                Outcome::Recorded(what) | Outcome::Ignored(what) => Some((*what).to_owned()),
+                Outcome::AlreadyApplied | Outcome::Covered => None,
+            };
+            Ok(Json(
+                json!({ "received": true, "outcome": outcome.label(), "detail": detail }),
+            ))
+        }
+        Err(FulfilmentError::Malformed(e)) => Err(ApiError::bad_request(format!(
+            "The event is not a Stripe event: {e}"
+        ))),
+        Err(e) => Err(ApiError::internal_unavailable(
+            "applying a webhook failed",
+            &e,
+        )),
+    }
+}
