@@ -26,7 +26,7 @@ use url::Url;
 use crate::csrf::{self, SiteOrigin};
 use crate::demo;
 use crate::routes::simulator::SimulatorPages;
-use crate::routes::{consume, health, webhook};
+use crate::routes::{consume, health, tokens, webhook};
 use crate::session::Sessions;
 
 /// How often idle rate-limit keys are forgotten.
@@ -227,12 +227,23 @@ fn router(state: AppState, sessions: &Sessions, simulator: Option<SimulatorPages
         .route("/healthz", get(health::healthz))
         .route("/api/tokens/consume", post(consume::consume))
         .route("/api/webhooks/stripe", post(webhook::receive))
+        .route("/api/tokens/stream", get(tokens::stream))
+        .route("/api/tokens/ledger.csv", get(tokens::export_csv))
         .merge(simulator)
         .leptos_routes_with_context(&state, routes, move || provide_context(context.clone()), {
             let options = state.leptos_options.clone();
             move || shell(options.clone())
         })
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(
+            {
+                let state = state.clone();
+                move || provide_context(state.clone())
+            },
+            shell,
+        ))
         .layer(sessions.layer(&state.config))
         .layer(axum::middleware::from_fn_with_state(
             site,

@@ -179,6 +179,14 @@ async fn two_events_about_one_payment_credit_once(store: Arc<SqlStore>) {
         Outcome::Recorded(_)
     ));
     assert_eq!(w.balance().await, 0, "unpaid: nothing yet");
+    assert_eq!(
+        w.fulfilment
+            .fulfil_checkout(&session, w.user.id)
+            .await
+            .unwrap(),
+        Some(CheckoutStatus::Pending)
+    );
+    let settled = w.sim.settle(&session).unwrap();
 
     // The user is back on the success page before the webhook: it asks Stripe, sees the
     // session paid, and credits it.
@@ -212,7 +220,7 @@ async fn two_events_about_one_payment_credit_once(store: Arc<SqlStore>) {
     );
 
     // Then the webhook's success event finds the payment already credited.
-    assert_eq!(w.deliver(&emitted.later[0]).await, Outcome::AlreadyApplied);
+    assert_eq!(w.deliver(&settled.now[0]).await, Outcome::AlreadyApplied);
     assert_eq!(w.balance().await, 12_000);
     assert_eq!(w.entries().await.len(), 1);
     w.consistent().await;
@@ -223,8 +231,9 @@ async fn a_failed_async_payment_credits_nothing(store: Arc<SqlStore>) {
     let session = w.checkout(ProductId::Small, "k1").await;
     let (_, emitted) = w.sim.pay(&session, PayMethod::DelayedFailure).unwrap();
     w.deliver_all(&emitted.now).await;
+    let failed = w.sim.settle(&session).unwrap();
     assert!(matches!(
-        w.deliver(&emitted.later[0]).await,
+        w.deliver(&failed.now[0]).await,
         Outcome::Recorded(_)
     ));
     assert_eq!(w.balance().await, 0);

@@ -50,12 +50,12 @@ pub enum PayMethod {
     DelayedFailure,
 }
 
-/// Events a simulated action caused: some at once, some a little later (asynchronous
-/// payments), as Stripe would send them.
+/// Events a simulated action caused, as Stripe would send them.
 #[derive(Debug, Default)]
 pub struct Emitted {
     pub now: Vec<ListedEvent>,
-    pub later: Vec<ListedEvent>,
+    /// An asynchronous payment to settle (with [`Simulator::settle`]) a little later.
+    pub settles: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -79,6 +79,8 @@ struct Session {
     idempotency_key: String,
     status: &'static str,
     payment_status: &'static str,
+    /// An asynchronous payment method chosen, not settled yet.
+    settling: Option<PayMethod>,
     payment_intent: Option<String>,
     subscription: Option<String>,
     invoice: Option<String>,
@@ -317,6 +319,7 @@ impl Simulator {
             }
             PayMethod::DelayedSuccess | PayMethod::DelayedFailure => {
                 session.payment_status = "unpaid";
+                session.settling = Some(method);
                 state.sessions.insert(session.id.clone(), session.clone());
                 let completed = event(
                     &mut state,
@@ -325,19 +328,35 @@ impl Simulator {
                     now,
                 );
                 emitted.now.push(completed);
-                let later = if method == PayMethod::DelayedSuccess {
-                    session.payment_status = "paid";
-                    Self::charge(&mut state, &session, &payment_intent, None, now);
-                    "checkout.session.async_payment_succeeded"
-                } else {
-                    "checkout.session.async_payment_failed"
-                };
-                state.sessions.insert(session.id.clone(), session.clone());
-                let followup = event(&mut state, later, session_json(&session), now);
-                emitted.later.push(followup);
+                emitted.settles = Some(session.id.clone());
             }
         }
         Ok((success, emitted))
+    }
+
+    /// The bank answers an asynchronous payment: paid (and charged), or failed.
+    pub fn settle(&self, id: &str) -> Result<Emitted, SimError> {
+        let mut state = self.state();
+        let mut session = state.sessions.get(id).cloned().ok_or(SimError::NotFound)?;
+        let method = session
+            .settling
+            .take()
+            .ok_or(SimError::Refused("no payment is waiting to settle"))?;
+        let now = now_secs();
+        let kind = if method == PayMethod::DelayedSuccess {
+            session.payment_status = "paid";
+            let payment_intent = session.payment_intent.clone().unwrap_or_default();
+            Self::charge(&mut state, &session, &payment_intent, None, now);
+            "checkout.session.async_payment_succeeded"
+        } else {
+            "checkout.session.async_payment_failed"
+        };
+        state.sessions.insert(session.id.clone(), session.clone());
+        let settled = event(&mut state, kind, session_json(&session), now);
+        Ok(Emitted {
+            now: vec![settled],
+            settles: None,
+        })
     }
 
     fn charge(
@@ -502,7 +521,7 @@ impl Simulator {
         );
         Ok(Emitted {
             now: vec![updated],
-            later: vec![],
+            settles: None,
         })
     }
 
@@ -525,7 +544,7 @@ impl Simulator {
         );
         Ok(Emitted {
             now: vec![deleted],
-            later: vec![],
+            settles: None,
         })
     }
 
@@ -549,7 +568,7 @@ impl Simulator {
             );
             return Ok(Emitted {
                 now: vec![deleted],
-                later: vec![],
+                settles: None,
             });
         }
         s.period_start = s.period_end;
@@ -564,7 +583,7 @@ impl Simulator {
         ));
         Ok(Emitted {
             now: events,
-            later: vec![],
+            settles: None,
         })
     }
 
@@ -600,7 +619,7 @@ impl Simulator {
         let refunded = event(&mut state, "charge.refunded", charge_json(&snapshot), now);
         Ok(Emitted {
             now: vec![refunded],
-            later: vec![],
+            settles: None,
         })
     }
 
@@ -626,7 +645,7 @@ impl Simulator {
         );
         Ok(Emitted {
             now: vec![created],
-            later: vec![],
+            settles: None,
         })
     }
 
@@ -665,7 +684,7 @@ impl Simulator {
         );
         Ok(Emitted {
             now: vec![closed],
-            later: vec![],
+            settles: None,
         })
     }
 }
@@ -829,6 +848,7 @@ impl StripeGateway for Simulator {
             idempotency_key: request.idempotency_key.clone(),
             status: "open",
             payment_status: "unpaid",
+            settling: None,
             payment_intent: None,
             subscription: None,
             invoice: None,

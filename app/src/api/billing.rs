@@ -212,7 +212,7 @@ mod ssr {
             .await
             .map_err(unavailable("creating a Checkout session failed"))?;
         tracing::info!(user = %user.id, %product, session = %session.id, "checkout started");
-        call.redirect(session.url.as_str());
+        call.redirect_form_post(session.url.as_str());
         Ok(CheckoutStarted {
             session_id: session.id,
             url: session.url.to_string(),
@@ -234,7 +234,7 @@ mod ssr {
             .create_portal_session(&customer, &return_url)
             .await
             .map_err(unavailable("creating a portal session failed"))?;
-        call.redirect(url.as_str());
+        call.redirect_form_post(url.as_str());
         Ok(PortalOpened {
             url: url.to_string(),
         })

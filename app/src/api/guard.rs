@@ -34,10 +34,12 @@ where
 {
     let call = Call::capture();
     let response = call.response.clone();
-    let form_post = call.is_form_post();
+    // Only a call made over HTTP gets an error status: a page whose rendering calls server
+    // functions keeps its own status, and a plain form post gets the framework's redirect.
+    let sets_status = call.is_api_request() && !call.is_form_post();
     let result = body(call).await;
     if let (Err(error), Some(response)) = (&result, response)
-        && !form_post
+        && sets_status
     {
         response.set_status(
             StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
@@ -55,6 +57,25 @@ pub fn internal<E: std::fmt::Display>(context: &'static str) -> impl FnOnce(E) -
         tracing::error!(%error, "{context}");
         AppError::Internal
     }
+}
+
+/// The user a session is signed in as (also for the server's own routes).
+pub async fn session_user(state: &AppState, session: &Session) -> Result<Option<User>, AppError> {
+    let Some(id) = session
+        .get::<i64>(SESSION_USER)
+        .await
+        .map_err(internal("reading the session failed"))?
+    else {
+        return Ok(None);
+    };
+    let Ok(id) = UserId::new(id) else {
+        return Ok(None);
+    };
+    state
+        .store
+        .user_by_id(id)
+        .await
+        .map_err(internal("loading the session's user failed"))
 }
 
 /// One server function call: the app's state, the request, and its response's options.
@@ -76,6 +97,13 @@ impl Call {
 
     pub fn state(&self) -> &AppState {
         &self.state
+    }
+
+    /// A request for a server function's own URL (not a page rendering it).
+    fn is_api_request(&self) -> bool {
+        self.parts
+            .as_ref()
+            .is_some_and(|parts| parts.uri.path().starts_with("/api/"))
     }
 
     fn is_form_post(&self) -> bool {
@@ -101,6 +129,14 @@ impl Call {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip())
+    }
+
+    /// Sends a plain form post (no JavaScript) on to `url`, e.g. Stripe's pages; the hydrated
+    /// page navigates there itself with the URL it gets back.
+    pub fn redirect_form_post(&self, url: &str) {
+        if self.is_form_post() {
+            self.redirect(url);
+        }
     }
 
     /// Sends the browser to `path` when the call succeeds: a 302 for a plain form post, and
@@ -129,22 +165,7 @@ impl Call {
 
     /// The signed-in user, if any.
     pub async fn current_user(&self) -> Result<Option<User>, AppError> {
-        let Some(id) = self
-            .session()?
-            .get::<i64>(SESSION_USER)
-            .await
-            .map_err(internal("reading the session failed"))?
-        else {
-            return Ok(None);
-        };
-        let Ok(id) = UserId::new(id) else {
-            return Ok(None);
-        };
-        self.state
-            .store
-            .user_by_id(id)
-            .await
-            .map_err(internal("loading the session's user failed"))
+        session_user(&self.state, &self.session()?).await
     }
 
     /// The signed-in user, or 401.

@@ -98,6 +98,39 @@ fn login_redirect() -> impl Fn(&str) + Clone + Send + Sync + 'static {
     }
 }
 
+/// Sends a visitor without a session to log in (and back here), rendering nothing for a
+/// signed-in user. Unlike [`RequireUser`] it leaves the page's content to the page, so that
+/// the content's data loads are created in the same order on the server and in the browser.
+#[component]
+pub fn LoginGate() -> impl IntoView {
+    let CurrentUser(user) = CurrentUser::expect();
+    let location = use_location();
+    let to_login = login_redirect();
+    view! {
+        <Suspense>
+            {move || {
+                let to_login = to_login.clone();
+                let here = here(&location);
+                Suspend::new(async move {
+                    match user.await {
+                        Ok(Some(_)) => ().into_any(),
+                        _ => {
+                            let path = format!("/login?next={}", encode_component(&here));
+                            to_login(&path);
+                            view! {
+                                <p class="banner banner-info">
+                                    <a href=path>"Log in to continue."</a>
+                                </p>
+                            }
+                                .into_any()
+                        }
+                    }
+                })
+            }}
+        </Suspense>
+    }
+}
+
 /// Sets a 403 on the server's response (a no-op in the browser).
 fn forbidden_status() -> impl Fn() + Clone + Send + Sync + 'static {
     #[cfg(feature = "ssr")]

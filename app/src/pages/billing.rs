@@ -3,21 +3,31 @@
 use leptos::prelude::*;
 
 use crate::api::status::{SystemStatus, service_status};
-use crate::components::billing::{CurrentBalance, LedgerTable};
-use crate::components::require_user::RequireUser;
+use crate::components::billing::{
+    BillingLive, BuyTokens, CheckoutBanner, CurrentBalance, LedgerTable, ManageBilling,
+};
+use crate::components::require_user::LoginGate;
 
 #[component]
 pub fn BillingPage() -> impl IntoView {
+    // Every component here creates its data loads as the page is built, in one order on the
+    // server and in the browser (loads created after an await can be numbered differently on
+    // each side, which breaks hydration).
+    BillingLive::provide();
     view! {
         <main class="page">
             <header class="page-header">
                 <h1>"Billing"</h1>
             </header>
-            <RequireUser let:_user>
+            <LoginGate />
+            <CheckoutBanner />
+            <div class="grid">
                 <CurrentBalance />
-                <LedgerTable />
-                <ConnectionCheck />
-            </RequireUser>
+                <ManageBilling />
+            </div>
+            <BuyTokens />
+            <LedgerTable />
+            <ConnectionCheck />
         </main>
     }
 }

@@ -3,4 +3,5 @@
 pub mod consume;
 pub mod health;
 pub mod simulator;
+pub mod tokens;
 pub mod webhook;

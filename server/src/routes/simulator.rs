@@ -21,7 +21,7 @@ use url::Url;
 /// How many times a delivery is tried before it is given up (Stripe keeps trying for days).
 const DELIVERY_ATTEMPTS: u32 = 5;
 
-/// How long before the "later" events of an asynchronous payment are sent.
+/// How long an asynchronous payment takes to settle.
 const ASYNC_PAYMENT_DELAY: Duration = Duration::from_secs(3);
 
 #[derive(Clone)]
@@ -95,14 +95,20 @@ impl SimulatorPages {
         }
     }
 
-    /// Delivers now (awaited), and the later events after a pause (in the background).
+    /// Delivers the events now (awaited); an asynchronous payment settles a little later,
+    /// in the background.
     async fn deliver_emitted(&self, emitted: Emitted) {
         self.deliver(emitted.now).await;
-        if !emitted.later.is_empty() {
+        if let Some(session) = emitted.settles {
             let pages = self.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(ASYNC_PAYMENT_DELAY).await;
-                pages.deliver(emitted.later).await;
+                match pages.sim.settle(&session) {
+                    Ok(settled) => pages.deliver(settled.now).await,
+                    Err(error) => {
+                        tracing::warn!(%error, %session, "settling a simulated payment failed")
+                    }
+                }
             });
         }
     }

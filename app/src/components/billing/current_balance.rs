@@ -1,12 +1,26 @@
-//! `CurrentBalance`: the signed-in user's tokens.
+//! `CurrentBalance`: the signed-in user's tokens, kept current while the page is open.
+//!
+//! In the browser it listens to the server's `/api/tokens/stream` (server-sent events) and
+//! reloads when the ledger changes; if the stream cannot be opened it polls instead.
 
 use leptos::prelude::*;
 
+use super::BillingLive;
 use crate::api::tokens::token_balance;
 
 #[component]
 pub fn CurrentBalance() -> impl IntoView {
-    let balance = Resource::new(|| (), |_| token_balance());
+    let live = BillingLive::expect();
+    let balance = Resource::new(
+        move || live.version.get(),
+        move |_| async move {
+            live.settled().await;
+            token_balance().await
+        },
+    );
+    // Runs once, in the browser only.
+    Effect::new(move |_| follow_changes(live));
+
     view! {
         <section class="card balance" aria-labelledby="balance-title">
             <h2 id="balance-title">"Your balance"</h2>
@@ -16,10 +30,24 @@ pub fn CurrentBalance() -> impl IntoView {
                         Ok(view) => {
                             let negative = view.balance.is_negative();
                             view! {
-                                <p class="balance-amount" class:negative=negative data-testid="balance">
+                                <p
+                                    class="balance-amount"
+                                    class:negative=negative
+                                    data-testid="balance"
+                                    role="status"
+                                    aria-live="polite"
+                                >
                                     <span class="balance-number">{view.balance.grouped()}</span>
                                     " tokens"
                                 </p>
+                                {negative
+                                    .then(|| {
+                                        view! {
+                                            <p class="hint">
+                                                "A refund or dispute took back tokens that were already spent. New purchases cover this first."
+                                            </p>
+                                        }
+                                    })}
                             }
                                 .into_any()
                         }
@@ -33,3 +61,43 @@ pub fn CurrentBalance() -> impl IntoView {
         </section>
     }
 }
+
+#[cfg(feature = "hydrate")]
+fn follow_changes(live: BillingLive) {
+    use futures::StreamExt;
+    use gloo_net::eventsource::futures::EventSource;
+
+    leptos::task::spawn_local(async move {
+        let opened = EventSource::new("/api/tokens/stream")
+            .and_then(|mut source| source.subscribe("balance").map(|changes| (source, changes)));
+        let Ok((_source, mut changes)) = opened else {
+            poll(live);
+            return;
+        };
+        // The first event counts too: the ledger may have changed between the server
+        // rendering the page and the stream opening (a webhook landing meanwhile).
+        let mut last: Option<String> = None;
+        while let Some(message) = changes.next().await {
+            match message {
+                Ok((_, event)) => {
+                    let data = event.data().as_string();
+                    if data != last {
+                        live.changed();
+                    }
+                    last = data;
+                }
+                // The browser reconnects by itself; a closed stream ends the loop.
+                Err(_) => continue,
+            }
+        }
+        poll(live);
+    });
+}
+
+#[cfg(feature = "hydrate")]
+fn poll(live: BillingLive) {
+    let _ = set_interval_with_handle(move || live.changed(), std::time::Duration::from_secs(10));
+}
+
+#[cfg(not(feature = "hydrate"))]
+fn follow_changes(_live: BillingLive) {}

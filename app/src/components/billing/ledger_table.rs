@@ -1,19 +1,101 @@
-//! `LedgerTable`: every change to the user's tokens, newest first.
+//! `LedgerTable`: every change to the user's tokens, newest first, a page at a time, with a
+//! filter by source and a CSV export. Paging and filtering are links and a GET form (the URL
+//! holds the state), so they work without JavaScript and with the back button.
 
-use billing::domain::{LedgerEntry, LedgerPage};
+use billing::domain::{LedgerEntry, LedgerEntryId, LedgerPage, Source};
 use leptos::prelude::*;
+use leptos_router::components::{A, Form};
+use leptos_router::hooks::use_query_map;
 
+use super::BillingLive;
 use crate::api::tokens::token_ledger;
 use crate::error::AppError;
 
 #[component]
 pub fn LedgerTable() -> impl IntoView {
-    let page = Resource::new(|| (), |_| token_ledger(None, None, None));
+    let live = BillingLive::expect();
+    let query = use_query_map();
+    let source = move || {
+        query
+            .read()
+            .get("source")
+            .and_then(|s| Source::parse(&s).ok())
+    };
+    let before = move || {
+        query
+            .read()
+            .get("before")
+            .and_then(|b| b.parse::<LedgerEntryId>().ok())
+    };
+    let page = Resource::new(
+        move || (before(), source(), live.version.get()),
+        move |(before, source, _)| async move {
+            live.settled().await;
+            token_ledger(before, source, None).await
+        },
+    );
+    let link = move |cursor: Option<LedgerEntryId>| {
+        let mut params = Vec::new();
+        if let Some(cursor) = cursor {
+            params.push(format!("before={cursor}"));
+        }
+        if let Some(source) = source() {
+            params.push(format!("source={source}"));
+        }
+        if params.is_empty() {
+            "/app/billing".to_owned()
+        } else {
+            format!("/app/billing?{}", params.join("&"))
+        }
+    };
+    let export = move || match source() {
+        Some(source) => format!("/api/tokens/ledger.csv?source={source}"),
+        None => "/api/tokens/ledger.csv".to_owned(),
+    };
+
     view! {
         <section class="card" aria-labelledby="ledger-title">
-            <h2 id="ledger-title">"Token history"</h2>
+            <div class="section-header">
+                <h2 id="ledger-title">"Token history"</h2>
+                <a class="button button-quiet" href=export download="promptbloom-ledger.csv" rel="external">
+                    "Export CSV"
+                </a>
+            </div>
+            <Form method="GET" action="/app/billing" attr:class="inline-form ledger-filter">
+                <label for="ledger-source">"Show"</label>
+                <select id="ledger-source" name="source">
+                    <option value="" selected=move || source().is_none()>
+                        "All activity"
+                    </option>
+                    {Source::ALL
+                        .into_iter()
+                        .map(|s| {
+                            view! {
+                                <option value=s.as_str() selected=move || source() == Some(s)>
+                                    {s.label()}
+                                </option>
+                            }
+                        })
+                        .collect_view()}
+                </select>
+                <button type="submit" class="button button-quiet">
+                    "Filter"
+                </button>
+            </Form>
             <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
-                {move || Suspend::new(async move { ledger_view(page.await) })}
+                {move || Suspend::new(async move {
+                    let page = page.await;
+                    let next = page.as_ref().ok().and_then(|p| p.next_cursor);
+                    let paged = before().is_some();
+                    view! {
+                        {ledger_view(page)}
+                        <nav class="pager" aria-label="Token history pages">
+                            {paged.then(|| view! { <A href=link(None)>"← Newest"</A> })}
+                            {next.map(|cursor| view! { <A href=link(Some(cursor))>"Older →"</A> })}
+                        </nav>
+                    }
+                        .into_any()
+                })}
             </Transition>
         </section>
     }
@@ -29,6 +111,7 @@ pub fn ledger_view(page: Result<LedgerPage, AppError>) -> AnyView {
         Ok(page) => view! {
             <div class="table-scroll">
                 <table class="ledger">
+                    <caption class="visually-hidden">"Token history, newest first"</caption>
                     <thead>
                         <tr>
                             <th scope="col">"Date"</th>
@@ -62,9 +145,7 @@ fn entry_row(entry: LedgerEntry) -> impl IntoView {
             <td>
                 <span class=format!("badge badge-{}", entry.source.as_str())>{entry.source.label()}</span>
             </td>
-            <td class=change_class>
-                {entry.delta.signed()}
-            </td>
+            <td class=change_class>{entry.delta.signed()}</td>
             <td class="num">{entry.balance_after.grouped()}</td>
         </tr>
     }

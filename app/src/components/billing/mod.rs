@@ -1,8 +1,91 @@
 //! The billing page's components. Each loads its own data through the server functions in
-//! `crate::api`, so each works on its own and hydrates on its own.
+//! `crate::api`; [`BillingLive`] tells them when the ledger changed, so they reload together.
 
+pub mod buy_tokens;
+pub mod checkout_banner;
 pub mod current_balance;
 pub mod ledger_table;
+pub mod manage_billing;
 
+pub use buy_tokens::BuyTokens;
+pub use checkout_banner::CheckoutBanner;
 pub use current_balance::CurrentBalance;
 pub use ledger_table::LedgerTable;
+pub use manage_billing::ManageBilling;
+
+use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
+
+use crate::api::billing::{CheckoutProgress, checkout_status};
+use crate::error::AppError;
+
+/// What the billing components share: a version bumped whenever the user's ledger changes
+/// (a webhook, a purchase, usage), on which each reloads its data; and the Checkout session
+/// the user came back from, which the others wait for (it may credit tokens first).
+#[derive(Clone, Copy)]
+pub struct BillingLive {
+    pub version: RwSignal<u64>,
+    pub checkout: Resource<Option<Result<CheckoutProgress, AppError>>>,
+}
+
+impl BillingLive {
+    pub fn provide() -> Self {
+        let version = RwSignal::new(0);
+        let query = use_query_map();
+        let checkout = Resource::new(
+            move || {
+                (
+                    query.read().get("session_id").filter(|id| !id.is_empty()),
+                    version.get(),
+                )
+            },
+            |(session, _)| async move {
+                match session {
+                    Some(id) => Some(checkout_status(id).await),
+                    None => None,
+                }
+            },
+        );
+        let live = Self { version, checkout };
+        provide_context(live);
+        live
+    }
+
+    /// Waits until the Checkout session the user came back from is settled (the success page
+    /// may credit it), so that a read made now sees its tokens.
+    pub async fn settled(self) {
+        let _ = self.checkout.await;
+    }
+
+    pub fn expect() -> Self {
+        expect_context()
+    }
+
+    pub fn changed(self) {
+        self.version.update(|v| *v += 1);
+    }
+}
+
+/// A fresh id for a form's submission, so that a double submission applies once (the
+/// server makes one when the browser sends none).
+pub fn fresh_request_id() -> String {
+    #[cfg(feature = "ssr")]
+    {
+        use rand::RngCore;
+        let mut bytes = [0u8; 12];
+        rand::rng().fill_bytes(&mut bytes);
+        hex::encode(bytes)
+    }
+    #[cfg(not(feature = "ssr"))]
+    String::new()
+}
+
+/// Sends the browser to another site (Stripe's pages).
+pub fn go_to(url: &str) {
+    #[cfg(feature = "hydrate")]
+    {
+        let _ = window().location().set_href(url);
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = url;
+}

@@ -1,0 +1,105 @@
+//! `BuyTokens`: the packs and the plan from the server's catalog, each a button that goes to
+//! Stripe Checkout. A plain form before hydration; after it, the button shows progress and
+//! errors in place (rate limited, payments unavailable).
+
+use billing::domain::{Offer, ProductKind};
+use leptos::ev::SubmitEvent;
+use leptos::form::FromFormData;
+use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
+
+use super::{fresh_request_id, go_to};
+use crate::api::billing::{CreateCheckoutSession, offers};
+
+#[component]
+pub fn BuyTokens() -> impl IntoView {
+    let storefront = Resource::new(|| (), |_| offers());
+    let checkout = ServerAction::<CreateCheckoutSession>::new();
+    Effect::new(move |_| {
+        if let Some(Ok(started)) = checkout.value().get() {
+            go_to(&started.url);
+        }
+    });
+    let error = move || match checkout.value().get() {
+        Some(Err(error)) => Some(error.to_string()),
+        _ => None,
+    };
+
+    view! {
+        <section class="card" aria-labelledby="buy-title">
+            <h2 id="buy-title">"Buy tokens"</h2>
+            <p class="error" role="alert" data-testid="buy-error">
+                {error}
+            </p>
+            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match storefront.await {
+                        Ok(storefront) => {
+                            view! {
+                                <ul class="offers" role="list">
+                                    {storefront
+                                        .offers
+                                        .into_iter()
+                                        .map(|offer| view! { <OfferCard offer checkout /> })
+                                        .collect_view()}
+                                </ul>
+                            }
+                                .into_any()
+                        }
+                        Err(error) => {
+                            view! { <p class="error" role="alert">{error.to_string()}</p> }
+                                .into_any()
+                        }
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+#[component]
+fn OfferCard(offer: Offer, checkout: ServerAction<CreateCheckoutSession>) -> impl IntoView {
+    let monthly = offer.kind == ProductKind::Subscription;
+    let tokens = billing::domain::Balance::new(offer.tokens.get())
+        .map(|b| b.grouped())
+        .unwrap_or_default();
+    let price = offer.price.map(|p| p.to_string());
+    let heading = format!("offer-{}", offer.product.as_str());
+    let (labelled_by, described_by) = (heading.clone(), heading.clone());
+    let on_submit = move |ev: SubmitEvent| {
+        ev.prevent_default();
+        if let Ok(mut args) = CreateCheckoutSession::from_event(&ev) {
+            // The button is disabled while a checkout is being opened: no double submission.
+            args.request_id = None;
+            checkout.dispatch(args);
+        }
+    };
+    view! {
+        <li class="offer" aria-labelledby=labelled_by>
+            <h3 id=heading>{offer.label.clone()}</h3>
+            <p class="offer-tokens">
+                <strong>{tokens}</strong>
+                {if monthly { " tokens every month" } else { " tokens" }}
+            </p>
+            <p class="offer-price">
+                {match price {
+                    Some(price) if monthly => format!("{price} / month"),
+                    Some(price) => price,
+                    None => "Price shown at checkout".to_owned(),
+                }}
+            </p>
+            <form method="post" action=CreateCheckoutSession::url() on:submit=on_submit>
+                <input type="hidden" name="product" value=offer.product.as_str() />
+                <input type="hidden" name="request_id" value=fresh_request_id() />
+                <button
+                    type="submit"
+                    class="button"
+                    disabled=move || checkout.pending().get()
+                    aria-describedby=described_by
+                >
+                    {if monthly { "Subscribe" } else { "Buy" }}
+                </button>
+            </form>
+        </li>
+    }
+}

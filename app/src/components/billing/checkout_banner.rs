@@ -1,0 +1,106 @@
+//! Banners for a return from Stripe Checkout: paid (with the tokens added), still clearing,
+//! a subscription started, or cancelled.
+
+use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
+
+use super::BillingLive;
+use crate::api::billing::CheckoutProgress;
+
+#[component]
+pub fn CheckoutBanner() -> impl IntoView {
+    let query = use_query_map();
+    let canceled = move || query.read().get("canceled").is_some_and(|v| v == "1");
+    let live = BillingLive::expect();
+    let status = live.checkout;
+    // While a payment is clearing, ask again every few seconds (in the browser).
+    let pending = RwSignal::new(false);
+    Effect::new(move |_| {
+        pending.set(matches!(
+            status.get(),
+            Some(Some(Ok(CheckoutProgress::Pending)))
+        ));
+    });
+    #[cfg(feature = "hydrate")]
+    {
+        let handle = set_interval_with_handle(
+            move || {
+                if pending.get_untracked() {
+                    live.changed();
+                }
+            },
+            std::time::Duration::from_secs(3),
+        );
+        on_cleanup(move || {
+            if let Ok(handle) = handle {
+                handle.clear();
+            }
+        });
+    }
+    let returning = move || query.with_untracked(|q| q.get("session_id").is_some());
+
+    view! {
+        <Show when=canceled>
+            <p class="banner banner-info" role="status">
+                "Checkout canceled. Nothing was charged."
+            </p>
+        </Show>
+        <Transition fallback=move || {
+            returning()
+                .then(|| {
+                    view! {
+                        <p class="banner banner-info" role="status">
+                            "Payment received: adding your tokens…"
+                        </p>
+                    }
+                })
+        }>
+            {move || Suspend::new(async move {
+                let message = match status.await {
+                    None => return ().into_any(),
+                    Some(Ok(CheckoutProgress::Credited { tokens, balance })) => {
+                        (
+                            "banner-success",
+                            format!(
+                                "Payment received: {} tokens added. Your balance is {} tokens.",
+                                grouped(tokens),
+                                balance.grouped(),
+                            ),
+                        )
+                    }
+                    Some(Ok(CheckoutProgress::Subscribed)) => {
+                        (
+                            "banner-success",
+                            "Subscription started. 6,000 tokens are added with each paid invoice."
+                                .to_owned(),
+                        )
+                    }
+                    Some(Ok(CheckoutProgress::Pending)) => {
+                        (
+                            "banner-info",
+                            "Payment received; your bank is confirming it. Your tokens appear here as soon as it clears."
+                                .to_owned(),
+                        )
+                    }
+                    Some(Ok(CheckoutProgress::Unpaid)) => {
+                        (
+                            "banner-warning",
+                            "The payment did not go through. Nothing was charged.".to_owned(),
+                        )
+                    }
+                    Some(Err(error)) => ("banner-warning", error.to_string()),
+                };
+                view! {
+                    <p class=format!("banner {}", message.0) role="status" data-testid="checkout-banner">
+                        {message.1}
+                    </p>
+                }
+                    .into_any()
+            })}
+        </Transition>
+    }
+}
+
+fn grouped(n: i64) -> String {
+    billing::domain::Balance::new(n).map_or_else(|_| n.to_string(), |b| b.grouped())
+}

@@ -1,0 +1,100 @@
+import { expect, test } from "@playwright/test";
+import { hydrated, signUp } from "./support/accounts";
+
+test("buy the medium pack through Checkout, see 5,000 tokens and the ledger row", async ({ page }) => {
+  await signUp(page);
+  await hydrated(page);
+  await expect(page.getByTestId("balance")).toHaveText("0 tokens");
+
+  const medium = page.getByRole("listitem").filter({ has: page.getByRole("heading", { name: "Medium pack" }) });
+  await expect(medium).toContainText("5,000 tokens");
+  await expect(medium).toContainText("$40.00");
+  await medium.getByRole("button", { name: "Buy" }).click();
+
+  // The simulated Stripe Checkout.
+  await expect(page).toHaveURL(/\/simulated-stripe\/checkout\/cs_/);
+  await expect(page.getByText("Simulated Stripe")).toBeVisible();
+  await page.getByRole("button", { name: "Pay $40.00" }).click();
+
+  await expect(page).toHaveURL(/\/app\/billing\?.*session_id=cs_/);
+  await expect(page.getByTestId("checkout-banner")).toContainText("5,000 tokens added");
+  await expect(page.getByTestId("balance")).toHaveText("5,000 tokens");
+  const row = page.getByRole("row", { name: /Medium pack/ });
+  await expect(row).toContainText("Purchase");
+  await expect(row).toContainText("+5,000");
+});
+
+test("cancelling Checkout shows the banner and charges nothing", async ({ page }) => {
+  await signUp(page);
+  await page.getByRole("listitem").filter({ hasText: "Small pack" }).getByRole("button", { name: "Buy" }).click();
+  await page.getByRole("button", { name: "Cancel and return" }).click();
+  await expect(page).toHaveURL(/canceled=1/);
+  await expect(page.getByText("Checkout canceled. Nothing was charged.")).toBeVisible();
+  await expect(page.getByTestId("balance")).toHaveText("0 tokens");
+});
+
+test("a payment that clears later shows as pending, then the tokens arrive without a reload", async ({ page }) => {
+  await signUp(page);
+  await page.getByRole("listitem").filter({ hasText: "Small pack" }).getByRole("button", { name: "Buy" }).click();
+  await page.getByRole("button", { name: /clears in a few seconds/ }).click();
+  await expect(page.getByTestId("checkout-banner")).toContainText("confirming");
+  await hydrated(page);
+  // No reload: the live balance and the banner update themselves.
+  await expect(page.getByTestId("balance")).toHaveText("1,000 tokens", { timeout: 20_000 });
+  await expect(page.getByTestId("checkout-banner")).toContainText("1,000 tokens added", { timeout: 20_000 });
+});
+
+test("subscribe and get 6,000 tokens; the portal cancels the plan", async ({ page }) => {
+  await signUp(page);
+  await page.getByRole("listitem").filter({ hasText: "Starter monthly" }).getByRole("button", { name: "Subscribe" }).click();
+  await page.getByRole("button", { name: /^Pay \$35\.00/ }).click();
+  await expect(page.getByTestId("checkout-banner")).toContainText("Subscription started");
+  await expect(page.getByTestId("balance")).toHaveText("6,000 tokens", { timeout: 20_000 });
+  await expect(page.getByTestId("subscription-status")).toContainText("Starter monthly: Active", { timeout: 20_000 });
+
+  await hydrated(page);
+  await page.getByRole("button", { name: "Manage billing" }).click();
+  await expect(page).toHaveURL(/\/simulated-stripe\/portal\//);
+  await page.getByRole("button", { name: "Cancel plan" }).click();
+  await expect(page.getByTestId("sim-subscription-state")).toContainText("Cancels on");
+  await page.getByRole("link", { name: "Return to PromptBloom" }).click();
+  await expect(page.getByTestId("subscription-status")).toContainText("cancels at the end of the period");
+  await expect(page.getByTestId("balance")).toHaveText("6,000 tokens");
+});
+
+test("a partial refund reverses tokens in proportion", async ({ page }) => {
+  await signUp(page);
+  await page.getByRole("listitem").filter({ hasText: "Medium pack" }).getByRole("button", { name: "Buy" }).click();
+  await page.getByRole("button", { name: "Pay $40.00" }).click();
+  await expect(page.getByTestId("balance")).toHaveText("5,000 tokens");
+
+  await hydrated(page);
+  await page.getByRole("button", { name: "Manage billing" }).click();
+  await page.getByLabel("Amount").fill("10.00");
+  await page.getByRole("button", { name: "Refund", exact: true }).click();
+  await expect(page.getByText("refunded $10.00")).toBeVisible();
+  await page.getByRole("link", { name: "Return to PromptBloom" }).click();
+
+  // $10 of $40 back: a quarter of 5,000 tokens taken back.
+  await expect(page.getByTestId("balance")).toHaveText("3,750 tokens");
+  const row = page.getByRole("row", { name: /Refund: Medium pack/ });
+  await expect(row).toContainText("-1,250");
+  await expect(row).toContainText("Refund");
+});
+
+test("the sixth quick checkout shows the rate-limit message", async ({ page }) => {
+  await signUp(page);
+  await hydrated(page);
+  // Five checkouts opened (and left) in a row...
+  for (let i = 0; i < 5; i++) {
+    const response = await page.request.post("/api/billing/create-checkout-session", {
+      data: { product: "small" },
+      headers: { origin: new URL(page.url()).origin },
+    });
+    expect(response.status()).toBe(200);
+  }
+  // ...then the sixth, from the page.
+  await page.getByRole("listitem").filter({ hasText: "Large pack" }).getByRole("button", { name: "Buy" }).click();
+  await expect(page.getByTestId("buy-error")).toHaveText(/Too many requests\. Please wait \d+ seconds and try again\./);
+  await expect(page).toHaveURL(/\/app\/billing$/);
+});

@@ -1,0 +1,165 @@
+//! The signed-in user's tokens outside server functions: a live stream of the balance
+//! (server-sent events) and the ledger as CSV.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use app::api::guard::session_user;
+use app::state::AppState;
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use billing::domain::{LedgerEntry, LedgerEntryId, Source, User, UserId};
+use billing::store::{LedgerQuery, Store};
+use futures_util::Stream;
+use serde::Deserialize;
+use serde_json::json;
+use tower_sessions::Session;
+
+use crate::error::ApiError;
+
+/// How often the stream looks for a change. Reading one row is cheap, and a database poll
+/// works across every node, where an in-process notification would not.
+const POLL: Duration = Duration::from_secs(1);
+
+async fn signed_in(state: &AppState, session: &Session) -> Result<User, ApiError> {
+    session_user(state, session)
+        .await
+        .map_err(|_| ApiError::internal("reading the session failed", "session store"))?
+        .ok_or_else(|| ApiError::unauthorized("Please log in to continue."))
+}
+
+/// `GET /api/tokens/stream`: a `balance` event now and whenever the balance or the ledger
+/// changes: `{"balance": 5000, "latest_entry": 12}`.
+pub async fn stream(
+    State(state): State<AppState>,
+    session: Session,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let user = signed_in(&state, &session).await?.id;
+    let store = state.store.clone();
+    let changes = futures_util::stream::unfold(
+        (store, None::<(i64, Option<LedgerEntryId>)>),
+        move |(store, last)| async move {
+            loop {
+                match snapshot(&*store, user).await {
+                    Ok(now) if Some(now) != last => {
+                        let event = Event::default()
+                            .event("balance")
+                            .data(json!({ "balance": now.0, "latest_entry": now.1 }).to_string());
+                        return Some((Ok(event), (store, Some(now))));
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(%error, "reading a balance for the stream failed"),
+                }
+                tokio::time::sleep(POLL).await;
+            }
+        },
+    );
+    Ok(Sse::new(changes).keep_alive(KeepAlive::default()))
+}
+
+async fn snapshot(
+    store: &dyn Store,
+    user: UserId,
+) -> Result<(i64, Option<LedgerEntryId>), billing::store::StoreError> {
+    let balance = store.balance(user).await?;
+    let newest = store.ledger_page(user, &LedgerQuery::first(1)).await?;
+    Ok((balance.get(), newest.entries.first().map(|e| e.id)))
+}
+
+#[derive(Deserialize)]
+pub struct ExportQuery {
+    source: Option<String>,
+}
+
+/// `GET /api/tokens/ledger.csv`: the whole ledger (or one source of it), oldest last.
+pub async fn export_csv(
+    State(state): State<AppState>,
+    session: Session,
+    Query(query): Query<ExportQuery>,
+) -> Result<Response, ApiError> {
+    let user = signed_in(&state, &session).await?;
+    let source = match query.source.as_deref().filter(|s| !s.is_empty()) {
+        Some(raw) => Some(Source::parse(raw).map_err(|e| ApiError::invalid(e.to_string()))?),
+        None => None,
+    };
+    let mut csv =
+        String::from("date,description,source,change,balance_after,amount_paid,reference\n");
+    let mut page = LedgerQuery {
+        source,
+        ..LedgerQuery::first(LedgerQuery::MAX_LIMIT)
+    };
+    loop {
+        let entries = state
+            .store
+            .ledger_page(user.id, &page)
+            .await
+            .map_err(|e| ApiError::unavailable("exporting a ledger failed", &e))?;
+        for entry in &entries.entries {
+            csv.push_str(&row(entry));
+        }
+        match entries.next_cursor {
+            Some(cursor) => page.before = Some(cursor),
+            None => break,
+        }
+    }
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"promptbloom-ledger.csv\"",
+            ),
+        ],
+        csv,
+    )
+        .into_response())
+}
+
+fn row(entry: &LedgerEntry) -> String {
+    format!(
+        "{},{},{},{},{},{},{}\n",
+        entry.created_at.rfc3339(),
+        text_field(&entry.reason),
+        entry.source.as_str(),
+        entry.delta.get(),
+        entry.balance_after.get(),
+        entry
+            .amount_paid
+            .map(|m| text_field(&m.to_string()))
+            .unwrap_or_default(),
+        text_field(entry.stripe_object_id.as_deref().unwrap_or_default()),
+    )
+}
+
+/// Quotes a text field, and defuses text a spreadsheet would run as a formula.
+fn text_field(value: &str) -> String {
+    let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{value}")
+    } else {
+        value.to_owned()
+    };
+    if value.contains([',', '"', '\n', '\r']) || value.starts_with('\'') {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::text_field;
+
+    #[test]
+    fn csv_fields_are_quoted_and_formulas_defused() {
+        assert_eq!(text_field("Medium pack"), "Medium pack");
+        assert_eq!(text_field("a, b"), "\"a, b\"");
+        assert_eq!(text_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(
+            text_field("=HYPERLINK(\"x\")"),
+            "\"'=HYPERLINK(\"\"x\"\")\""
+        );
+        assert_eq!(text_field("@SUM(A1)"), "\"'@SUM(A1)\"");
+    }
+}
