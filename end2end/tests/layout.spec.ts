@@ -1,0 +1,42 @@
+import { expect, test } from "@playwright/test";
+import { hydrated, signUp } from "./support/accounts";
+
+for (const { name, width, height } of [
+  { name: "desktop", width: 1280, height: 900 },
+  { name: "phone", width: 360, height: 780 },
+]) {
+  test(`the billing page fits a ${name} screen (${width}px)`, async ({ page }, testInfo) => {
+    await page.setViewportSize({ width, height });
+    await signUp(page, name);
+    await hydrated(page);
+    await expect(page.getByRole("heading", { name: "Buy tokens" })).toBeVisible();
+    // Nothing sticks out sideways: the page never scrolls horizontally.
+    const overflow = await page.evaluate(
+      () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
+    );
+    expect(overflow).toBeLessThanOrEqual(0);
+    // Every control has an accessible name, and the balance is announced when it changes.
+    for (const button of await page.getByRole("button").all()) {
+      expect((await button.textContent())?.trim() || (await button.getAttribute("aria-label"))).toBeTruthy();
+    }
+    await expect(page.getByTestId("balance")).toHaveAttribute("aria-live", "polite");
+    await page.screenshot({ path: testInfo.outputPath(`billing-${name}.png`), fullPage: true });
+  });
+}
+
+test("the keyboard reaches the purchase buttons in reading order", async ({ page }) => {
+  await signUp(page, "keys");
+  await hydrated(page);
+  const order: string[] = [];
+  for (let i = 0; i < 40 && order.length < 30; i++) {
+    await page.keyboard.press("Tab");
+    order.push(await page.evaluate(() => (document.activeElement as HTMLElement | null)?.innerText?.trim() ?? ""));
+  }
+  const manage = order.indexOf("Manage billing");
+  const firstBuy = order.indexOf("Buy");
+  expect(manage).toBeGreaterThan(-1);
+  expect(firstBuy).toBeGreaterThan(manage);
+  // Three packs, then the plan, before the ledger's controls.
+  expect(order.slice(firstBuy, firstBuy + 4)).toEqual(["Buy", "Buy", "Buy", "Subscribe"]);
+  expect(order.indexOf("Export CSV")).toBeGreaterThan(firstBuy + 3);
+});
