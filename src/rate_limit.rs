@@ -53,6 +53,9 @@ pub enum Decision {
 
 #[async_trait]
 pub trait RateLimiter: Send + Sync + 'static {
+    /// The limit's name, for metrics and logs.
+    fn name(&self) -> &'static str;
+
     /// Counts one request for `key`, unless it is over the limit.
     async fn check(&self, key: &str) -> Result<Decision, StoreError>;
 
@@ -87,6 +90,10 @@ impl DatabaseLimiter {
 
 #[async_trait]
 impl RateLimiter for DatabaseLimiter {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
     async fn check(&self, key: &str) -> Result<Decision, StoreError> {
         let wait = self
             .store
@@ -138,17 +145,19 @@ type KeyedGovernor = governor::RateLimiter<
 
 /// A limit kept in this process (governor): for a single node.
 pub struct MemoryLimiter {
+    name: &'static str,
     limiter: KeyedGovernor,
     clock: GovernorClock,
 }
 
 impl MemoryLimiter {
-    pub fn new(quota: Quota, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(name: &'static str, quota: Quota, clock: Arc<dyn Clock>) -> Self {
         let clock = GovernorClock(clock);
         let quota = governor::Quota::with_period(quota.interval())
             .expect("a quota's interval is above zero")
             .allow_burst(quota.burst);
         Self {
+            name,
             limiter: governor::RateLimiter::dashmap_with_clock(quota, clock.clone()),
             clock,
         }
@@ -157,6 +166,10 @@ impl MemoryLimiter {
 
 #[async_trait]
 impl RateLimiter for MemoryLimiter {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
     async fn check(&self, key: &str) -> Result<Decision, StoreError> {
         use governor::clock::Clock as _;
         Ok(match self.limiter.check_key(&key.to_owned()) {
@@ -184,6 +197,7 @@ mod tests {
     async fn the_memory_limiter_follows_the_same_schedule() {
         let clock = ManualClock::starting_at(Timestamp::from_millis(1_800_000_000_000));
         let limiter = MemoryLimiter::new(
+            "test",
             Quota::per_minute(NonZeroU32::new(5).unwrap()),
             Arc::new(clock.clone()),
         );

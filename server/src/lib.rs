@@ -5,6 +5,7 @@ pub mod commands;
 pub mod csrf;
 pub mod demo;
 pub mod error;
+pub mod observability;
 pub mod routes;
 pub mod session;
 pub mod startup;

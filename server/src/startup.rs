@@ -25,9 +25,13 @@ use url::Url;
 
 use crate::csrf::{self, SiteOrigin};
 use crate::demo;
+use crate::observability;
 use crate::routes::simulator::SimulatorPages;
 use crate::routes::{consume, health, tokens, webhook};
 use crate::session::Sessions;
+
+/// The largest request body accepted anywhere (the webhook's own limit is the same).
+const MAX_REQUEST_BYTES: usize = webhook::MAX_BODY_BYTES;
 
 /// How often idle rate-limit keys are forgotten.
 const HOUSEKEEPING_PERIOD: Duration = Duration::from_secs(300);
@@ -49,6 +53,18 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     state: AppState,
+    shutdown: Shutdown,
+}
+
+/// Tells long-lived responses (the balance streams) that the server is stopping, so that a
+/// graceful shutdown waits only for real work in flight (a webhook being applied).
+#[derive(Clone)]
+pub struct Shutdown(tokio::sync::watch::Sender<bool>);
+
+impl Shutdown {
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.0.subscribe()
+    }
 }
 
 impl Application {
@@ -67,6 +83,8 @@ impl Application {
         leptos_options: LeptosOptions,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartupError> {
+        // Installed before anything is counted.
+        observability::prometheus();
         let store: Arc<dyn Store> = Arc::new(store::connect(&config.database).await?);
         tracing::info!(backend = store.backend().name(), "database ready");
         let sessions = Sessions::connect(&config.database).await?;
@@ -128,10 +146,12 @@ impl Application {
         });
         sessions.spawn_cleanup();
         spawn_housekeeping(state.limits.clone());
+        let shutdown = Shutdown(tokio::sync::watch::channel(false).0);
         Ok(Self {
             listener,
-            router: router(state.clone(), &sessions, simulator),
+            router: router(state.clone(), &sessions, simulator, shutdown.clone()),
             state,
+            shutdown,
         })
     }
 
@@ -147,12 +167,17 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let shutdown = self.shutdown;
         axum::serve(
             self.listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            // Streams end now; requests in flight (a webhook being applied) finish first.
+            let _ = shutdown.0.send(true);
+        })
         .await
     }
 }
@@ -167,7 +192,7 @@ fn limits(config: &Config, store: &Arc<dyn Store>, clock: &Arc<dyn Clock>) -> Li
                 store.clone(),
                 clock.clone(),
             )),
-            RateLimitBackend::Memory => Arc::new(MemoryLimiter::new(quota, clock.clone())),
+            RateLimitBackend::Memory => Arc::new(MemoryLimiter::new(name, quota, clock.clone())),
         }
     };
     let per = |n: u32, period: Duration| Quota {
@@ -218,13 +243,20 @@ fn spawn_housekeeping(limits: Limits) {
     });
 }
 
-fn router(state: AppState, sessions: &Sessions, simulator: Option<SimulatorPages>) -> Router {
+fn router(
+    state: AppState,
+    sessions: &Sessions,
+    simulator: Option<SimulatorPages>,
+    shutdown: Shutdown,
+) -> Router {
     let routes = generate_route_list(App);
     let context = state.clone();
     let site = SiteOrigin(state.config.site_url.clone());
     let simulator = simulator.map_or_else(Router::new, SimulatorPages::router);
-    Router::new()
+    let router = Router::new()
         .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(observability::metrics))
         .route("/api/tokens/consume", post(consume::consume))
         .route("/api/webhooks/stripe", post(webhook::receive))
         .route("/api/tokens/stream", get(tokens::stream))
@@ -244,12 +276,19 @@ fn router(state: AppState, sessions: &Sessions, simulator: Option<SimulatorPages
             },
             shell,
         ))
+        .route_layer(axum::middleware::from_fn(observability::track_requests))
         .layer(sessions.layer(&state.config))
         .layer(axum::middleware::from_fn_with_state(
             site,
             csrf::same_origin_only,
         ))
-        .with_state(state)
+        .layer(axum::Extension(shutdown))
+        // No request needs more: refuse bigger bodies (413) before anything reads them.
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            MAX_REQUEST_BYTES,
+        ))
+        .with_state(state);
+    observability::request_ids(router)
 }
 
 async fn shutdown_signal() {

@@ -132,10 +132,17 @@ impl Fulfilment {
                 payload: payload.to_owned(),
             })
             .await?;
-        if let Recorded::Processed { .. } = recorded {
-            return Ok(Outcome::AlreadyApplied);
-        }
-        self.apply_and_release(&event).await
+        let outcome = match recorded {
+            Recorded::Processed { .. } => Outcome::AlreadyApplied,
+            _ => self.apply_and_release(&event).await?,
+        };
+        metrics::counter!(
+            "billing_webhook_events_total",
+            "type" => event.kind.clone(),
+            "outcome" => outcome.label(),
+        )
+        .increment(1);
+        Ok(outcome)
     }
 
     /// Applies a stored event again (an operator's retry after fixing a failure). Safe for an

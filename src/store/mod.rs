@@ -41,6 +41,9 @@ pub enum StoreError {
     /// The database holds a value the domain refuses: a bug or a hand-edited row.
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
+    /// The database is behind this build's schema (a migration is missing).
+    #[error("the schema is at migration {applied}, this build needs {needed}")]
+    Behind { applied: i64, needed: i64 },
     /// The balance kept changing under a posting; trying again later is safe.
     #[error("the balance kept changing; try again")]
     Contended,
@@ -121,6 +124,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Checks that the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Checks that the database answers and every migration this build knows is applied.
+    async fn ready(&self) -> Result<(), StoreError>;
 
     // --- Ledger -----------------------------------------------------------------------------
 

@@ -10,6 +10,9 @@ pub mod live;
 pub mod signature;
 pub mod simulated;
 
+#[cfg(test)]
+mod abuse_tests;
+
 pub use gateway::{
     CheckoutRequest, CheckoutSession, GatewayError, GatewayMode, LineItem, ListedEvent,
     SessionSnapshot, StripeGateway,

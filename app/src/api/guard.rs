@@ -214,7 +214,9 @@ impl Call {
         {
             Decision::Allowed => Ok(()),
             Decision::Limited { retry_after } => {
-                tracing::info!(key, "rate limited");
+                tracing::info!(limit = limiter.name(), key, "rate limited");
+                metrics::counter!("billing_rate_limit_refusals_total", "limit" => limiter.name())
+                    .increment(1);
                 Err(AppError::RateLimited {
                     retry_after_secs: u64::try_from(retry_after.as_millis().div_ceil(1000))
                         .unwrap_or(u64::MAX)

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use app::api::guard::session_user;
 use app::state::AppState;
+use axum::Extension;
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -18,6 +19,7 @@ use serde_json::json;
 use tower_sessions::Session;
 
 use crate::error::ApiError;
+use crate::startup::Shutdown;
 
 /// How often the stream looks for a change. Reading one row is cheap, and a database poll
 /// works across every node, where an in-process notification would not.
@@ -34,25 +36,33 @@ async fn signed_in(state: &AppState, session: &Session) -> Result<User, ApiError
 /// changes: `{"balance": 5000, "latest_entry": 12}`.
 pub async fn stream(
     State(state): State<AppState>,
+    Extension(shutdown): Extension<Shutdown>,
     session: Session,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let user = signed_in(&state, &session).await?.id;
     let store = state.store.clone();
+    let stopping = shutdown.watch();
     let changes = futures_util::stream::unfold(
-        (store, None::<(i64, Option<LedgerEntryId>)>),
-        move |(store, last)| async move {
+        (store, None::<(i64, Option<LedgerEntryId>)>, stopping),
+        move |(store, last, mut stopping)| async move {
             loop {
+                if *stopping.borrow() {
+                    return None;
+                }
                 match snapshot(&*store, user).await {
                     Ok(now) if Some(now) != last => {
                         let event = Event::default()
                             .event("balance")
                             .data(json!({ "balance": now.0, "latest_entry": now.1 }).to_string());
-                        return Some((Ok(event), (store, Some(now))));
+                        return Some((Ok(event), (store, Some(now), stopping)));
                     }
                     Ok(_) => {}
                     Err(error) => tracing::warn!(%error, "reading a balance for the stream failed"),
                 }
-                tokio::time::sleep(POLL).await;
+                tokio::select! {
+                    () = tokio::time::sleep(POLL) => {}
+                    _ = stopping.changed() => return None,
+                }
             }
         },
     );

@@ -60,12 +60,32 @@ impl Store for SqlStore {
         Ok(())
     }
 
+    async fn ready(&self) -> Result<(), StoreError> {
+        let needed = self
+            .backend
+            .migrator()
+            .iter()
+            .map(|m| m.version)
+            .max()
+            .unwrap_or(0);
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&self.pool)
+                .await?;
+        let applied = applied.unwrap_or(0);
+        if applied < needed {
+            return Err(StoreError::Behind { applied, needed });
+        }
+        Ok(())
+    }
+
     async fn post(&self, posting: Posting) -> Result<Posted, StoreError> {
         for _ in 0..POST_ATTEMPTS {
             let mut tx = self.pool.begin_with(self.backend.begin_write()).await?;
             match posting::post_in(&mut tx, &posting).await? {
                 Attempt::Posted(entry) => {
                     tx.commit().await?;
+                    record_posting(&entry);
                     return Ok(Posted {
                         entry,
                         replayed: false,
@@ -450,6 +470,19 @@ impl Store for SqlStore {
         .await?;
         rows.iter().map(api_key_from_row).collect()
     }
+}
+
+/// Counts a committed ledger entry: entries and tokens by source.
+pub(super) fn record_posting(entry: &LedgerEntry) {
+    let source = entry.source.as_str();
+    metrics::counter!("billing_ledger_entries_total", "source" => source).increment(1);
+    let direction = if entry.delta.is_increase() {
+        "added"
+    } else {
+        "taken"
+    };
+    metrics::counter!("billing_ledger_tokens_total", "source" => source, "direction" => direction)
+        .increment(entry.delta.get().unsigned_abs());
 }
 
 fn unique_as_exists(e: sqlx::Error) -> StoreError {

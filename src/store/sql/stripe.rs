@@ -187,6 +187,13 @@ impl SqlStore {
                 return Err(StoreError::AlreadyExists);
             }
             tx.commit().await?;
+            for change in &applied {
+                if let Applied::Posted(posted) = change
+                    && !posted.replayed
+                {
+                    super::record_posting(&posted.entry);
+                }
+            }
             return Ok(applied);
         }
         Err(StoreError::Contended)
