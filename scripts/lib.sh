@@ -77,6 +77,18 @@ leptos_build() {
   esac
 }
 
+# The front end alone (WASM, JS, CSS), e.g. `leptos_build_frontend --release`.
+leptos_build_frontend() {
+  case "$(wasm_mode)" in
+    rustup) cargo leptos build --frontend-only "$@" ;;
+    debian-web)
+      RUSTUP_TOOLCHAIN=debian-web RUSTC_BOOTSTRAP=1 \
+        cargo leptos build --frontend-only --lib-cargo-args=-Zbuild-std=std,panic_abort "$@"
+      ;;
+    *) die "no toolchain can build the WASM front end: run scripts/bootstrap" ;;
+  esac
+}
+
 # `cargo leptos watch` (the development server) with the chosen toolchain.
 leptos_watch() {
   case "$(wasm_mode)" in

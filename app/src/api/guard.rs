@@ -14,7 +14,7 @@ use billing::domain::{User, UserId};
 use billing::rate_limit::{Decision, RateLimiter};
 use http::request::Parts;
 use http::{HeaderName, HeaderValue, StatusCode, header};
-use leptos::prelude::{expect_context, use_context};
+use leptos::prelude::use_context;
 use leptos::server_fn::redirect::REDIRECT_HEADER;
 use leptos_axum::ResponseOptions;
 use tower_sessions::Session;
@@ -32,7 +32,9 @@ where
     F: FnOnce(Call) -> Fut,
     Fut: Future<Output = Result<T, AppError>>,
 {
-    let call = Call::capture();
+    let Some(call) = Call::capture() else {
+        return Err(AppError::Internal);
+    };
     let response = call.response.clone();
     // Only a call made over HTTP gets an error status: a page whose rendering calls server
     // functions keeps its own status, and a plain form post gets the framework's redirect.
@@ -87,12 +89,18 @@ pub struct Call {
 }
 
 impl Call {
-    fn capture() -> Self {
-        Self {
-            state: expect_context::<AppState>(),
+    /// `None` (logged) when the server did not provide its state: a wiring bug, answered as
+    /// an internal error rather than a panic.
+    fn capture() -> Option<Self> {
+        let Some(state) = use_context::<AppState>() else {
+            tracing::error!("a server function ran without the app's state in its context");
+            return None;
+        };
+        Some(Self {
+            state,
             parts: use_context::<Parts>(),
             response: use_context::<ResponseOptions>(),
-        }
+        })
     }
 
     pub fn state(&self) -> &AppState {

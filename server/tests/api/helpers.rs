@@ -171,3 +171,36 @@ fn client() -> reqwest::Client {
         .build()
         .expect("a client")
 }
+
+/// A fresh database on the PostgreSQL server named by `TEST_POSTGRES_URL` (`scripts/test`
+/// starts one); `None`, skipping the test loudly, only outside CI when none is configured.
+pub async fn fresh_postgres_database() -> Option<String> {
+    let Ok(admin_url) = std::env::var("TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "TEST_POSTGRES_URL is required in CI: run the tests through scripts/test"
+        );
+        eprintln!("SKIPPED: TEST_POSTGRES_URL is unset (scripts/test starts a PostgreSQL)");
+        return None;
+    };
+    use sqlx::Connection;
+    let name = format!("billing_server_{}", hex::encode(rand::random::<[u8; 8]>()));
+    let mut admin = sqlx::PgConnection::connect(&admin_url)
+        .await
+        .expect("the test PostgreSQL answers");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let (server, _) = admin_url.rsplit_once('/').expect("a URL naming a database");
+    Some(format!("{server}/{name}"))
+}
+
+/// A password hash for [`PASSWORD`], for accounts made straight in the database.
+pub async fn password_hash() -> String {
+    auth::hash_password(
+        Password::choose(PASSWORD, &Email::parse("someone@example.com").unwrap()).unwrap(),
+    )
+    .await
+    .unwrap()
+}

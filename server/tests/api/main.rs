@@ -1,6 +1,7 @@
 //! HTTP tests of the server: each test spawns the whole application on a free port.
 
 mod helpers;
+mod process;
 
 mod abuse;
 mod accounts;
@@ -8,7 +9,9 @@ mod admin;
 mod billing;
 mod cli;
 mod consume;
+mod faults;
 mod health;
+mod nodes;
 mod pages;
 mod reconcile;
 mod webhook;

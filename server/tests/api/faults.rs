@@ -1,0 +1,262 @@
+//! Faults: the server killed while applying webhooks, the database unreachable, a disk that
+//! cannot be written. Money is never half-applied, and Stripe's retries finish the job.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use billing::config::{DatabaseTarget, SIMULATED_WEBHOOK_SECRET, Secret};
+use billing::domain::{Email, Role, Timestamp, UserId};
+use billing::store::{LedgerQuery, NewUser, Store};
+use billing::stripe::signature;
+use serde_json::json;
+
+use crate::helpers::fresh_postgres_database;
+use crate::process::ServerProcess;
+
+fn invoice_paid(n: usize, user: UserId) -> String {
+    json!({
+        "id": format!("evt_fault_{n}"), "object": "event", "type": "invoice.paid",
+        "created": Timestamp::now().as_millis() / 1000,
+        "data": { "object": {
+            "id": format!("in_fault_{n}"), "object": "invoice", "customer": "cus_fault",
+            "billing_reason": "subscription_cycle", "amount_paid": 3500, "currency": "usd",
+            "parent": { "type": "subscription_details", "subscription_details": {
+                "subscription": "sub_fault", "metadata": { "user_id": user.to_string() } } },
+            "lines": { "object": "list", "data": [{ "quantity": 1, "pricing": { "type": "price_details",
+                "price_details": { "price": "price_sim_subscription_starter" } } }] }
+        }}
+    })
+    .to_string()
+}
+
+async fn deliver(client: &reqwest::Client, server: &str, body: &str) -> Option<u16> {
+    client
+        .post(format!("{server}/api/webhooks/stripe"))
+        .header(
+            "stripe-signature",
+            signature::sign(
+                body.as_bytes(),
+                SIMULATED_WEBHOOK_SECRET,
+                Timestamp::now().as_millis() / 1000,
+            ),
+        )
+        .body(body.to_owned())
+        .send()
+        .await
+        .ok()
+        .map(|r| r.status().as_u16())
+}
+
+async fn sqlite_store(dir: &std::path::Path) -> Arc<dyn Store> {
+    Arc::new(
+        billing::store::connect(&DatabaseTarget::Sqlite {
+            path: dir.join("billing.sqlite3"),
+        })
+        .await
+        .unwrap(),
+    )
+}
+
+async fn user(store: &dyn Store) -> UserId {
+    store
+        .create_user(NewUser {
+            email: Email::parse("ada@example.com").unwrap(),
+            password_hash: None,
+            role: Role::User,
+        })
+        .await
+        .unwrap()
+        .id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killed_while_applying_webhooks_then_retried_every_invoice_credits_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().display().to_string();
+    let store = sqlite_store(dir.path()).await;
+    let ada = user(&*store).await;
+    let events: Arc<Vec<String>> = Arc::new((0..150).map(|n| invoice_paid(n, ada)).collect());
+
+    // Deliveries stream in, eight at a time; the process is killed part way through.
+    let server = ServerProcess::start(&[("DATA_DIR", &data)]).await;
+    let base = server.base.clone();
+    let client = reqwest::Client::new();
+    let flood: Vec<_> = (0..8)
+        .map(|lane| {
+            let (client, base, events) = (client.clone(), base.clone(), events.clone());
+            tokio::spawn(async move {
+                for body in events.iter().skip(lane).step_by(8) {
+                    if deliver(&client, &base, body).await.is_none() {
+                        break; // the server is gone
+                    }
+                }
+            })
+        })
+        .collect();
+    // Killed once some invoices are credited, while the rest are still arriving.
+    for _ in 0..400 {
+        if store.balance(ada).await.unwrap().get() >= 10 * 6_000 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    server.kill();
+    for lane in flood {
+        lane.await.unwrap();
+    }
+    let before = store.balance(ada).await.unwrap().get();
+    assert!(
+        (10 * 6_000..150 * 6_000).contains(&before),
+        "the kill came part way through ({before})"
+    );
+    assert!(
+        store.audit_balances().await.unwrap().is_empty(),
+        "nothing half-applied"
+    );
+
+    // Restarted on the same file; Stripe retries every delivery.
+    let server = ServerProcess::start(&[("DATA_DIR", &data)]).await;
+    for body in events.iter() {
+        assert_eq!(deliver(&client, &server.base, body).await, Some(200));
+    }
+    assert_eq!(store.balance(ada).await.unwrap().get(), 150 * 6_000);
+    let mut entries = 0;
+    let mut query = LedgerQuery::first(100);
+    loop {
+        let page = store.ledger_page(ada, &query).await.unwrap();
+        entries += page.entries.len();
+        match page.next_cursor {
+            Some(cursor) => query.before = Some(cursor),
+            None => break,
+        }
+    }
+    assert_eq!(entries, 150, "one entry per invoice");
+    assert!(store.inbox_unfinished().await.unwrap().is_empty());
+    assert!(store.audit_balances().await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_lets_the_server_finish_and_exit_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().display().to_string();
+    let server = ServerProcess::start(&[("DATA_DIR", &data)]).await;
+    assert_eq!(server.terminate(Duration::from_secs(10)).await, Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unreachable_database_answers_5xx_so_stripe_retries_and_nothing_is_half_written() {
+    let Some(url) = fresh_postgres_database().await else {
+        return;
+    };
+    let name = url.rsplit('/').next().unwrap().to_owned();
+    let admin_url = std::env::var("TEST_POSTGRES_URL").unwrap();
+    let store: Arc<dyn Store> = Arc::new(
+        billing::store::connect(&DatabaseTarget::Postgres {
+            url: Secret::new(url.clone()),
+        })
+        .await
+        .unwrap(),
+    );
+    let ada = user(&*store).await;
+    let server = ServerProcess::start(&[("DATABASE_URL", &url)]).await;
+    let client = reqwest::Client::new();
+    let body = invoice_paid(1, ada);
+
+    // The database goes away: no new connections, existing ones cut.
+    use sqlx::Connection;
+    let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+    for statement in [
+        format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"),
+        format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"),
+    ] {
+        sqlx::query(&statement).execute(&mut admin).await.unwrap();
+    }
+    let status = deliver(&client, &server.base, &body).await;
+    assert!(matches!(status, Some(500..=599)), "{status:?}");
+    let ready = client.get(server.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+
+    // It comes back: nothing was half-written, and Stripe's retry credits once.
+    sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let store: Arc<dyn Store> = Arc::new(
+        billing::store::connect(&DatabaseTarget::Postgres {
+            url: Secret::new(url.clone()),
+        })
+        .await
+        .unwrap(),
+    );
+    assert!(store.inbox_event("evt_fault_1").await.unwrap().is_none());
+    assert_eq!(store.balance(ada).await.unwrap().get(), 0);
+    let mut retried = None;
+    for _ in 0..50 {
+        retried = deliver(&client, &server.base, &body).await;
+        if retried == Some(200) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(retried, Some(200));
+    assert_eq!(store.balance(ada).await.unwrap().get(), 6_000);
+    assert_eq!(deliver(&client, &server.base, &body).await, Some(200));
+    assert_eq!(store.balance(ada).await.unwrap().get(), 6_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_data_folder_that_cannot_be_written_is_a_clear_startup_error() {
+    // A path under a regular file can never be created, whoever runs the server.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "not a folder").unwrap();
+    let data = file.join("data").display().to_string();
+    let output = ServerProcess::try_start(&[("DATA_DIR", &data)])
+        .await
+        .err()
+        .unwrap();
+    assert!(output.contains("cannot create the data folder"), "{output}");
+}
+
+/// A small tmpfs to fill up; `None` (the test skips, loudly) where mounting is not allowed.
+fn small_disk(size: &str) -> Option<tempfile::TempDir> {
+    let dir = tempfile::tempdir().unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(dir.path())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root)");
+        return None;
+    }
+    Some(dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_disk_is_a_clear_startup_error() {
+    // Too small for the schema: SQLite reports the disk full while migrating.
+    let Some(disk) = small_disk("48k") else {
+        return;
+    };
+    let data = disk.path().display().to_string();
+    let output = ServerProcess::try_start(&[("DATA_DIR", &data)]).await.err();
+    let _ = std::process::Command::new("umount")
+        .arg(disk.path())
+        .status();
+    let output = output.expect("the server must not start on a full disk");
+    assert!(output.contains("cannot open the database"), "{output}");
+    assert!(output.to_lowercase().contains("full"), "{output}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_file_that_is_not_a_database_is_a_clear_startup_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("billing.sqlite3"), vec![0x42; 8192]).unwrap();
+    let data = dir.path().display().to_string();
+    let output = ServerProcess::try_start(&[("DATA_DIR", &data)])
+        .await
+        .err()
+        .unwrap();
+    assert!(output.contains("cannot open the database"), "{output}");
+}
