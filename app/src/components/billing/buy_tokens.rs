@@ -36,6 +36,9 @@ pub fn BuyTokens() -> impl IntoView {
                     match storefront.await {
                         Ok(storefront) => {
                             view! {
+                                <p class="banner banner-warning" hidden=!storefront.payments_simulated>
+                                    "Payments are simulated here: no card is charged."
+                                </p>
                                 <ul class="offers" role="list">
                                     {storefront
                                         .offers
