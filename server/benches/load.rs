@@ -39,7 +39,7 @@ impl Server {
             .and_then(|l| l.local_addr())
             .unwrap();
         let base = format!("http://{address}");
-        let child = Command::new(env!("CARGO_BIN_EXE_server"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
             .env_clear()
             .env("LEPTOS_SITE_ADDR", address.to_string())
             .env("LEPTOS_OUTPUT_NAME", "billing")
@@ -59,6 +59,8 @@ impl Server {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("the server did not start");
     }
 

@@ -58,6 +58,15 @@ pub struct Emitted {
     pub settles: Option<String>,
 }
 
+impl Emitted {
+    fn one(event: ListedEvent) -> Self {
+        Self {
+            now: vec![event],
+            settles: None,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SimError {
     #[error("no such simulated object")]
@@ -353,10 +362,7 @@ impl Simulator {
         };
         state.sessions.insert(session.id.clone(), session.clone());
         let settled = event(&mut state, kind, session_json(&session), now);
-        Ok(Emitted {
-            now: vec![settled],
-            settles: None,
-        })
+        Ok(Emitted::one(settled))
     }
 
     fn charge(
@@ -519,10 +525,7 @@ impl Simulator {
             subscription_json(&snapshot),
             now,
         );
-        Ok(Emitted {
-            now: vec![updated],
-            settles: None,
-        })
+        Ok(Emitted::one(updated))
     }
 
     /// Ends the subscription now.
@@ -542,10 +545,7 @@ impl Simulator {
             subscription_json(&snapshot),
             now,
         );
-        Ok(Emitted {
-            now: vec![deleted],
-            settles: None,
-        })
+        Ok(Emitted::one(deleted))
     }
 
     /// Moves the subscription to its next period: a new paid invoice (as at each renewal).
@@ -566,10 +566,7 @@ impl Simulator {
                 subscription_json(&snapshot),
                 now,
             );
-            return Ok(Emitted {
-                now: vec![deleted],
-                settles: None,
-            });
+            return Ok(Emitted::one(deleted));
         }
         s.period_start = s.period_end;
         s.period_end += PERIOD_SECS;
@@ -617,10 +614,7 @@ impl Simulator {
         payment.refunded += amount.min(left);
         let snapshot = payment.clone();
         let refunded = event(&mut state, "charge.refunded", charge_json(&snapshot), now);
-        Ok(Emitted {
-            now: vec![refunded],
-            settles: None,
-        })
+        Ok(Emitted::one(refunded))
     }
 
     /// The customer's bank disputes the whole payment.
@@ -643,10 +637,7 @@ impl Simulator {
             dispute_json(&dispute, &payment),
             now,
         );
-        Ok(Emitted {
-            now: vec![created],
-            settles: None,
-        })
+        Ok(Emitted::one(created))
     }
 
     /// The dispute ends, won or lost.
@@ -682,10 +673,7 @@ impl Simulator {
             dispute_json(&snapshot, &payment),
             now,
         );
-        Ok(Emitted {
-            now: vec![closed],
-            settles: None,
-        })
+        Ok(Emitted::one(closed))
     }
 }
 

@@ -56,6 +56,7 @@ impl ServerProcess {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let _ = child.kill();
+        let _ = child.wait();
         Err("the server did not answer /healthz within 10 s".into())
     }
 
