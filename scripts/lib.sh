@@ -47,6 +47,11 @@ export LEPTOS_SITE_ROOT=target/site
 export LEPTOS_SITE_PKG_DIR=pkg
 export LEPTOS_HASH_FILES=false
 
+# CI builds each crate once: incremental compilation would only cost time and disk there.
+if [ -n "${CI:-}" ]; then
+  export CARGO_INCREMENTAL=0
+fi
+
 # How the WASM front end is compiled here, chosen by scripts/bootstrap:
 #  - rustup: the default toolchain has the wasm32 target;
 #  - debian-web: Debian's rustc-web with the standard library built from source (offline machines).
