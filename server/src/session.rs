@@ -73,6 +73,10 @@ impl Sessions {
             .with_same_site(SameSite::Lax)
             .with_secure(config.env.is_production())
             .with_path("/")
+            // Inactivity is counted from the last request, not the last login: tower-sessions
+            // pushes the deadline (and the cookie's Max-Age) back only when it saves, so every
+            // signed-in request saves. Anonymous visitors have no session to save.
+            .with_always_save(true)
             .with_expiry(Expiry::OnInactivity(
                 time::Duration::try_from(config.session_idle_timeout)
                     .unwrap_or(time::Duration::DAY),

@@ -175,8 +175,9 @@ async fn an_expired_session_is_refused() {
     let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
         .await
         .unwrap();
+    // Bound as the store binds it (SQLite keeps it as text, and compares it so).
     let expired = sqlx::query("UPDATE sessions SET expiry_date = $1")
-        .bind(time::OffsetDateTime::now_utc().unix_timestamp() - 1)
+        .bind(time::OffsetDateTime::now_utc() - time::Duration::SECOND)
         .execute(&mut conn)
         .await
         .unwrap();
@@ -188,6 +189,45 @@ async fn an_expired_session_is_refused() {
         .await
         .unwrap();
     assert_eq!(response.status(), 401);
+}
+
+#[tokio::test]
+async fn activity_keeps_a_session_alive() {
+    let app = spawn_app().await;
+    app.account("ada@example.com", Role::User).await;
+    let client = app.logged_in("ada@example.com").await;
+
+    // Seconds before the inactivity deadline, the user does something...
+    use sqlx::Connection;
+    let path = app.data_dir.path().join("billing.sqlite3");
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    sqlx::query("UPDATE sessions SET expiry_date = $1")
+        .bind(now + time::Duration::seconds(5))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let response = client
+        .get(app.url("/api/tokens/balance"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let cookie = session_cookie(&response).expect("the cookie's lifetime is renewed too");
+    assert!(cookie.contains("Max-Age="), "{cookie}");
+
+    // ...and the deadline moves a whole idle period on from now.
+    let deadline: time::OffsetDateTime = sqlx::query_scalar("SELECT expiry_date FROM sessions")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        deadline > now + time::Duration::HOUR,
+        "the deadline is only {} away",
+        deadline - now
+    );
 }
 
 #[tokio::test]
