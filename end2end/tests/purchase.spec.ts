@@ -37,7 +37,9 @@ test("a payment that clears later shows as pending, then the tokens arrive witho
   await signUp(page);
   await page.getByRole("listitem").filter({ hasText: "Small pack" }).getByRole("button", { name: "Buy" }).click();
   await page.getByRole("button", { name: /clears in a few seconds/ }).click();
-  await expect(page.getByTestId("checkout-banner")).toContainText("confirming");
+  await expect(page.getByTestId("checkout-banner")).toContainText(
+    "Payment received: adding 1,000 tokens as soon as your bank confirms it",
+  );
   await hydrated(page);
   // No reload: the live balance and the banner update themselves.
   await expect(page.getByTestId("balance")).toHaveText("1,000 tokens", { timeout: 20_000 });

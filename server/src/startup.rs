@@ -36,6 +36,9 @@ const MAX_REQUEST_BYTES: usize = webhook::MAX_BODY_BYTES;
 /// How often idle rate-limit keys are forgotten.
 const HOUSEKEEPING_PERIOD: Duration = Duration::from_secs(300);
 
+/// How often the inbox is swept for held-back events whose purchase has been credited.
+const RELEASE_PERIOD: Duration = Duration::from_secs(60);
+
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -146,6 +149,7 @@ impl Application {
         });
         sessions.spawn_cleanup();
         spawn_housekeeping(state.limits.clone());
+        spawn_release_sweep(state.fulfilment.clone());
         let shutdown = Shutdown(tokio::sync::watch::channel(false).0);
         Ok(Self {
             listener,
@@ -238,6 +242,22 @@ fn spawn_housekeeping(limits: Limits) {
                 if let Err(error) = limiter.forget_idle().await {
                     tracing::warn!(%error, "forgetting idle rate-limit keys failed");
                 }
+            }
+        }
+    });
+}
+
+/// Applies refunds and disputes held back for a purchase whose release was cut short (see
+/// `Fulfilment::release_held`). Every node sweeps; applying is idempotent.
+fn spawn_release_sweep(fulfilment: Arc<Fulfilment>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(RELEASE_PERIOD);
+        loop {
+            tick.tick().await;
+            match fulfilment.release_held().await {
+                Ok(0) => {}
+                Ok(released) => tracing::info!(released, "applied held-back Stripe events"),
+                Err(error) => tracing::warn!(%error, "sweeping held-back Stripe events failed"),
             }
         }
     });

@@ -94,8 +94,8 @@ pub enum CheckoutStatus {
     Credited { entry: LedgerEntry },
     /// A subscription: tokens come with its paid invoice.
     Subscribed,
-    /// An asynchronous payment method has not paid yet.
-    Pending,
+    /// An asynchronous payment method has not paid yet; `tokens` come when it does.
+    Pending { tokens: Option<Tokens> },
     /// Not paid (abandoned, expired).
     Unpaid,
 }
@@ -164,20 +164,86 @@ impl Fulfilment {
         let (outcome, releases) = self.apply(event).await?;
         // Events held back for this purchase (a refund that came first) apply now.
         for awaiting in releases {
-            for held in self.store.inbox_awaiting(&awaiting).await? {
-                let held_event = Envelope::parse(held.payload.as_bytes())?;
-                let (released, _) = self.apply(&held_event).await?;
-                tracing::info!(event = %held.id, outcome = released.label(), "applied a held-back event");
-            }
+            self.release_logged(&awaiting).await;
         }
         Ok(outcome)
     }
 
+    /// Releases what waits for `awaiting`. A failure here does not undo or fail the credit
+    /// that came first: it is logged, and the periodic sweep ([`Self::release_held`]) retries.
+    async fn release_logged(&self, awaiting: &str) {
+        if let Err(error) = self.release(awaiting).await {
+            tracing::error!(%error, %awaiting, "releasing held-back events failed; the sweep will retry");
+        }
+    }
+
+    /// Applies the events held back for `awaiting` (`pi:...`, `invoice:...`), now credited.
+    async fn release(&self, awaiting: &str) -> Result<usize, FulfilmentError> {
+        let held = self.store.inbox_awaiting(awaiting).await?;
+        for stored in &held {
+            let held_event = Envelope::parse(stored.payload.as_bytes())?;
+            let (released, _) = self.apply(&held_event).await?;
+            tracing::info!(event = %stored.id, outcome = released.label(), "applied a held-back event");
+        }
+        Ok(held.len())
+    }
+
+    /// Applies every held-back event whose purchase has been credited since. Releasing
+    /// normally follows the credit at once; this sweep (run periodically by the server)
+    /// catches a release that was cut short by a crash or a failed query, which no
+    /// redelivery would repeat, since the credit's event is already done.
+    pub async fn release_held(&self) -> Result<usize, FulfilmentError> {
+        let mut released = 0;
+        let mut seen = std::collections::BTreeSet::new();
+        for stored in self.store.inbox_unfinished().await? {
+            let Some(awaiting) = stored.awaiting else {
+                continue;
+            };
+            if seen.insert(awaiting.clone()) && self.is_credited(&awaiting).await? {
+                released += self.release(&awaiting).await?;
+            }
+        }
+        Ok(released)
+    }
+
+    /// Whether the purchase an event waits for (`pi:...`, `invoice:...`) is in the ledger.
+    async fn is_credited(&self, awaiting: &str) -> Result<bool, FulfilmentError> {
+        Ok(match awaiting.split_once(':') {
+            Some(("pi", payment_intent)) => self
+                .store
+                .purchase_by_payment_intent(payment_intent)
+                .await?
+                .is_some(),
+            Some(("invoice", invoice)) => self.store.purchase_by_object(invoice).await?.is_some(),
+            _ => false,
+        })
+    }
+
     async fn apply(&self, event: &Envelope) -> Result<(Outcome, Vec<String>), FulfilmentError> {
-        let plan = match events::interpret(event) {
+        let first = self.carry_out(event, self.plan_for(event).await?).await?;
+        // The purchase may have been credited after this event looked for it, and its release
+        // may have looked for held events before this one was marked: look once more now that
+        // the mark is set, so that neither side misses the other.
+        if let (Outcome::Deferred(awaiting), _) = &first
+            && self.is_credited(awaiting).await?
+        {
+            return self.carry_out(event, self.plan_for(event).await?).await;
+        }
+        Ok(first)
+    }
+
+    async fn plan_for(&self, event: &Envelope) -> Result<Plan, FulfilmentError> {
+        Ok(match events::interpret(event) {
             Ok(effect) => self.plan(event, effect).await?,
             Err(e) => Plan::Fail(e.to_string()),
-        };
+        })
+    }
+
+    async fn carry_out(
+        &self,
+        event: &Envelope,
+        plan: Plan,
+    ) -> Result<(Outcome, Vec<String>), FulfilmentError> {
         match plan {
             Plan::Apply {
                 changes,
@@ -414,13 +480,20 @@ impl Fulfilment {
                 total += product.tokens().get() * quantity.clamp(&1, &100);
             }
         }
+        // Every subscription sold here is the token plan: a paid invoice for none of its
+        // prices (a price changed in Stripe but not in the settings) is a subscriber going
+        // without tokens, kept for an operator rather than passed over.
         let Ok(tokens) = Tokens::new(total) else {
-            return Ok(Plan::Apply {
-                changes: vec![],
-                outcome: "ignored",
-                detail: Some("the invoice is not for the token plan".into()),
-                releases: vec![],
-            });
+            let prices: Vec<&str> = invoice.lines.iter().map(|(p, _)| p.as_str()).collect();
+            return Ok(Plan::Fail(format!(
+                "unknown price in invoice {}: {} is not the token plan's",
+                invoice.invoice,
+                if prices.is_empty() {
+                    "a line without a price".to_owned()
+                } else {
+                    prices.join(", ")
+                }
+            )));
         };
         let user = match invoice.user {
             Some(user) => Some(user),
@@ -600,11 +673,6 @@ impl Fulfilment {
                 CheckoutStatus::Unpaid
             }));
         }
-        match snapshot.payment_status.as_str() {
-            "paid" => {}
-            "unpaid" if snapshot.status == "complete" => return Ok(Some(CheckoutStatus::Pending)),
-            _ => return Ok(Some(CheckoutStatus::Unpaid)),
-        }
         let paid = CheckoutPaid {
             session: snapshot.id.clone(),
             user: snapshot.user,
@@ -612,6 +680,19 @@ impl Fulfilment {
             payment_intent: snapshot.payment_intent.clone(),
             amount_total: snapshot.amount_total,
         };
+        match snapshot.payment_status.as_str() {
+            "paid" => {}
+            "unpaid" if snapshot.status == "complete" => {
+                // What the payment will add once it clears, for the page to say so.
+                let tokens = self
+                    .checkout_credit(&paid)
+                    .await?
+                    .ok()
+                    .map(|posting| posting.delta.magnitude());
+                return Ok(Some(CheckoutStatus::Pending { tokens }));
+            }
+            _ => return Ok(Some(CheckoutStatus::Unpaid)),
+        }
         let posting = match self.checkout_credit(&paid).await? {
             Ok(posting) => posting.with_stripe(StripeRefs {
                 event_id: None,
@@ -631,6 +712,9 @@ impl Fulfilment {
             }
             Err(e) => return Err(e.into()),
         };
+        if let Some(payment_intent) = &snapshot.payment_intent {
+            self.release_logged(&format!("pi:{payment_intent}")).await;
+        }
         Ok(Some(CheckoutStatus::Credited {
             entry: posted.entry,
         }))

@@ -22,11 +22,15 @@ contract!(
     refunds_out_of_order_never_reverse_more_than_granted,
     a_refund_of_spent_tokens_takes_the_balance_below_zero,
     a_refund_before_its_credit_waits_for_it,
+    a_held_refund_is_released_by_the_success_page_and_by_the_sweep,
     a_refund_of_a_subscription_invoice_is_traced_to_it,
     a_dispute_reverses_and_a_won_dispute_gives_back_once,
     a_dispute_won_before_it_was_opened_takes_nothing,
     subscription_state_keeps_the_newest_event,
     an_unknown_price_fails_loudly_and_credits_nothing,
+    an_invoice_for_an_unknown_price_fails_loudly_and_credits_nothing,
+    a_payment_by_another_users_customer_still_credits_the_payer,
+    a_dispute_inquiry_takes_nothing_until_the_funds_are_withdrawn,
     concurrent_deliveries_of_one_event_credit_once,
     other_events_are_recorded_and_ignored,
 );
@@ -184,7 +188,9 @@ async fn two_events_about_one_payment_credit_once(store: Arc<SqlStore>) {
             .fulfil_checkout(&session, w.user.id)
             .await
             .unwrap(),
-        Some(CheckoutStatus::Pending)
+        Some(CheckoutStatus::Pending {
+            tokens: Some(Tokens::new(12_000).unwrap())
+        })
     );
     let settled = w.sim.settle(&session).unwrap();
 
@@ -243,7 +249,9 @@ async fn a_failed_async_payment_credits_nothing(store: Arc<SqlStore>) {
             .fulfil_checkout(&session, w.user.id)
             .await
             .unwrap(),
-        Some(CheckoutStatus::Pending)
+        Some(CheckoutStatus::Pending {
+            tokens: Some(Tokens::new(1_000).unwrap())
+        })
     );
     assert!(w.entries().await.is_empty());
 }
@@ -411,6 +419,74 @@ async fn a_refund_before_its_credit_waits_for_it(store: Arc<SqlStore>) {
     w.consistent().await;
 }
 
+async fn a_held_refund_is_released_by_the_success_page_and_by_the_sweep(store: Arc<SqlStore>) {
+    let w = world(store).await;
+    // The user comes back to the success page before the webhook: that credit releases the
+    // refund held back for it.
+    let (session, _) = w.buy(ProductId::Medium, "k1").await;
+    let portal = w.portal().await;
+    let charge = w.sim.portal_view(&portal).unwrap().payments[0]
+        .charge
+        .clone();
+    let refund = w.sim.refund(&portal, &charge, 2_000).unwrap();
+    assert!(matches!(
+        w.deliver(&refund.now[0]).await,
+        Outcome::Deferred(_)
+    ));
+    let status = w
+        .fulfilment
+        .fulfil_checkout(&session, w.user.id)
+        .await
+        .unwrap();
+    assert!(matches!(status, Some(CheckoutStatus::Credited { .. })));
+    assert_eq!(w.balance().await, 2_500, "5,000 less half of it");
+
+    // A purchase credited by a transaction whose release never ran (the process died right
+    // after its commit): no redelivery releases the refund, the sweep does.
+    let (_, emitted) = w.buy(ProductId::Small, "k2").await;
+    let portal = w.portal().await;
+    let charge = w.sim.portal_view(&portal).unwrap().payments[1]
+        .charge
+        .clone();
+    let refund = w.sim.refund(&portal, &charge, 1_000).unwrap();
+    let Outcome::Deferred(awaiting) = w.deliver(&refund.now[0]).await else {
+        panic!("the refund should wait for its purchase");
+    };
+    let completed: serde_json::Value = serde_json::from_str(&emitted.now[0].payload).unwrap();
+    let payment_intent = completed["data"]["object"]["payment_intent"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(awaiting, format!("pi:{payment_intent}"));
+    w.store
+        .post(
+            Posting::credit(
+                w.user.id,
+                Tokens::new(1_000).unwrap(),
+                Source::StripeCheckout,
+                reason("Small pack (1,000 tokens)"),
+                IdempotencyKey::scoped("stripe:checkout", "cut-short").unwrap(),
+            )
+            .with_stripe(StripeRefs {
+                event_id: None,
+                object_id: Some("cut-short".into()),
+                payment_intent: Some(payment_intent),
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(w.balance().await, 3_500);
+    assert_eq!(w.fulfilment.release_held().await.unwrap(), 1);
+    assert_eq!(
+        w.balance().await,
+        2_500,
+        "the whole small pack was refunded"
+    );
+    assert_eq!(w.fulfilment.release_held().await.unwrap(), 0, "once");
+    assert!(w.store.inbox_unfinished().await.unwrap().is_empty());
+    w.consistent().await;
+}
+
 async fn a_refund_of_a_subscription_invoice_is_traced_to_it(store: Arc<SqlStore>) {
     let w = world(store).await;
     let (_, emitted) = w.buy(ProductId::Starter, "k1").await; // $35 for 6,000 tokens
@@ -553,6 +629,103 @@ async fn an_unknown_price_fails_loudly_and_credits_nothing(store: Arc<SqlStore>)
             .unwrap()
             .contains("unknown price")
     );
+}
+
+async fn an_invoice_for_an_unknown_price_fails_loudly_and_credits_nothing(store: Arc<SqlStore>) {
+    // The plan's price was changed in Stripe but not in the settings.
+    let mut partial = prices();
+    partial.subscription_starter = Some("price_not_this_one".into());
+    let w = world_selling(store, Catalog::from_prices(&partial)).await;
+    let (_, emitted) = w.buy(ProductId::Starter, "k1").await;
+    let outcomes = w.deliver_all(&emitted.now).await;
+    assert!(
+        outcomes
+            .iter()
+            .any(|o| matches!(o, Outcome::Failed(why) if why.contains("unknown price"))),
+        "{outcomes:?}"
+    );
+    assert_eq!(w.balance().await, 0);
+    let unfinished = w.store.inbox_unfinished().await.unwrap();
+    assert_eq!(unfinished.len(), 1, "kept for an operator to re-apply");
+    assert_eq!(unfinished[0].kind, "invoice.paid");
+}
+
+async fn a_payment_by_another_users_customer_still_credits_the_payer(store: Arc<SqlStore>) {
+    let w = world(store).await;
+    let bob = w
+        .store
+        .create_user(NewUser {
+            email: Email::parse("bob@example.com").unwrap(),
+            password_hash: None,
+            role: Role::User,
+        })
+        .await
+        .unwrap();
+    // Bob pays through a session made out to Ada's Stripe customer.
+    let catalog = Catalog::from_prices(&prices());
+    let session = w
+        .sim
+        .create_checkout_session(&CheckoutRequest {
+            user: bob.id,
+            customer: w.customer.clone(),
+            price: catalog.price_id(ProductId::Small).unwrap().to_owned(),
+            kind: ProductKind::Pack,
+            success_url: "http://127.0.0.1:3000/app/billing?session_id={CHECKOUT_SESSION_ID}"
+                .into(),
+            cancel_url: "http://127.0.0.1:3000/app/billing?canceled=1".into(),
+            idempotency_key: "k-bob".into(),
+        })
+        .await
+        .unwrap()
+        .id;
+    let (_, emitted) = w.sim.pay(&session, PayMethod::Card).unwrap();
+    let outcome = w.deliver(&emitted.now[0]).await;
+    assert!(
+        matches!(&outcome, Outcome::Credited(e) if e.user_id == bob.id && e.delta.get() == 1_000),
+        "{outcome:?}"
+    );
+    assert_eq!(w.store.balance(bob.id).await.unwrap().get(), 1_000);
+    assert_eq!(w.balance().await, 0);
+    assert_eq!(
+        w.store.user_of_customer(&w.customer).await.unwrap(),
+        Some(w.user.id),
+        "the customer stays Ada's"
+    );
+    assert_eq!(w.store.customer_of(bob.id).await.unwrap(), None);
+    w.consistent().await;
+}
+
+async fn a_dispute_inquiry_takes_nothing_until_the_funds_are_withdrawn(store: Arc<SqlStore>) {
+    let w = world(store).await;
+    let (_, emitted) = w.buy(ProductId::Medium, "k1").await;
+    w.deliver_all(&emitted.now).await;
+    let portal = w.portal().await;
+    let charge = w.sim.portal_view(&portal).unwrap().payments[0]
+        .charge
+        .clone();
+    let opened = w.sim.dispute(&portal, &charge).unwrap();
+    let as_kind = |kind: &str, status: &str, suffix: &str| {
+        let mut event: serde_json::Value = serde_json::from_str(&opened.now[0].payload).unwrap();
+        event["type"] = kind.into();
+        event["data"]["object"]["status"] = status.into();
+        let id = format!("{}{suffix}", opened.now[0].id);
+        event["id"] = id.clone().into();
+        ListedEvent {
+            id,
+            payload: event.to_string(),
+        }
+    };
+
+    let inquiry = as_kind("charge.dispute.created", "warning_needs_response", "i");
+    assert!(matches!(w.deliver(&inquiry).await, Outcome::Ignored(_)));
+    assert_eq!(w.balance().await, 5_000);
+
+    // The inquiry became a chargeback: the money is gone, and so are the tokens, once.
+    let withdrawn = as_kind("charge.dispute.funds_withdrawn", "needs_response", "w");
+    assert!(matches!(w.deliver(&withdrawn).await, Outcome::Reversed(e) if e.delta.get() == -5_000));
+    assert_eq!(w.deliver(&opened.now[0]).await, Outcome::AlreadyApplied);
+    assert_eq!(w.balance().await, 0);
+    w.consistent().await;
 }
 
 async fn concurrent_deliveries_of_one_event_credit_once(store: Arc<SqlStore>) {

@@ -39,11 +39,14 @@ impl Backend {
     }
 
     /// The clause that locks selected rows until the transaction ends. SQLite needs none: a
-    /// write transaction there holds the whole database.
+    /// write transaction there holds the whole database. On PostgreSQL the lock is `NO KEY`:
+    /// it still makes writers take turns, but lets a ledger insert whose foreign key points at
+    /// the locked row go on (`FOR UPDATE` would block it, and two such transactions taking
+    /// their locks in opposite orders deadlock).
     pub(super) fn lock_rows(self) -> &'static str {
         match self {
             Backend::Sqlite => "",
-            Backend::Postgres => " FOR UPDATE",
+            Backend::Postgres => " FOR NO KEY UPDATE",
         }
     }
 

@@ -219,18 +219,27 @@ pub fn interpret(event: &Envelope) -> Result<Effect, EventError> {
             amount_refunded: int_at(object, "amount_refunded")
                 .ok_or_else(|| missing("amount_refunded"))?,
         }),
-        "charge.dispute.created" | "charge.dispute.closed" => {
+        "charge.dispute.created" | "charge.dispute.funds_withdrawn" | "charge.dispute.closed" => {
             let dispute = DisputeEvent {
                 dispute: str_at(object, &["id"]).ok_or_else(|| missing("id"))?,
                 charge: str_at(object, &["charge"]),
                 payment_intent: str_at(object, &["payment_intent"]),
                 amount: int_at(object, "amount").ok_or_else(|| missing("amount"))?,
             };
-            if event.kind == "charge.dispute.created" {
-                Effect::DisputeOpened(dispute)
-            } else {
-                let won = str_at(object, &["status"]).as_deref() == Some("won");
-                Effect::DisputeClosed { dispute, won }
+            let status = str_at(object, &["status"]);
+            // An inquiry (`warning_needs_response`...) takes no money, so no tokens either. If
+            // it becomes a chargeback, Stripe withdraws the funds and says so with
+            // `funds_withdrawn`, which reverses under the same key as `created`: once.
+            let inquiry = status.as_deref().is_some_and(|s| s.starts_with("warning_"));
+            match event.kind.as_str() {
+                "charge.dispute.closed" => Effect::DisputeClosed {
+                    won: status.as_deref() == Some("won"),
+                    dispute,
+                },
+                _ if inquiry => Effect::Ignore {
+                    why: "a dispute inquiry: no money was taken",
+                },
+                _ => Effect::DisputeOpened(dispute),
             }
         }
         "customer.subscription.created"
@@ -401,8 +410,37 @@ mod tests {
         );
         assert_eq!(
             effect("charge_dispute_closed_won"),
-            Effect::DisputeClosed { dispute, won: true }
+            Effect::DisputeClosed {
+                dispute: dispute.clone(),
+                won: true
+            }
         );
+        // The chargeback's withdrawal is the same reversal as its opening (one key: once).
+        let mut withdrawn = read("charge_dispute_created");
+        withdrawn.kind = "charge.dispute.funds_withdrawn".into();
+        assert_eq!(
+            interpret(&withdrawn).unwrap(),
+            Effect::DisputeOpened(dispute)
+        );
+    }
+
+    #[test]
+    fn a_dispute_inquiry_takes_nothing() {
+        for kind in ["charge.dispute.created", "charge.dispute.funds_withdrawn"] {
+            let mut inquiry = read("charge_dispute_created");
+            inquiry.kind = kind.into();
+            inquiry.data.object["status"] = "warning_needs_response".into();
+            assert!(
+                matches!(interpret(&inquiry).unwrap(), Effect::Ignore { .. }),
+                "{kind}"
+            );
+        }
+        let mut closed = read("charge_dispute_closed_won");
+        closed.data.object["status"] = "warning_closed".into();
+        assert!(matches!(
+            interpret(&closed).unwrap(),
+            Effect::DisputeClosed { won: false, .. }
+        ));
     }
 
     #[test]

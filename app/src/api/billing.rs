@@ -55,8 +55,8 @@ pub enum CheckoutProgress {
     Credited { tokens: i64, balance: Balance },
     /// A subscription: its first invoice brings the tokens.
     Subscribed,
-    /// An asynchronous payment has not cleared yet.
-    Pending,
+    /// An asynchronous payment has not cleared yet; it will add `tokens`.
+    Pending { tokens: Option<i64> },
     /// Not paid.
     Unpaid,
 }
@@ -270,7 +270,9 @@ mod ssr {
                     .map_err(internal("reading a balance failed"))?,
             }),
             Some(CheckoutStatus::Subscribed) => Ok(CheckoutProgress::Subscribed),
-            Some(CheckoutStatus::Pending) => Ok(CheckoutProgress::Pending),
+            Some(CheckoutStatus::Pending { tokens }) => Ok(CheckoutProgress::Pending {
+                tokens: tokens.map(|t| t.get()),
+            }),
             Some(CheckoutStatus::Unpaid) => Ok(CheckoutProgress::Unpaid),
         }
     }

@@ -146,7 +146,18 @@ impl SqlStore {
                         None
                     }
                     Change::LinkCustomer { user, customer } => {
-                        link_customer(&mut tx, *user, customer).await?;
+                        match link_customer(&mut tx, *user, customer).await {
+                            // The customer is another user's already: the payment still
+                            // counts for the user who paid, only the link is not made.
+                            Err(StoreError::AlreadyExists) => tracing::warn!(
+                                user = user.get(),
+                                customer,
+                                "a Stripe customer already belongs to another user: not linked"
+                            ),
+                            other => {
+                                other?;
+                            }
+                        }
                         None
                     }
                     Change::Subscription(record) => {

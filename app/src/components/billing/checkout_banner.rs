@@ -18,7 +18,7 @@ pub fn CheckoutBanner() -> impl IntoView {
     Effect::new(move |_| {
         pending.set(matches!(
             status.get(),
-            Some(Some(Ok(CheckoutProgress::Pending)))
+            Some(Some(Ok(CheckoutProgress::Pending { .. })))
         ));
     });
     #[cfg(feature = "hydrate")]
@@ -75,11 +75,13 @@ pub fn CheckoutBanner() -> impl IntoView {
                                 .to_owned(),
                         )
                     }
-                    Some(Ok(CheckoutProgress::Pending)) => {
+                    Some(Ok(CheckoutProgress::Pending { tokens })) => {
                         (
                             "banner-info",
-                            "Payment received; your bank is confirming it. Your tokens appear here as soon as it clears."
-                                .to_owned(),
+                            format!(
+                                "Payment received: adding {} as soon as your bank confirms it. Your balance updates here by itself.",
+                                tokens.map_or_else(|| "your tokens".to_owned(), |n| format!("{} tokens", grouped(n))),
+                            ),
                         )
                     }
                     Some(Ok(CheckoutProgress::Unpaid)) => {

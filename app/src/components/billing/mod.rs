@@ -32,12 +32,14 @@ impl BillingLive {
     pub fn provide() -> Self {
         let version = RwSignal::new(0);
         let query = use_query_map();
+        // Once a session is settled (credited, subscribed, unpaid) its answer is final: only a
+        // payment still clearing (or an error) is asked about again when the ledger changes.
+        let settled = RwSignal::new(false);
         let checkout = Resource::new(
             move || {
-                (
-                    query.read().get("session_id").filter(|id| !id.is_empty()),
-                    version.get(),
-                )
+                let session = query.read().get("session_id").filter(|id| !id.is_empty());
+                let round = if settled.get() { 0 } else { version.get() };
+                (session, round)
             },
             |(session, _)| async move {
                 match session {
@@ -46,6 +48,15 @@ impl BillingLive {
                 }
             },
         );
+        Effect::new(move |_| {
+            let done = matches!(
+                checkout.get(),
+                Some(Some(Ok(progress))) if !matches!(progress, CheckoutProgress::Pending { .. })
+            );
+            if done != settled.get_untracked() {
+                settled.set(done);
+            }
+        });
         let live = Self { version, checkout };
         provide_context(live);
         live
