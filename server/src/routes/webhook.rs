@@ -27,6 +27,7 @@ pub async fn receive(
     let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
         .map_err(|_| {
+            refused("too_large");
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
@@ -42,12 +43,15 @@ pub async fn receive(
         signature::verify(&body, header, state.config.webhook_secret.expose(), now)
     {
         tracing::warn!(%refusal, "refused a webhook delivery");
+        refused("signature");
         return Err(ApiError::bad_request(format!(
             "Signature refused: {refusal}."
         )));
     }
-    let payload = std::str::from_utf8(&body)
-        .map_err(|_| ApiError::bad_request("The event is not UTF-8 text."))?;
+    let payload = std::str::from_utf8(&body).map_err(|_| {
+        refused("malformed");
+        ApiError::bad_request("The event is not UTF-8 text.")
+    })?;
 
     match state.fulfilment.receive(payload).await {
         Ok(outcome) => {
@@ -65,12 +69,23 @@ pub async fn receive(
                 json!({ "received": true, "outcome": outcome.label(), "detail": detail }),
             ))
         }
-        Err(FulfilmentError::Malformed(e)) => Err(ApiError::bad_request(format!(
-            "The event is not a Stripe event: {e}"
-        ))),
-        Err(e) => Err(ApiError::internal_unavailable(
-            "applying a webhook failed",
-            &e,
-        )),
+        Err(FulfilmentError::Malformed(e)) => {
+            refused("malformed");
+            Err(ApiError::bad_request(format!(
+                "The event is not a Stripe event: {e}"
+            )))
+        }
+        Err(e) => {
+            refused("unavailable");
+            Err(ApiError::internal_unavailable(
+                "applying a webhook failed",
+                &e,
+            ))
+        }
     }
+}
+
+/// Counts a delivery that was not handled (handled ones are counted by type and outcome).
+fn refused(reason: &'static str) {
+    metrics::counter!("billing_webhook_refusals_total", "reason" => reason).increment(1);
 }

@@ -67,6 +67,15 @@ async fn metrics_count_requests_ledger_entries_and_refusals() {
             .await
             .unwrap();
     }
+    let forged = app
+        .new_client()
+        .post(app.url("/api/webhooks/stripe"))
+        .header("stripe-signature", "t=1,v1=00")
+        .body(r#"{"id":"evt_forged"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 400);
     assert_eq!(app.get("/healthz").await.status(), 200);
     let response = app.get("/metrics").await;
     assert_eq!(response.status(), 200);
@@ -77,6 +86,7 @@ async fn metrics_count_requests_ledger_entries_and_refusals() {
         "billing_ledger_entries_total{source=\"manual\"}",
         "billing_ledger_tokens_total{source=\"manual\",direction=\"added\"}",
         "billing_rate_limit_refusals_total{limit=\"billing\"}",
+        "billing_webhook_refusals_total{reason=\"signature\"}",
     ] {
         assert!(text.contains(expected), "missing {expected} in:\n{text}");
     }
