@@ -137,6 +137,9 @@ pub struct Config {
     pub rate_limit_backend: RateLimitBackend,
     pub billing_writes_per_minute: NonZeroU32,
     pub session_idle_timeout: Duration,
+    /// How many proxies of the site's own stand in front of it (0: clients connect directly).
+    /// Rate limits then take the client's address from `X-Forwarded-For`.
+    pub trusted_proxies: u8,
     pub log_format: LogFormat,
     /// Create a demo user and admin when the database has no users (development only).
     pub demo_accounts: bool,
@@ -281,6 +284,9 @@ impl Config {
                 "a whole number of minutes above zero",
             )?
             .map_or(60 * 24, NonZeroU32::get);
+        let trusted_proxies = vars
+            .parse::<u8>("TRUSTED_PROXIES", "a whole number of proxies, 0 or more")?
+            .unwrap_or(0);
 
         let log_format = match vars.get("LOG_FORMAT").as_deref() {
             None if env.is_production() => LogFormat::Json,
@@ -325,6 +331,7 @@ impl Config {
             rate_limit_backend,
             billing_writes_per_minute,
             session_idle_timeout: Duration::from_secs(u64::from(session_idle_minutes) * 60),
+            trusted_proxies,
             log_format,
             demo_accounts,
         })

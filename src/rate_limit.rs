@@ -5,6 +5,7 @@
 //! the database shares the limit; the memory limiter (governor) serves a single node. Both take
 //! their time from a [`Clock`], so tests move time instead of sleeping.
 
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
@@ -187,9 +188,55 @@ impl RateLimiter for MemoryLimiter {
     }
 }
 
+/// The address a request came from, as limits count it. Behind `trusted_proxies` proxies of
+/// the site's own (a load balancer, say), the socket's peer is the nearest proxy; the client is
+/// the address the outermost trusted proxy appended to `X-Forwarded-For`. Entries further left
+/// were written by the client and prove nothing, so they are never used. Without a trusted
+/// proxy, or when the header is missing or short (a request that bypassed the proxies), the
+/// peer is the client.
+pub fn client_address(peer: IpAddr, forwarded_for: &[&str], trusted_proxies: u8) -> IpAddr {
+    if trusted_proxies == 0 {
+        return peer;
+    }
+    let hops: Vec<&str> = forwarded_for
+        .iter()
+        .flat_map(|line| line.split(','))
+        .map(str::trim)
+        .filter(|hop| !hop.is_empty())
+        .collect();
+    hops.len()
+        .checked_sub(usize::from(trusted_proxies))
+        .and_then(|i| hops[i].parse().ok())
+        .unwrap_or(peer)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_client_is_what_the_outermost_trusted_proxy_saw() {
+        let peer: IpAddr = "10.0.0.2".parse().unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // No proxy trusted: the header is anyone's to write.
+        assert_eq!(client_address(peer, &["203.0.113.9"], 0), peer);
+        // One load balancer: the last entry is the client it saw; a forged entry before it
+        // changes nothing.
+        assert_eq!(
+            client_address(peer, &["1.1.1.1, 203.0.113.9"], 1),
+            ip("203.0.113.9")
+        );
+        // Two proxies, the header over two lines.
+        assert_eq!(
+            client_address(peer, &["6.6.6.6, 203.0.113.9", "10.0.0.7"], 2),
+            ip("203.0.113.9")
+        );
+        assert_eq!(client_address(peer, &["2001:db8::1"], 1), ip("2001:db8::1"));
+        // Bypassed the proxy, or garbage: the peer.
+        assert_eq!(client_address(peer, &[], 1), peer);
+        assert_eq!(client_address(peer, &["203.0.113.9"], 2), peer);
+        assert_eq!(client_address(peer, &["not an address"], 1), peer);
+    }
     use crate::clock::ManualClock;
     use crate::domain::Timestamp;
 

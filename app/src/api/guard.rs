@@ -11,7 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::ConnectInfo;
 use billing::domain::{User, UserId};
-use billing::rate_limit::{Decision, RateLimiter};
+use billing::rate_limit::{Decision, RateLimiter, client_address};
 use http::request::Parts;
 use http::{HeaderName, HeaderValue, StatusCode, header};
 use leptos::prelude::use_context;
@@ -130,13 +130,21 @@ impl Call {
             .ok_or_else(|| internal("the session layer is missing")("no Session extension"))
     }
 
-    /// The address the request came from.
+    /// The address the request came from (through the site's own proxies, when it has some).
     pub fn client_ip(&self) -> Option<IpAddr> {
-        self.parts
-            .as_ref()?
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip())
+        let parts = self.parts.as_ref()?;
+        let ConnectInfo(peer) = parts.extensions.get::<ConnectInfo<SocketAddr>>()?;
+        let forwarded_for: Vec<&str> = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .collect();
+        Some(client_address(
+            peer.ip(),
+            &forwarded_for,
+            self.state.config.trusted_proxies,
+        ))
     }
 
     /// Sends a plain form post (no JavaScript) on to `url`, e.g. Stripe's pages; the hydrated
@@ -222,7 +230,8 @@ impl Call {
         {
             Decision::Allowed => Ok(()),
             Decision::Limited { retry_after } => {
-                tracing::info!(limit = limiter.name(), key, "rate limited");
+                // Not the key: it may be an email address.
+                tracing::info!(limit = limiter.name(), "rate limited");
                 metrics::counter!("billing_rate_limit_refusals_total", "limit" => limiter.name())
                     .increment(1);
                 Err(AppError::RateLimited {
