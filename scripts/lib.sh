@@ -125,9 +125,10 @@ pg_start() {
   [ -n "$postgres" ] || die "no PostgreSQL server binaries: run scripts/bootstrap"
   bindir=$(dirname "$postgres")
   port=$(free_port)
-  PG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/billing-pg.XXXXXX")
   # PostgreSQL refuses to run as root: run it as the postgres user then.
   PG_AS=()
+  PG_BINDIR=$bindir
+  PG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/billing-pg.XXXXXX")
   if [ "$(id -u)" = 0 ]; then
     id postgres >/dev/null 2>&1 || useradd --system --no-create-home postgres
     chown postgres "$PG_DIR"
@@ -138,7 +139,6 @@ pg_start() {
   "${PG_AS[@]}" "$bindir/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 \
     -o "-p $port -k $PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=300" start >/dev/null ||
     die "PostgreSQL did not start: $(tail -n 5 "$PG_DIR/server.log")"
-  PG_BINDIR=$bindir
   export TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
   say "PostgreSQL $("$bindir/postgres" --version | awk '{print $3}') on port $port"
 }
