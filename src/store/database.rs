@@ -85,6 +85,7 @@ async fn sqlite_pool(path: &Path) -> Result<AnyPool, StoreError> {
             ))
         })?;
     }
+    check_writable(path)?;
     let url = sqlx::sqlite::SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(true)
@@ -109,4 +110,29 @@ async fn sqlite_pool(path: &Path) -> Result<AnyPool, StoreError> {
         .connect_with(options)
         .await?;
     Ok(pool)
+}
+
+/// SQLite answers a database it cannot write (a read-only file or disk) with "unable to open
+/// database file", and only after the pool has retried for its whole timeout: look first, and
+/// say which file and why. WAL mode also creates files beside the database, hence the probe.
+fn check_writable(path: &Path) -> Result<(), StoreError> {
+    let refuse = |what: &Path, e: std::io::Error| {
+        StoreError::Database(sqlx::Error::Configuration(
+            format!("{} cannot be written: {e}", what.display()).into(),
+        ))
+    };
+    if path.exists() {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(|e| refuse(path, e))?;
+    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let probe = dir.join(".billing-write-check");
+    std::fs::write(&probe, b"")
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(|e| refuse(dir, e))
 }

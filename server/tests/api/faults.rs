@@ -93,8 +93,9 @@ async fn killed_while_applying_webhooks_then_retried_every_invoice_credits_exact
             })
         })
         .collect();
-    // Killed once some invoices are credited, while the rest are still arriving.
-    for _ in 0..400 {
+    // Killed once some invoices are credited, while the rest are still arriving (a slow or
+    // busy machine only makes the wait longer).
+    for _ in 0..6_000 {
         if store.balance(ada).await.unwrap().get() >= 10 * 6_000 {
             break;
         }
@@ -141,6 +142,52 @@ async fn sigterm_lets_the_server_finish_and_exit_cleanly() {
     let data = dir.path().display().to_string();
     let server = ServerProcess::start(&[("DATA_DIR", &data)]).await;
     assert_eq!(server.terminate(Duration::from_secs(10)).await, Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_finishes_a_webhook_in_flight_before_exiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().display().to_string();
+    let store = sqlite_store(dir.path()).await;
+    let ada = user(&*store).await;
+    let server = ServerProcess::start(&[("DATA_DIR", &data)]).await;
+
+    // Another process holds SQLite's write lock, so the delivery waits inside the server...
+    use sqlx::Connection;
+    let mut blocker = sqlx::SqliteConnection::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("billing.sqlite3").display()
+    ))
+    .await
+    .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+    let base = server.base.clone();
+    let delivery = tokio::spawn(async move {
+        deliver(&reqwest::Client::new(), &base, &invoice_paid(1, ada)).await
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // ...when the server is told to stop. It must not exit with the delivery half-done.
+    let stopping = tokio::spawn(server.terminate(Duration::from_secs(20)));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!stopping.is_finished(), "exited with a webhook in flight");
+    sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
+
+    assert_eq!(
+        delivery.await.unwrap(),
+        Some(200),
+        "the delivery was answered"
+    );
+    assert_eq!(
+        stopping.await.unwrap(),
+        Some(0),
+        "then the server exited cleanly"
+    );
+    assert_eq!(store.balance(ada).await.unwrap().get(), 6_000);
+    assert!(store.inbox_unfinished().await.unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -247,6 +294,39 @@ async fn a_full_disk_is_a_clear_startup_error() {
     let output = output.expect("the server must not start on a full disk");
     assert!(output.contains("cannot open the database"), "{output}");
     assert!(output.to_lowercase().contains("full"), "{output}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_read_only_disk_is_a_clear_startup_error() {
+    let Some(disk) = small_disk("4m") else {
+        return;
+    };
+    let data = disk.path().display().to_string();
+    // A database made and closed cleanly, on a disk then made read-only.
+    let server = ServerProcess::start(&[("DATA_DIR", &data)]).await;
+    assert_eq!(server.terminate(Duration::from_secs(10)).await, Some(0));
+    let remounted = std::process::Command::new("mount")
+        .args(["-o", "remount,ro"])
+        .arg(disk.path())
+        .status()
+        .is_ok_and(|s| s.success());
+    let output = if remounted {
+        Some(ServerProcess::try_start(&[("DATA_DIR", &data)]).await.err())
+    } else {
+        None
+    };
+    let _ = std::process::Command::new("umount")
+        .arg(disk.path())
+        .status();
+    let output = output
+        .expect("a tmpfs we mounted can be remounted read-only")
+        .expect("the server must not start on a read-only disk");
+    assert!(output.contains("cannot open the database"), "{output}");
+    assert!(
+        output.contains("billing.sqlite3 cannot be written"),
+        "{output}"
+    );
+    assert!(output.contains("Read-only file system"), "{output}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
