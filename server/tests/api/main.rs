@@ -11,6 +11,7 @@ mod cli;
 mod consume;
 mod faults;
 mod health;
+mod ledger;
 mod nodes;
 mod pages;
 mod reconcile;

@@ -1,0 +1,155 @@
+//! The ledger as the billing page and a spreadsheet read it: pages, the source filter, CSV.
+
+use billing::domain::{IdempotencyKey, Reason, Role, Tokens, User};
+use billing::ledger::Posting;
+use serde_json::Value;
+
+use crate::helpers::{TestApp, spawn_app};
+
+/// 25 purchases and, after each fifth, a use of 10 tokens: 30 entries.
+async fn busy_user(app: &TestApp) -> User {
+    let ada = app.account("ada@example.com", Role::User).await;
+    for n in 1..=25 {
+        app.store
+            .post(Posting::credit(
+                ada.id,
+                Tokens::new(100).unwrap(),
+                billing::domain::Source::StripeCheckout,
+                Reason::parse(&format!("Purchase {n}")).unwrap(),
+                IdempotencyKey::parse(&format!("test:buy:{n}")).unwrap(),
+            ))
+            .await
+            .unwrap();
+        if n % 5 == 0 {
+            let reason = if n == 5 {
+                // What a spreadsheet would run, and a comma.
+                "=HYPERLINK(\"http://evil\"), batch".to_owned()
+            } else {
+                format!("Usage {n}")
+            };
+            app.store
+                .post(Posting::debit(
+                    ada.id,
+                    Tokens::new(10).unwrap(),
+                    Reason::parse(&reason).unwrap(),
+                    IdempotencyKey::parse(&format!("test:use:{n}")).unwrap(),
+                ))
+                .await
+                .unwrap();
+        }
+    }
+    ada
+}
+
+async fn page(client: &reqwest::Client, app: &TestApp, query: &str) -> Value {
+    let response = client
+        .get(app.url(&format!("/api/tokens/ledger?{query}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{query}");
+    response.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_ledger_pages_newest_first_and_filters_by_source() {
+    let app = spawn_app().await;
+    busy_user(&app).await;
+    let client = app.logged_in("ada@example.com").await;
+
+    let mut ids = Vec::new();
+    let mut query = "limit=12".to_owned();
+    let mut pages = 0;
+    loop {
+        let page = page(&client, &app, &query).await;
+        pages += 1;
+        for entry in page["entries"].as_array().unwrap() {
+            ids.push(entry["id"].as_i64().unwrap());
+        }
+        match page["next_cursor"].as_i64() {
+            Some(cursor) => query = format!("limit=12&before={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3, "12 + 12 + 6");
+    assert_eq!(ids.len(), 30, "every entry once");
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
+
+    let usage = page(&client, &app, "source=consume").await;
+    let usage = usage["entries"].as_array().unwrap();
+    assert_eq!(usage.len(), 5);
+    assert!(usage.iter().all(|e| e["source"] == "consume"));
+    let newest = &page(&client, &app, "limit=1").await["entries"][0];
+    assert_eq!(newest["balance_after"], 25 * 100 - 5 * 10);
+
+    let unknown = client
+        .get(app.url("/api/tokens/ledger?source=gift"))
+        .send()
+        .await
+        .unwrap();
+    assert!(unknown.status().is_client_error(), "{}", unknown.status());
+}
+
+#[tokio::test]
+async fn the_ledger_exports_as_csv_with_formulas_defused() {
+    let app = spawn_app().await;
+    busy_user(&app).await;
+    let client = app.logged_in("ada@example.com").await;
+
+    let response = client
+        .get(app.url("/api/tokens/ledger.csv"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/csv; charset=utf-8"
+    );
+    assert!(
+        response.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment;")
+    );
+    let csv = response.text().await.unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "date,description,source,change,balance_after,amount_paid,reference"
+    );
+    assert_eq!(
+        lines.len(),
+        1 + 30,
+        "a header and every entry, past one page"
+    );
+    assert!(
+        lines[1].contains(",Usage 25,consume,-10,2450,"),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        csv.contains(",\"'=HYPERLINK(\"\"http://evil\"\"), batch\",consume,-10,"),
+        "the formula is quoted and defused:\n{csv}"
+    );
+
+    let purchases = client
+        .get(app.url("/api/tokens/ledger.csv?source=stripe_checkout"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(purchases.lines().count(), 1 + 25);
+    assert!(
+        purchases
+            .lines()
+            .skip(1)
+            .all(|l| l.contains(",stripe_checkout,100,"))
+    );
+
+    // Someone else's browser gets nothing.
+    let anonymous = app.get("/api/tokens/ledger.csv").await;
+    assert_eq!(anonymous.status(), 401);
+}
