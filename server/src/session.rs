@@ -2,8 +2,8 @@
 //! `sessions` table comes with our migrations), so every node sees every session.
 //!
 //! The cookie is HttpOnly, SameSite=Lax (users come back from Stripe Checkout, a top-level
-//! navigation from another site), Secure outside development, and expires after a period of
-//! inactivity. Expired sessions are deleted in the background.
+//! navigation from another site), Secure in production and over https, and expires after a
+//! period of inactivity. Expired sessions are deleted in the background.
 
 use std::time::Duration;
 
@@ -71,7 +71,9 @@ impl Sessions {
             .with_name(COOKIE_NAME)
             .with_http_only(true)
             .with_same_site(SameSite::Lax)
-            .with_secure(config.env.is_production())
+            // Production, or any site served over https (a staging site left in development
+            // mode still keeps its cookie off plain http).
+            .with_secure(config.env.is_production() || config.site_url.scheme() == "https")
             .with_path("/")
             // Inactivity is counted from the last request, not the last login: tower-sessions
             // pushes the deadline (and the cookie's Max-Age) back only when it saves, so every

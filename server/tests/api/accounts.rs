@@ -66,6 +66,15 @@ async fn signing_up_starts_a_session_with_a_safe_cookie() {
 }
 
 #[tokio::test]
+async fn a_site_served_over_https_marks_its_cookie_secure() {
+    let app = spawn_app_with(&[("SITE_URL", "https://billing.example.com")]).await;
+    let response = sign_up(&app, &app.new_client(), "ada@example.com", PASSWORD).await;
+    assert_eq!(response.status(), 200);
+    let cookie = session_cookie(&response).expect("a session cookie");
+    assert!(cookie.contains("; Secure"), "{cookie}");
+}
+
+#[tokio::test]
 async fn sign_up_explains_what_is_wrong() {
     let app = spawn_app().await;
     let client = app.new_client();
