@@ -145,6 +145,15 @@ impl World {
         url.path().rsplit('/').next().unwrap().to_owned()
     }
 
+    /// The customer portal, and the charge of the customer's `n`-th payment.
+    async fn charge(&self, n: usize) -> (String, String) {
+        let portal = self.portal().await;
+        let charge = self.sim.portal_view(&portal).unwrap().payments[n]
+            .charge
+            .clone();
+        (portal, charge)
+    }
+
     async fn consistent(&self) {
         assert_eq!(self.store.audit_balances().await.unwrap(), vec![]);
     }
@@ -310,10 +319,7 @@ async fn partial_refunds_reverse_in_proportion_exactly(store: Arc<SqlStore>) {
     let w = world(store).await;
     let (_, emitted) = w.buy(ProductId::Medium, "k1").await; // $40 for 5,000 tokens
     w.deliver_all(&emitted.now).await;
-    let portal = w.portal().await;
-    let charge = w.sim.portal_view(&portal).unwrap().payments[0]
-        .charge
-        .clone();
+    let (portal, charge) = w.charge(0).await;
 
     let mut reversed = Vec::new();
     for (amount, expected_balance) in [(1_000, 3_750), (1_500, 1_875), (1_500, 0)] {
@@ -342,10 +348,7 @@ async fn refunds_out_of_order_never_reverse_more_than_granted(store: Arc<SqlStor
     let w = world(store).await;
     let (_, emitted) = w.buy(ProductId::Small, "k1").await; // $10 for 1,000 tokens
     w.deliver_all(&emitted.now).await;
-    let portal = w.portal().await;
-    let charge = w.sim.portal_view(&portal).unwrap().payments[0]
-        .charge
-        .clone();
+    let (portal, charge) = w.charge(0).await;
     let partial = w.sim.refund(&portal, &charge, 300).unwrap();
     let rest = w.sim.refund(&portal, &charge, 700).unwrap();
 
@@ -371,10 +374,7 @@ async fn a_refund_of_spent_tokens_takes_the_balance_below_zero(store: Arc<SqlSto
         ))
         .await
         .unwrap();
-    let portal = w.portal().await;
-    let charge = w.sim.portal_view(&portal).unwrap().payments[0]
-        .charge
-        .clone();
+    let (portal, charge) = w.charge(0).await;
     let refund = w.sim.refund(&portal, &charge, 1_000).unwrap();
     assert!(
         matches!(w.deliver(&refund.now[0]).await, Outcome::Reversed(e) if e.balance_after.get() == -800)
@@ -386,10 +386,7 @@ async fn a_refund_of_spent_tokens_takes_the_balance_below_zero(store: Arc<SqlSto
 async fn a_refund_before_its_credit_waits_for_it(store: Arc<SqlStore>) {
     let w = world(store).await;
     let (_, emitted) = w.buy(ProductId::Medium, "k1").await;
-    let portal = w.portal().await;
-    let charge = w.sim.portal_view(&portal).unwrap().payments[0]
-        .charge
-        .clone();
+    let (portal, charge) = w.charge(0).await;
     let refund = w.sim.refund(&portal, &charge, 2_000).unwrap();
 
     let held = w.deliver(&refund.now[0]).await;
@@ -424,10 +421,7 @@ async fn a_held_refund_is_released_by_the_success_page_and_by_the_sweep(store: A
     // The user comes back to the success page before the webhook: that credit releases the
     // refund held back for it.
     let (session, _) = w.buy(ProductId::Medium, "k1").await;
-    let portal = w.portal().await;
-    let charge = w.sim.portal_view(&portal).unwrap().payments[0]
-        .charge
-        .clone();
+    let (portal, charge) = w.charge(0).await;
     let refund = w.sim.refund(&portal, &charge, 2_000).unwrap();
     assert!(matches!(
         w.deliver(&refund.now[0]).await,
@@ -444,10 +438,7 @@ async fn a_held_refund_is_released_by_the_success_page_and_by_the_sweep(store: A
     // A purchase credited by a transaction whose release never ran (the process died right
     // after its commit): no redelivery releases the refund, the sweep does.
     let (_, emitted) = w.buy(ProductId::Small, "k2").await;
-    let portal = w.portal().await;
-    let charge = w.sim.portal_view(&portal).unwrap().payments[1]
-        .charge
-        .clone();
+    let (portal, charge) = w.charge(1).await;
     let refund = w.sim.refund(&portal, &charge, 1_000).unwrap();
     let Outcome::Deferred(awaiting) = w.deliver(&refund.now[0]).await else {
         panic!("the refund should wait for its purchase");
@@ -491,10 +482,7 @@ async fn a_refund_of_a_subscription_invoice_is_traced_to_it(store: Arc<SqlStore>
     let w = world(store).await;
     let (_, emitted) = w.buy(ProductId::Starter, "k1").await; // $35 for 6,000 tokens
     w.deliver_all(&emitted.now).await;
-    let portal = w.portal().await;
-    let charge = w.sim.portal_view(&portal).unwrap().payments[0]
-        .charge
-        .clone();
+    let (portal, charge) = w.charge(0).await;
     let refund = w.sim.refund(&portal, &charge, 3_500).unwrap();
     let outcome = w.deliver(&refund.now[0]).await;
     assert!(
@@ -509,10 +497,7 @@ async fn a_dispute_reverses_and_a_won_dispute_gives_back_once(store: Arc<SqlStor
     let w = world(store).await;
     let (_, emitted) = w.buy(ProductId::Medium, "k1").await;
     w.deliver_all(&emitted.now).await;
-    let portal = w.portal().await;
-    let charge = w.sim.portal_view(&portal).unwrap().payments[0]
-        .charge
-        .clone();
+    let (portal, charge) = w.charge(0).await;
 
     let opened = w.sim.dispute(&portal, &charge).unwrap();
     assert!(
@@ -546,10 +531,7 @@ async fn a_dispute_won_before_it_was_opened_takes_nothing(store: Arc<SqlStore>) 
     let w = world(store).await;
     let (_, emitted) = w.buy(ProductId::Small, "k1").await;
     w.deliver_all(&emitted.now).await;
-    let portal = w.portal().await;
-    let charge = w.sim.portal_view(&portal).unwrap().payments[0]
-        .charge
-        .clone();
+    let (portal, charge) = w.charge(0).await;
     let opened = w.sim.dispute(&portal, &charge).unwrap();
     let dispute = w.sim.portal_view(&portal).unwrap().payments[0]
         .dispute
@@ -699,10 +681,7 @@ async fn a_dispute_inquiry_takes_nothing_until_the_funds_are_withdrawn(store: Ar
     let w = world(store).await;
     let (_, emitted) = w.buy(ProductId::Medium, "k1").await;
     w.deliver_all(&emitted.now).await;
-    let portal = w.portal().await;
-    let charge = w.sim.portal_view(&portal).unwrap().payments[0]
-        .charge
-        .clone();
+    let (portal, charge) = w.charge(0).await;
     let opened = w.sim.dispute(&portal, &charge).unwrap();
     let as_kind = |kind: &str, status: &str, suffix: &str| {
         let mut event: serde_json::Value = serde_json::from_str(&opened.now[0].payload).unwrap();
