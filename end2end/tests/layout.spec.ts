@@ -20,6 +20,14 @@ for (const { name, width, height } of [
       expect((await button.textContent())?.trim() || (await button.getAttribute("aria-label"))).toBeTruthy();
     }
     await expect(page.getByTestId("balance")).toHaveAttribute("aria-live", "polite");
+
+    // A ledger row shows whole, its change included, without scrolling sideways.
+    await page.getByRole("listitem").filter({ hasText: "Small pack" }).getByRole("button", { name: "Buy" }).click();
+    await page.getByRole("button", { name: "Pay $10.00" }).click();
+    const change = page.getByRole("row", { name: /Small pack/ }).getByText("+1,000");
+    await expect(change).toBeVisible();
+    const box = await change.boundingBox();
+    expect(box!.x + box!.width).toBeLessThanOrEqual(width);
     await page.screenshot({ path: testInfo.outputPath(`billing-${name}.png`), fullPage: true });
   });
 }

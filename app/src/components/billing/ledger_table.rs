@@ -132,21 +132,22 @@ pub fn ledger_view(page: Result<LedgerPage, AppError>) -> AnyView {
 
 fn entry_row(entry: LedgerEntry) -> impl IntoView {
     let change_class = if entry.delta.is_increase() {
-        "num credit"
+        "num change credit"
     } else {
-        "num debit"
+        "num change debit"
     };
+    // The classes place the cells when a phone shows each row as a small stack.
     view! {
         <tr>
-            <td>
+            <td class="when">
                 <time datetime=entry.created_at.rfc3339()>{entry.created_at.utc_minutes()}</time>
             </td>
-            <td>{entry.reason}</td>
-            <td>
+            <td class="what">{entry.reason}</td>
+            <td class="source">
                 <span class=format!("badge badge-{}", entry.source.as_str())>{entry.source.label()}</span>
             </td>
             <td class=change_class>{entry.delta.signed()}</td>
-            <td class="num">{entry.balance_after.grouped()}</td>
+            <td class="num after" data-label="Balance">{entry.balance_after.grouped()}</td>
         </tr>
     }
 }
