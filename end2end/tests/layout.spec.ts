@@ -19,7 +19,10 @@ for (const { name, width, height } of [
     for (const button of await page.getByRole("button").all()) {
       expect((await button.textContent())?.trim() || (await button.getAttribute("aria-label"))).toBeTruthy();
     }
-    await expect(page.getByTestId("balance")).toHaveAttribute("aria-live", "polite");
+    const live = page.getByTestId("balance-live");
+    await expect(live).toHaveAttribute("aria-live", "polite");
+    await expect(live).toHaveAttribute("role", "status");
+    await expect(live.getByTestId("balance")).toBeVisible();
 
     // A ledger row shows whole, its change included, without scrolling sideways.
     await page.getByRole("listitem").filter({ hasText: "Small pack" }).getByRole("button", { name: "Buy" }).click();

@@ -24,40 +24,42 @@ pub fn CurrentBalance() -> impl IntoView {
     view! {
         <section class="card balance" aria-labelledby="balance-title">
             <h2 id="balance-title">"Your balance"</h2>
-            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    match balance.await {
-                        Ok(view) => {
-                            let negative = view.balance.is_negative();
-                            view! {
-                                <p
-                                    class="balance-amount"
-                                    class:negative=negative
-                                    data-testid="balance"
-                                    role="status"
-                                    aria-live="polite"
-                                >
-                                    <span class="balance-number">{view.balance.grouped()}</span>
-                                    " tokens"
-                                </p>
-                                {negative
-                                    .then(|| {
-                                        view! {
-                                            <p class="hint">
-                                                "A refund or dispute took back tokens that were already spent. New purchases cover this first."
-                                            </p>
-                                        }
-                                    })}
+            // The live region stays in the page while its content is replaced, so screen
+            // readers announce each new balance (a region inserted anew is often not read).
+            <div role="status" aria-live="polite" aria-atomic="true" data-testid="balance-live">
+                <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                    {move || Suspend::new(async move {
+                        match balance.await {
+                            Ok(view) => {
+                                let negative = view.balance.is_negative();
+                                view! {
+                                    <p
+                                        class="balance-amount"
+                                        class:negative=negative
+                                        data-testid="balance"
+                                    >
+                                        <span class="balance-number">{view.balance.grouped()}</span>
+                                        " tokens"
+                                    </p>
+                                    {negative
+                                        .then(|| {
+                                            view! {
+                                                <p class="hint">
+                                                    "A refund or dispute took back tokens that were already spent. New purchases cover this first."
+                                                </p>
+                                            }
+                                        })}
+                                }
+                                    .into_any()
                             }
-                                .into_any()
+                            Err(error) => {
+                                view! { <p class="error" role="alert">{error.to_string()}</p> }
+                                    .into_any()
+                            }
                         }
-                        Err(error) => {
-                            view! { <p class="error" role="alert">{error.to_string()}</p> }
-                                .into_any()
-                        }
-                    }
-                })}
-            </Transition>
+                    })}
+                </Transition>
+            </div>
         </section>
     }
 }
