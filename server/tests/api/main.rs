@@ -15,4 +15,5 @@ mod ledger;
 mod nodes;
 mod pages;
 mod reconcile;
+mod stripe_live;
 mod webhook;
