@@ -16,6 +16,8 @@ use crate::testing::contract;
 contract!(
     a_paid_checkout_credits_its_pack_once,
     two_events_about_one_payment_credit_once,
+    an_async_payment_credits_once_when_it_clears,
+    a_lost_dispute_gives_nothing_back,
     a_failed_async_payment_credits_nothing,
     a_subscription_credits_each_paid_invoice_once_in_any_order,
     partial_refunds_reverse_in_proportion_exactly,
@@ -238,6 +240,54 @@ async fn two_events_about_one_payment_credit_once(store: Arc<SqlStore>) {
     assert_eq!(w.deliver(&settled.now[0]).await, Outcome::AlreadyApplied);
     assert_eq!(w.balance().await, 12_000);
     assert_eq!(w.entries().await.len(), 1);
+    w.consistent().await;
+}
+
+async fn an_async_payment_credits_once_when_it_clears(store: Arc<SqlStore>) {
+    let w = world(store).await;
+    let session = w.checkout(ProductId::Medium, "k1").await;
+    let (_, emitted) = w.sim.pay(&session, PayMethod::DelayedSuccess).unwrap();
+    assert!(matches!(
+        w.deliver(&emitted.now[0]).await,
+        Outcome::Recorded(_)
+    ));
+    assert_eq!(w.balance().await, 0, "completed but unpaid: nothing yet");
+
+    // No success page this time: the webhook alone credits, once.
+    let cleared = w.sim.settle(&session).unwrap();
+    let outcome = w.deliver(&cleared.now[0]).await;
+    assert!(
+        matches!(&outcome, Outcome::Credited(e) if e.delta.get() == 5_000),
+        "{outcome:?}"
+    );
+    assert_eq!(w.deliver(&cleared.now[0]).await, Outcome::AlreadyApplied);
+    assert_eq!(w.deliver(&emitted.now[0]).await, Outcome::AlreadyApplied);
+    assert_eq!(w.balance().await, 5_000);
+    assert_eq!(w.entries().await.len(), 1);
+    w.consistent().await;
+}
+
+async fn a_lost_dispute_gives_nothing_back(store: Arc<SqlStore>) {
+    let w = world(store).await;
+    let (_, emitted) = w.buy(ProductId::Small, "k1").await;
+    w.deliver_all(&emitted.now).await;
+    let (portal, charge) = w.charge(0).await;
+    let opened = w.sim.dispute(&portal, &charge).unwrap();
+    w.deliver(&opened.now[0]).await;
+    assert_eq!(w.balance().await, 0);
+    let dispute = w.sim.portal_view(&portal).unwrap().payments[0]
+        .dispute
+        .clone()
+        .unwrap()
+        .0;
+    let lost = w.sim.close_dispute(&portal, &dispute, false).unwrap();
+    assert!(matches!(
+        w.deliver(&lost.now[0]).await,
+        Outcome::Recorded(_)
+    ));
+    assert_eq!(w.deliver(&lost.now[0]).await, Outcome::AlreadyApplied);
+    assert_eq!(w.balance().await, 0, "the tokens stay taken");
+    assert_eq!(w.entries().await.len(), 2);
     w.consistent().await;
 }
 
