@@ -7,10 +7,12 @@ use url::Url;
 
 use super::*;
 use crate::config::PriceIds;
-use crate::domain::{Email, ProductId, Role, User};
+use crate::domain::{Email, Money, ProductId, Role, Timestamp, User};
 use crate::store::{LedgerQuery, NewUser, SqlStore};
 use crate::stripe::simulated::{Emitted, PayMethod, Simulator};
-use crate::stripe::{CheckoutRequest, ListedEvent};
+use crate::stripe::{
+    CheckoutRequest, CheckoutSession, GatewayMode, LineItem, ListedEvent, SessionSnapshot,
+};
 use crate::testing::contract;
 
 contract!(
@@ -25,6 +27,7 @@ contract!(
     a_refund_of_spent_tokens_takes_the_balance_below_zero,
     a_refund_before_its_credit_waits_for_it,
     a_held_refund_is_released_by_the_success_page_and_by_the_sweep,
+    a_refund_racing_its_credit_is_not_stranded,
     a_refund_of_a_subscription_invoice_is_traced_to_it,
     a_dispute_reverses_and_a_won_dispute_gives_back_once,
     a_dispute_won_before_it_was_opened_takes_nothing,
@@ -524,6 +527,91 @@ async fn a_held_refund_is_released_by_the_success_page_and_by_the_sweep(store: A
         "the whole small pack was refunded"
     );
     assert_eq!(w.fulfilment.release_held().await.unwrap(), 0, "once");
+    assert!(w.store.inbox_unfinished().await.unwrap().is_empty());
+    w.consistent().await;
+}
+
+/// Stripe as a refund sees it when its purchase is credited by another delivery at the worst
+/// moment: after the refund looked for the purchase, before it is marked as waiting for it.
+struct CreditedMeanwhile {
+    sim: Arc<Simulator>,
+    /// Delivers the purchase, through a fulfilment of its own, the first time it is asked.
+    other: Fulfilment,
+    purchase: std::sync::Mutex<Option<String>>,
+}
+
+#[async_trait::async_trait]
+impl StripeGateway for CreditedMeanwhile {
+    fn mode(&self) -> GatewayMode {
+        self.sim.mode()
+    }
+    async fn price(&self, price: &str) -> Result<Option<Money>, GatewayError> {
+        self.sim.price(price).await
+    }
+    async fn create_customer(&self, user: UserId, email: &Email) -> Result<String, GatewayError> {
+        self.sim.create_customer(user, email).await
+    }
+    async fn create_checkout_session(
+        &self,
+        request: &CheckoutRequest,
+    ) -> Result<CheckoutSession, GatewayError> {
+        self.sim.create_checkout_session(request).await
+    }
+    async fn checkout_session(&self, session: &str) -> Result<SessionSnapshot, GatewayError> {
+        self.sim.checkout_session(session).await
+    }
+    async fn checkout_line_items(&self, session: &str) -> Result<Vec<LineItem>, GatewayError> {
+        self.sim.checkout_line_items(session).await
+    }
+    async fn create_portal_session(
+        &self,
+        customer: &str,
+        return_url: &Url,
+    ) -> Result<Url, GatewayError> {
+        self.sim.create_portal_session(customer, return_url).await
+    }
+    async fn invoice_of_payment_intent(
+        &self,
+        payment_intent: &str,
+    ) -> Result<Option<String>, GatewayError> {
+        let purchase = self.purchase.lock().unwrap().take();
+        if let Some(payload) = purchase {
+            let credited = self.other.receive(&payload).await.unwrap();
+            assert!(matches!(credited, Outcome::Credited(_)), "{credited:?}");
+        }
+        self.sim.invoice_of_payment_intent(payment_intent).await
+    }
+    async fn events_since(&self, since: Timestamp) -> Result<Vec<ListedEvent>, GatewayError> {
+        self.sim.events_since(since).await
+    }
+}
+
+async fn a_refund_racing_its_credit_is_not_stranded(store: Arc<SqlStore>) {
+    let w = world(store).await;
+    let (_, emitted) = w.buy(ProductId::Medium, "k1").await;
+    let (portal, charge) = w.charge(0).await;
+    let refund = w.sim.refund(&portal, &charge, 2_000).unwrap();
+    let racing = Fulfilment::new(
+        w.store.clone(),
+        Arc::new(CreditedMeanwhile {
+            sim: w.sim.clone(),
+            other: Fulfilment::new(
+                w.store.clone(),
+                w.sim.clone(),
+                Arc::new(Catalog::from_prices(&prices())),
+            ),
+            purchase: std::sync::Mutex::new(Some(emitted.now[0].payload.clone())),
+        }),
+        Arc::new(Catalog::from_prices(&prices())),
+    );
+
+    // The credit's release found nothing held; the refund, marked after it, looks again.
+    let outcome = racing.receive(&refund.now[0].payload).await.unwrap();
+    assert!(
+        matches!(&outcome, Outcome::Reversed(e) if e.delta.get() == -2_500),
+        "{outcome:?}"
+    );
+    assert_eq!(w.balance().await, 2_500);
     assert!(w.store.inbox_unfinished().await.unwrap().is_empty());
     w.consistent().await;
 }
