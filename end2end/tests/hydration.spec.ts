@@ -27,18 +27,26 @@ test("the page hydrates and a click gets a server function's answer", async ({ p
   await page.getByLabel("Password").fill(DEMO.password);
   await page.getByRole("button", { name: "Log in" }).click();
   await expect(page).toHaveURL(/\/app\/billing$/);
+  // Server-rendered "false"; "true" only once the WASM has taken over the page.
+  await expect(page.locator("main[data-hydrated]")).toHaveAttribute("data-hydrated", "true");
 
-  const button = page.getByRole("button", { name: "Check connection" });
-  // Server-rendered disabled; enabled only once the WASM has taken over the page.
-  await expect(button).toHaveAttribute("data-hydrated", "true");
-  await expect(button).toBeEnabled();
-
-  const answer = page.waitForResponse((r) => r.url().includes("/api/status"));
-  await button.click();
-  expect((await answer).status()).toBe(200);
-  await expect(page.getByRole("status").filter({ hasText: "answered" })).toHaveText(
-    /^Server \d+\.\d+\.\d+ answered: simulated payments, sqlite database\.$/,
+  // Filtering the ledger is a form that also works as a plain page load; hydrated, it stays
+  // on this page and asks the ledger server function instead.
+  await page.evaluate(() => ((window as any).sameDocument = true));
+  const answer = page.waitForResponse(
+    (r) => r.url().includes("/api/tokens/ledger") && r.url().includes("source=stripe_checkout"),
   );
+  await page.getByLabel("Show").selectOption({ label: "Purchase" });
+  await page.getByRole("button", { name: "Filter" }).click();
+  const response = await answer;
+  expect(response.status()).toBe(200);
+  expect(response.request().resourceType()).toBe("fetch");
+  const body = await response.json();
+  expect(Array.isArray(body.entries)).toBe(true);
+  expect(body.entries.every((e: { source: string }) => e.source === "stripe_checkout")).toBe(true);
+  await expect(page).toHaveURL(/\/app\/billing\?source=stripe_checkout/);
+  await expect(page.getByLabel("Show")).toHaveValue("stripe_checkout");
+  expect(await page.evaluate(() => (window as any).sameDocument)).toBe(true);
   expect(problems).toEqual([]);
 });
 

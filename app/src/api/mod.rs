@@ -6,5 +6,4 @@ pub mod billing;
 pub(crate) mod codec;
 #[cfg(feature = "ssr")]
 pub mod guard;
-pub mod status;
 pub mod tokens;

@@ -13,10 +13,7 @@ export async function signUp(page: Page, prefix = "buyer"): Promise<string> {
   return email;
 }
 
-/** Waits until the WASM has taken over the page (the connection check enables itself). */
+/** Waits until the WASM has taken over the billing page (it marks its `main` element). */
 export async function hydrated(page: Page) {
-  await expect(page.getByRole("button", { name: "Check connection" })).toHaveAttribute(
-    "data-hydrated",
-    "true",
-  );
+  await expect(page.locator("main[data-hydrated]")).toHaveAttribute("data-hydrated", "true");
 }

@@ -32,17 +32,6 @@ async fn the_login_page_renders_a_form_that_works_without_javascript() {
 }
 
 #[tokio::test]
-async fn the_status_server_function_answers_json() {
-    let app = spawn_app().await;
-    let response = app.get("/api/status").await;
-    assert_eq!(response.status(), 200);
-    let body: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(body["payments_simulated"], true);
-    assert_eq!(body["database"], "sqlite");
-    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
-}
-
-#[tokio::test]
 async fn an_unknown_page_is_a_404() {
     let app = spawn_app().await;
     let response = app.get("/no/such/page").await;
