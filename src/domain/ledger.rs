@@ -166,6 +166,8 @@ pub struct LedgerPage {
     pub entries: Vec<LedgerEntry>,
     /// Pass as `before` to get the next (older) page; `None` on the last page.
     pub next_cursor: Option<LedgerEntryId>,
+    /// Pass as `after` to get the previous (newer) page; `None` on the first page.
+    pub prev_cursor: Option<LedgerEntryId>,
 }
 
 /// Sums of one source's entries.

@@ -67,10 +67,12 @@ pub struct NewUser {
     pub role: Role,
 }
 
-/// Which part of a ledger to read: newest first, `limit` entries older than `before`.
+/// Which part of a ledger to read, shown newest first: the `limit` entries just older than
+/// `before`, or else just newer than `after`, or else the newest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerQuery {
     pub before: Option<LedgerEntryId>,
+    pub after: Option<LedgerEntryId>,
     pub limit: u32,
     pub source: Option<Source>,
 }
@@ -82,6 +84,7 @@ impl LedgerQuery {
     pub fn first(limit: u32) -> Self {
         Self {
             before: None,
+            after: None,
             limit: limit.clamp(1, Self::MAX_LIMIT),
             source: None,
         }

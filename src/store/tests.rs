@@ -274,20 +274,42 @@ async fn the_ledger_pages_newest_first_with_a_cursor_and_a_source_filter(store: 
             .unwrap();
     }
 
-    // Walk every page of three.
-    let mut seen = Vec::new();
+    // Walk every page of three, older and older...
+    let mut pages = Vec::new();
     let mut query = LedgerQuery::first(3);
     loop {
         let page = store.ledger_page(user.id, &query).await.unwrap();
         assert!(page.entries.len() <= 3);
-        seen.extend(page.entries.iter().map(|e| e.id));
+        assert_eq!(
+            page.prev_cursor.is_some(),
+            !pages.is_empty(),
+            "a newer page"
+        );
+        pages.push(page.entries.iter().map(|e| e.id).collect::<Vec<_>>());
         match page.next_cursor {
             Some(cursor) => query.before = Some(cursor),
             None => break,
         }
     }
+    let seen: Vec<_> = pages.concat();
     assert_eq!(seen.len(), 14, "every entry once");
     assert!(seen.windows(2).all(|w| w[0] > w[1]), "newest first");
+
+    // ...then back, newer and newer: the same pages, still newest first within each.
+    let mut query = LedgerQuery {
+        after: Some(*pages.last().unwrap().first().unwrap()),
+        ..LedgerQuery::first(3)
+    };
+    for expected in pages.iter().rev().skip(1) {
+        let page = store.ledger_page(user.id, &query).await.unwrap();
+        let ids: Vec<_> = page.entries.iter().map(|e| e.id).collect();
+        assert_eq!(&ids, expected);
+        assert!(page.next_cursor.is_some(), "an older page");
+        match page.prev_cursor {
+            Some(cursor) => query.after = Some(cursor),
+            None => assert_eq!(expected, &pages[0], "only the newest page has none newer"),
+        }
+    }
 
     let purchases = store
         .ledger_page(

@@ -31,10 +31,12 @@ pub async fn token_balance() -> Result<BalanceView, AppError> {
     .await
 }
 
-/// One page of the ledger, newest first; `before` is the previous page's `next_cursor`.
+/// One page of the ledger, newest first: `before` a page's `next_cursor` for the older page,
+/// or `after` its `prev_cursor` for the newer one.
 #[server(prefix = "/api", endpoint = "tokens/ledger", input = GetUrl)]
 pub async fn token_ledger(
     #[server(default)] before: Option<LedgerEntryId>,
+    #[server(default)] after: Option<LedgerEntryId>,
     #[server(default)] source: Option<Source>,
     #[server(default)] limit: Option<u32>,
 ) -> Result<LedgerPage, AppError> {
@@ -44,6 +46,7 @@ pub async fn token_ledger(
         let user = call.require_user().await?;
         let query = LedgerQuery {
             before,
+            after,
             source,
             ..LedgerQuery::first(limit.unwrap_or(DEFAULT_PAGE_SIZE))
         };

@@ -168,6 +168,8 @@ fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
+        // A request that never gets an answer fails its test instead of hanging the run.
+        .timeout(std::time::Duration::from_secs(60))
         .build()
         .expect("a client")
 }

@@ -57,23 +57,46 @@ async fn the_ledger_pages_newest_first_and_filters_by_source() {
     busy_user(&app).await;
     let client = app.logged_in("ada@example.com").await;
 
-    let mut ids = Vec::new();
+    let ids_of = |page: &Value| -> Vec<i64> {
+        page["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_i64().unwrap())
+            .collect()
+    };
+    let mut pages = Vec::new();
     let mut query = "limit=12".to_owned();
-    let mut pages = 0;
     loop {
         let page = page(&client, &app, &query).await;
-        pages += 1;
-        for entry in page["entries"].as_array().unwrap() {
-            ids.push(entry["id"].as_i64().unwrap());
-        }
+        pages.push(page.clone());
         match page["next_cursor"].as_i64() {
             Some(cursor) => query = format!("limit=12&before={cursor}"),
             None => break,
         }
     }
-    assert_eq!(pages, 3, "12 + 12 + 6");
+    assert_eq!(pages.len(), 3, "12 + 12 + 6");
+    let ids: Vec<i64> = pages.iter().flat_map(ids_of).collect();
     assert_eq!(ids.len(), 30, "every entry once");
     assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
+
+    // Back from the last page, newer and newer, to the first.
+    assert_eq!(pages[0]["prev_cursor"], Value::Null);
+    let back = page(
+        &client,
+        &app,
+        &format!("limit=12&after={}", pages[2]["prev_cursor"]),
+    )
+    .await;
+    assert_eq!(ids_of(&back), ids_of(&pages[1]));
+    let first = page(
+        &client,
+        &app,
+        &format!("limit=12&after={}", back["prev_cursor"]),
+    )
+    .await;
+    assert_eq!(ids_of(&first), ids_of(&pages[0]));
+    assert_eq!(first["prev_cursor"], Value::Null, "nothing newer");
 
     let usage = page(&client, &app, "source=consume").await;
     let usage = usage["entries"].as_array().unwrap();
@@ -152,4 +175,38 @@ async fn the_ledger_exports_as_csv_with_formulas_defused() {
     // Someone else's browser gets nothing.
     let anonymous = app.get("/api/tokens/ledger.csv").await;
     assert_eq!(anonymous.status(), 401);
+}
+
+#[tokio::test]
+async fn the_billing_page_links_older_and_newer_pages_without_javascript() {
+    let app = spawn_app().await;
+    busy_user(&app).await;
+    let client = app.logged_in("ada@example.com").await;
+    let html = |path: String| {
+        let client = client.clone();
+        let url = app.url(&path);
+        async move {
+            let response = client.get(url).send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.text().await.unwrap()
+        }
+    };
+    let first_page = page(&client, &app, "limit=20").await;
+    let oldest_shown = first_page["next_cursor"].as_i64().unwrap();
+
+    // The newest page: only an older one.
+    let newest = html("/app/billing".into()).await;
+    assert!(newest.contains(&format!("href=\"/app/billing?before={oldest_shown}\"")));
+    assert!(
+        !newest.contains("Newer"),
+        "nothing is newer than the newest page"
+    );
+
+    // The second page: newer (back to where it started) and the newest, nothing older.
+    let second = html(format!("/app/billing?before={oldest_shown}")).await;
+    let second_page = page(&client, &app, &format!("before={oldest_shown}")).await;
+    let newest_shown = second_page["prev_cursor"].as_i64().unwrap();
+    assert!(second.contains(&format!("href=\"/app/billing?after={newest_shown}\"")));
+    assert!(second.contains("« Newest") && second.contains("← Newer"));
+    assert!(!second.contains("Older"), "30 entries: two pages");
 }

@@ -1,4 +1,7 @@
 //! HTTP tests of the server: each test spawns the whole application on a free port.
+//!
+//! Run them one at a time (`-- --test-threads=1`, as `scripts/test` does): several Leptos
+//! apps rendering pages at once in one process can leave a render waiting forever.
 
 mod helpers;
 mod process;

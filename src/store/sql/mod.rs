@@ -123,14 +123,22 @@ impl Store for SqlStore {
         query: &LedgerQuery,
     ) -> Result<LedgerPage, StoreError> {
         let limit = query.limit.clamp(1, LedgerQuery::MAX_LIMIT);
-        // One more than asked: its presence says whether there is a next page.
+        // Walking towards newer entries reads upwards from `after`; anything else downwards.
+        let newer = query.before.is_none() && query.after.is_some();
+        let (cursor, comparison, order) = if newer {
+            (query.after, ">", "ASC")
+        } else {
+            (query.before, "<", "DESC")
+        };
+        // One more than asked: its presence says whether there is a page beyond this one.
         let rows = sqlx::query(&format!(
             "SELECT {ENTRY_COLUMNS} FROM token_ledger \
-             WHERE user_id = $1 AND ($2 IS NULL OR id < $2) AND ($3 IS NULL OR source = $3) \
-             ORDER BY id DESC LIMIT $4"
+             WHERE user_id = $1 AND ($2 IS NULL OR id {comparison} $2) \
+                 AND ($3 IS NULL OR source = $3) \
+             ORDER BY id {order} LIMIT $4"
         ))
         .bind(user.get())
-        .bind(query.before.map(LedgerEntryId::get))
+        .bind(cursor.map(LedgerEntryId::get))
         .bind(query.source.map(Source::as_str))
         .bind(i64::from(limit) + 1)
         .fetch_all(&self.pool)
@@ -140,15 +148,25 @@ impl Store for SqlStore {
             .iter()
             .map(entry_from_row)
             .collect::<Result<Vec<_>, _>>()?;
-        let next_cursor = if entries.len() > limit as usize {
-            entries.truncate(limit as usize);
-            entries.last().map(|e| e.id)
+        let beyond = entries.len() > limit as usize;
+        entries.truncate(limit as usize);
+        if newer {
+            entries.reverse();
+        }
+        let (newest, oldest) = (entries.first().map(|e| e.id), entries.last().map(|e| e.id));
+        // The cursor itself is an entry on the far side of the page: there is a page there.
+        let (next_cursor, prev_cursor) = if newer {
+            (oldest, newest.filter(|_| beyond))
         } else {
-            None
+            (
+                oldest.filter(|_| beyond),
+                newest.filter(|_| query.before.is_some()),
+            )
         };
         Ok(LedgerPage {
             entries,
             next_cursor,
+            prev_cursor,
         })
     }
 

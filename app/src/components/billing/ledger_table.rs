@@ -1,6 +1,7 @@
-//! `LedgerTable`: every change to the user's tokens, newest first, a page at a time, with a
-//! filter by source and a CSV export. Paging and filtering are links and a GET form (the URL
-//! holds the state), so they work without JavaScript and with the back button.
+//! `LedgerTable`: every change to the user's tokens, newest first, a page at a time (older,
+//! newer, back to the newest), with a filter by source and a CSV export. Paging and filtering
+//! are links and a GET form (the URL holds the state), so they work without JavaScript and
+//! with the back button.
 
 use billing::domain::{LedgerEntry, LedgerEntryId, LedgerPage, Source};
 use leptos::prelude::*;
@@ -21,23 +22,31 @@ pub fn LedgerTable() -> impl IntoView {
             .get("source")
             .and_then(|s| Source::parse(&s).ok())
     };
-    let before = move || {
+    let cursor = move |name: &str| {
         query
             .read()
-            .get("before")
+            .get(name)
             .and_then(|b| b.parse::<LedgerEntryId>().ok())
     };
     let page = Resource::new(
-        move || (before(), source(), live.version.get()),
-        move |(before, source, _)| async move {
+        move || {
+            (
+                cursor("before"),
+                cursor("after"),
+                source(),
+                live.version.get(),
+            )
+        },
+        move |(before, after, source, _)| async move {
             live.settled().await;
-            token_ledger(before, source, None).await
+            token_ledger(before, after, source, None).await
         },
     );
-    let link = move |cursor: Option<LedgerEntryId>| {
+    // `("before", id)` for the older page, `("after", id)` for the newer, `None` the newest.
+    let link = move |cursor: Option<(&str, LedgerEntryId)>| {
         let mut params = Vec::new();
-        if let Some(cursor) = cursor {
-            params.push(format!("before={cursor}"));
+        if let Some((name, id)) = cursor {
+            params.push(format!("{name}={id}"));
         }
         if let Some(source) = source() {
             params.push(format!("source={source}"));
@@ -85,13 +94,24 @@ pub fn LedgerTable() -> impl IntoView {
             <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     let page = page.await;
-                    let next = page.as_ref().ok().and_then(|p| p.next_cursor);
-                    let paged = before().is_some();
+                    let older = page.as_ref().ok().and_then(|p| p.next_cursor);
+                    let newer = page.as_ref().ok().and_then(|p| p.prev_cursor);
                     view! {
                         {ledger_view(page)}
                         <nav class="pager" aria-label="Token history pages">
-                            {paged.then(|| view! { <A href=link(None)>"← Newest"</A> })}
-                            {next.map(|cursor| view! { <A href=link(Some(cursor))>"Older →"</A> })}
+                            {newer
+                                .map(|id| {
+                                    view! {
+                                        <span class="pager-newer">
+                                            <A href=link(None)>"« Newest"</A>
+                                            <A href=link(Some(("after", id)))>"← Newer"</A>
+                                        </span>
+                                    }
+                                })}
+                            {older
+                                .map(|id| {
+                                    view! { <A href=link(Some(("before", id)))>"Older →"</A> }
+                                })}
                         </nav>
                     }
                         .into_any()
