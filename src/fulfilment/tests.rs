@@ -159,6 +159,15 @@ impl World {
         (portal, charge)
     }
 
+    /// The id of the dispute opened on the customer's first payment.
+    fn dispute_of_first_payment(&self, portal: &str) -> String {
+        self.sim.portal_view(portal).unwrap().payments[0]
+            .dispute
+            .clone()
+            .unwrap()
+            .0
+    }
+
     async fn consistent(&self) {
         assert_eq!(self.store.audit_balances().await.unwrap(), vec![]);
     }
@@ -278,11 +287,7 @@ async fn a_lost_dispute_gives_nothing_back(store: Arc<SqlStore>) {
     let opened = w.sim.dispute(&portal, &charge).unwrap();
     w.deliver(&opened.now[0]).await;
     assert_eq!(w.balance().await, 0);
-    let dispute = w.sim.portal_view(&portal).unwrap().payments[0]
-        .dispute
-        .clone()
-        .unwrap()
-        .0;
+    let dispute = w.dispute_of_first_payment(&portal);
     let lost = w.sim.close_dispute(&portal, &dispute, false).unwrap();
     assert!(matches!(
         w.deliver(&lost.now[0]).await,
@@ -644,11 +649,7 @@ async fn a_dispute_reverses_and_a_won_dispute_gives_back_once(store: Arc<SqlStor
     assert_eq!(w.deliver(&opened.now[0]).await, Outcome::AlreadyApplied);
     assert_eq!(w.balance().await, 0);
 
-    let dispute = w.sim.portal_view(&portal).unwrap().payments[0]
-        .dispute
-        .clone()
-        .unwrap()
-        .0;
+    let dispute = w.dispute_of_first_payment(&portal);
     let won = w.sim.close_dispute(&portal, &dispute, true).unwrap();
     let outcome = w.deliver(&won.now[0]).await;
     assert!(
@@ -671,11 +672,7 @@ async fn a_dispute_won_before_it_was_opened_takes_nothing(store: Arc<SqlStore>) 
     w.deliver_all(&emitted.now).await;
     let (portal, charge) = w.charge(0).await;
     let opened = w.sim.dispute(&portal, &charge).unwrap();
-    let dispute = w.sim.portal_view(&portal).unwrap().payments[0]
-        .dispute
-        .clone()
-        .unwrap()
-        .0;
+    let dispute = w.dispute_of_first_payment(&portal);
     let won = w.sim.close_dispute(&portal, &dispute, true).unwrap();
 
     assert_eq!(w.deliver(&won.now[0]).await, Outcome::Covered);
