@@ -2,7 +2,7 @@
 //! (the amounts themselves are fixed by [`ProductId::tokens`]).
 
 use crate::config::PriceIds;
-use crate::domain::{Money, Offer, ProductId};
+use crate::domain::{Money, Offer, ProductId, Tokens};
 
 #[derive(Debug, Clone)]
 struct Entry {
@@ -14,6 +14,7 @@ struct Entry {
 #[derive(Debug, Clone)]
 pub struct Catalog {
     entries: Vec<Entry>,
+    trial_allowance: Option<Tokens>,
 }
 
 impl Catalog {
@@ -36,7 +37,19 @@ impl Catalog {
                     price: None,
                 })
                 .collect(),
+            trial_allowance: None,
         }
+    }
+
+    /// Grants `tokens` once per Stripe customer for a subscription's first invoice when it is
+    /// free (a trial, a 100% coupon); without it a free invoice grants nothing.
+    pub fn with_trial_allowance(mut self, tokens: Option<Tokens>) -> Self {
+        self.trial_allowance = tokens;
+        self
+    }
+
+    pub fn trial_allowance(&self) -> Option<Tokens> {
+        self.trial_allowance
     }
 
     /// Records what a product costs, for display.

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use url::Url;
 
+use crate::domain::Tokens;
+
 /// What simulated webhooks are signed with when no secret is set (never used with real Stripe).
 pub const SIMULATED_WEBHOOK_SECRET: &str = "whsec_simulated_development_only";
 
@@ -134,6 +136,9 @@ pub struct Config {
     /// simulated payments, `STRIPE_WEBHOOK_SECRET` or a development default.
     pub webhook_secret: Secret,
     pub prices: PriceIds,
+    /// Tokens a subscription's free first invoice (a trial) grants, once per customer; `None`
+    /// (the default) grants nothing for an invoice nobody paid.
+    pub trial_allowance: Option<Tokens>,
     pub rate_limit_backend: RateLimitBackend,
     pub billing_writes_per_minute: NonZeroU32,
     pub session_idle_timeout: Duration,
@@ -265,6 +270,20 @@ impl Config {
             },
         };
 
+        let trial_allowance = match vars.get("TRIAL_TOKENS") {
+            None => None,
+            Some(raw) => match raw.trim().parse::<i64>().map(Tokens::new) {
+                Ok(Ok(tokens)) => Some(tokens),
+                Ok(Err(_)) if raw.trim() == "0" => None,
+                _ => {
+                    return Err(ConfigError::new(
+                        "TRIAL_TOKENS",
+                        format!("expected a whole number of tokens, 0 to {}", Tokens::MAX),
+                    ));
+                }
+            },
+        };
+
         let rate_limit_backend = match vars.get("RATE_LIMIT_BACKEND").as_deref() {
             None | Some("database") => RateLimitBackend::Database,
             Some("memory") => RateLimitBackend::Memory,
@@ -328,6 +347,7 @@ impl Config {
             stripe,
             webhook_secret,
             prices,
+            trial_allowance,
             rate_limit_backend,
             billing_writes_per_minute,
             session_idle_timeout: Duration::from_secs(u64::from(session_idle_minutes) * 60),

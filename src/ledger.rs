@@ -203,6 +203,17 @@ impl Posting {
     }
 }
 
+/// `whole × part / of`, rounded down, in exact integers, capped at `whole`: the tokens a part
+/// of a payment stands for (a refund, a dispute). Parts that add up to the whole payment add
+/// up to the whole grant, because shares are taken of running totals, not summed.
+pub fn share_of(whole: i64, part: i64, of: i64) -> i64 {
+    if of <= 0 || part <= 0 {
+        return 0;
+    }
+    let part = part.min(of);
+    i64::try_from(i128::from(whole) * i128::from(part) / i128::from(of)).unwrap_or(whole)
+}
+
 /// A posting applied, or found already applied under the same key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Posted {
@@ -249,6 +260,20 @@ mod tests {
     }
     fn balance(n: i64) -> Balance {
         Balance::new(n).unwrap()
+    }
+
+    #[test]
+    fn shares_round_down_and_reach_the_whole_exactly() {
+        assert_eq!(share_of(5000, 500, 1200), 2083);
+        assert_eq!(share_of(5000, 1200, 1200), 5000);
+        assert_eq!(
+            share_of(5000, 5000, 1200),
+            5000,
+            "never more than the whole"
+        );
+        assert_eq!(share_of(5000, 0, 1200), 0);
+        assert_eq!(share_of(5000, 10, 0), 0);
+        assert_eq!(share_of(1_000_000_000, i64::MAX, i64::MAX), 1_000_000_000);
     }
 
     #[test]

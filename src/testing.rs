@@ -29,6 +29,19 @@ pub async fn sqlite() -> TestDb {
 
 /// `None` (the test is skipped, loudly) only outside CI when no server is configured.
 pub async fn postgres() -> Option<TestDb> {
+    let target = empty_postgres().await?;
+    Some(TestDb {
+        store: Arc::new(
+            connect(&target)
+                .await
+                .expect("PostgreSQL connects and migrates"),
+        ),
+        _dir: None,
+    })
+}
+
+/// A new, empty database on the test PostgreSQL server (nothing migrated yet).
+pub async fn empty_postgres() -> Option<DatabaseTarget> {
     let Ok(admin_url) = std::env::var("TEST_POSTGRES_URL") else {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -49,16 +62,8 @@ pub async fn postgres() -> Option<TestDb> {
         Some((server, _)) => format!("{server}/{name}"),
         None => panic!("TEST_POSTGRES_URL must name a database"),
     };
-    let target = DatabaseTarget::Postgres {
+    Some(DatabaseTarget::Postgres {
         url: Secret::new(url),
-    };
-    Some(TestDb {
-        store: Arc::new(
-            connect(&target)
-                .await
-                .expect("PostgreSQL connects and migrates"),
-        ),
-        _dir: None,
     })
 }
 
@@ -88,3 +93,63 @@ macro_rules! contract {
     };
 }
 pub(crate) use contract;
+
+/// Real database failures on demand. A trigger fails the statement that marks a chosen Stripe
+/// event done, after the event's changes were made in the same transaction, so the database
+/// rolls all of it back: what a dropped connection, a lock timeout or a busy SQLite does to a
+/// transaction in the middle of applying an event.
+pub struct Faults {
+    store: Arc<SqlStore>,
+}
+
+impl Faults {
+    pub async fn install(store: &Arc<SqlStore>) -> Self {
+        use crate::store::{Backend, Store};
+        let trigger = match store.backend() {
+            Backend::Sqlite => {
+                "CREATE TABLE injected_faults (event_id TEXT PRIMARY KEY);
+                 CREATE TRIGGER injected_fault BEFORE UPDATE OF processed_at ON stripe_events
+                 WHEN NEW.processed_at IS NOT NULL
+                     AND EXISTS (SELECT 1 FROM injected_faults WHERE event_id = NEW.id)
+                 BEGIN SELECT RAISE(ABORT, 'injected fault'); END;"
+            }
+            Backend::Postgres => {
+                "CREATE TABLE injected_faults (event_id TEXT PRIMARY KEY);
+                 CREATE FUNCTION injected_fault() RETURNS trigger LANGUAGE plpgsql AS $$
+                 BEGIN
+                     IF NEW.processed_at IS NOT NULL
+                         AND EXISTS (SELECT 1 FROM injected_faults WHERE event_id = NEW.id) THEN
+                         RAISE EXCEPTION 'injected fault';
+                     END IF;
+                     RETURN NEW;
+                 END $$;
+                 CREATE TRIGGER injected_fault BEFORE UPDATE ON stripe_events
+                     FOR EACH ROW EXECUTE FUNCTION injected_fault();"
+            }
+        };
+        sqlx::raw_sql(trigger)
+            .execute(store.pool())
+            .await
+            .expect("the fault trigger installs");
+        Self {
+            store: store.clone(),
+        }
+    }
+
+    /// Every transaction that would finish `event` fails from now on.
+    pub async fn fail(&self, event: &str) {
+        sqlx::query("INSERT INTO injected_faults (event_id) VALUES ($1)")
+            .bind(event)
+            .execute(self.store.pool())
+            .await
+            .unwrap();
+    }
+
+    /// The database is well again.
+    pub async fn heal(&self) {
+        sqlx::query("DELETE FROM injected_faults")
+            .execute(self.store.pool())
+            .await
+            .unwrap();
+    }
+}

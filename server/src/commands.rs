@@ -176,7 +176,9 @@ pub async fn stripe(
                 Timestamp::now().as_millis() - i64::try_from(since.as_millis()).unwrap_or(0),
             );
             let events = gateway
-                .events_since(from)
+                .events_since(from, &|read| {
+                    eprintln!("  read {read} event(s) from Stripe")
+                })
                 .await
                 .map_err(|e| e.to_string())?;
             let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();

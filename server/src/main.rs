@@ -60,7 +60,8 @@ async fn stripe_command(
     use billing::stripe::live::LiveGateway;
     use billing::stripe::simulated::Simulator;
 
-    let catalog = Arc::new(Catalog::from_prices(&config.prices));
+    let catalog =
+        Arc::new(Catalog::from_prices(&config.prices).with_trial_allowance(config.trial_allowance));
     let (gateway, live): (Arc<dyn StripeGateway>, bool) = match &config.stripe {
         Some(keys) => match LiveGateway::new(&keys.secret_key, keys.api_base.as_ref()) {
             Ok(gateway) => (Arc::new(gateway), true),

@@ -96,7 +96,8 @@ impl Application {
         }
 
         let listener = TcpListener::bind(leptos_options.site_addr).await?;
-        let mut catalog = Catalog::from_prices(&config.prices);
+        let mut catalog =
+            Catalog::from_prices(&config.prices).with_trial_allowance(config.trial_allowance);
         let (gateway, simulator): (Arc<dyn StripeGateway>, _) = match &config.stripe {
             Some(keys) => (
                 Arc::new(LiveGateway::new(&keys.secret_key, keys.api_base.as_ref())?),

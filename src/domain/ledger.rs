@@ -22,16 +22,19 @@ pub enum Source {
     Manual,
     /// Tokens spent on the product.
     Consume,
+    /// A trial's allowance, granted once per Stripe customer when that is offered.
+    Trial,
 }
 
 impl Source {
-    pub const ALL: [Source; 6] = [
+    pub const ALL: [Source; 7] = [
         Source::StripeCheckout,
         Source::StripeInvoice,
         Source::StripeRefund,
         Source::StripeDispute,
         Source::Manual,
         Source::Consume,
+        Source::Trial,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,6 +45,7 @@ impl Source {
             Source::StripeDispute => "stripe_dispute",
             Source::Manual => "manual",
             Source::Consume => "consume",
+            Source::Trial => "trial",
         }
     }
 
@@ -54,6 +58,7 @@ impl Source {
             Source::StripeDispute => "Dispute",
             Source::Manual => "Adjustment",
             Source::Consume => "Usage",
+            Source::Trial => "Trial",
         }
     }
 

@@ -3,8 +3,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{IdempotencyKey, LedgerEntryId, Reason, Source, Timestamp, UserId};
+use std::fmt;
+
+use crate::domain::{IdempotencyKey, LedgerEntryId, Reason, Timestamp, Tokens, UserId};
 use crate::ledger::{Posted, Posting, StripeRefs};
+use crate::stripe::events::DisputeStatus;
+use crate::stripe::gateway::RefundState;
 
 /// A verified Stripe event, as delivered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,8 +32,53 @@ pub struct StoredEvent {
     pub outcome: Option<String>,
     pub detail: Option<String>,
     pub attempts: i64,
-    /// Held back until this purchase is credited (`pi:...`, `invoice:...`).
-    pub awaiting: Option<String>,
+    /// Held back until this purchase is credited.
+    pub awaiting: Option<Awaiting>,
+}
+
+/// The purchase a held-back event (a refund, a dispute that came first) waits for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Awaiting {
+    /// A pack, paid by this payment intent.
+    PaymentIntent(String),
+    /// A subscription invoice.
+    Invoice(String),
+}
+
+impl Awaiting {
+    /// How the inbox keeps it: `pi:...` or `invoice:...`.
+    pub fn stored(&self) -> String {
+        self.to_string()
+    }
+
+    pub fn from_stored(raw: &str) -> Option<Self> {
+        match raw.split_once(':')? {
+            ("pi", id) if !id.is_empty() => Some(Self::PaymentIntent(id.to_owned())),
+            ("invoice", id) if !id.is_empty() => Some(Self::Invoice(id.to_owned())),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Awaiting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::PaymentIntent(id) => write!(f, "pi:{id}"),
+            Self::Invoice(id) => write!(f, "invoice:{id}"),
+        }
+    }
+}
+
+/// Why an attempt at an event left it unfinished.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unfinished {
+    /// Held back until its purchase is credited.
+    Held(Awaiting),
+    /// The store or Stripe failed midway: a retry may apply it. An event held back stays
+    /// held, so the sweep still finds it (Stripe will not send it again).
+    Interrupted,
+    /// It cannot apply as it stands (an unknown price, no user): kept for an operator.
+    Refused,
 }
 
 /// What the inbox knew of an event when it was delivered.
@@ -49,51 +98,73 @@ pub enum Recorded {
 pub enum Change {
     /// A credit (a purchase, an invoice) or any other posting.
     Post(Posting),
-    /// Tokens taken back from a purchase (refund, dispute), never more than it granted.
-    Reverse(Reversal),
-    /// A won dispute gives back what its reversal took, once.
-    Reinstate {
-        dispute: String,
-        key: IdempotencyKey,
-        reason: Reason,
-    },
-    /// Remembers how a dispute ended (a late "created" event must not reverse a won one).
-    DisputeStatus { dispute: String, status: String },
+    /// A charge's refunds as Stripe describes them now: the tokens taken back for them are
+    /// brought to the share of the charge refunded (taken, or given back for a failed one).
+    SyncRefunds(RefundSync),
+    /// Where a dispute stands, and the tokens that follow from it.
+    Dispute(DisputeChange),
     /// The Stripe customer of a user.
     LinkCustomer { user: UserId, customer: String },
     /// A subscription's latest state; an older event never overwrites a newer state.
     Subscription(SubscriptionRecord),
 }
 
-/// Tokens to take back from a purchase.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reversal {
-    /// The credit being reversed.
-    pub purchase: LedgerEntryId,
-    pub target: ReversalTarget,
-    /// `StripeRefund` or `StripeDispute`.
-    pub source: Source,
-    pub reason: Reason,
-    pub key: IdempotencyKey,
-    pub stripe: StripeRefs,
-    /// For a dispute: skipped when the store knows the dispute was already won.
-    pub dispute: Option<String>,
+impl Change {
+    /// Whether the change is about tokens, so that doing nothing means they were already
+    /// where they belong ([`Applied::Covered`]) rather than a state merely recorded.
+    pub fn moves_tokens(&self) -> bool {
+        match self {
+            Change::Post(_) | Change::SyncRefunds(_) => true,
+            Change::Dispute(d) => d.take.is_some() || d.status == DisputeStatus::Won,
+            Change::LinkCustomer { .. } | Change::Subscription(_) => false,
+        }
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReversalTarget {
-    /// All reversals of this source on the purchase should add up to this many tokens
-    /// (refunds: the share of the charge refunded so far).
-    Cumulative(i64),
-    /// This many tokens, once (a dispute).
-    Exactly(i64),
+/// A charge's refunds, to be reflected in the tokens of the purchase it paid for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundSync {
+    /// The credit the charge paid for.
+    pub purchase: LedgerEntryId,
+    pub charge: String,
+    /// What was charged, minor units.
+    pub charge_amount: i64,
+    pub refunds: Vec<RefundState>,
+    /// The reason on a reversal for a refund.
+    pub taken: Reason,
+    /// The reason on tokens given back for a refund that failed.
+    pub given_back: Reason,
+    pub stripe: StripeRefs,
+}
+
+/// What a dispute event says, and what it would take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisputeChange {
+    pub dispute: String,
+    pub status: DisputeStatus,
+    /// The one key a dispute's reversal is made under, whichever event makes it.
+    pub take_key: IdempotencyKey,
+    /// The reversal a chargeback makes, for an event that knows its purchase: once, and
+    /// never for a dispute that is (or ends up) won.
+    pub take: Option<DisputeTake>,
+    /// The key and reason of what a won dispute gives back.
+    pub give_back_key: IdempotencyKey,
+    pub give_back_reason: Reason,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisputeTake {
+    pub purchase: LedgerEntryId,
+    pub tokens: Tokens,
+    pub reason: Reason,
+    pub stripe: StripeRefs,
 }
 
 /// What applying a change did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Applied {
     Posted(Posted),
-    /// Nothing left to do: already reversed up to the target, or a won dispute.
+    /// Nothing left to do: the tokens already are where Stripe's state puts them.
     Covered,
     /// State recorded; no ledger change.
     Recorded,

@@ -14,8 +14,8 @@ mod tests;
 use async_trait::async_trait;
 
 pub use billing::{
-    Applied, Change, InboxEvent, Recorded, Reversal, ReversalTarget, StoredEvent,
-    SubscriptionRecord,
+    Applied, Awaiting, Change, DisputeChange, DisputeTake, InboxEvent, Recorded, RefundSync,
+    StoredEvent, SubscriptionRecord, Unfinished,
 };
 pub use database::{Backend, connect};
 pub use sql::SqlStore;
@@ -205,17 +205,19 @@ pub trait Store: Send + Sync + 'static {
         detail: Option<&str>,
     ) -> Result<Vec<Applied>, StoreError>;
 
-    /// Notes an attempt that did not finish the event: a failure to retry, or (with
-    /// `awaiting`) an event held back until a purchase is credited.
-    async fn inbox_note_attempt(
+    /// Notes an attempt that did not finish the event, and why.
+    async fn inbox_note_unfinished(
         &self,
         id: &str,
-        awaiting: Option<&str>,
+        why: &Unfinished,
         detail: &str,
     ) -> Result<(), StoreError>;
 
     /// Unfinished events held back for `awaiting`.
-    async fn inbox_awaiting(&self, awaiting: &str) -> Result<Vec<StoredEvent>, StoreError>;
+    async fn inbox_awaiting(&self, awaiting: &Awaiting) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// Every purchase some unfinished event is held back for.
+    async fn inbox_held(&self) -> Result<Vec<Awaiting>, StoreError>;
 
     /// Every unfinished event, oldest first.
     async fn inbox_unfinished(&self) -> Result<Vec<StoredEvent>, StoreError>;
@@ -242,6 +244,12 @@ pub trait Store: Send + Sync + 'static {
     /// The user's live subscription, or their most recent one.
     async fn subscription_of(&self, user: UserId)
     -> Result<Option<SubscriptionRecord>, StoreError>;
+
+    /// Every subscription of the user, live ones first, then the most recently changed.
+    async fn subscriptions_of(&self, user: UserId) -> Result<Vec<SubscriptionRecord>, StoreError>;
+
+    /// A subscription as the store last recorded it.
+    async fn subscription(&self, id: &str) -> Result<Option<SubscriptionRecord>, StoreError>;
 
     // --- Service API keys -------------------------------------------------------------------
 

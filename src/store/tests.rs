@@ -665,3 +665,111 @@ async fn concurrent_requests_never_pass_the_rate_limit(store: Arc<SqlStore>) {
     }
     assert_eq!(allowed, 5);
 }
+
+/// Migration 3 rebuilds SQLite's ledger (and changes PostgreSQL's constraint): a database
+/// migrated by an older build keeps every row, every link from a reversal to its purchase,
+/// and the append-only rule; a source not in `ledger_sources` is refused.
+async fn the_ledger_survives_migration_3(target: crate::config::DatabaseTarget, backend: Backend) {
+    use sqlx::Row;
+    let dir = tempfile::tempdir().unwrap();
+    let source = format!(
+        "{}/migrations/{}",
+        env!("CARGO_MANIFEST_DIR"),
+        backend.name()
+    );
+    for file in ["0001_schema.sql", "0002_stripe.sql"] {
+        std::fs::copy(format!("{source}/{file}"), dir.path().join(file)).unwrap();
+    }
+    let url = match &target {
+        crate::config::DatabaseTarget::Sqlite { path } => {
+            format!("sqlite://{}?mode=rwc", path.display())
+        }
+        crate::config::DatabaseTarget::Postgres { url } => url.expose().to_owned(),
+    };
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    sqlx::migrate::Migrator::new(dir.path())
+        .await
+        .unwrap()
+        .run(&pool)
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "INSERT INTO users (id, email, role, created_at) VALUES (1, 'ada@example.com', 'user', 0);
+         INSERT INTO token_balances (user_id, balance, updated_at) VALUES (1, 3750, 0);
+         INSERT INTO token_ledger (id, user_id, delta, balance_after, source, reason,
+             idempotency_key, created_at) VALUES
+             (1, 1, 5000, 5000, 'stripe_checkout', 'Medium pack', 'stripe:checkout:cs_1', 0);
+         INSERT INTO token_ledger (id, user_id, delta, balance_after, source, reason,
+             idempotency_key, created_at, reverses_entry_id) VALUES
+             (2, 1, -1250, 3750, 'stripe_refund', 'Refund', 'stripe:refund:ch_1:1000', 0, 1);",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let store = connect(&target).await.expect("migration 3 applies");
+    let user = UserId::new(1).unwrap();
+    assert_eq!(store.balance(user).await.unwrap().get(), 3_750);
+    let page = store
+        .ledger_page(user, &LedgerQuery::first(10))
+        .await
+        .unwrap();
+    assert_eq!(page.entries.len(), 2);
+    assert_eq!(
+        page.entries[0].reverses,
+        Some(LedgerEntryId::new(1).unwrap())
+    );
+    assert_eq!(store.audit_balances().await.unwrap(), vec![]);
+    assert!(
+        sqlx::query("UPDATE token_ledger SET delta = 1 WHERE id = 1")
+            .execute(store.pool())
+            .await
+            .is_err(),
+        "still append-only"
+    );
+    let with_source = |source: &str| {
+        // Ids given, as the rows above were: PostgreSQL's identity has not moved past them.
+        format!(
+            "INSERT INTO token_ledger (id, user_id, delta, balance_after, source, reason, \
+                 idempotency_key, created_at) VALUES ({}, 1, 1, 1, '{source}', 'x', 'k-{source}', 0)",
+            10 + source.len()
+        )
+    };
+    assert!(
+        sqlx::query(&with_source("made_up"))
+            .execute(store.pool())
+            .await
+            .is_err(),
+        "an unknown source is refused"
+    );
+    sqlx::query(&with_source("trial"))
+        .execute(store.pool())
+        .await
+        .expect("the trial source exists");
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM ledger_sources")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        row.try_get::<i64, _>("n").unwrap(),
+        Source::ALL.len() as i64
+    );
+}
+
+#[tokio::test]
+async fn the_ledger_survives_migration_3_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = crate::config::DatabaseTarget::Sqlite {
+        path: dir.path().join("billing.sqlite3"),
+    };
+    the_ledger_survives_migration_3(target, Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn the_ledger_survives_migration_3_on_postgres() {
+    if let Some(target) = crate::testing::empty_postgres().await {
+        the_ledger_survives_migration_3(target, Backend::Postgres).await;
+    }
+}

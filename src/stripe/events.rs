@@ -67,12 +67,10 @@ pub enum Effect {
     },
     /// A subscription invoice was paid: credit the plan's tokens once per invoice.
     InvoicePaid(InvoicePaid),
-    /// A charge was refunded, in part or in full (`amount_refunded` is cumulative).
-    ChargeRefunded(ChargeRefunded),
-    /// A dispute was opened: the disputed tokens are reversed.
-    DisputeOpened(DisputeEvent),
-    /// A dispute was closed; when won, the reversed tokens come back.
-    DisputeClosed { dispute: DisputeEvent, won: bool },
+    /// A charge's refunds changed (one made, one failed): Stripe is asked what they are now.
+    RefundsChanged(RefundsChanged),
+    /// Stripe says where a dispute stands.
+    Dispute(DisputeEvent),
     /// A subscription's state, as Stripe now describes it.
     SubscriptionChanged(SubscriptionState),
     /// Acknowledged and recorded; no effect on billing.
@@ -96,19 +94,28 @@ pub struct InvoicePaid {
     /// From the subscription's metadata, which our Checkout sessions set.
     pub user: Option<UserId>,
     pub billing_reason: Option<String>,
-    /// Price ids and quantities of the invoice's lines.
-    pub lines: Vec<(String, i64)>,
+    pub lines: Vec<InvoiceLine>,
     pub amount_paid: Option<Money>,
+    /// What the invoice came to after discounts, in minor units (zero for a trial or a 100%
+    /// coupon; an invoice paid from the customer's credit balance has a total, not a payment).
+    pub total: Option<i64>,
+}
+
+/// One line of an invoice, wherever the API version puts its fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvoiceLine {
+    pub price: String,
+    pub quantity: i64,
+    /// Minor units; negative for time given back.
+    pub amount: i64,
+    /// A proration of a change mid-period, not the period itself.
+    pub proration: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChargeRefunded {
+pub struct RefundsChanged {
     pub charge: String,
     pub payment_intent: Option<String>,
-    /// What was charged.
-    pub amount: i64,
-    /// Everything refunded so far on this charge.
-    pub amount_refunded: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,7 +123,73 @@ pub struct DisputeEvent {
     pub dispute: String,
     pub charge: Option<String>,
     pub payment_intent: Option<String>,
+    /// Minor units disputed.
     pub amount: i64,
+    pub status: DisputeStatus,
+}
+
+/// Where a dispute stands. An inquiry takes no money; a chargeback takes it until it is won.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DisputeStatus {
+    /// `warning_needs_response`, `warning_under_review`.
+    Inquiry,
+    /// `warning_closed`: the inquiry ended without a chargeback.
+    InquiryClosed,
+    /// `needs_response`, `under_review`: the money is withdrawn.
+    Chargeback,
+    Won,
+    Lost,
+    /// A status this build does not know (kept as Stripe wrote it); it moves no tokens.
+    Other(String),
+}
+
+impl DisputeStatus {
+    pub fn parse(raw: &str) -> Self {
+        match raw {
+            "warning_needs_response" | "warning_under_review" => Self::Inquiry,
+            "warning_closed" => Self::InquiryClosed,
+            "needs_response" | "under_review" => Self::Chargeback,
+            "won" => Self::Won,
+            "lost" => Self::Lost,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Inquiry => "warning_needs_response",
+            Self::InquiryClosed => "warning_closed",
+            Self::Chargeback => "needs_response",
+            Self::Won => "won",
+            Self::Lost => "lost",
+            Self::Other(raw) => raw,
+        }
+    }
+
+    /// Whether the customer's bank holds the money: the disputed tokens are taken.
+    pub fn takes(&self) -> bool {
+        matches!(self, Self::Chargeback | Self::Lost)
+    }
+
+    /// A dispute that ended stays ended, whatever older events arrive after.
+    pub fn is_final(&self) -> bool {
+        matches!(self, Self::InquiryClosed | Self::Won | Self::Lost)
+    }
+
+    /// What the store keeps when it knew `self` and hears `news`: an end never reopens, and
+    /// a chargeback never goes back to being an inquiry.
+    pub fn merged(self, news: DisputeStatus) -> DisputeStatus {
+        let rank = |s: &DisputeStatus| match s {
+            s if s.is_final() => 2,
+            DisputeStatus::Chargeback => 1,
+            _ => 0,
+        };
+        if rank(&news) > rank(&self) || (rank(&news) == rank(&self) && !self.is_final()) {
+            news
+        } else {
+            self
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,58 +262,56 @@ pub fn interpret(event: &Envelope) -> Result<Effect, EventError> {
             let lines = object
                 .pointer("/lines/data")
                 .and_then(Value::as_array)
-                .map(|lines| {
-                    lines
-                        .iter()
-                        .filter_map(|line| {
-                            let price = str_at(line, &["pricing", "price_details", "price"])?;
-                            let quantity =
-                                line.get("quantity").and_then(Value::as_i64).unwrap_or(1);
-                            Some((price, quantity))
-                        })
-                        .collect()
-                })
+                .map(|lines| lines.iter().filter_map(invoice_line).collect())
                 .unwrap_or_default();
+            // Since 2025 the subscription is under `parent`; before, at the top level.
             let details = object.pointer("/parent/subscription_details");
+            let metadata = details
+                .and_then(|d| d.get("metadata"))
+                .or_else(|| object.pointer("/subscription_details/metadata"));
             Effect::InvoicePaid(InvoicePaid {
                 invoice: str_at(object, &["id"]).ok_or_else(|| missing("id"))?,
                 customer: str_at(object, &["customer"]),
-                subscription: details.and_then(|d| str_at(d, &["subscription"])),
-                user: details.and_then(|d| user_in_metadata(d.get("metadata")?)),
+                subscription: details
+                    .and_then(|d| str_at(d, &["subscription"]))
+                    .or_else(|| str_at(object, &["subscription"])),
+                user: metadata.and_then(user_in_metadata),
                 billing_reason: str_at(object, &["billing_reason"]),
                 lines,
                 amount_paid: money(object, "amount_paid"),
+                total: int_at(object, "total").or_else(|| int_at(object, "amount_paid")),
             })
         }
-        "charge.refunded" => Effect::ChargeRefunded(ChargeRefunded {
+        "charge.refunded" => Effect::RefundsChanged(RefundsChanged {
             charge: str_at(object, &["id"]).ok_or_else(|| missing("id"))?,
             payment_intent: str_at(object, &["payment_intent"]),
-            amount: int_at(object, "amount").ok_or_else(|| missing("amount"))?,
-            amount_refunded: int_at(object, "amount_refunded")
-                .ok_or_else(|| missing("amount_refunded"))?,
         }),
-        "charge.dispute.created" | "charge.dispute.funds_withdrawn" | "charge.dispute.closed" => {
-            let dispute = DisputeEvent {
+        "charge.refund.updated" | "refund.created" | "refund.updated" | "refund.failed" => {
+            Effect::RefundsChanged(RefundsChanged {
+                charge: str_at(object, &["charge"]).ok_or_else(|| missing("charge"))?,
+                payment_intent: str_at(object, &["payment_intent"]),
+            })
+        }
+        "charge.dispute.created"
+        | "charge.dispute.updated"
+        | "charge.dispute.funds_withdrawn"
+        | "charge.dispute.funds_reinstated"
+        | "charge.dispute.closed" => {
+            let status = DisputeStatus::parse(
+                &str_at(object, &["status"]).ok_or_else(|| missing("status"))?,
+            );
+            Effect::Dispute(DisputeEvent {
                 dispute: str_at(object, &["id"]).ok_or_else(|| missing("id"))?,
                 charge: str_at(object, &["charge"]),
                 payment_intent: str_at(object, &["payment_intent"]),
                 amount: int_at(object, "amount").ok_or_else(|| missing("amount"))?,
-            };
-            let status = str_at(object, &["status"]);
-            // An inquiry (`warning_needs_response`...) takes no money, so no tokens either. If
-            // it becomes a chargeback, Stripe withdraws the funds and says so with
-            // `funds_withdrawn`, which reverses under the same key as `created`: once.
-            let inquiry = status.as_deref().is_some_and(|s| s.starts_with("warning_"));
-            match event.kind.as_str() {
-                "charge.dispute.closed" => Effect::DisputeClosed {
-                    won: status.as_deref() == Some("won"),
-                    dispute,
+                // The money came back: the dispute was won, whatever the status says yet.
+                status: if event.kind == "charge.dispute.funds_reinstated" {
+                    DisputeStatus::Won
+                } else {
+                    status
                 },
-                _ if inquiry => Effect::Ignore {
-                    why: "a dispute inquiry: no money was taken",
-                },
-                _ => Effect::DisputeOpened(dispute),
-            }
+            })
         }
         "customer.subscription.created"
         | "customer.subscription.updated"
@@ -269,6 +340,26 @@ pub fn interpret(event: &Envelope) -> Result<Effect, EventError> {
         _ => Effect::Ignore {
             why: "not an event billing acts on",
         },
+    })
+}
+
+/// A line of an invoice in the current shape (`pricing.price_details.price`, the proration
+/// under `parent`) or the shape before 2025 (`price`, `plan`, `proration` on the line).
+fn invoice_line(line: &Value) -> Option<InvoiceLine> {
+    let price = str_at(line, &["pricing", "price_details", "price"])
+        .or_else(|| str_at(line, &["price"]))
+        .or_else(|| str_at(line, &["plan"]))?;
+    let parent = line.get("parent");
+    let proration = ["subscription_item_details", "invoice_item_details"]
+        .iter()
+        .find_map(|details| parent?.get(details)?.get("proration")?.as_bool())
+        .or_else(|| line.get("proration").and_then(Value::as_bool))
+        .unwrap_or(false);
+    Some(InvoiceLine {
+        price,
+        quantity: line.get("quantity").and_then(Value::as_i64).unwrap_or(1),
+        amount: int_at(line, "amount").unwrap_or(0),
+        proration,
     })
 }
 
@@ -377,70 +468,149 @@ mod tests {
                 subscription: Some("sub_1QfJ9AL".into()),
                 user: user(),
                 billing_reason: Some("subscription_create".into()),
-                lines: vec![("price_starter".into(), 1)],
+                lines: vec![InvoiceLine {
+                    price: "price_starter".into(),
+                    quantity: 1,
+                    amount: 3500,
+                    proration: false
+                }],
                 amount_paid: usd(3500),
+                total: Some(3500),
             })
         );
     }
 
     #[test]
-    fn refunds_carry_the_cumulative_amount() {
+    fn invoices_read_the_shape_before_2025_and_their_prorations() {
         assert_eq!(
-            effect("charge_refunded"),
-            Effect::ChargeRefunded(ChargeRefunded {
-                charge: "ch_3QfJ8jLkdIwHu7ix".into(),
-                payment_intent: Some("pi_3QfJ8jLkdIwHu7ix0x9Y".into()),
-                amount: 4000,
-                amount_refunded: 1000,
+            effect("invoice_paid_before_2025"),
+            Effect::InvoicePaid(InvoicePaid {
+                invoice: "in_1PzLegacy".into(),
+                customer: Some("cus_RY2s9xN1mT0aQe".into()),
+                subscription: Some("sub_1QfJ9AL".into()),
+                user: user(),
+                billing_reason: Some("subscription_cycle".into()),
+                lines: vec![
+                    InvoiceLine {
+                        price: "price_starter".into(),
+                        quantity: 1,
+                        amount: -1750,
+                        proration: true
+                    },
+                    InvoiceLine {
+                        price: "price_starter".into(),
+                        quantity: 2,
+                        amount: 3500,
+                        proration: true
+                    },
+                    InvoiceLine {
+                        price: "price_starter".into(),
+                        quantity: 2,
+                        amount: 7000,
+                        proration: false
+                    },
+                ],
+                amount_paid: usd(8750),
+                total: Some(8750),
             })
         );
     }
 
     #[test]
-    fn disputes_open_and_close() {
-        let dispute = DisputeEvent {
-            dispute: "du_1QfJAAL".into(),
-            charge: Some("ch_3QfJ8jLkdIwHu7ix".into()),
+    fn every_refund_event_names_its_charge() {
+        let charge = RefundsChanged {
+            charge: "ch_3QfJ8jLkdIwHu7ix".into(),
             payment_intent: Some("pi_3QfJ8jLkdIwHu7ix0x9Y".into()),
-            amount: 4000,
         };
         assert_eq!(
-            effect("charge_dispute_created"),
-            Effect::DisputeOpened(dispute.clone())
+            effect("charge_refunded"),
+            Effect::RefundsChanged(charge.clone())
         );
-        assert_eq!(
-            effect("charge_dispute_closed_won"),
-            Effect::DisputeClosed {
-                dispute: dispute.clone(),
-                won: true
-            }
-        );
-        // The chargeback's withdrawal is the same reversal as its opening (one key: once).
-        let mut withdrawn = read("charge_dispute_created");
-        withdrawn.kind = "charge.dispute.funds_withdrawn".into();
-        assert_eq!(
-            interpret(&withdrawn).unwrap(),
-            Effect::DisputeOpened(dispute)
-        );
-    }
-
-    #[test]
-    fn a_dispute_inquiry_takes_nothing() {
-        for kind in ["charge.dispute.created", "charge.dispute.funds_withdrawn"] {
-            let mut inquiry = read("charge_dispute_created");
-            inquiry.kind = kind.into();
-            inquiry.data.object["status"] = "warning_needs_response".into();
-            assert!(
-                matches!(interpret(&inquiry).unwrap(), Effect::Ignore { .. }),
+        for kind in [
+            "charge.refund.updated",
+            "refund.created",
+            "refund.updated",
+            "refund.failed",
+        ] {
+            let mut refund = read("charge_refunded");
+            refund.kind = kind.into();
+            refund.data.object = serde_json::json!({
+                "id": "re_3QfJ9x", "object": "refund", "amount": 1000,
+                "charge": "ch_3QfJ8jLkdIwHu7ix", "payment_intent": "pi_3QfJ8jLkdIwHu7ix0x9Y",
+                "status": "failed", "currency": "usd",
+            });
+            assert_eq!(
+                interpret(&refund).unwrap(),
+                Effect::RefundsChanged(charge.clone()),
                 "{kind}"
             );
         }
-        let mut closed = read("charge_dispute_closed_won");
-        closed.data.object["status"] = "warning_closed".into();
-        assert!(matches!(
-            interpret(&closed).unwrap(),
-            Effect::DisputeClosed { won: false, .. }
-        ));
+    }
+
+    #[test]
+    fn disputes_say_where_they_stand() {
+        let dispute = |status| {
+            Effect::Dispute(DisputeEvent {
+                dispute: "du_1QfJAAL".into(),
+                charge: Some("ch_3QfJ8jLkdIwHu7ix".into()),
+                payment_intent: Some("pi_3QfJ8jLkdIwHu7ix0x9Y".into()),
+                amount: 4000,
+                status,
+            })
+        };
+        assert_eq!(
+            effect("charge_dispute_created"),
+            dispute(DisputeStatus::Chargeback)
+        );
+        assert_eq!(
+            effect("charge_dispute_closed_won"),
+            dispute(DisputeStatus::Won)
+        );
+        let as_kind = |kind: &str, status: &str| {
+            let mut event = read("charge_dispute_created");
+            event.kind = kind.into();
+            event.data.object["status"] = status.into();
+            interpret(&event).unwrap()
+        };
+        assert_eq!(
+            as_kind("charge.dispute.funds_withdrawn", "needs_response"),
+            dispute(DisputeStatus::Chargeback)
+        );
+        assert_eq!(
+            as_kind("charge.dispute.funds_reinstated", "under_review"),
+            dispute(DisputeStatus::Won),
+            "money back is a win, whatever the status says yet"
+        );
+        assert_eq!(
+            as_kind("charge.dispute.created", "warning_needs_response"),
+            dispute(DisputeStatus::Inquiry)
+        );
+        assert_eq!(
+            as_kind("charge.dispute.closed", "lost"),
+            dispute(DisputeStatus::Lost)
+        );
+        assert_eq!(
+            as_kind("charge.dispute.closed", "warning_closed"),
+            dispute(DisputeStatus::InquiryClosed)
+        );
+        assert_eq!(
+            as_kind("charge.dispute.updated", "prevented"),
+            dispute(DisputeStatus::Other("prevented".into()))
+        );
+    }
+
+    #[test]
+    fn a_dispute_never_reopens_once_it_ended() {
+        use DisputeStatus::*;
+        assert_eq!(Inquiry.merged(Chargeback), Chargeback);
+        assert_eq!(Chargeback.merged(Inquiry), Chargeback);
+        assert_eq!(Chargeback.merged(Lost), Lost);
+        assert_eq!(Won.merged(Chargeback), Won);
+        assert_eq!(Lost.merged(Inquiry), Lost);
+        assert_eq!(InquiryClosed.merged(Chargeback), InquiryClosed);
+        assert_eq!(Won.merged(Lost), Won, "the first end stays");
+        assert!(Chargeback.takes() && Lost.takes());
+        assert!(!Inquiry.takes() && !Won.takes() && !InquiryClosed.takes());
     }
 
     #[test]
@@ -488,18 +658,18 @@ mod tests {
                 String::from_utf8_lossy(body)
             );
         }
-        let mut no_amount = read("charge_refunded");
+        let mut no_amount = read("charge_dispute_created");
         no_amount
             .data
             .object
             .as_object_mut()
             .unwrap()
-            .remove("amount_refunded");
+            .remove("amount");
         assert_eq!(
             interpret(&no_amount).unwrap_err(),
             EventError::Missing {
-                kind: "charge.refunded".into(),
-                field: "amount_refunded"
+                kind: "charge.dispute.created".into(),
+                field: "amount"
             }
         );
     }

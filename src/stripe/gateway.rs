@@ -65,6 +65,82 @@ pub struct ListedEvent {
     pub payload: String,
 }
 
+/// Where a refund stands, as Stripe says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RefundStatus {
+    Pending,
+    RequiresAction,
+    Succeeded,
+    /// The money never left (an expired card, a closed account): it is back with the merchant.
+    Failed,
+    /// Canceled before it was sent.
+    Canceled,
+}
+
+impl RefundStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefundStatus::Pending => "pending",
+            RefundStatus::RequiresAction => "requires_action",
+            RefundStatus::Succeeded => "succeeded",
+            RefundStatus::Failed => "failed",
+            RefundStatus::Canceled => "canceled",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [
+            RefundStatus::Pending,
+            RefundStatus::RequiresAction,
+            RefundStatus::Succeeded,
+            RefundStatus::Failed,
+            RefundStatus::Canceled,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == raw)
+    }
+
+    /// Whether the refund's money goes (or went) back to the customer.
+    pub fn returns_money(self) -> bool {
+        !matches!(self, RefundStatus::Failed | RefundStatus::Canceled)
+    }
+}
+
+/// One refund of a charge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundState {
+    pub id: String,
+    /// Minor units.
+    pub amount: i64,
+    pub status: RefundStatus,
+}
+
+/// A charge and every refund made of it, as Stripe describes them now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChargeRefunds {
+    pub charge: String,
+    pub payment_intent: Option<String>,
+    /// What was charged, in minor units.
+    pub amount: i64,
+    pub refunds: Vec<RefundState>,
+}
+
+/// A subscription as Stripe describes it now (read again when two events about it carry the
+/// same time and disagree).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionSnapshot {
+    pub id: String,
+    pub customer: String,
+    pub user: Option<UserId>,
+    pub status: String,
+    pub price: Option<String>,
+    /// Unix seconds.
+    pub current_period_end: Option<i64>,
+    pub cancel_at_period_end: bool,
+    pub cancel_at: Option<i64>,
+    pub canceled_at: Option<i64>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
     /// Stripe refused the request (a bad price id, a deleted customer...).
@@ -108,6 +184,16 @@ pub trait StripeGateway: Send + Sync + 'static {
         payment_intent: &str,
     ) -> Result<Option<String>, GatewayError>;
 
-    /// Events created since `since`, oldest first (Stripe keeps 30 days).
-    async fn events_since(&self, since: Timestamp) -> Result<Vec<ListedEvent>, GatewayError>;
+    /// A charge and all of its refunds, whatever their status.
+    async fn charge_refunds(&self, charge: &str) -> Result<ChargeRefunds, GatewayError>;
+
+    async fn subscription(&self, subscription: &str) -> Result<SubscriptionSnapshot, GatewayError>;
+
+    /// Events created since `since`, oldest first (Stripe keeps 30 days). `progress` is told
+    /// how many have been read so far, page by page.
+    async fn events_since(
+        &self,
+        since: Timestamp,
+        progress: &(dyn Fn(usize) + Send + Sync),
+    ) -> Result<Vec<ListedEvent>, GatewayError>;
 }

@@ -20,8 +20,8 @@ use stripe_shared::CheckoutSessionMode;
 use url::Url;
 
 use super::gateway::{
-    CheckoutRequest, CheckoutSession, GatewayError, GatewayMode, LineItem, ListedEvent,
-    SessionSnapshot, StripeGateway,
+    ChargeRefunds, CheckoutRequest, CheckoutSession, GatewayError, GatewayMode, LineItem,
+    ListedEvent, RefundState, RefundStatus, SessionSnapshot, StripeGateway, SubscriptionSnapshot,
 };
 use crate::config::Secret;
 use crate::domain::{Currency, Email, Money, ProductKind, Timestamp, UserId};
@@ -91,8 +91,25 @@ impl StripeRequest for RawGet {
     type Output = miniserde::json::Value;
 
     fn build(&self) -> RequestBuilder {
-        RequestBuilder::new(StripeMethod::Get, self.path.as_str()).query(&self.query)
+        let mut request = RequestBuilder::new(StripeMethod::Get, self.path.as_str());
+        if !self.query.is_empty() {
+            request.query = Some(query_string(&self.query));
+        }
+        request
     }
+}
+
+/// `created[gte]=1796106296&limit=100`, as Stripe reads parameters: each name as it stands
+/// (brackets and all), each value percent-encoded.
+fn query_string(pairs: &[(&'static str, String)]) -> String {
+    pairs
+        .iter()
+        .map(|(name, value)| {
+            let value: String = url::form_urlencoded::byte_serialize(value.as_bytes()).collect();
+            format!("{name}={value}")
+        })
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 impl LiveGateway {
@@ -259,12 +276,94 @@ impl StripeGateway for LiveGateway {
             .and_then(|p| p.invoice.id().as_ref().map(ToString::to_string)))
     }
 
-    async fn events_since(&self, since: Timestamp) -> Result<Vec<ListedEvent>, GatewayError> {
-        let mut events = Vec::new();
+    async fn charge_refunds(&self, charge: &str) -> Result<ChargeRefunds, GatewayError> {
+        let object = self.get_json(format!("/charges/{charge}"), vec![]).await?;
+        let amount = object["amount"]
+            .as_i64()
+            .ok_or_else(|| GatewayError::Unavailable(format!("charge {charge} has no amount")))?;
+        let mut refunds = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut query = vec![("charge", charge.to_owned()), ("limit", "100".to_owned())];
+            if let Some(after) = &after {
+                query.push(("starting_after", after.clone()));
+            }
+            let page = self.get_json("/refunds".to_owned(), query).await?;
+            let data = page["data"].as_array().cloned().unwrap_or_default();
+            for refund in &data {
+                let (Some(id), Some(amount), Some(status)) = (
+                    refund["id"].as_str(),
+                    refund["amount"].as_i64(),
+                    refund["status"].as_str().and_then(RefundStatus::parse),
+                ) else {
+                    return Err(GatewayError::Unavailable(format!(
+                        "a refund of charge {charge} is not Stripe-shaped"
+                    )));
+                };
+                refunds.push(RefundState {
+                    id: id.to_owned(),
+                    amount,
+                    status,
+                });
+            }
+            let last = refunds.last().map(|r| r.id.clone());
+            match (page["has_more"].as_bool().unwrap_or(false), last) {
+                // A page that does not move on would be asked for forever.
+                (true, Some(last)) if after.as_ref() != Some(&last) => after = Some(last),
+                (true, _) => {
+                    return Err(GatewayError::Unavailable(format!(
+                        "Stripe's refunds of charge {charge} did not move past a page"
+                    )));
+                }
+                _ => break,
+            }
+        }
+        Ok(ChargeRefunds {
+            charge: charge.to_owned(),
+            payment_intent: object["payment_intent"].as_str().map(str::to_owned),
+            amount,
+            refunds,
+        })
+    }
+
+    async fn subscription(&self, subscription: &str) -> Result<SubscriptionSnapshot, GatewayError> {
+        let s = self
+            .get_json(format!("/subscriptions/{subscription}"), vec![])
+            .await?;
+        let text = |v: &serde_json::Value| v.as_str().map(str::to_owned);
+        let item = &s["items"]["data"][0];
+        Ok(SubscriptionSnapshot {
+            id: text(&s["id"]).unwrap_or_else(|| subscription.to_owned()),
+            customer: text(&s["customer"])
+                .or_else(|| text(&s["customer"]["id"]))
+                .unwrap_or_default(),
+            user: s["metadata"]["user_id"]
+                .as_str()
+                .and_then(|id| id.parse().ok()),
+            status: text(&s["status"]).ok_or_else(|| {
+                GatewayError::Unavailable(format!("subscription {subscription} has no status"))
+            })?,
+            price: text(&item["price"]["id"]),
+            current_period_end: item["current_period_end"].as_i64(),
+            cancel_at_period_end: s["cancel_at_period_end"].as_bool().unwrap_or(false),
+            cancel_at: s["cancel_at"].as_i64(),
+            canceled_at: s["canceled_at"].as_i64(),
+        })
+    }
+
+    async fn events_since(
+        &self,
+        since: Timestamp,
+        progress: &(dyn Fn(usize) + Send + Sync),
+    ) -> Result<Vec<ListedEvent>, GatewayError> {
+        let mut events: Vec<ListedEvent> = Vec::new();
         let mut after: Option<String> = None;
         loop {
             let mut query = vec![
-                ("created[gte]", (since.as_millis() / 1000).to_string()),
+                (
+                    "created[gte]",
+                    since.as_millis().div_euclid(1000).to_string(),
+                ),
                 ("limit", "100".to_owned()),
             ];
             if let Some(after) = &after {
@@ -280,9 +379,16 @@ impl StripeGateway for LiveGateway {
                     });
                 }
             }
-            let more = page["has_more"].as_bool().unwrap_or(false);
-            match (more, events.last()) {
-                (true, Some(last)) => after = Some(last.id.clone()),
+            progress(events.len());
+            let last = events.last().map(|e| e.id.clone());
+            match (page["has_more"].as_bool().unwrap_or(false), last) {
+                // A page that does not move on would be asked for forever.
+                (true, Some(last)) if after.as_ref() != Some(&last) => after = Some(last),
+                (true, _) => {
+                    return Err(GatewayError::Unavailable(
+                        "Stripe's event list did not move past its last page".into(),
+                    ));
+                }
                 _ => break,
             }
         }

@@ -14,6 +14,6 @@ pub mod simulated;
 mod abuse_tests;
 
 pub use gateway::{
-    CheckoutRequest, CheckoutSession, GatewayError, GatewayMode, LineItem, ListedEvent,
-    SessionSnapshot, StripeGateway,
+    ChargeRefunds, CheckoutRequest, CheckoutSession, GatewayError, GatewayMode, LineItem,
+    ListedEvent, RefundState, RefundStatus, SessionSnapshot, StripeGateway, SubscriptionSnapshot,
 };

@@ -319,7 +319,7 @@ async fn portal_page(State(pages): State<SimulatorPages>, Path(id): Path<String>
         }
         match &payment.dispute {
             None => html.push_str(&action("dispute", "Dispute", "")),
-            Some((dispute, status)) if status == "needs_response" => {
+            Some((dispute, status)) if status.is_open() => {
                 let close = |won: bool, label: &str| {
                     format!(
                         r#"<form class="inline" method="post" action="{base}/payments/{}/close-dispute"><input type="hidden" name="dispute" value="{}"><input type="hidden" name="won" value="{won}"><button class="secondary" type="submit">{label}</button></form>"#,
@@ -331,7 +331,9 @@ async fn portal_page(State(pages): State<SimulatorPages>, Path(id): Path<String>
                 html.push_str(&close(true, "Dispute won"));
                 html.push_str(&close(false, "Dispute lost"));
             }
-            Some((_, status)) => html.push_str(&format!("<p>Dispute {}.</p>", esc(status))),
+            Some((_, status)) => {
+                html.push_str(&format!("<p>Dispute {}.</p>", esc(status.as_str())));
+            }
         }
         html.push_str("</div>");
     }

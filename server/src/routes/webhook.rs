@@ -60,7 +60,7 @@ pub async fn receive(
                 Outcome::Credited(entry) | Outcome::Reversed(entry) => {
                     Some(entry.delta.get().to_string())
                 }
-                Outcome::Deferred(awaiting) => Some(awaiting.clone()),
+                Outcome::Deferred(awaiting) => Some(awaiting.to_string()),
                 Outcome::Failed(why) => Some(why.clone()),
                 Outcome::Recorded(what) | Outcome::Ignored(what) => Some((*what).to_owned()),
                 Outcome::AlreadyApplied | Outcome::Covered => None,

@@ -5,13 +5,16 @@
 //! transaction live in [`posting`]; the Stripe inbox, customers and subscriptions in [`stripe`].
 
 mod posting;
+mod reversals;
 mod stripe;
 
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
-use super::billing::{Applied, Change, InboxEvent, Recorded, StoredEvent, SubscriptionRecord};
+use super::billing::{
+    Applied, Awaiting, Change, InboxEvent, Recorded, StoredEvent, SubscriptionRecord, Unfinished,
+};
 use super::{ApiKey, Backend, BalanceMismatch, LedgerQuery, NewUser, Store, StoreError};
 use crate::api_key::KeyDigest;
 use crate::domain::{
@@ -361,22 +364,26 @@ impl Store for SqlStore {
         self.apply(id, changes, outcome, detail).await
     }
 
-    async fn inbox_note_attempt(
+    async fn inbox_note_unfinished(
         &self,
         id: &str,
-        awaiting: Option<&str>,
+        why: &Unfinished,
         detail: &str,
     ) -> Result<(), StoreError> {
-        stripe::note_attempt(&self.pool, id, awaiting, detail).await
+        stripe::note_unfinished(&self.pool, id, why, detail).await
     }
 
-    async fn inbox_awaiting(&self, awaiting: &str) -> Result<Vec<StoredEvent>, StoreError> {
+    async fn inbox_awaiting(&self, awaiting: &Awaiting) -> Result<Vec<StoredEvent>, StoreError> {
         stripe::events_where(
             &self.pool,
             "awaiting = $1 AND processed_at IS NULL",
-            Some(awaiting),
+            Some(&awaiting.stored()),
         )
         .await
+    }
+
+    async fn inbox_held(&self) -> Result<Vec<Awaiting>, StoreError> {
+        stripe::held(&self.pool).await
     }
 
     async fn inbox_unfinished(&self) -> Result<Vec<StoredEvent>, StoreError> {
@@ -428,7 +435,18 @@ impl Store for SqlStore {
         &self,
         user: UserId,
     ) -> Result<Option<SubscriptionRecord>, StoreError> {
-        stripe::subscription_of(&self.pool, user).await
+        Ok(stripe::subscriptions_of(&self.pool, user)
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    async fn subscriptions_of(&self, user: UserId) -> Result<Vec<SubscriptionRecord>, StoreError> {
+        stripe::subscriptions_of(&self.pool, user).await
+    }
+
+    async fn subscription(&self, id: &str) -> Result<Option<SubscriptionRecord>, StoreError> {
+        stripe::subscription(&self.pool, id).await
     }
 
     async fn create_api_key(

@@ -1,15 +1,14 @@
-//! Ledger changes inside a transaction the caller owns: a posting, a reversal of a purchase,
-//! a won dispute's reinstatement. The caller commits (or drops, which rolls back).
+//! A posting inside a transaction the caller owns: one guarded balance update and one ledger
+//! row. The caller commits (or drops, which rolls back).
 
 use sqlx::AnyConnection;
 
 use super::{ENTRY_COLUMNS, entry_from_row};
 use crate::domain::{
-    Balance, IdempotencyKey, LedgerEntry, LedgerEntryId, Money, Timestamp, Tokens, UserId,
+    Balance, IdempotencyKey, LedgerEntry, LedgerEntryId, Money, Timestamp, UserId,
 };
 use crate::ledger::{LedgerError, Posting};
-use crate::store::billing::{Reversal, ReversalTarget};
-use crate::store::{Backend, StoreError};
+use crate::store::StoreError;
 
 /// What one attempt at a posting came to.
 pub(super) enum Attempt {
@@ -150,97 +149,4 @@ pub(super) async fn entry_by_key_in(
     .fetch_optional(&mut *conn)
     .await?;
     row.as_ref().map(entry_from_row).transpose()
-}
-
-/// Takes tokens back from a purchase, never more than it granted net of earlier reversals
-/// and reinstatements. `None` when there is nothing (left) to take.
-pub(super) async fn reverse_in(
-    conn: &mut AnyConnection,
-    backend: Backend,
-    reversal: &Reversal,
-) -> Result<Option<Attempt>, StoreError> {
-    if let Some(existing) = entry_by_key_in(conn, &reversal.key).await? {
-        return Ok(Some(Attempt::Replayed(existing)));
-    }
-    // Reversals of one purchase take turns: on PostgreSQL the purchase row is locked; SQLite
-    // already holds the database's write lock.
-    let row = sqlx::query(&format!(
-        "SELECT {ENTRY_COLUMNS} FROM token_ledger WHERE id = $1{}",
-        backend.lock_rows()
-    ))
-    .bind(reversal.purchase.get())
-    .fetch_optional(&mut *conn)
-    .await?
-    .ok_or(StoreError::NotFound)?;
-    let purchase = entry_from_row(&row)?;
-
-    if let Some(dispute) = &reversal.dispute {
-        let status: Option<String> =
-            sqlx::query_scalar("SELECT status FROM stripe_disputes WHERE dispute_id = $1")
-                .bind(dispute)
-                .fetch_optional(&mut *conn)
-                .await?;
-        if status.as_deref() == Some("won") {
-            return Ok(None);
-        }
-    }
-
-    let (same_source, linked): (i64, i64) = {
-        let row = sqlx::query(
-            "SELECT CAST(COALESCE(SUM(CASE WHEN source = $2 THEN delta ELSE 0 END), 0) AS BIGINT) \
-                 AS same_source, \
-             CAST(COALESCE(SUM(delta), 0) AS BIGINT) AS linked \
-             FROM token_ledger WHERE reverses_entry_id = $1",
-        )
-        .bind(purchase.id.get())
-        .bind(reversal.source.as_str())
-        .fetch_one(&mut *conn)
-        .await?;
-        use sqlx::Row;
-        (row.try_get("same_source")?, row.try_get("linked")?)
-    };
-    // What the purchase still stands for: its grant, less what was taken, plus what came back.
-    let remaining = purchase.delta.get() + linked;
-    let wanted = match reversal.target {
-        ReversalTarget::Cumulative(total) => total + same_source,
-        ReversalTarget::Exactly(tokens) => tokens,
-    };
-    let Ok(tokens) = Tokens::new(wanted.min(remaining)) else {
-        return Ok(None);
-    };
-    let posting = Posting::reversal(
-        purchase.user_id,
-        tokens,
-        reversal.source,
-        reversal.reason.clone(),
-        reversal.key.clone(),
-    )
-    .with_stripe(reversal.stripe.clone())
-    .reversing(purchase.id);
-    post_in(conn, &posting).await.map(Some)
-}
-
-/// Gives back what a dispute's reversal took, linked to the same purchase. `None` when the
-/// dispute never took anything.
-pub(super) async fn reinstate_in(
-    conn: &mut AnyConnection,
-    dispute_key: &IdempotencyKey,
-    key: &IdempotencyKey,
-    reason: &crate::domain::Reason,
-) -> Result<Option<Attempt>, StoreError> {
-    let Some(taken) = entry_by_key_in(conn, dispute_key).await? else {
-        return Ok(None);
-    };
-    let posting = Posting::credit(
-        taken.user_id,
-        taken.delta.magnitude(),
-        taken.source,
-        reason.clone(),
-        key.clone(),
-    );
-    let posting = match taken.reverses {
-        Some(purchase) => posting.reversing(purchase),
-        None => posting,
-    };
-    post_in(conn, &posting).await.map(Some)
 }

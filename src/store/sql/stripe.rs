@@ -5,12 +5,13 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AnyPool, Row};
 
 use super::posting::{self, Attempt};
+use super::reversals;
 use super::{ENTRY_COLUMNS, SqlStore, entry_from_row};
-use crate::domain::{IdempotencyKey, LedgerEntry, Timestamp, UserId};
+use crate::domain::{LedgerEntry, Timestamp, UserId};
 use crate::ledger::Posted;
 use crate::store::StoreError;
 use crate::store::billing::{
-    Applied, Change, InboxEvent, Recorded, StoredEvent, SubscriptionRecord,
+    Applied, Awaiting, Change, InboxEvent, Recorded, StoredEvent, SubscriptionRecord, Unfinished,
 };
 
 const EVENT_COLUMNS: &str =
@@ -95,23 +96,52 @@ pub(super) async fn known(pool: &AnyPool, ids: &[String]) -> Result<Vec<String>,
     Ok(found)
 }
 
-/// Notes an attempt that did not finish; `awaiting` holds the event back for a purchase.
-pub(super) async fn note_attempt(
+/// Notes an attempt that did not finish, and why: held back for a purchase (the mark is
+/// set), interrupted (a mark it had stays, so the sweep still finds it), or refused (an
+/// operator's to fix; it no longer waits for anything).
+pub(super) async fn note_unfinished(
     pool: &AnyPool,
     id: &str,
-    awaiting: Option<&str>,
+    why: &Unfinished,
     detail: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE stripe_events SET attempts = attempts + 1, awaiting = $2, detail = $3 \
-         WHERE id = $1 AND processed_at IS NULL",
-    )
-    .bind(id)
-    .bind(awaiting)
-    .bind(detail)
-    .execute(pool)
-    .await?;
+    let query = match why {
+        Unfinished::Held(awaiting) => sqlx::query(
+            "UPDATE stripe_events SET attempts = attempts + 1, awaiting = $2, detail = $3 \
+             WHERE id = $1 AND processed_at IS NULL",
+        )
+        .bind(id)
+        .bind(awaiting.stored()),
+        Unfinished::Interrupted => sqlx::query(
+            "UPDATE stripe_events SET attempts = attempts + 1, detail = $2 \
+             WHERE id = $1 AND processed_at IS NULL",
+        )
+        .bind(id),
+        Unfinished::Refused => sqlx::query(
+            "UPDATE stripe_events SET attempts = attempts + 1, awaiting = NULL, detail = $2 \
+             WHERE id = $1 AND processed_at IS NULL",
+        )
+        .bind(id),
+    };
+    query.bind(detail).execute(pool).await?;
     Ok(())
+}
+
+/// What the unfinished, held-back events wait for, each once.
+pub(super) async fn held(pool: &AnyPool) -> Result<Vec<Awaiting>, StoreError> {
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT awaiting FROM stripe_events \
+         WHERE awaiting IS NOT NULL AND processed_at IS NULL ORDER BY awaiting",
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(|raw| awaiting_from(raw)).collect()
+}
+
+fn awaiting_from(raw: &str) -> Result<Awaiting, StoreError> {
+    Awaiting::from_stored(raw).ok_or_else(|| {
+        StoreError::Corrupt(format!("an event awaits `{raw}`, which names no purchase"))
+    })
 }
 
 impl SqlStore {
@@ -130,20 +160,11 @@ impl SqlStore {
             for change in changes {
                 let attempt = match change {
                     Change::Post(posting) => Some(posting::post_in(&mut tx, posting).await?),
-                    Change::Reverse(reversal) => {
-                        posting::reverse_in(&mut tx, self.backend, reversal).await?
+                    Change::SyncRefunds(sync) => {
+                        reversals::sync_refunds_in(&mut tx, self.backend, sync).await?
                     }
-                    Change::Reinstate {
-                        dispute,
-                        key,
-                        reason,
-                    } => {
-                        let taken = IdempotencyKey::scoped("stripe:dispute", dispute)?;
-                        posting::reinstate_in(&mut tx, &taken, key, reason).await?
-                    }
-                    Change::DisputeStatus { dispute, status } => {
-                        dispute_status(&mut tx, dispute, status).await?;
-                        None
+                    Change::Dispute(dispute) => {
+                        reversals::dispute_in(&mut tx, self.backend, dispute).await?
                     }
                     Change::LinkCustomer { user, customer } => {
                         match link_customer(&mut tx, *user, customer).await {
@@ -175,9 +196,7 @@ impl SqlStore {
                         replayed: true,
                     }),
                     Some(Attempt::Moved) => continue 'attempt,
-                    None if matches!(change, Change::Reverse(_) | Change::Reinstate { .. }) => {
-                        Applied::Covered
-                    }
+                    None if change.moves_tokens() => Applied::Covered,
                     None => Applied::Recorded,
                 });
             }
@@ -209,24 +228,6 @@ impl SqlStore {
         }
         Err(StoreError::Contended)
     }
-}
-
-async fn dispute_status(
-    conn: &mut AnyConnection,
-    dispute: &str,
-    status: &str,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO stripe_disputes (dispute_id, status, updated_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (dispute_id) DO UPDATE SET status = excluded.status, \
-             updated_at = excluded.updated_at",
-    )
-    .bind(dispute)
-    .bind(status)
-    .bind(Timestamp::now().as_millis())
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
 }
 
 /// Links a user to a Stripe customer; the first link stays (a user has one customer).
@@ -285,34 +286,48 @@ async fn upsert_subscription(
     Ok(())
 }
 
-pub(super) async fn subscription_of(
+pub(super) async fn subscriptions_of(
     pool: &AnyPool,
     user: UserId,
-) -> Result<Option<SubscriptionRecord>, StoreError> {
-    // The live one if there is one, else the most recently changed.
-    let row = sqlx::query(&format!(
+) -> Result<Vec<SubscriptionRecord>, StoreError> {
+    // Live ones first, then the most recently changed.
+    let rows = sqlx::query(&format!(
         "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE user_id = $1 \
          ORDER BY CASE WHEN status IN ('active', 'trialing', 'past_due') THEN 0 ELSE 1 END, \
-             stripe_updated DESC LIMIT 1"
+             stripe_updated DESC, stripe_subscription_id"
     ))
     .bind(user.get())
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(subscription_from_row).collect()
+}
+
+pub(super) async fn subscription(
+    pool: &AnyPool,
+    id: &str,
+) -> Result<Option<SubscriptionRecord>, StoreError> {
+    let row = sqlx::query(&format!(
+        "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE stripe_subscription_id = $1"
+    ))
+    .bind(id)
     .fetch_optional(pool)
     .await?;
-    row.map(|row| {
-        Ok(SubscriptionRecord {
-            subscription: row.try_get("stripe_subscription_id")?,
-            user: UserId::new(row.try_get("user_id")?)?,
-            customer: row.try_get("stripe_customer_id")?,
-            status: row.try_get("status")?,
-            price: row.try_get("price_id")?,
-            current_period_end: row.try_get("current_period_end")?,
-            cancel_at_period_end: row.try_get::<i64, _>("cancel_at_period_end")? != 0,
-            cancel_at: row.try_get("cancel_at")?,
-            canceled_at: row.try_get("canceled_at")?,
-            as_of: row.try_get("stripe_updated")?,
-        })
+    row.as_ref().map(subscription_from_row).transpose()
+}
+
+fn subscription_from_row(row: &AnyRow) -> Result<SubscriptionRecord, StoreError> {
+    Ok(SubscriptionRecord {
+        subscription: row.try_get("stripe_subscription_id")?,
+        user: UserId::new(row.try_get("user_id")?)?,
+        customer: row.try_get("stripe_customer_id")?,
+        status: row.try_get("status")?,
+        price: row.try_get("price_id")?,
+        current_period_end: row.try_get("current_period_end")?,
+        cancel_at_period_end: row.try_get::<i64, _>("cancel_at_period_end")? != 0,
+        cancel_at: row.try_get("cancel_at")?,
+        canceled_at: row.try_get("canceled_at")?,
+        as_of: row.try_get("stripe_updated")?,
     })
-    .transpose()
 }
 
 /// The credit a payment (payment intent) or a Stripe object (checkout session, invoice) bought.
@@ -345,6 +360,10 @@ fn event_from_row(row: &AnyRow) -> Result<StoredEvent, StoreError> {
         outcome: row.try_get("outcome")?,
         detail: row.try_get("detail")?,
         attempts: row.try_get("attempts")?,
-        awaiting: row.try_get("awaiting")?,
+        awaiting: row
+            .try_get::<Option<String>, _>("awaiting")?
+            .as_deref()
+            .map(awaiting_from)
+            .transpose()?,
     })
 }
