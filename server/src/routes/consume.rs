@@ -1,8 +1,9 @@
 //! `POST /api/tokens/consume`: the product's backend spends a user's tokens.
 //!
 //! Authenticated by a service API key (`Authorization: Bearer pbk_...`), made at most once per
-//! `Idempotency-Key`: a retry with the same key and body answers with the original result and
-//! `Idempotent-Replayed: true`; the same key with a different body is refused with 409.
+//! `Idempotency-Key`: a retry with the same key and body answers with the original body, byte
+//! for byte, and `Idempotent-Replayed: true`; the same key with a different body is refused
+//! with 409.
 
 use app::state::AppState;
 use axum::Json;
@@ -37,8 +38,8 @@ struct ConsumeResponse {
     entry_id: LedgerEntryId,
     user: UserId,
     tokens: Tokens,
+    /// The balance right after this debit (a replay answers the same).
     balance: i64,
-    replayed: bool,
 }
 
 pub async fn consume(
@@ -58,7 +59,6 @@ pub async fn consume(
                 user: posted.entry.user_id,
                 tokens: posted.entry.delta.magnitude(),
                 balance: posted.entry.balance_after.get(),
-                replayed: posted.replayed,
             })
             .into_response();
             if posted.replayed {

@@ -18,5 +18,6 @@ mod ledger;
 mod nodes;
 mod pages;
 mod reconcile;
+mod stripe_api;
 mod stripe_live;
 mod webhook;

@@ -1,69 +1,47 @@
 //! `server stripe reconcile|replay|pending`, run as the real binary against a stand-in for
 //! Stripe's API (the live gateway pointed at it through STRIPE_API_BASE).
 
-use std::sync::{Arc, Mutex};
-
-use axum::Router;
-use axum::extract::Query;
-use axum::http::HeaderMap;
-use axum::routing::get;
 use billing::domain::{Role, Timestamp, UserId};
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, spawn_app};
+use crate::stripe_api::StripeApi;
 
-/// Serves `GET /v1/events` (newest first, as Stripe does) and remembers the requests.
-async fn fake_stripe(events: Vec<Value>) -> (String, Arc<Mutex<Vec<String>>>) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    let router = Router::new().route(
-        "/v1/events",
-        get(
-            move |headers: HeaderMap, Query(query): Query<Vec<(String, String)>>| {
-                let log = log.clone();
-                let events = events.clone();
-                async move {
-                    let auth = headers
-                        .get("authorization")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default()
-                        .to_owned();
-                    log.lock().unwrap().push(format!("{auth} {query:?}"));
-                    axum::Json(json!({
-                        "object": "list",
-                        "url": "/v1/events",
-                        "has_more": false,
-                        "data": events.iter().rev().collect::<Vec<_>>(),
-                    }))
-                }
-            },
-        ),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    (format!("http://{address}"), seen)
+const DAY: i64 = 24 * 3600;
+
+fn now() -> i64 {
+    Timestamp::now().as_millis() / 1000
 }
 
-fn invoice_paid(id: &str, user: UserId) -> Value {
+/// A Stripe account whose event list holds `events`, oldest first.
+async fn stripe_with(events: Vec<Value>) -> StripeApi {
+    let stripe = StripeApi::start().await;
+    for event in events {
+        stripe.add_event(event);
+    }
+    stripe
+}
+
+fn invoice_paid(id: &str, user: UserId, created: i64) -> Value {
     json!({
         "id": id, "object": "event", "api_version": "2026-09-30.endive",
-        "created": Timestamp::now().as_millis() / 1000 - 3600, "livemode": false,
+        "created": created, "livemode": false,
         "type": "invoice.paid",
         "data": { "object": {
             "id": format!("in_{id}"), "object": "invoice", "customer": "cus_live",
-            "billing_reason": "subscription_cycle", "amount_paid": 3500, "currency": "usd",
+            "billing_reason": "subscription_cycle", "amount_paid": 3500, "total": 3500,
+            "currency": "usd",
             "parent": { "type": "subscription_details", "subscription_details": {
                 "subscription": "sub_live", "metadata": { "user_id": user.to_string() } } },
-            "lines": { "object": "list", "data": [{ "id": "il_1", "quantity": 1,
+            "lines": { "object": "list", "data": [{ "id": "il_1", "quantity": 1, "amount": 3500,
                 "pricing": { "type": "price_details", "price_details": { "price": "price_live_starter" } } }] }
         }}
     })
 }
 
-async fn cli(app: &TestApp, stripe: &str, args: &[&str]) -> (Option<i32>, String) {
+async fn cli(app: &TestApp, stripe: &StripeApi, args: &[&str]) -> (Option<i32>, String) {
     let data_dir = app.data_dir.path().to_owned();
-    let stripe = stripe.to_owned();
+    let stripe = stripe.url.to_string();
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     // The stand-in answers from this runtime while the binary runs: wait on another thread.
     tokio::task::spawn_blocking(move || {
@@ -96,15 +74,28 @@ async fn cli(app: &TestApp, stripe: &str, args: &[&str]) -> (Option<i32>, String
 async fn reconciliation_applies_the_events_the_inbox_missed_once() {
     let app = spawn_app().await;
     let ada = app.account("ada@example.com", Role::User).await;
-    let other = json!({
-        "id": "evt_other", "object": "event", "created": Timestamp::now().as_millis() / 1000 - 7200,
-        "type": "customer.created", "data": { "object": { "id": "cus_live", "object": "customer" } }
-    });
-    let (stripe, seen) = fake_stripe(vec![other, invoice_paid("evt_missed", ada.id)]).await;
+    // Three days ago: outside the window asked for, so neither listed nor applied.
+    let mut events = vec![invoice_paid("evt_too_old", ada.id, now() - 3 * DAY)];
+    events.push(invoice_paid("evt_missed", ada.id, now() - 3600));
+    // More than one page of events, so that paging has to work.
+    for n in 0..120 {
+        events.push(json!({
+            "id": format!("evt_other{n:03}"), "object": "event", "created": now() - 1800 + n,
+            "type": "customer.created",
+            "data": { "object": { "id": format!("cus_{n}"), "object": "customer" } }
+        }));
+    }
+    let stripe = stripe_with(events).await;
 
+    let asked_at = now();
     let (code, out) = cli(&app, &stripe, &["stripe", "reconcile", "--since", "2d"]).await;
     assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains("2 missing from the inbox"), "{out}");
+    assert!(out.contains("Stripe lists 121 event(s)"), "{out}");
+    assert!(out.contains("121 missing from the inbox"), "{out}");
+    assert!(
+        out.contains("read 100 event(s)") && out.contains("read 121 event(s)"),
+        "{out}"
+    );
     assert!(
         out.contains(&format!(
             "evt_missed: credited 6000 tokens to user {}",
@@ -112,11 +103,29 @@ async fn reconciliation_applies_the_events_the_inbox_missed_once() {
         )),
         "{out}"
     );
-    assert!(out.contains("evt_other: ignored"), "{out}");
+    assert!(out.contains("evt_other000: ignored"), "{out}");
+    assert!(!out.contains("evt_too_old"), "{out}");
     assert_eq!(app.store.balance(ada.id).await.unwrap().get(), 6_000);
-    let request = seen.lock().unwrap()[0].clone();
-    assert!(request.starts_with("Bearer sk_test_reconcile"), "{request}");
-    assert!(request.contains("created[gte]"), "{request}");
+
+    // Two pages, asked as Stripe reads them: the window's bound, a full page, then on.
+    let requests = stripe.requests();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    let (first, second) = (&requests[0], &requests[1]);
+    assert!(first.authorization.starts_with("Bearer sk_test_reconcile"));
+    assert_eq!(first.path, "/v1/events");
+    let bound: i64 = first.param("created[gte]").unwrap().parse().unwrap();
+    assert!(
+        (asked_at - 2 * DAY - 5..=asked_at - 2 * DAY + 60).contains(&bound),
+        "the window starts two days back: {bound} vs {asked_at}"
+    );
+    assert_eq!(first.param("limit"), Some("100"));
+    assert_eq!(first.param("starting_after"), None);
+    assert_eq!(
+        second.param("starting_after"),
+        Some("evt_other020"),
+        "{second:?}"
+    );
+    assert_eq!(second.param("created[gte]"), first.param("created[gte]"));
 
     // Nothing is missing any more; re-applying a stored event changes nothing.
     let (code, out) = cli(&app, &stripe, &["stripe", "reconcile", "--since", "2d"]).await;
@@ -129,11 +138,35 @@ async fn reconciliation_applies_the_events_the_inbox_missed_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_that_does_not_move_on_stops_the_reconciliation() {
+    let app = spawn_app().await;
+    let events = (0..150)
+        .map(|n| {
+            json!({
+                "id": format!("evt_{n:03}"), "object": "event", "created": now() - 600 + n,
+                "type": "customer.created", "data": { "object": { "id": "cus_1", "object": "customer" } }
+            })
+        })
+        .collect();
+    let stripe = stripe_with(events).await;
+    stripe.repeat_pages();
+    let (code, out) = cli(&app, &stripe, &["stripe", "reconcile", "--since", "1d"]).await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("did not move past"), "{out}");
+    assert_eq!(stripe.requests().len(), 2, "asked once more, then stopped");
+    let (_, pending) = cli(&app, &stripe, &["stripe", "pending"]).await;
+    assert!(
+        pending.contains("No unfinished events."),
+        "nothing applied: {pending}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_event_is_listed_and_re_applied_after_the_cause_is_fixed() {
     let app = spawn_app().await;
     // The event names a user that does not exist yet (say, a restored backup).
     let ghost = UserId::new(2).unwrap();
-    let (stripe, _) = fake_stripe(vec![invoice_paid("evt_early", ghost)]).await;
+    let stripe = stripe_with(vec![invoice_paid("evt_early", ghost, now() - 3600)]).await;
     let (code, out) = cli(&app, &stripe, &["stripe", "reconcile", "--since", "1d"]).await;
     assert_eq!(code, Some(1), "a failure makes the command fail: {out}");
     assert!(out.contains("FAILED"), "{out}");

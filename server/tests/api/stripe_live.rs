@@ -1,78 +1,13 @@
-//! The live gateway's requests as Stripe receives them: a stand-in at the configured API base
-//! records each request and answers with Stripe's error shape.
+//! The live gateway's requests as Stripe receives them: the shared stand-in at the configured
+//! API base records each request and answers as Stripe would.
 
-use std::sync::{Arc, Mutex};
-
-use axum::Router;
-use axum::body::Bytes;
-use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::routing::post;
 use billing::config::Secret;
 use billing::domain::{ProductKind, UserId};
 use billing::stripe::live::LiveGateway;
 use billing::stripe::{CheckoutRequest, GatewayError, StripeGateway};
-use serde_json::json;
 use url::Url;
 
-/// One request as the stand-in saw it.
-#[derive(Debug, Clone)]
-struct Seen {
-    path: String,
-    authorization: String,
-    idempotency_key: Option<String>,
-    form: Vec<(String, String)>,
-}
-
-impl Seen {
-    fn field(&self, name: &str) -> Option<&str> {
-        self.form
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// Refuses every request (400, "No such price"), or fails it (500) when its form names
-/// `price_broken`; remembers what it was sent.
-async fn stand_in() -> (Url, Arc<Mutex<Vec<Seen>>>) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    let answer = move |uri: Uri, headers: HeaderMap, body: Bytes| {
-        let log = log.clone();
-        async move {
-            let header = |name: &str| {
-                headers
-                    .get(name)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned)
-            };
-            let form: Vec<(String, String)> = url::form_urlencoded::parse(&body)
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect();
-            let broken = form.iter().any(|(_, v)| v == "price_broken");
-            log.lock().unwrap().push(Seen {
-                path: uri.path().to_owned(),
-                authorization: header("authorization").unwrap_or_default(),
-                idempotency_key: header("idempotency-key"),
-                form,
-            });
-            let (status, message) = if broken {
-                (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong")
-            } else {
-                (StatusCode::BAD_REQUEST, "No such price: 'price_gone'")
-            };
-            let error = json!({ "error": { "type": "invalid_request_error", "message": message } });
-            (status, axum::Json(error))
-        }
-    };
-    let router = Router::new()
-        .route("/v1/checkout/sessions", post(answer.clone()))
-        .route("/v1/billing_portal/sessions", post(answer));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    (Url::parse(&format!("http://{address}")).unwrap(), seen)
-}
+use crate::stripe_api::StripeApi;
 
 fn gateway(base: &Url) -> LiveGateway {
     LiveGateway::new(&Secret::new("sk_test_standin"), Some(base)).unwrap()
@@ -92,8 +27,8 @@ fn request(kind: ProductKind, price: &str) -> CheckoutRequest {
 
 #[tokio::test]
 async fn a_pack_checkout_names_the_user_the_price_and_an_idempotency_key() {
-    let (base, seen) = stand_in().await;
-    let refused = gateway(&base)
+    let stripe = StripeApi::start().await;
+    let refused = gateway(&stripe.url)
         .create_checkout_session(&request(ProductKind::Pack, "price_gone"))
         .await;
     assert!(
@@ -101,7 +36,7 @@ async fn a_pack_checkout_names_the_user_the_price_and_an_idempotency_key() {
         "Stripe's 4xx is a final refusal, in Stripe's own words: {refused:?}"
     );
 
-    let seen = seen.lock().unwrap();
+    let seen = stripe.requests();
     assert_eq!(seen.len(), 1, "sent once: {seen:?}");
     let sent = &seen[0];
     assert_eq!(sent.path, "/v1/checkout/sessions");
@@ -127,7 +62,7 @@ async fn a_pack_checkout_names_the_user_the_price_and_an_idempotency_key() {
             "https://promptbloom.app/app/billing?canceled=1",
         ),
     ] {
-        assert_eq!(sent.field(field), Some(value), "{field} in {:?}", sent.form);
+        assert_eq!(sent.param(field), Some(value), "{field} in {:?}", sent.form);
     }
     assert!(
         sent.form.iter().all(|(k, _)| !k.contains("amount")),
@@ -138,23 +73,23 @@ async fn a_pack_checkout_names_the_user_the_price_and_an_idempotency_key() {
 
 #[tokio::test]
 async fn a_plan_checkout_is_a_subscription_that_carries_the_user() {
-    let (base, seen) = stand_in().await;
-    let _ = gateway(&base)
+    let stripe = StripeApi::start().await;
+    let _ = gateway(&stripe.url)
         .create_checkout_session(&request(ProductKind::Subscription, "price_gone"))
         .await;
-    let sent = seen.lock().unwrap()[0].clone();
-    assert_eq!(sent.field("mode"), Some("subscription"));
+    let sent = stripe.requests()[0].clone();
+    assert_eq!(sent.param("mode"), Some("subscription"));
     assert_eq!(
-        sent.field("subscription_data[metadata][user_id]"),
+        sent.param("subscription_data[metadata][user_id]"),
         Some("42")
     );
-    assert_eq!(sent.field("payment_intent_data[metadata][user_id]"), None);
+    assert_eq!(sent.param("payment_intent_data[metadata][user_id]"), None);
 }
 
 #[tokio::test]
 async fn stripe_failing_is_unavailable_not_refused() {
-    let (base, _) = stand_in().await;
-    let failed = gateway(&base)
+    let stripe = StripeApi::start().await;
+    let failed = gateway(&stripe.url)
         .create_checkout_session(&request(ProductKind::Pack, "price_broken"))
         .await;
     assert!(
@@ -165,18 +100,78 @@ async fn stripe_failing_is_unavailable_not_refused() {
 
 #[tokio::test]
 async fn the_portal_opens_for_the_customer_and_returns_to_the_billing_page() {
-    let (base, seen) = stand_in().await;
-    let _ = gateway(&base)
+    let stripe = StripeApi::start().await;
+    let _ = gateway(&stripe.url)
         .create_portal_session(
             "cus_standin",
             &Url::parse("https://promptbloom.app/app/billing").unwrap(),
         )
         .await;
-    let sent = seen.lock().unwrap()[0].clone();
+    let sent = stripe.requests()[0].clone();
     assert_eq!(sent.path, "/v1/billing_portal/sessions");
-    assert_eq!(sent.field("customer"), Some("cus_standin"));
+    assert_eq!(sent.param("customer"), Some("cus_standin"));
     assert_eq!(
-        sent.field("return_url"),
+        sent.param("return_url"),
         Some("https://promptbloom.app/app/billing")
     );
+}
+
+#[tokio::test]
+async fn a_charges_refunds_are_read_whole_with_their_status() {
+    let stripe = StripeApi::start().await;
+    stripe.add_charge(serde_json::json!({
+        "id": "ch_1", "object": "charge", "amount": 4000, "amount_refunded": 1000,
+        "currency": "usd", "payment_intent": "pi_1", "status": "succeeded", "refunded": false,
+    }));
+    for (n, status) in (0..105).map(|n| (n, if n == 3 { "failed" } else { "succeeded" })) {
+        stripe.add_refund(serde_json::json!({
+            "id": format!("re_{n:03}"), "object": "refund", "amount": 10, "charge": "ch_1",
+            "payment_intent": "pi_1", "currency": "usd", "status": status,
+        }));
+    }
+    let state = gateway(&stripe.url).charge_refunds("ch_1").await.unwrap();
+    assert_eq!(state.amount, 4000);
+    assert_eq!(state.payment_intent.as_deref(), Some("pi_1"));
+    assert_eq!(state.refunds.len(), 105, "both pages");
+    let failed: Vec<_> = state
+        .refunds
+        .iter()
+        .filter(|r| r.status == billing::stripe::RefundStatus::Failed)
+        .map(|r| r.id.as_str())
+        .collect();
+    assert_eq!(failed, ["re_003"]);
+    let requests = stripe.requests();
+    let paths: Vec<_> = requests.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(paths, ["/v1/charges/ch_1", "/v1/refunds", "/v1/refunds"]);
+    assert_eq!(requests[1].param("charge"), Some("ch_1"));
+    assert_eq!(requests[1].param("limit"), Some("100"));
+    assert_eq!(requests[2].param("starting_after"), Some("re_005"));
+
+    let missing = gateway(&stripe.url).charge_refunds("ch_missing").await;
+    assert!(
+        matches!(&missing, Err(GatewayError::Refused(why)) if why.contains("No such charge")),
+        "{missing:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_subscription_is_read_again_from_stripe() {
+    let stripe = StripeApi::start().await;
+    stripe.add_subscription(serde_json::json!({
+        "id": "sub_1", "object": "subscription", "customer": "cus_1", "status": "active",
+        "cancel_at_period_end": false, "cancel_at": null, "canceled_at": null,
+        "metadata": { "user_id": "42" },
+        "items": { "object": "list", "data": [{
+            "id": "si_1", "object": "subscription_item", "quantity": 1,
+            "current_period_start": 1_800_000_000, "current_period_end": 1_802_592_000,
+            "price": { "id": "price_starter", "object": "price" }
+        }]}
+    }));
+    let now = gateway(&stripe.url).subscription("sub_1").await.unwrap();
+    assert_eq!(now.status, "active");
+    assert_eq!(now.customer, "cus_1");
+    assert_eq!(now.user, Some(UserId::new(42).unwrap()));
+    assert_eq!(now.price.as_deref(), Some("price_starter"));
+    assert_eq!(now.current_period_end, Some(1_802_592_000));
+    assert_eq!(stripe.requests()[0].path, "/v1/subscriptions/sub_1");
 }
