@@ -53,6 +53,10 @@ test("subscribe and get 6,000 tokens; the portal cancels the plan", async ({ pag
   await expect(page.getByTestId("checkout-banner")).toContainText("Subscription started");
   await expect(page.getByTestId("balance")).toHaveText("6,000 tokens", { timeout: 20_000 });
   await expect(page.getByTestId("subscription-status")).toContainText("Starter monthly: Active", { timeout: 20_000 });
+  // Subscribed: the plan is not offered a second time.
+  const plan = page.getByRole("listitem").filter({ hasText: "Starter monthly" });
+  await expect(plan.getByTestId("plan-subscribed")).toContainText("You are subscribed", { timeout: 20_000 });
+  await expect(plan.getByRole("button", { name: "Subscribe" })).toHaveCount(0);
 
   await hydrated(page);
   await page.getByRole("button", { name: "Manage billing" }).click();

@@ -16,6 +16,8 @@ pub struct Storefront {
     pub offers: Vec<Offer>,
     /// True when payments go through the offline simulator.
     pub payments_simulated: bool,
+    /// True when the user has a live subscription: the plan is not offered again.
+    pub subscribed: bool,
 }
 
 /// Where to send the browser to pay.
@@ -64,10 +66,11 @@ pub enum CheckoutProgress {
 #[server(prefix = "/api", endpoint = "billing/catalog", input = GetUrl)]
 pub async fn offers() -> Result<Storefront, AppError> {
     crate::api::guard::answer(|call| async move {
-        call.require_user().await?;
+        let user = call.require_user().await?;
         Ok(Storefront {
             offers: call.state().catalog.offers(),
             payments_simulated: call.state().config.payments_simulated(),
+            subscribed: ssr::has_live_subscription(&call, &user).await?,
         })
     })
     .await
@@ -96,30 +99,20 @@ form_or_json!(
     CreatePortalSession => [],
 );
 
+/// The user's live subscription, or else their most recent one.
 #[server(prefix = "/api", endpoint = "billing/subscription", input = GetUrl)]
 pub async fn subscription() -> Result<Option<SubscriptionView>, AppError> {
     crate::api::guard::answer(|call| async move {
-        let user = call.require_user().await?;
-        let state = call.state();
-        let record = state
-            .store
-            .subscription_of(user.id)
-            .await
-            .map_err(crate::api::guard::internal("reading a subscription failed"))?;
-        Ok(record.map(|s| SubscriptionView {
-            plan: s
-                .price
-                .as_deref()
-                .and_then(|price| state.catalog.product_of(price))
-                .map(|product| product.label().to_owned()),
-            status: s.status,
-            period_end: s
-                .current_period_end
-                .map(|secs| Timestamp::from_millis(secs * 1000)),
-            cancel_at_period_end: s.cancel_at_period_end || s.cancel_at.is_some(),
-        }))
+        Ok(ssr::subscriptions(&call).await?.into_iter().next())
     })
     .await
+}
+
+/// Every subscription of the user, live ones first: one made outside this app (in Stripe's
+/// Dashboard) is shown too, not hidden behind the first.
+#[server(prefix = "/api", endpoint = "billing/subscriptions", input = GetUrl)]
+pub async fn subscriptions() -> Result<Vec<SubscriptionView>, AppError> {
+    crate::api::guard::answer(|call| async move { ssr::subscriptions(&call).await }).await
 }
 
 /// The success page's check: asks Stripe about the session the user came back from and
@@ -131,14 +124,51 @@ pub async fn checkout_status(session_id: String) -> Result<CheckoutProgress, App
 
 #[cfg(feature = "ssr")]
 mod ssr {
-    use billing::domain::{ProductId, User};
+    use billing::domain::{ProductId, ProductKind, Timestamp, User};
     use billing::fulfilment::{CheckoutStatus, FulfilmentError};
     use billing::stripe::{CheckoutRequest, GatewayError};
     use rand::RngCore;
 
-    use super::{CheckoutProgress, CheckoutStarted, PortalOpened};
+    use super::{CheckoutProgress, CheckoutStarted, PortalOpened, SubscriptionView};
     use crate::api::guard::{Call, internal};
     use crate::error::AppError;
+
+    pub async fn subscriptions(call: &Call) -> Result<Vec<SubscriptionView>, AppError> {
+        let user = call.require_user().await?;
+        let state = call.state();
+        let records = state
+            .store
+            .subscriptions_of(user.id)
+            .await
+            .map_err(internal("reading subscriptions failed"))?;
+        Ok(records
+            .into_iter()
+            .map(|s| SubscriptionView {
+                plan: s
+                    .price
+                    .as_deref()
+                    .and_then(|price| state.catalog.product_of(price))
+                    .map(|product| product.label().to_owned()),
+                status: s.status,
+                period_end: s
+                    .current_period_end
+                    .map(|secs| Timestamp::from_millis(secs * 1000)),
+                cancel_at_period_end: s.cancel_at_period_end || s.cancel_at.is_some(),
+            })
+            .collect())
+    }
+
+    pub async fn has_live_subscription(call: &Call, user: &User) -> Result<bool, AppError> {
+        let records = call
+            .state()
+            .store
+            .subscriptions_of(user.id)
+            .await
+            .map_err(internal("reading subscriptions failed"))?;
+        Ok(records
+            .iter()
+            .any(|s| matches!(s.status.as_str(), "active" | "trialing" | "past_due")))
+    }
 
     fn unavailable(context: &'static str) -> impl FnOnce(GatewayError) -> AppError {
         move |error| {
@@ -182,6 +212,14 @@ mod ssr {
             .price_id(product)
             .ok_or_else(|| AppError::invalid(format!("The {} is not on sale.", product.label())))?;
         call.limit_billing_write(&user).await?;
+        if product.kind() == ProductKind::Subscription
+            && has_live_subscription(&call, &user).await?
+        {
+            return Err(AppError::conflict(
+                "You already have the Starter plan. Manage or cancel it with Manage billing; \
+                 a second one would charge you twice.",
+            ));
+        }
         let customer = customer(&call, &user).await?;
 
         let request_id = request_id

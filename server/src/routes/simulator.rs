@@ -64,6 +64,10 @@ impl SimulatorPages {
                 &format!("{PATH_PREFIX}/portal/{{id}}/payments/{{charge}}/{{action}}"),
                 post(payment_action),
             )
+            .route(
+                &format!("{PATH_PREFIX}/portal/{{id}}/dashboard-subscription"),
+                post(dashboard_subscription),
+            )
             .with_state(self)
     }
 
@@ -294,6 +298,9 @@ async fn portal_page(State(pages): State<SimulatorPages>, Path(id): Path<String>
             html.push_str(&action("end", "End now", "secondary"));
         }
     }
+    html.push_str(&format!(
+        r#"<form method="post" action="{base}/dashboard-subscription"><button class="secondary" type="submit">Add a subscription, as Stripe's Dashboard would</button></form>"#
+    ));
     html.push_str("</section>");
     html.push_str(r#"<section class="card"><h2>Payments</h2><p class="muted">Refunds and disputes are made by Stripe's dashboard and banks; the simulator offers them here.</p>"#);
     for payment in &view.payments {
@@ -356,6 +363,16 @@ async fn subscription_action(
         "end" => pages.sim.cancel_now(&id, &sub),
         _ => Err(SimError::NotFound),
     };
+    back_to_portal(&pages, &id, emitted).await
+}
+
+/// The merchant subscribes the customer in Stripe's Dashboard: a subscription the app did
+/// not start, which it must still show.
+async fn dashboard_subscription(
+    State(pages): State<SimulatorPages>,
+    Path(id): Path<String>,
+) -> Response {
+    let emitted = pages.sim.subscribe_in_dashboard(&id);
     back_to_portal(&pages, &id, emitted).await
 }
 

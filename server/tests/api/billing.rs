@@ -273,6 +273,99 @@ async fn a_subscription_credits_monthly_and_the_portal_cancels_it() {
 }
 
 #[tokio::test]
+async fn a_second_subscription_is_refused_and_one_made_in_the_dashboard_is_shown() {
+    let app = spawn_app().await;
+    let ada = app.account("ada@example.com", Role::User).await;
+    let client = app.logged_in("ada@example.com").await;
+    buy(&app, &client, "starter").await;
+    eventually(&app, "the first invoice", async || {
+        balance(&app, &ada).await == 6_000
+    })
+    .await;
+
+    // Subscribe again: refused, with a reason, and no second Checkout is opened.
+    let again = start_checkout(&app, &client, json!({ "product": "starter" })).await;
+    assert_eq!(again.status(), 409);
+    let refused: Value = again.json().await.unwrap();
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("already have the Starter plan"),
+        "{refused}"
+    );
+    let catalog: Value = client
+        .get(app.url("/api/billing/catalog"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(catalog["subscribed"], true, "{catalog}");
+    // Packs are still for sale.
+    assert_eq!(
+        start_checkout(&app, &client, json!({ "product": "small" }))
+            .await
+            .status(),
+        200
+    );
+
+    // The merchant adds a second subscription in Stripe's Dashboard: it is shown, not hidden.
+    let portal: Value = client
+        .post(app.url("/api/billing/create-portal-session"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let added = client
+        .post(format!(
+            "{}/dashboard-subscription",
+            portal["url"].as_str().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), 303);
+    eventually(&app, "the second subscription", async || {
+        app.store.subscriptions_of(ada.id).await.unwrap().len() == 2
+    })
+    .await;
+    let all: Value = client
+        .get(app.url("/api/billing/subscriptions"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let statuses: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["active", "active"], "{all}");
+    assert_eq!(
+        balance(&app, &ada).await,
+        12_000,
+        "each paid invoice credits"
+    );
+    let page = client
+        .get(app.url("/app/billing"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("You have 2 live subscriptions"), "{page}");
+}
+
+#[tokio::test]
 async fn a_partial_refund_from_stripe_reverses_tokens_in_proportion() {
     let app = spawn_app().await;
     let ada = app.account("ada@example.com", Role::User).await;

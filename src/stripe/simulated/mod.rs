@@ -120,8 +120,13 @@ impl Act<'_> {
         self.sim.shape
     }
 
-    pub fn product_of(&self, price: &str) -> Option<ProductId> {
-        self.sim.prices.get(price).copied()
+    /// The plan's price id, when the catalog sells it.
+    pub fn plan_price(&self) -> Option<String> {
+        self.sim
+            .prices
+            .iter()
+            .find(|(_, product)| **product == ProductId::Starter)
+            .map(|(price, _)| price.clone())
     }
 
     /// Makes an event about `object`, logs it, and sends it with the action's answer.

@@ -96,18 +96,19 @@ pub(super) fn bill(
 }
 
 impl Simulator {
-    /// A subscription the merchant made in Stripe's Dashboard for an existing customer: no
-    /// Checkout, and none of the app's metadata.
-    pub fn subscribe_in_dashboard(&self, customer: &str, price: &str) -> Result<Emitted, SimError> {
+    /// A subscription to the plan that the merchant made in Stripe's Dashboard for the
+    /// portal's customer: no Checkout, and none of the app's metadata.
+    pub fn subscribe_in_dashboard(&self, portal: &str) -> Result<Emitted, SimError> {
         self.act(|act| {
-            if act.product_of(price) != Some(ProductId::Starter) {
-                return Err(SimError::Refused("not a subscription price"));
-            }
+            let customer = act.portal_customer(portal)?;
+            let price = act
+                .plan_price()
+                .ok_or(SimError::Refused("no plan is on sale"))?;
             let sub = Subscription {
                 id: act.id("sub"),
-                customer: customer.to_owned(),
+                customer,
                 user: None,
-                price: price.to_owned(),
+                price,
                 unit: super::price_of(ProductId::Starter),
                 quantity: 1,
                 status: SubscriptionStatus::Active,

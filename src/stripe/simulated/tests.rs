@@ -322,10 +322,8 @@ async fn an_inquiry_escalates_to_a_chargeback_and_can_be_lost() {
 #[tokio::test]
 async fn a_dashboard_subscription_carries_none_of_the_apps_metadata() {
     let a = account().await;
-    let emitted = a
-        .sim
-        .subscribe_in_dashboard(&a.customer, "price_starter")
-        .unwrap();
+    let portal = a.portal().await;
+    let emitted = a.sim.subscribe_in_dashboard(&portal).unwrap();
     assert_eq!(
         kinds(&emitted),
         [
@@ -336,10 +334,11 @@ async fn a_dashboard_subscription_carries_none_of_the_apps_metadata() {
     );
     let created = object(&emitted.now[0]);
     assert_eq!(created["data"]["object"]["metadata"], serde_json::json!({}));
-    assert!(
-        a.sim
-            .subscribe_in_dashboard(&a.customer, "price_small")
-            .is_err()
+    assert_eq!(created["data"]["object"]["customer"], a.customer.as_str());
+    assert_eq!(a.sim.portal_view(&portal).unwrap().subscriptions.len(), 1);
+    assert_eq!(
+        a.sim.subscribe_in_dashboard("bps_nobody").unwrap_err(),
+        SimError::NotFound
     );
 }
 

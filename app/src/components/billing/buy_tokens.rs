@@ -8,12 +8,14 @@ use leptos::form::FromFormData;
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 
-use super::{fresh_request_id, go_to};
+use super::{BillingLive, fresh_request_id, go_to};
 use crate::api::billing::{CreateCheckoutSession, offers};
 
 #[component]
 pub fn BuyTokens() -> impl IntoView {
-    let storefront = Resource::new(|| (), |_| offers());
+    let live = BillingLive::expect();
+    // Again when the ledger changes: a subscription's first invoice means it is live now.
+    let storefront = Resource::new(move || live.version.get(), |_| offers());
     let checkout = ServerAction::<CreateCheckoutSession>::new();
     Effect::new(move |_| {
         if let Some(Ok(started)) = checkout.value().get() {
@@ -43,7 +45,10 @@ pub fn BuyTokens() -> impl IntoView {
                                     {storefront
                                         .offers
                                         .into_iter()
-                                        .map(|offer| view! { <OfferCard offer checkout /> })
+                                        .map(|offer| {
+                                            let subscribed = storefront.subscribed;
+                                            view! { <OfferCard offer checkout subscribed /> }
+                                        })
                                         .collect_view()}
                                 </ul>
                             }
@@ -60,9 +65,28 @@ pub fn BuyTokens() -> impl IntoView {
     }
 }
 
+/// One offer. The plan is offered only to a user without a live subscription: a second would
+/// charge twice for the same plan.
 #[component]
-fn OfferCard(offer: Offer, checkout: ServerAction<CreateCheckoutSession>) -> impl IntoView {
+fn OfferCard(
+    offer: Offer,
+    checkout: ServerAction<CreateCheckoutSession>,
+    subscribed: bool,
+) -> impl IntoView {
     let monthly = offer.kind == ProductKind::Subscription;
+    if monthly && subscribed {
+        let heading = format!("offer-{}", offer.product.as_str());
+        let labelled_by = heading.clone();
+        return view! {
+            <li class="offer" aria-labelledby=labelled_by>
+                <h3 id=heading>{offer.label.clone()}</h3>
+                <p class="offer-tokens" data-testid="plan-subscribed">
+                    "You are subscribed. Manage the plan under Subscription."
+                </p>
+            </li>
+        }
+        .into_any();
+    }
     let tokens = billing::domain::Balance::new(offer.tokens.get())
         .map(|b| b.grouped())
         .unwrap_or_default();
@@ -105,4 +129,5 @@ fn OfferCard(offer: Offer, checkout: ServerAction<CreateCheckoutSession>) -> imp
             </form>
         </li>
     }
+    .into_any()
 }

@@ -6,12 +6,12 @@ use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 
 use super::{BillingLive, go_to};
-use crate::api::billing::{CreatePortalSession, SubscriptionView, subscription};
+use crate::api::billing::{CreatePortalSession, SubscriptionView, subscriptions};
 
 #[component]
 pub fn ManageBilling() -> impl IntoView {
     let live = BillingLive::expect();
-    let current = Resource::new(move || live.version.get(), |_| subscription());
+    let current = Resource::new(move || live.version.get(), |_| subscriptions());
     let portal = ServerAction::<CreatePortalSession>::new();
     Effect::new(move |_| {
         if let Some(Ok(opened)) = portal.value().get() {
@@ -33,8 +33,8 @@ pub fn ManageBilling() -> impl IntoView {
             <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match current.await {
-                        Ok(Some(subscription)) => describe(subscription).into_any(),
-                        Ok(None) => {
+                        Ok(all) if !all.is_empty() => describe_all(all).into_any(),
+                        Ok(_) => {
                             view! {
                                 <p data-testid="subscription-status">
                                     "No subscription. The Starter plan adds 6,000 tokens every month."
@@ -59,6 +59,31 @@ pub fn ManageBilling() -> impl IntoView {
             </form>
             <p class="hint">"Payment methods, invoices and cancelling, on Stripe."</p>
         </section>
+    }
+}
+
+/// Each subscription; more than one live is said plainly, since each one charges.
+fn describe_all(all: Vec<SubscriptionView>) -> impl IntoView {
+    let live = all.iter().filter(|s| s.is_live()).count();
+    let warning = (live > 1).then(|| {
+        view! {
+            <p class="banner banner-warning" data-testid="subscription-several">
+                {format!(
+                    "You have {live} live subscriptions: each one charges you and adds its \
+                     tokens. Cancel the one you do not want in Manage billing."
+                )}
+            </p>
+        }
+    });
+    // The ended ones only while nothing is live: the last state is what matters then.
+    let shown: Vec<SubscriptionView> = if live > 0 {
+        all.into_iter().filter(SubscriptionView::is_live).collect()
+    } else {
+        all.into_iter().take(1).collect()
+    };
+    view! {
+        {warning}
+        {shown.into_iter().map(describe).collect_view()}
     }
 }
 
