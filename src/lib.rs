@@ -24,5 +24,5 @@ pub mod rate_limit;
 pub mod store;
 #[cfg(feature = "server")]
 pub mod stripe;
-#[cfg(all(test, feature = "server"))]
-mod testing;
+#[cfg(any(all(test, feature = "server"), feature = "testing"))]
+pub mod testing;

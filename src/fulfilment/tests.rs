@@ -56,6 +56,7 @@ contract!(
     a_refund_failed_before_its_events_arrived_takes_nothing,
     a_trial_allowance_is_granted_once_per_customer,
     an_invoice_kept_as_failed_for_its_shape_applies_on_replay,
+    a_dispute_heard_before_a_refunds_failure_takes_its_whole_share,
 );
 
 struct World {
@@ -1318,5 +1319,28 @@ async fn an_invoice_kept_as_failed_for_its_shape_applies_on_replay(store: Arc<Sq
         Outcome::AlreadyApplied
     );
     assert!(w.store.inbox_unfinished().await.unwrap().is_empty());
+    w.consistent().await;
+}
+
+/// Found by the history checker: a refund fails at Stripe, and before that news arrives the
+/// bank disputes the whole payment. The dispute must take its whole share; the failure's
+/// give-back then leaves exactly nothing.
+async fn a_dispute_heard_before_a_refunds_failure_takes_its_whole_share(store: Arc<SqlStore>) {
+    let w = world(store).await;
+    let (_, emitted) = w.buy(ProductId::Large, "k1").await; // $90 for 12,000 tokens
+    w.deliver_all(&emitted.now).await;
+    let (portal, charge) = w.charge(0).await;
+    w.deliver_all(&w.sim.refund(&portal, &charge, 2_970).unwrap().now)
+        .await;
+    assert_eq!(w.balance().await, 12_000 - 3_960);
+    let refund = w.sim.portal_view(&portal).unwrap().payments[0].refunds[0]
+        .id
+        .clone();
+    let failed = w.sim.fail_refund(&portal, &refund).unwrap();
+    // The whole $90 is disputed (nothing is refunded any more); that news comes first.
+    let opened = w.sim.dispute(&portal, &charge).unwrap();
+    w.deliver_all(&opened.now).await;
+    w.deliver_all(&failed.now).await;
+    assert_eq!(w.balance().await, 0, "the bank holds all of the money");
     w.consistent().await;
 }

@@ -59,14 +59,14 @@ pub(super) async fn sync_refunds_in(
         "stripe:refunds",
         &format!("{}:{}", sync.charge, linked.same_source_entries + 1),
     )?;
+    // Each source keeps to its own share: refunds never take more than the share refunded,
+    // whatever a dispute took. (Capping by what the purchase still stands for would go wrong
+    // when this store has not yet heard that a refund failed: the dispute would take too
+    // little, and the failure's give-back would leave the difference with the user.)
     let posting = if target > taken {
-        // Never more than the purchase still stands for (a dispute may hold the rest).
-        let Ok(tokens) = Tokens::new((target - taken).min(linked.remaining)) else {
-            return Ok(None);
-        };
         Posting::reversal(
             purchase.user_id,
-            tokens,
+            Tokens::new(target - taken)?,
             Source::StripeRefund,
             sync.taken.clone(),
             key,
@@ -145,13 +145,9 @@ pub(super) async fn dispute_in(
         return Ok(Some(Attempt::Replayed(existing)));
     }
     let purchase = lock_purchase(conn, backend, take.purchase).await?;
-    let linked = Linked::of(conn, &purchase, Source::StripeDispute).await?;
-    let Ok(tokens) = Tokens::new(take.tokens.get().min(linked.remaining)) else {
-        return Ok(None);
-    };
     let posting = Posting::reversal(
         purchase.user_id,
-        tokens,
+        take.tokens,
         Source::StripeDispute,
         take.reason.clone(),
         change.take_key.clone(),
@@ -178,13 +174,11 @@ async fn lock_purchase(
     entry_from_row(&row)
 }
 
-/// What the entries linked to a purchase add up to.
+/// What the entries of one source linked to a purchase add up to.
 struct Linked {
-    /// The net change of the linked entries of one source (negative: taken back).
+    /// Their net change (negative: taken back).
     same_source: i64,
     same_source_entries: i64,
-    /// What the purchase still stands for: its grant, less what was taken, plus what came back.
-    remaining: i64,
 }
 
 impl Linked {
@@ -194,12 +188,9 @@ impl Linked {
         source: Source,
     ) -> Result<Self, StoreError> {
         let row = sqlx::query(
-            "SELECT CAST(COALESCE(SUM(CASE WHEN source = $2 THEN delta ELSE 0 END), 0) AS BIGINT) \
-                 AS same_source, \
-             CAST(COALESCE(SUM(CASE WHEN source = $2 THEN 1 ELSE 0 END), 0) AS BIGINT) \
-                 AS same_source_entries, \
-             CAST(COALESCE(SUM(delta), 0) AS BIGINT) AS linked \
-             FROM token_ledger WHERE reverses_entry_id = $1",
+            "SELECT CAST(COALESCE(SUM(delta), 0) AS BIGINT) AS same_source, \
+                 COUNT(*) AS same_source_entries \
+             FROM token_ledger WHERE reverses_entry_id = $1 AND source = $2",
         )
         .bind(purchase.id.get())
         .bind(source.as_str())
@@ -208,7 +199,6 @@ impl Linked {
         Ok(Self {
             same_source: row.try_get("same_source")?,
             same_source_entries: row.try_get("same_source_entries")?,
-            remaining: purchase.delta.get() + row.try_get::<i64, _>("linked")?,
         })
     }
 }

@@ -242,20 +242,27 @@ impl Simulator {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Runs one action under the account's lock: all or nothing, its events in order.
+    /// Runs one action under the account's lock: all or nothing (a refused action leaves the
+    /// account as it was), its events in order.
     fn act<T>(
         &self,
         action: impl FnOnce(&mut Act<'_>) -> Result<T, SimError>,
     ) -> Result<(T, Emitted), SimError> {
         let mut state = self.state();
+        let before = state.clone();
         let mut act = Act {
             state: &mut state,
             now: self.now(),
             sim: self,
             emitted: Emitted::default(),
         };
-        let answer = action(&mut act)?;
-        Ok((answer, act.emitted))
+        match action(&mut act) {
+            Ok(answer) => Ok((answer, act.emitted)),
+            Err(refused) => {
+                *state = before;
+                Err(refused)
+            }
+        }
     }
 
     fn page(&self, path: &str) -> Url {

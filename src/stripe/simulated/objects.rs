@@ -245,7 +245,7 @@ pub(super) struct Portal {
 }
 
 /// Everything the simulated account holds.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(super) struct State {
     pub sessions: BTreeMap<String, Session>,
     pub charges: Vec<Charge>,

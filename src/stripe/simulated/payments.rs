@@ -9,9 +9,13 @@ impl Simulator {
     /// Refunds `amount` minor units of a payment (what is left of it, at most).
     pub fn refund(&self, portal: &str, charge: &str, amount: i64) -> Result<Emitted, SimError> {
         self.on_charge(portal, charge, |act, charge| {
-            if act.state.dispute_of(&charge.id).is_some_and(|d| {
-                matches!(d.status, DisputeStatus::NeedsResponse | DisputeStatus::Lost)
-            }) {
+            // While the bank holds the payment (an inquiry or a chargeback), or kept it, the
+            // merchant cannot refund it; after a won dispute or a closed inquiry it can.
+            if act
+                .state
+                .dispute_of(&charge.id)
+                .is_some_and(|d| d.status.is_open() || d.status == DisputeStatus::Lost)
+            {
                 return Err(SimError::Refused("a disputed payment cannot be refunded"));
             }
             let left = charge.amount.minor() - act.state.refunded(&charge.id);
@@ -39,23 +43,31 @@ impl Simulator {
     pub fn fail_refund(&self, portal: &str, refund: &str) -> Result<Emitted, SimError> {
         self.act(|act| {
             let customer = act.portal_customer(portal)?;
+            // Everything is checked before anything changes: a refused action changes nothing.
             let r = act
                 .state
                 .refunds
-                .iter_mut()
+                .iter()
                 .find(|r| r.id == refund)
+                .cloned()
                 .ok_or(SimError::NotFound)?;
-            if !r.status.returns_money() {
-                return Err(SimError::Refused("the refund has already failed"));
-            }
-            r.status = RefundStatus::Failed;
-            let r = r.clone();
             let charge = act
                 .state
                 .charge(&r.charge)
                 .filter(|c| c.customer == customer)
                 .cloned()
                 .ok_or(SimError::NotFound)?;
+            if !r.status.returns_money() {
+                return Err(SimError::Refused("the refund has already failed"));
+            }
+            let r = act
+                .state
+                .refunds
+                .iter_mut()
+                .find(|r| r.id == refund)
+                .expect("found above");
+            r.status = RefundStatus::Failed;
+            let r = r.clone();
             let object = json::refund(&r, charge.amount.currency().as_str());
             act.emit("charge.refund.updated", object.clone());
             act.emit("refund.updated", object.clone());

@@ -368,3 +368,32 @@ async fn events_are_listed_from_a_time_on_and_ids_look_like_stripes() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_refused_action_changes_nothing() {
+    let a = account().await;
+    let session = a.checkout("price_medium", ProductKind::Pack).await;
+    a.sim.pay(&session, PayMethod::Card).unwrap();
+    let portal = a.portal().await;
+    let charge = a.sim.portal_view(&portal).unwrap().payments[0]
+        .charge
+        .clone();
+    a.sim.refund(&portal, &charge, 1_000).unwrap();
+    let refund = a.sim.portal_view(&portal).unwrap().payments[0].refunds[0]
+        .id
+        .clone();
+    // Another customer's portal may not fail this refund, and trying leaves it as it was.
+    let stranger = a
+        .sim
+        .create_portal_session("cus_other", &Url::parse("http://x/").unwrap())
+        .await
+        .unwrap();
+    let stranger = stranger.path().rsplit('/').next().unwrap();
+    assert_eq!(
+        a.sim.fail_refund(stranger, &refund).unwrap_err(),
+        SimError::NotFound
+    );
+    let view = a.sim.portal_view(&portal).unwrap();
+    assert_eq!(view.payments[0].refunds[0].status, RefundStatus::Succeeded);
+    assert!(a.sim.fail_refund(&portal, &refund).is_ok());
+}

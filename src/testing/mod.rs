@@ -1,15 +1,33 @@
-//! What tests of the store and of fulfilment share: a fresh database per test, on SQLite and
-//! on the PostgreSQL server named by `TEST_POSTGRES_URL` (`scripts/test` starts one).
+//! What tests share: a fresh database per test, on SQLite and on the PostgreSQL server named
+//! by `TEST_POSTGRES_URL` (`scripts/test` starts one); real database failures on demand
+//! ([`faults`]); and the model-based history checker ([`history`]).
+
+pub mod faults;
+pub mod history;
 
 use std::sync::Arc;
 
+pub use faults::Faults;
+
 use crate::config::{DatabaseTarget, Secret};
-use crate::store::{SqlStore, connect};
+use crate::store::{Backend, SqlStore, connect};
 
 /// A store on a database no other test uses; holds what must live as long as the store.
 pub struct TestDb {
     pub store: Arc<SqlStore>,
+    target: DatabaseTarget,
     _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    /// Another store on the same database, with a pool of its own: a second server.
+    pub async fn another_node(&self) -> Arc<SqlStore> {
+        Arc::new(connect(&self.target).await.expect("a second node connects"))
+    }
+
+    pub fn backend(&self) -> Backend {
+        crate::store::Store::backend(&*self.store)
+    }
 }
 
 pub async fn sqlite() -> TestDb {
@@ -23,6 +41,7 @@ pub async fn sqlite() -> TestDb {
                 .await
                 .expect("SQLite connects and migrates"),
         ),
+        target,
         _dir: Some(dir),
     }
 }
@@ -36,6 +55,7 @@ pub async fn postgres() -> Option<TestDb> {
                 .await
                 .expect("PostgreSQL connects and migrates"),
         ),
+        target,
         _dir: None,
     })
 }
@@ -69,6 +89,7 @@ pub async fn empty_postgres() -> Option<DatabaseTarget> {
 
 /// Runs each named contract test (an `async fn(Arc<SqlStore>)` in the calling module) once
 /// per backend.
+#[cfg(test)]
 macro_rules! contract {
     ($($test:ident),* $(,)?) => {
         mod on_sqlite {
@@ -92,64 +113,5 @@ macro_rules! contract {
         }
     };
 }
+#[cfg(test)]
 pub(crate) use contract;
-
-/// Real database failures on demand. A trigger fails the statement that marks a chosen Stripe
-/// event done, after the event's changes were made in the same transaction, so the database
-/// rolls all of it back: what a dropped connection, a lock timeout or a busy SQLite does to a
-/// transaction in the middle of applying an event.
-pub struct Faults {
-    store: Arc<SqlStore>,
-}
-
-impl Faults {
-    pub async fn install(store: &Arc<SqlStore>) -> Self {
-        use crate::store::{Backend, Store};
-        let trigger = match store.backend() {
-            Backend::Sqlite => {
-                "CREATE TABLE injected_faults (event_id TEXT PRIMARY KEY);
-                 CREATE TRIGGER injected_fault BEFORE UPDATE OF processed_at ON stripe_events
-                 WHEN NEW.processed_at IS NOT NULL
-                     AND EXISTS (SELECT 1 FROM injected_faults WHERE event_id = NEW.id)
-                 BEGIN SELECT RAISE(ABORT, 'injected fault'); END;"
-            }
-            Backend::Postgres => {
-                "CREATE TABLE injected_faults (event_id TEXT PRIMARY KEY);
-                 CREATE FUNCTION injected_fault() RETURNS trigger LANGUAGE plpgsql AS $$
-                 BEGIN
-                     IF NEW.processed_at IS NOT NULL
-                         AND EXISTS (SELECT 1 FROM injected_faults WHERE event_id = NEW.id) THEN
-                         RAISE EXCEPTION 'injected fault';
-                     END IF;
-                     RETURN NEW;
-                 END $$;
-                 CREATE TRIGGER injected_fault BEFORE UPDATE ON stripe_events
-                     FOR EACH ROW EXECUTE FUNCTION injected_fault();"
-            }
-        };
-        sqlx::raw_sql(trigger)
-            .execute(store.pool())
-            .await
-            .expect("the fault trigger installs");
-        Self {
-            store: store.clone(),
-        }
-    }
-
-    /// Every transaction that would finish `event` fails from now on.
-    pub async fn fail(&self, event: &str) {
-        sqlx::query("INSERT INTO injected_faults (event_id) VALUES ($1)")
-            .bind(event)
-            .execute(self.store.pool())
-            .await
-            .unwrap();
-    }
-
-    /// The database is well again.
-    pub async fn heal(&self) {
-        sqlx::query("DELETE FROM injected_faults")
-            .execute(self.store.pool())
-            .await
-            .unwrap();
-    }
-}

@@ -1,0 +1,1010 @@
+//! The model-based history checker: money stays right under any order, any failure and any
+//! concurrency, judged from Stripe's side.
+//!
+//! A seeded generator draws a history over a few users ([`steps`]): packs bought by card and
+//! by delayed payment methods, subscriptions with renewals, seat changes and cancellations,
+//! refunds (some failing), disputes (inquiries, chargebacks, won and lost), consume calls
+//! (some retried, some with a changed body), admin credits. Each step acts on the simulated
+//! Stripe at once; the events it sends wait and are delivered by later steps the way Stripe
+//! delivers: in any order, twice at once, again later, to either of two nodes (each with its
+//! own pool on the same database), with the database failing midway through applying one, and
+//! with users back on success pages at the same moment. At the end, Stripe retries whatever
+//! was not acknowledged, sends some events again, and the sweep runs.
+//!
+//! The reference [`model`] then says what every balance must be, and the run checks each to
+//! the token, `balance == sum(ledger)`, that every event was applied, and that consume calls
+//! were answered as their keys require. A failing seed is shrunk to the shortest history that
+//! still fails; the seed replays the original.
+
+pub mod model;
+pub mod steps;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use url::Url;
+
+use self::model::{Dispute, Model, PLAN_TOKENS};
+use self::steps::{Act, Key, Known, Pick, Step};
+use super::{Faults, TestDb};
+use crate::catalog::Catalog;
+use crate::clock::ManualClock;
+use crate::config::PriceIds;
+use crate::domain::{
+    Email, IdempotencyKey, ProductId, Reason, Role, Timestamp, TokenDelta, Tokens, UserId,
+};
+use crate::fulfilment::{Fulfilment, FulfilmentError, Outcome};
+use crate::ledger::{LedgerError, Posting};
+use crate::store::{NewUser, SqlStore, Store, StoreError};
+use crate::stripe::gateway::{CheckoutRequest, ListedEvent, StripeGateway};
+use crate::stripe::simulated::{DisputeStatus, PayMethod, Simulator};
+
+/// How big a history is.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    pub users: usize,
+    pub steps: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            users: 3,
+            steps: 40,
+        }
+    }
+}
+
+/// A history whose outcome disagrees with the model.
+#[derive(Debug)]
+pub struct Failure {
+    pub seed: u64,
+    pub problems: Vec<String>,
+    /// The shortest history found that still fails.
+    pub shortest: Vec<Step>,
+    pub drawn: usize,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "history seed {} failed (HISTORY_SEED={} replays it):",
+            self.seed, self.seed
+        )?;
+        for problem in &self.problems {
+            writeln!(f, "  - {problem}")?;
+        }
+        writeln!(
+            f,
+            "shortest failing history found: {} of {} steps",
+            self.shortest.len(),
+            self.drawn
+        )?;
+        for step in &self.shortest {
+            writeln!(f, "  {:>3}: {:?}", step.id, step.act)?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs `count` histories from `first_seed` on, each on users of its own in `db`.
+pub async fn check_many(
+    db: &TestDb,
+    first_seed: u64,
+    count: u64,
+    settings: Settings,
+) -> Result<u64, Box<Failure>> {
+    let bench = Bench::install(db).await;
+    let mut events = 0;
+    for seed in first_seed..first_seed + count {
+        match bench.run(seed, settings, None).await {
+            Ok(sent) => events += sent,
+            Err(problems) => return Err(Box::new(bench.shrink(seed, settings, problems).await)),
+        }
+    }
+    Ok(events)
+}
+
+/// What every history on one database shares.
+struct Bench {
+    stores: Vec<Arc<SqlStore>>,
+    faults: Faults,
+    /// Tells the histories' users apart.
+    runs: std::sync::atomic::AtomicU64,
+}
+
+const NODES: usize = 2;
+
+fn prices() -> PriceIds {
+    PriceIds {
+        tokens_small: "price_sim_tokens_small".into(),
+        tokens_medium: "price_sim_tokens_medium".into(),
+        tokens_large: "price_sim_tokens_large".into(),
+        subscription_starter: Some("price_sim_subscription_starter".into()),
+    }
+}
+
+impl Bench {
+    async fn install(db: &TestDb) -> Self {
+        let mut stores = vec![db.store.clone()];
+        for _ in 1..NODES {
+            stores.push(db.another_node().await);
+        }
+        Self {
+            faults: Faults::install(&db.store).await,
+            stores,
+            runs: Default::default(),
+        }
+    }
+
+    /// Draws and runs the history of `seed` (or runs `only` those of its steps); answers how
+    /// many events it sent, or what went wrong.
+    async fn run(
+        &self,
+        seed: u64,
+        settings: Settings,
+        only: Option<&[Step]>,
+    ) -> Result<u64, Vec<String>> {
+        let mut run = Run::start(self, seed, settings).await;
+        match only {
+            Some(steps) => {
+                for step in steps {
+                    run.apply(step).await;
+                }
+            }
+            None => {
+                let mut rng = StdRng::seed_from_u64(seed);
+                for id in 0..settings.steps {
+                    let step = steps::draw(&mut rng, id, &run.known());
+                    run.apply(&step).await;
+                    run.drawn.push(step);
+                }
+            }
+        }
+        run.finish(seed).await
+    }
+
+    /// Shortens a failing history as far as it still fails: chunks of steps are dropped,
+    /// halves first, then smaller, while the failure stays.
+    async fn shrink(&self, seed: u64, settings: Settings, problems: Vec<String>) -> Failure {
+        let mut drawn = Vec::new();
+        {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let mut run = Run::start(self, seed, settings).await;
+            for id in 0..settings.steps {
+                let step = steps::draw(&mut rng, id, &run.known());
+                run.apply(&step).await;
+                drawn.push(step);
+            }
+        }
+        let total = drawn.len();
+        let mut shortest = drawn;
+        let mut last = problems;
+        let mut chunk = shortest.len().div_ceil(2);
+        let mut tries = 0;
+        while chunk >= 1 && tries < 300 {
+            let mut at = 0;
+            let mut removed_any = false;
+            while at < shortest.len() && tries < 300 {
+                let mut candidate = shortest.clone();
+                candidate.drain(at..(at + chunk).min(candidate.len()));
+                tries += 1;
+                match self.run(seed, settings, Some(&candidate)).await {
+                    Err(problems) => {
+                        shortest = candidate;
+                        last = problems;
+                        removed_any = true;
+                    }
+                    Ok(_) => at += chunk,
+                }
+            }
+            if !removed_any {
+                chunk /= 2;
+            }
+        }
+        Failure {
+            seed,
+            problems: last,
+            shortest,
+            drawn: total,
+        }
+    }
+}
+
+/// A user of a history, as the app and Stripe know them.
+struct Customer {
+    user: UserId,
+    customer: String,
+    portal: String,
+}
+
+/// A subscription as the history made it.
+struct Plan {
+    id: String,
+    user: usize,
+    /// Seats billed at the next renewal.
+    seats: i64,
+    live: bool,
+    ends_at_renewal: bool,
+}
+
+/// A consume call as it was answered.
+struct Consumed {
+    user: usize,
+    tokens: i64,
+    key: String,
+    applied: Option<i64>,
+}
+
+/// One history being run.
+struct Run<'a> {
+    bench: &'a Bench,
+    /// Tells this run's keys from other runs' on the same database.
+    nonce: u64,
+    sim: Arc<Simulator>,
+    clock: ManualClock,
+    nodes: Vec<Arc<Fulfilment>>,
+    users: Vec<Customer>,
+    admin: UserId,
+    trial: Option<i64>,
+    model: Model,
+    /// Checkout sessions: id, user, and how they are paid.
+    sessions: Vec<(String, usize, PayMethod)>,
+    /// Sessions whose payment is still clearing.
+    settling: Vec<usize>,
+    charges: Vec<String>,
+    refunds: Vec<String>,
+    disputes: Vec<String>,
+    plans: Vec<Plan>,
+    consumed: BTreeMap<usize, Consumed>,
+    /// Events by the step that made them and their place among its events.
+    events: BTreeMap<(usize, usize), ListedEvent>,
+    pending: BTreeSet<(usize, usize)>,
+    delivered: BTreeSet<(usize, usize)>,
+    problems: Vec<String>,
+    drawn: Vec<Step>,
+}
+
+impl<'a> Run<'a> {
+    async fn start(bench: &'a Bench, seed: u64, settings: Settings) -> Self {
+        let run = bench
+            .runs
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let clock = ManualClock::starting_at(Timestamp::from_millis(1_780_000_000_000));
+        let sim = Arc::new(
+            Simulator::new(
+                Url::parse("http://127.0.0.1:3000").unwrap(),
+                "whsec_history",
+                Catalog::from_prices(&prices())
+                    .price_ids()
+                    .map(|(p, id)| (p, id.to_owned()))
+                    .collect::<Vec<_>>(),
+            )
+            .with_clock(Arc::new(clock.clone())),
+        );
+        let trial = seed.is_multiple_of(3).then_some(500);
+        let catalog = Arc::new(
+            Catalog::from_prices(&prices())
+                .with_trial_allowance(trial.map(|t| Tokens::new(t).unwrap())),
+        );
+        let nodes = bench
+            .stores
+            .iter()
+            .map(|store| Arc::new(Fulfilment::new(store.clone(), sim.clone(), catalog.clone())))
+            .collect();
+        let store = &bench.stores[0];
+        let admin = store
+            .create_user(NewUser {
+                email: Email::parse(&format!("admin-{seed}-{run}@example.com")).unwrap(),
+                password_hash: None,
+                role: Role::Admin,
+            })
+            .await
+            .unwrap()
+            .id;
+        let mut users = Vec::new();
+        for n in 0..settings.users {
+            let user = store
+                .create_user(NewUser {
+                    email: Email::parse(&format!("u{n}-{seed}-{run}@example.com")).unwrap(),
+                    password_hash: None,
+                    role: Role::User,
+                })
+                .await
+                .unwrap();
+            let customer = sim.create_customer(user.id, &user.email).await.unwrap();
+            store.link_customer(user.id, &customer).await.unwrap();
+            let portal = sim
+                .create_portal_session(&customer, &Url::parse("http://x/").unwrap())
+                .await
+                .unwrap();
+            users.push(Customer {
+                user: user.id,
+                customer,
+                portal: portal.path().rsplit('/').next().unwrap().to_owned(),
+            });
+        }
+        Self {
+            bench,
+            nonce: run,
+            sim,
+            clock,
+            nodes,
+            users,
+            admin,
+            trial,
+            model: Model::default(),
+            sessions: Vec::new(),
+            settling: Vec::new(),
+            charges: Vec::new(),
+            refunds: Vec::new(),
+            disputes: Vec::new(),
+            plans: Vec::new(),
+            consumed: BTreeMap::new(),
+            events: BTreeMap::new(),
+            pending: BTreeSet::new(),
+            delivered: BTreeSet::new(),
+            problems: Vec::new(),
+            drawn: Vec::new(),
+        }
+    }
+
+    fn known(&self) -> Known {
+        Known {
+            users: self.users.len(),
+            nodes: self.nodes.len(),
+            sessions: self.sessions.len(),
+            settling: self.settling.len(),
+            charges: self.charges.len(),
+            refunds: self.refunds.len(),
+            disputes: self.disputes.len(),
+            consumes: self.consumed.keys().copied().collect(),
+            pending: self.pending.iter().copied().collect(),
+            delivered: self.delivered.iter().copied().collect(),
+        }
+    }
+
+    /// Keeps the events a step made, to be delivered later.
+    fn sent(&mut self, step: &Step, events: Vec<ListedEvent>) {
+        for (ordinal, event) in events.into_iter().enumerate() {
+            let tag = (step.id, ordinal);
+            self.events.insert(tag, event);
+            self.pending.insert(tag);
+        }
+    }
+
+    /// Charges of a user's customer that the history has not seen yet, oldest first.
+    fn new_charges(&mut self, user: usize) -> Vec<(String, i64)> {
+        let view = self.sim.portal_view(&self.users[user].portal).unwrap();
+        let fresh: Vec<(String, i64)> = view
+            .payments
+            .iter()
+            .filter(|p| !self.charges.contains(&p.charge))
+            .map(|p| (p.charge.clone(), p.amount.minor()))
+            .collect();
+        self.charges.extend(fresh.iter().map(|(c, _)| c.clone()));
+        fresh
+    }
+
+    /// The subscription a step just made for `user`.
+    fn new_plan(&mut self, user: usize) -> Option<String> {
+        let view = self.sim.portal_view(&self.users[user].portal).unwrap();
+        let id = view
+            .subscriptions
+            .iter()
+            .map(|s| s.id.clone())
+            .find(|id| !self.plans.iter().any(|p| &p.id == id))?;
+        self.plans.push(Plan {
+            id: id.clone(),
+            user,
+            seats: 1,
+            live: true,
+            ends_at_renewal: false,
+        });
+        Some(id)
+    }
+
+    fn live_plan(&self, user: usize, nth: usize) -> Option<usize> {
+        let live: Vec<usize> = (0..self.plans.len())
+            .filter(|&i| self.plans[i].user == user && self.plans[i].live)
+            .collect();
+        (!live.is_empty()).then(|| live[nth % live.len()])
+    }
+
+    async fn checkout(&self, user: usize, product: ProductId, key: String) -> String {
+        let catalog = Catalog::from_prices(&prices());
+        self.sim
+            .create_checkout_session(&CheckoutRequest {
+                user: self.users[user].user,
+                customer: self.users[user].customer.clone(),
+                price: catalog.price_id(product).unwrap().to_owned(),
+                kind: product.kind(),
+                success_url: "http://x/app/billing?session_id={CHECKOUT_SESSION_ID}".into(),
+                cancel_url: "http://x/app/billing?canceled=1".into(),
+                idempotency_key: key,
+            })
+            .await
+            .unwrap()
+            .id
+    }
+
+    async fn apply(&mut self, step: &Step) {
+        let user = |u: usize, run: &Self| u % run.users.len();
+        match step.act.clone() {
+            Act::Buy {
+                user: u,
+                pack,
+                method,
+            } => {
+                let u = user(u, self);
+                let session = self.checkout(u, pack, format!("buy-{}", step.id)).await;
+                let Ok((_, emitted)) = self.sim.pay(&session, method) else {
+                    return;
+                };
+                self.sessions.push((session, u, method));
+                if matches!(
+                    method,
+                    PayMethod::DelayedSuccess | PayMethod::DelayedFailure
+                ) {
+                    self.settling.push(self.sessions.len() - 1);
+                }
+                for (charge, amount) in self.new_charges(u) {
+                    self.model.paid(u, &charge, pack.tokens().get(), amount);
+                }
+                self.sent(step, emitted.now);
+            }
+            Act::Settle { nth } => {
+                if self.settling.is_empty() {
+                    return;
+                }
+                let at = nth % self.settling.len();
+                let (session, u, method) = self.sessions[self.settling.remove(at)].clone();
+                let Ok(emitted) = self.sim.settle(&session) else {
+                    return;
+                };
+                let pack = self.sim.checkout_view(&session).unwrap().product;
+                for (charge, amount) in self.new_charges(u) {
+                    debug_assert_eq!(method, PayMethod::DelayedSuccess);
+                    self.model.paid(u, &charge, pack.tokens().get(), amount);
+                }
+                self.sent(step, emitted.now);
+            }
+            Act::Subscribe { user: u, free } => {
+                let u = user(u, self);
+                // The app refuses a second subscription Checkout.
+                if self.plans.iter().any(|p| p.user == u && p.live) {
+                    return;
+                }
+                let session = self
+                    .checkout(u, ProductId::Starter, format!("sub-{}", step.id))
+                    .await;
+                let method = if free {
+                    PayMethod::FreeCoupon
+                } else {
+                    PayMethod::Card
+                };
+                let Ok((_, emitted)) = self.sim.pay(&session, method) else {
+                    return;
+                };
+                self.sessions.push((session, u, method));
+                self.new_plan(u);
+                if free {
+                    let customer = self.users[u].customer.clone();
+                    self.model.free_first_invoice(u, &customer, self.trial);
+                }
+                for (charge, amount) in self.new_charges(u) {
+                    self.model.paid(u, &charge, PLAN_TOKENS, amount);
+                }
+                self.sent(step, emitted.now);
+            }
+            Act::DashboardSubscribe { user: u } => {
+                let u = user(u, self);
+                let portal = self.users[u].portal.clone();
+                let Ok(emitted) = self.sim.subscribe_in_dashboard(&portal) else {
+                    return;
+                };
+                self.new_plan(u);
+                for (charge, amount) in self.new_charges(u) {
+                    self.model.paid(u, &charge, PLAN_TOKENS, amount);
+                }
+                self.sent(step, emitted.now);
+            }
+            Act::Renew { user: u, nth } => {
+                let u = user(u, self);
+                let Some(p) = self.live_plan(u, nth) else {
+                    return;
+                };
+                let portal = self.users[u].portal.clone();
+                let Ok(emitted) = self.sim.renew(&portal, &self.plans[p].id.clone()) else {
+                    return;
+                };
+                if self.plans[p].ends_at_renewal {
+                    self.plans[p].live = false;
+                }
+                let seats = self.plans[p].seats;
+                for (charge, amount) in self.new_charges(u) {
+                    self.model.paid(u, &charge, PLAN_TOKENS * seats, amount);
+                }
+                self.sent(step, emitted.now);
+            }
+            Act::SetQuantity {
+                user: u,
+                nth,
+                quantity,
+            } => {
+                let u = user(u, self);
+                let Some(p) = self.live_plan(u, nth) else {
+                    return;
+                };
+                let portal = self.users[u].portal.clone();
+                let id = self.plans[p].id.clone();
+                if let Ok(emitted) = self.sim.set_quantity(&portal, &id, quantity) {
+                    self.plans[p].seats = quantity;
+                    self.sent(step, emitted.now);
+                }
+            }
+            Act::CancelAtPeriodEnd { user: u, nth } => {
+                let u = user(u, self);
+                let Some(p) = self.live_plan(u, nth) else {
+                    return;
+                };
+                let portal = self.users[u].portal.clone();
+                let id = self.plans[p].id.clone();
+                if let Ok(emitted) = self.sim.set_cancel_at_period_end(&portal, &id, true) {
+                    self.plans[p].ends_at_renewal = true;
+                    self.sent(step, emitted.now);
+                }
+            }
+            Act::CancelNow { user: u, nth } => {
+                let u = user(u, self);
+                let Some(p) = self.live_plan(u, nth) else {
+                    return;
+                };
+                let portal = self.users[u].portal.clone();
+                let id = self.plans[p].id.clone();
+                if let Ok(emitted) = self.sim.cancel_now(&portal, &id) {
+                    self.plans[p].live = false;
+                    self.sent(step, emitted.now);
+                }
+            }
+            Act::Refund { nth, percent } => {
+                let Some((charge, u)) = self.charge(nth) else {
+                    return;
+                };
+                let view = self.payment(u, &charge);
+                let asked = (view.amount.minor() * percent / 100).max(1);
+                let expected = asked.min(self.model.refundable(&charge));
+                let before: Vec<String> = view.refunds.iter().map(|r| r.id.clone()).collect();
+                let portal = self.users[u].portal.clone();
+                let Ok(emitted) = self.sim.refund(&portal, &charge, asked) else {
+                    return;
+                };
+                let view = self.payment(u, &charge);
+                let Some(made) = view.refunds.iter().find(|r| !before.contains(&r.id)) else {
+                    return;
+                };
+                if made.amount.minor() != expected {
+                    self.problems.push(format!(
+                        "Stripe refunded {} of {charge} where {expected} was left to refund",
+                        made.amount.minor()
+                    ));
+                }
+                self.model.refunded(&charge, &made.id, made.amount.minor());
+                self.refunds.push(made.id.clone());
+                self.sent(step, emitted.now);
+            }
+            Act::FailRefund { nth } => {
+                if self.refunds.is_empty() {
+                    return;
+                }
+                let refund = self.refunds[nth % self.refunds.len()].clone();
+                for u in 0..self.users.len() {
+                    let portal = self.users[u].portal.clone();
+                    if let Ok(emitted) = self.sim.fail_refund(&portal, &refund) {
+                        self.model.refund_failed(&refund);
+                        self.sent(step, emitted.now);
+                        return;
+                    }
+                }
+            }
+            Act::Dispute { nth, inquiry } => {
+                let Some((charge, u)) = self.charge(nth) else {
+                    return;
+                };
+                let portal = self.users[u].portal.clone();
+                let opened = if inquiry {
+                    self.sim.inquire(&portal, &charge)
+                } else {
+                    self.sim.dispute(&portal, &charge)
+                };
+                let Ok(emitted) = opened else {
+                    return;
+                };
+                let object: serde_json::Value =
+                    serde_json::from_str(&emitted.now[0].payload).unwrap();
+                let dispute = object["data"]["object"]["id"].as_str().unwrap().to_owned();
+                let amount = object["data"]["object"]["amount"].as_i64().unwrap();
+                self.model.disputed(&charge, &dispute, amount, inquiry);
+                self.disputes.push(dispute);
+                self.sent(step, emitted.now);
+            }
+            Act::Escalate { nth } => {
+                let Some((dispute, portal)) = self.dispute(nth) else {
+                    return;
+                };
+                if let Ok(emitted) = self.sim.escalate(&portal, &dispute) {
+                    self.model.dispute_now(&dispute, Dispute::Chargeback);
+                    self.sent(step, emitted.now);
+                }
+            }
+            Act::CloseDispute { nth, won } => {
+                let Some((dispute, portal)) = self.dispute(nth) else {
+                    return;
+                };
+                let Ok(emitted) = self.sim.close_dispute(&portal, &dispute, won) else {
+                    return;
+                };
+                let view = self
+                    .users
+                    .iter()
+                    .flat_map(|c| self.sim.portal_view(&c.portal).unwrap().payments)
+                    .find_map(|p| p.dispute.filter(|(id, _)| id == &dispute))
+                    .unwrap();
+                self.model.dispute_now(
+                    &dispute,
+                    match view.1 {
+                        DisputeStatus::WarningClosed => Dispute::InquiryClosed,
+                        DisputeStatus::Won => Dispute::Won,
+                        _ => Dispute::Lost,
+                    },
+                );
+                self.sent(step, emitted.now);
+            }
+            Act::Consume {
+                user: u,
+                tokens,
+                key,
+            } => {
+                let u = user(u, self);
+                self.consume(step.id, u, tokens, key).await;
+            }
+            Act::AdminCredit { user: u, tokens } => {
+                let u = user(u, self);
+                let posting = Posting::adjustment(
+                    self.users[u].user,
+                    TokenDelta::new(tokens).unwrap(),
+                    Reason::parse("Goodwill").unwrap(),
+                    IdempotencyKey::parse(&format!("admin:{}:{}", self.users[u].user, step.id))
+                        .unwrap(),
+                    self.admin,
+                );
+                match self.bench.stores[0].post(posting).await {
+                    Ok(_) => self.model.credited(u, tokens),
+                    Err(e) => self.problems.push(format!("an admin credit failed: {e}")),
+                }
+            }
+            Act::Deliver { picks } => self.deliver(&picks).await,
+            Act::Tick { secs } => self.clock.advance(Duration::from_secs(secs)),
+        }
+    }
+
+    /// The `nth` charge and the user who paid it.
+    fn charge(&self, nth: usize) -> Option<(String, usize)> {
+        if self.charges.is_empty() {
+            return None;
+        }
+        let charge = self.charges[nth % self.charges.len()].clone();
+        let user = (0..self.users.len()).find(|&u| {
+            self.sim
+                .portal_view(&self.users[u].portal)
+                .unwrap()
+                .payments
+                .iter()
+                .any(|p| p.charge == charge)
+        })?;
+        Some((charge, user))
+    }
+
+    fn payment(&self, user: usize, charge: &str) -> crate::stripe::simulated::PaymentView {
+        self.sim
+            .portal_view(&self.users[user].portal)
+            .unwrap()
+            .payments
+            .into_iter()
+            .find(|p| p.charge == charge)
+            .unwrap()
+    }
+
+    /// The `nth` dispute and the portal of its customer.
+    fn dispute(&self, nth: usize) -> Option<(String, String)> {
+        if self.disputes.is_empty() {
+            return None;
+        }
+        let dispute = self.disputes[nth % self.disputes.len()].clone();
+        let portal = self.users.iter().find_map(|c| {
+            self.sim
+                .portal_view(&c.portal)
+                .unwrap()
+                .payments
+                .iter()
+                .any(|p| p.dispute.as_ref().is_some_and(|(id, _)| id == &dispute))
+                .then(|| c.portal.clone())
+        })?;
+        Some((dispute, portal))
+    }
+
+    async fn consume(&mut self, step: usize, user: usize, tokens: i64, key: Key) {
+        let (user, tokens, key, earlier) = match key {
+            Key::New => (user, tokens, format!("job-{}-{step}", self.nonce), None),
+            Key::Repeat { of } | Key::Changed { of } if !self.consumed.contains_key(&of) => return,
+            Key::Repeat { of } => {
+                let c = &self.consumed[&of];
+                (c.user, c.tokens, c.key.clone(), Some((of, false)))
+            }
+            Key::Changed { of } => {
+                let c = &self.consumed[&of];
+                (c.user, c.tokens + 1, c.key.clone(), Some((of, true)))
+            }
+        };
+        let posting = Posting::debit(
+            self.users[user].user,
+            Tokens::new(tokens).unwrap(),
+            Reason::parse("Usage").unwrap(),
+            IdempotencyKey::scoped("consume:history", &key).unwrap(),
+        );
+        let node = step % self.nodes.len();
+        let answer = self.bench.stores[node].post(posting).await;
+        // What the first call with this key was answered, if it took tokens.
+        let applied_before = self
+            .consumed
+            .values()
+            .find(|c| c.key == key && c.applied.is_some())
+            .and_then(|c| c.applied.map(|entry| (entry, c.tokens)));
+        let mut applied = None;
+        match (answer, applied_before, earlier) {
+            (Ok(posted), None, _) if !posted.replayed => {
+                if posted.entry.balance_after.get() < 0 {
+                    self.problems.push(format!(
+                        "a debit took user {user} below zero: {:?}",
+                        posted.entry
+                    ));
+                }
+                self.model.debited(user, tokens);
+                applied = Some(posted.entry.id.get());
+            }
+            // The key already took tokens: the same body is a replay of it, another a conflict.
+            (Ok(posted), Some((entry, taken)), Some(_))
+                if taken == tokens && posted.replayed && posted.entry.id.get() == entry => {}
+            (
+                Err(StoreError::Ledger(LedgerError::IdempotencyConflict { .. })),
+                Some((_, taken)),
+                Some(_),
+            ) if taken != tokens => {}
+            (Err(StoreError::Ledger(LedgerError::InsufficientTokens { .. })), None, _) => {}
+            (answer, before, earlier) => self.problems.push(format!(
+                "consume {key} ({tokens} tokens, {earlier:?}) answered {answer:?} after {before:?}"
+            )),
+        }
+        self.consumed.insert(
+            step,
+            Consumed {
+                user,
+                tokens,
+                key,
+                applied,
+            },
+        );
+    }
+
+    /// Delivers the picked events (and success pages) all at once.
+    async fn deliver(&mut self, picks: &[Pick]) {
+        let mut faulted = Vec::new();
+        let mut tasks = Vec::new();
+        for pick in picks {
+            match *pick {
+                Pick::Event {
+                    step,
+                    ordinal,
+                    node,
+                    copies,
+                    fault,
+                } => {
+                    let Some(event) = self.events.get(&(step, ordinal)).cloned() else {
+                        continue;
+                    };
+                    if fault {
+                        self.bench.faults.fail(&event.id).await;
+                        faulted.push(event.id.clone());
+                    }
+                    for _ in 0..copies.max(1) {
+                        let fulfilment = self.nodes[node % self.nodes.len()].clone();
+                        let payload = event.payload.clone();
+                        let tag = (step, ordinal);
+                        tasks.push(tokio::spawn(async move {
+                            let outcome = fulfilment.receive(&payload).await;
+                            (Some(tag), fault, outcome.map(Delivered::Event))
+                        }));
+                    }
+                }
+                Pick::SuccessPage { nth, node } => {
+                    if self.sessions.is_empty() {
+                        continue;
+                    }
+                    let (session, u, _) = self.sessions[nth % self.sessions.len()].clone();
+                    let fulfilment = self.nodes[node % self.nodes.len()].clone();
+                    let user = self.users[u].user;
+                    tasks.push(tokio::spawn(async move {
+                        let status = fulfilment.fulfil_checkout(&session, user).await;
+                        (None, false, status.map(|_| Delivered::Page))
+                    }));
+                }
+            }
+        }
+        for task in tasks {
+            let (tag, fault, outcome) = task.await.expect("a delivery task ended");
+            self.delivered_as(tag, fault, outcome);
+        }
+        if !faulted.is_empty() {
+            self.bench.faults.heal().await;
+        }
+    }
+
+    /// Keeps what a delivery came to: acknowledged events are Stripe's no longer to send.
+    fn delivered_as(
+        &mut self,
+        tag: Option<(usize, usize)>,
+        fault: bool,
+        outcome: Result<Delivered, FulfilmentError>,
+    ) {
+        match (tag, outcome) {
+            (Some(tag), Ok(Delivered::Event(outcome))) => {
+                if let Outcome::Failed(why) = &outcome {
+                    self.problems.push(format!(
+                        "event {:?} was refused: {why}",
+                        self.events[&tag].id
+                    ));
+                }
+                self.pending.remove(&tag);
+                self.delivered.insert(tag);
+            }
+            // Stripe sends it again later.
+            (Some(_), Err(_)) if fault => {}
+            (Some(tag), Err(error)) => self.problems.push(format!(
+                "delivering {} failed with no fault injected: {error}",
+                self.events[&tag].id
+            )),
+            (None, Ok(_)) => {}
+            (None, Err(error)) => self
+                .problems
+                .push(format!("a success page failed: {error}")),
+            (Some(_), Ok(Delivered::Page)) => unreachable!("a page is not an event"),
+        }
+    }
+
+    /// Stripe retries whatever was not acknowledged and sends some events again; the sweep
+    /// runs; then every balance is held against the model.
+    async fn finish(mut self, seed: u64) -> Result<u64, Vec<String>> {
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_f1a5);
+        for _ in 0..5 {
+            let mut pending: Vec<(usize, usize)> = self.pending.iter().copied().collect();
+            pending.shuffle(&mut rng);
+            for (step, ordinal) in pending {
+                let node = rng.random_range(0..self.nodes.len());
+                self.deliver(&[Pick::Event {
+                    step,
+                    ordinal,
+                    node,
+                    copies: 1,
+                    fault: false,
+                }])
+                .await;
+            }
+        }
+        let mut again: Vec<(usize, usize)> = self.delivered.iter().copied().collect();
+        again.shuffle(&mut rng);
+        // Sent again: applied before, or held back and acknowledged, it may apply now; it
+        // must never fail.
+        for tag in again.into_iter().take(5) {
+            let outcome = self.nodes[0].receive(&self.events[&tag].payload).await;
+            if !matches!(
+                outcome,
+                Ok(Outcome::AlreadyApplied | Outcome::Covered | Outcome::Deferred(_))
+                    | Ok(Outcome::Credited(_) | Outcome::Reversed(_))
+            ) {
+                self.problems.push(format!(
+                    "{} sent again after it was acknowledged: {outcome:?}",
+                    self.events[&tag].id
+                ));
+            }
+        }
+        if let Err(error) = self.nodes[1 % self.nodes.len()].release_held().await {
+            self.problems.push(format!("the sweep failed: {error}"));
+        }
+
+        let store = &self.bench.stores[0];
+        for (n, customer) in self.users.iter().enumerate() {
+            let balance = store.balance(customer.user).await.unwrap().get();
+            let expected = self.model.balance(n);
+            if balance != expected {
+                self.problems.push(format!(
+                    "user {n} has {balance} tokens; Stripe's side says {expected}"
+                ));
+            }
+        }
+        let mismatches = store.audit_balances().await.unwrap();
+        if !mismatches.is_empty() {
+            self.problems
+                .push(format!("balance != sum(ledger): {mismatches:?}"));
+        }
+        for event in self.events.values() {
+            match store.inbox_event(&event.id).await.unwrap() {
+                Some(stored) if stored.processed_at.is_some() => {}
+                stored => self.problems.push(format!(
+                    "{} was never applied: {:?}",
+                    event.id,
+                    stored.map(|s| (s.kind, s.detail, s.awaiting))
+                )),
+            }
+        }
+        if self.problems.is_empty() {
+            Ok(self.events.len() as u64)
+        } else {
+            Err(self.problems)
+        }
+    }
+}
+
+enum Delivered {
+    Event(Outcome),
+    Page,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// How many histories a run checks: `HISTORIES`, or a budget that fits the test command.
+    fn budget() -> (u64, u64) {
+        let count = std::env::var("HISTORIES")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(300);
+        let seed = std::env::var("HISTORY_SEED")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(rand::random::<u32>)
+            .into();
+        (seed, count)
+    }
+
+    async fn check(db: TestDb) {
+        let (seed, count) = budget();
+        let started = std::time::Instant::now();
+        match check_many(&db, seed, count, Settings::default()).await {
+            Ok(events) => eprintln!(
+                "{count} histories from seed {seed} on {}: {events} events, all as Stripe says, in {:.1?}",
+                db.backend().name(),
+                started.elapsed()
+            ),
+            Err(failure) => panic!("{failure}"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn histories_hold_on_sqlite() {
+        check(crate::testing::sqlite().await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn histories_hold_on_postgres() {
+        if let Some(db) = crate::testing::postgres().await {
+            check(db).await;
+        }
+    }
+}
