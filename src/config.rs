@@ -479,6 +479,23 @@ mod tests {
     }
 
     #[test]
+    fn a_trial_allowance_is_offered_only_when_set() {
+        assert_eq!(load(&[]).unwrap().trial_allowance, None);
+        assert_eq!(
+            load(&[("TRIAL_TOKENS", "0")]).unwrap().trial_allowance,
+            None
+        );
+        assert_eq!(
+            load(&[("TRIAL_TOKENS", "500")]).unwrap().trial_allowance,
+            Some(Tokens::new(500).unwrap())
+        );
+        for bad in ["-5", "lots", "1e3", "2000000000"] {
+            let err = load(&[("TRIAL_TOKENS", bad)]).unwrap_err();
+            assert_eq!(err.var, "TRIAL_TOKENS", "{bad}");
+        }
+    }
+
+    #[test]
     fn production_requires_the_public_origin() {
         let err = load(&[("APP_ENV", "production")]).unwrap_err();
         assert_eq!(err.var, "SITE_URL");
