@@ -5,9 +5,11 @@
 //! endpoint; this module does no HTTP. Refused in production by the settings.
 //!
 //! One file a room: [`objects`] (what the account holds), [`json`] (how Stripe writes it),
-//! [`checkout`], [`subscriptions`] and [`payments`] (what customers and banks do), and
-//! [`gateway`] (what the app asks of Stripe).
+//! [`checkout`], [`subscriptions`] and [`payments`] (what customers and banks do),
+//! [`gateway`] (what the app asks of Stripe, in process) and [`api`] (the same, as Stripe's
+//! REST API answers it, for a stand-in over HTTP).
 
+mod api;
 mod checkout;
 mod gateway;
 mod json;
@@ -26,6 +28,7 @@ use rand::RngCore;
 use serde_json::Value;
 use url::Url;
 
+pub use api::ApiAnswer;
 pub use json::{API_VERSION, ApiShape};
 pub use objects::{DisputeStatus, PayMethod};
 

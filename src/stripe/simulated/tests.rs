@@ -397,3 +397,69 @@ async fn a_refused_action_changes_nothing() {
     assert_eq!(view.payments[0].refunds[0].status, RefundStatus::Succeeded);
     assert!(a.sim.fail_refund(&portal, &refund).is_ok());
 }
+
+/// What the API stand-in answers must be what async-stripe itself parses (every field it
+/// requires, of the types it requires), or the live gateway would fail against Stripe too.
+fn parses<T: miniserde::Deserialize>(answer: &ApiAnswer) -> T {
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    miniserde::json::from_str(&answer.body.to_string())
+        .unwrap_or_else(|_| panic!("async-stripe cannot read {}", answer.body))
+}
+
+#[tokio::test]
+async fn the_api_answers_as_stripe_does_and_async_stripe_reads_it() {
+    let a = account().await;
+    let pack = a.checkout("price_medium", ProductKind::Pack).await;
+    a.sim.pay(&pack, PayMethod::Card).unwrap();
+    let session: stripe_shared::CheckoutSession =
+        parses(&a.sim.api_get(&format!("/v1/checkout/sessions/{pack}"), &[]));
+    assert_eq!(session.id.as_str(), pack);
+    assert_eq!(session.payment_status.as_str(), "paid");
+    assert_eq!(session.client_reference_id.as_deref(), Some("7"));
+    assert_eq!(session.amount_total, Some(4000));
+
+    let limit = [("limit".to_owned(), "100".to_owned())];
+    let items: stripe_types::List<stripe_shared::CheckoutSessionItem> = parses(
+        &a.sim
+            .api_get(&format!("/v1/checkout/sessions/{pack}/line_items"), &limit),
+    );
+    assert_eq!(items.data.len(), 1);
+    let price = items.data[0].price.as_ref().unwrap();
+    assert_eq!(price.id.as_str(), "price_medium");
+    assert_eq!(items.data[0].quantity, Some(1));
+
+    // A subscription's payment is found through Stripe's invoice payments.
+    let plan = a.checkout("price_starter", ProductKind::Subscription).await;
+    let (_, emitted) = a.sim.pay(&plan, PayMethod::Card).unwrap();
+    let invoice = object(&emitted.now[1])["data"]["object"]["id"].as_str().unwrap().to_owned();
+    let portal = a.portal().await;
+    let charge = a.sim.portal_view(&portal).unwrap().payments[1].charge.clone();
+    let pi = a.sim.charge_refunds(&charge).await.unwrap().payment_intent.unwrap();
+    let query = [
+        ("payment[type]".to_owned(), "payment_intent".to_owned()),
+        ("payment[payment_intent]".to_owned(), pi),
+        ("limit".to_owned(), "1".to_owned()),
+    ];
+    let payments: stripe_types::List<stripe_shared::InvoicePayment> =
+        parses(&a.sim.api_get("/v1/invoice_payments", &query));
+    assert_eq!(payments.data.len(), 1);
+    assert_eq!(
+        payments.data[0].invoice.id().as_ref().map(|i| i.as_str()),
+        Some(invoice.as_str())
+    );
+
+    let price: stripe_shared::Price = parses(&a.sim.api_get("/v1/prices/price_small", &[]));
+    assert_eq!(price.unit_amount, Some(1000));
+
+    // Stripe's refusals: a parameter it does not know, an object that does not exist.
+    let unknown = a.sim.api_get(
+        "/v1/events",
+        &[("0[0]".to_owned(), "created%5Bgte%5D".to_owned())],
+    );
+    assert_eq!(unknown.status, 400);
+    assert_eq!(unknown.body["error"]["message"], "Received unknown parameter: 0[0]");
+    let missing = a.sim.api_get("/v1/charges/ch_nope", &[]);
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.body["error"]["code"], "resource_missing");
+    assert_eq!(a.sim.api_get("/v1/customers/../../x", &[]).status, 404);
+}

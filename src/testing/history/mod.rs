@@ -17,6 +17,7 @@
 //! still fails; the seed replays the original.
 
 pub mod model;
+pub mod nodes;
 pub mod steps;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -30,17 +31,15 @@ use rand::{Rng, SeedableRng};
 use url::Url;
 
 use self::model::{Dispute, Model, PLAN_TOKENS};
+use self::nodes::{Cluster, Consumed, Heard, InProcess, Node};
 use self::steps::{Act, Key, Known, Pick, Step};
 use super::{Faults, TestDb};
 use crate::catalog::Catalog;
 use crate::clock::ManualClock;
 use crate::config::PriceIds;
-use crate::domain::{
-    Email, IdempotencyKey, ProductId, Reason, Role, Timestamp, TokenDelta, Tokens, UserId,
-};
-use crate::fulfilment::{Fulfilment, FulfilmentError, Outcome};
-use crate::ledger::{LedgerError, Posting};
-use crate::store::{NewUser, SqlStore, Store, StoreError};
+use crate::domain::{Email, IdempotencyKey, ProductId, Reason, Role, Timestamp, TokenDelta};
+use crate::ledger::Posting;
+use crate::store::{NewUser, SqlStore, Store};
 use crate::stripe::gateway::{CheckoutRequest, ListedEvent, StripeGateway};
 use crate::stripe::simulated::{DisputeStatus, PayMethod, Simulator};
 
@@ -93,14 +92,38 @@ impl fmt::Display for Failure {
     }
 }
 
-/// Runs `count` histories from `first_seed` on, each on users of its own in `db`.
+/// Runs `count` histories from `first_seed` on, each on users of its own in `db`, delivered
+/// to two nodes in this process.
 pub async fn check_many(
     db: &TestDb,
     first_seed: u64,
     count: u64,
     settings: Settings,
 ) -> Result<u64, Box<Failure>> {
-    let bench = Bench::install(db).await;
+    let cluster = InProcess {
+        stores: vec![db.store.clone(), db.another_node().await],
+        catalog: Catalog::from_prices(&prices()),
+    };
+    check_many_on(db.store.clone(), &cluster, None, first_seed, count, settings).await
+}
+
+/// As [`check_many`], delivered to the nodes of `cluster`; `store` is the database they
+/// share, and every user gets `password_hash` (for nodes that need users to log in).
+pub async fn check_many_on(
+    store: Arc<SqlStore>,
+    cluster: &dyn Cluster,
+    password_hash: Option<String>,
+    first_seed: u64,
+    count: u64,
+    settings: Settings,
+) -> Result<u64, Box<Failure>> {
+    let bench = Bench {
+        faults: Faults::install(&store).await,
+        store,
+        cluster,
+        password_hash,
+        runs: Default::default(),
+    };
     let mut events = 0;
     for seed in first_seed..first_seed + count {
         match bench.run(seed, settings, None).await {
@@ -112,16 +135,17 @@ pub async fn check_many(
 }
 
 /// What every history on one database shares.
-struct Bench {
-    stores: Vec<Arc<SqlStore>>,
+struct Bench<'c> {
+    store: Arc<SqlStore>,
+    cluster: &'c dyn Cluster,
+    password_hash: Option<String>,
     faults: Faults,
     /// Tells the histories' users apart.
     runs: std::sync::atomic::AtomicU64,
 }
 
-const NODES: usize = 2;
-
-fn prices() -> PriceIds {
+/// The catalog's simulated price ids, which the simulated Stripe sells and the nodes know.
+pub fn prices() -> PriceIds {
     PriceIds {
         tokens_small: "price_sim_tokens_small".into(),
         tokens_medium: "price_sim_tokens_medium".into(),
@@ -130,19 +154,7 @@ fn prices() -> PriceIds {
     }
 }
 
-impl Bench {
-    async fn install(db: &TestDb) -> Self {
-        let mut stores = vec![db.store.clone()];
-        for _ in 1..NODES {
-            stores.push(db.another_node().await);
-        }
-        Self {
-            faults: Faults::install(&db.store).await,
-            stores,
-            runs: Default::default(),
-        }
-    }
-
+impl Bench<'_> {
     /// Draws and runs the history of `seed` (or runs `only` those of its steps); answers how
     /// many events it sent, or what went wrong.
     async fn run(
@@ -219,7 +231,8 @@ impl Bench {
 
 /// A user of a history, as the app and Stripe know them.
 struct Customer {
-    user: UserId,
+    user: crate::domain::UserId,
+    email: Email,
     customer: String,
     portal: String,
 }
@@ -235,7 +248,7 @@ struct Plan {
 }
 
 /// A consume call as it was answered.
-struct Consumed {
+struct ConsumeCall {
     user: usize,
     tokens: i64,
     key: String,
@@ -244,14 +257,14 @@ struct Consumed {
 
 /// One history being run.
 struct Run<'a> {
-    bench: &'a Bench,
+    bench: &'a Bench<'a>,
     /// Tells this run's keys from other runs' on the same database.
     nonce: u64,
     sim: Arc<Simulator>,
     clock: ManualClock,
-    nodes: Vec<Arc<Fulfilment>>,
+    nodes: Vec<Arc<dyn Node>>,
     users: Vec<Customer>,
-    admin: UserId,
+    admin: crate::domain::UserId,
     trial: Option<i64>,
     model: Model,
     /// Checkout sessions: id, user, and how they are paid.
@@ -262,7 +275,7 @@ struct Run<'a> {
     refunds: Vec<String>,
     disputes: Vec<String>,
     plans: Vec<Plan>,
-    consumed: BTreeMap<usize, Consumed>,
+    consumed: BTreeMap<usize, ConsumeCall>,
     /// Events by the step that made them and their place among its events.
     events: BTreeMap<(usize, usize), ListedEvent>,
     pending: BTreeSet<(usize, usize)>,
@@ -272,7 +285,7 @@ struct Run<'a> {
 }
 
 impl<'a> Run<'a> {
-    async fn start(bench: &'a Bench, seed: u64, settings: Settings) -> Self {
+    async fn start(bench: &'a Bench<'a>, seed: u64, settings: Settings) -> Self {
         let run = bench
             .runs
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -288,17 +301,9 @@ impl<'a> Run<'a> {
             )
             .with_clock(Arc::new(clock.clone())),
         );
-        let trial = seed.is_multiple_of(3).then_some(500);
-        let catalog = Arc::new(
-            Catalog::from_prices(&prices())
-                .with_trial_allowance(trial.map(|t| Tokens::new(t).unwrap())),
-        );
-        let nodes = bench
-            .stores
-            .iter()
-            .map(|store| Arc::new(Fulfilment::new(store.clone(), sim.clone(), catalog.clone())))
-            .collect();
-        let store = &bench.stores[0];
+        let trial = bench.cluster.trial_allowance(seed);
+        let nodes = bench.cluster.nodes(sim.clone(), trial).await;
+        let store = &bench.store;
         let admin = store
             .create_user(NewUser {
                 email: Email::parse(&format!("admin-{seed}-{run}@example.com")).unwrap(),
@@ -313,7 +318,7 @@ impl<'a> Run<'a> {
             let user = store
                 .create_user(NewUser {
                     email: Email::parse(&format!("u{n}-{seed}-{run}@example.com")).unwrap(),
-                    password_hash: None,
+                    password_hash: bench.password_hash.clone(),
                     role: Role::User,
                 })
                 .await
@@ -326,6 +331,7 @@ impl<'a> Run<'a> {
                 .unwrap();
             users.push(Customer {
                 user: user.id,
+                email: user.email,
                 customer,
                 portal: portal.path().rsplit('/').next().unwrap().to_owned(),
             });
@@ -338,7 +344,7 @@ impl<'a> Run<'a> {
             nodes,
             users,
             admin,
-            trial,
+            trial: trial.map(|t| t.get()),
             model: Model::default(),
             sessions: Vec::new(),
             settling: Vec::new(),
@@ -684,7 +690,7 @@ impl<'a> Run<'a> {
                         .unwrap(),
                     self.admin,
                 );
-                match self.bench.stores[0].post(posting).await {
+                match self.bench.store.post(posting).await {
                     Ok(_) => self.model.credited(u, tokens),
                     Err(e) => self.problems.push(format!("an admin credit failed: {e}")),
                 }
@@ -752,14 +758,10 @@ impl<'a> Run<'a> {
                 (c.user, c.tokens + 1, c.key.clone(), Some((of, true)))
             }
         };
-        let posting = Posting::debit(
-            self.users[user].user,
-            Tokens::new(tokens).unwrap(),
-            Reason::parse("Usage").unwrap(),
-            IdempotencyKey::scoped("consume:history", &key).unwrap(),
-        );
         let node = step % self.nodes.len();
-        let answer = self.bench.stores[node].post(posting).await;
+        let answer = self.nodes[node]
+            .consume(self.users[user].user, tokens, &key)
+            .await;
         // What the first call with this key was answered, if it took tokens.
         let applied_before = self
             .consumed
@@ -768,32 +770,42 @@ impl<'a> Run<'a> {
             .and_then(|c| c.applied.map(|entry| (entry, c.tokens)));
         let mut applied = None;
         match (answer, applied_before, earlier) {
-            (Ok(posted), None, _) if !posted.replayed => {
-                if posted.entry.balance_after.get() < 0 {
+            (
+                Consumed::Applied {
+                    entry,
+                    replayed: false,
+                    balance,
+                },
+                None,
+                _,
+            ) => {
+                if balance < 0 {
                     self.problems.push(format!(
-                        "a debit took user {user} below zero: {:?}",
-                        posted.entry
+                        "a debit took user {user} below zero: entry {entry}, balance {balance}"
                     ));
                 }
                 self.model.debited(user, tokens);
-                applied = Some(posted.entry.id.get());
+                applied = Some(entry);
             }
             // The key already took tokens: the same body is a replay of it, another a conflict.
-            (Ok(posted), Some((entry, taken)), Some(_))
-                if taken == tokens && posted.replayed && posted.entry.id.get() == entry => {}
             (
-                Err(StoreError::Ledger(LedgerError::IdempotencyConflict { .. })),
-                Some((_, taken)),
+                Consumed::Applied {
+                    entry,
+                    replayed: true,
+                    ..
+                },
+                Some((first, taken)),
                 Some(_),
-            ) if taken != tokens => {}
-            (Err(StoreError::Ledger(LedgerError::InsufficientTokens { .. })), None, _) => {}
+            ) if taken == tokens && entry == first => {}
+            (Consumed::Conflict, Some((_, taken)), Some(_)) if taken != tokens => {}
+            (Consumed::Insufficient, None, _) => {}
             (answer, before, earlier) => self.problems.push(format!(
                 "consume {key} ({tokens} tokens, {earlier:?}) answered {answer:?} after {before:?}"
             )),
         }
         self.consumed.insert(
             step,
-            Consumed {
+            ConsumeCall {
                 user,
                 tokens,
                 key,
@@ -823,12 +835,11 @@ impl<'a> Run<'a> {
                         faulted.push(event.id.clone());
                     }
                     for _ in 0..copies.max(1) {
-                        let fulfilment = self.nodes[node % self.nodes.len()].clone();
+                        let node = self.nodes[node % self.nodes.len()].clone();
                         let payload = event.payload.clone();
                         let tag = (step, ordinal);
                         tasks.push(tokio::spawn(async move {
-                            let outcome = fulfilment.receive(&payload).await;
-                            (Some(tag), fault, outcome.map(Delivered::Event))
+                            (Some(tag), fault, Ok(node.deliver(&payload).await))
                         }));
                     }
                 }
@@ -837,11 +848,11 @@ impl<'a> Run<'a> {
                         continue;
                     }
                     let (session, u, _) = self.sessions[nth % self.sessions.len()].clone();
-                    let fulfilment = self.nodes[node % self.nodes.len()].clone();
-                    let user = self.users[u].user;
+                    let node = self.nodes[node % self.nodes.len()].clone();
+                    let (user, email) = (self.users[u].user, self.users[u].email.clone());
                     tasks.push(tokio::spawn(async move {
-                        let status = fulfilment.fulfil_checkout(&session, user).await;
-                        (None, false, status.map(|_| Delivered::Page))
+                        let page = node.success_page(&session, user, &email).await;
+                        (None, false, page.map(|()| Heard::Acknowledged("page".into())))
                     }));
                 }
             }
@@ -860,13 +871,13 @@ impl<'a> Run<'a> {
         &mut self,
         tag: Option<(usize, usize)>,
         fault: bool,
-        outcome: Result<Delivered, FulfilmentError>,
+        heard: Result<Heard, String>,
     ) {
-        match (tag, outcome) {
-            (Some(tag), Ok(Delivered::Event(outcome))) => {
-                if let Outcome::Failed(why) = &outcome {
+        match (tag, heard) {
+            (Some(tag), Ok(Heard::Acknowledged(outcome))) => {
+                if outcome == "failed" {
                     self.problems.push(format!(
-                        "event {:?} was refused: {why}",
+                        "event {} was refused as it stands",
                         self.events[&tag].id
                     ));
                 }
@@ -874,16 +885,21 @@ impl<'a> Run<'a> {
                 self.delivered.insert(tag);
             }
             // Stripe sends it again later.
-            (Some(_), Err(_)) if fault => {}
-            (Some(tag), Err(error)) => self.problems.push(format!(
+            (Some(_), Ok(Heard::NotAcknowledged(_))) if fault => {}
+            (Some(tag), Ok(Heard::NotAcknowledged(error))) => self.problems.push(format!(
                 "delivering {} failed with no fault injected: {error}",
                 self.events[&tag].id
             )),
             (None, Ok(_)) => {}
-            (None, Err(error)) => self
+            (_, Err(error)) => self
                 .problems
                 .push(format!("a success page failed: {error}")),
-            (Some(_), Ok(Delivered::Page)) => unreachable!("a page is not an event"),
+        }
+    }
+
+    async fn sweep(&mut self) {
+        if let Err(error) = self.nodes[1 % self.nodes.len()].sweep().await {
+            self.problems.push(format!("the sweep failed: {error}"));
         }
     }
 
@@ -911,23 +927,18 @@ impl<'a> Run<'a> {
         // Sent again: applied before, or held back and acknowledged, it may apply now; it
         // must never fail.
         for tag in again.into_iter().take(5) {
-            let outcome = self.nodes[0].receive(&self.events[&tag].payload).await;
-            if !matches!(
-                outcome,
-                Ok(Outcome::AlreadyApplied | Outcome::Covered | Outcome::Deferred(_))
-                    | Ok(Outcome::Credited(_) | Outcome::Reversed(_))
-            ) {
+            let heard = self.nodes[0].deliver(&self.events[&tag].payload).await;
+            let fine = matches!(&heard, Heard::Acknowledged(outcome) if outcome != "failed");
+            if !fine {
                 self.problems.push(format!(
-                    "{} sent again after it was acknowledged: {outcome:?}",
+                    "{} sent again after it was acknowledged: {heard:?}",
                     self.events[&tag].id
                 ));
             }
         }
-        if let Err(error) = self.nodes[1 % self.nodes.len()].release_held().await {
-            self.problems.push(format!("the sweep failed: {error}"));
-        }
+        self.sweep().await;
 
-        let store = &self.bench.stores[0];
+        let store = &self.bench.store;
         for (n, customer) in self.users.iter().enumerate() {
             let balance = store.balance(customer.user).await.unwrap().get();
             let expected = self.model.balance(n);
@@ -960,10 +971,6 @@ impl<'a> Run<'a> {
     }
 }
 
-enum Delivered {
-    Event(Outcome),
-    Page,
-}
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,190 @@
+//! Stripe's REST API, answered from the simulated account: what a stand-in at
+//! `STRIPE_API_BASE` serves, so that the live gateway (and async-stripe's typed parsing) can
+//! run against the simulator. Reads only; objects written field for field as Stripe writes
+//! them, lists paged as Stripe pages them (newest first, `limit`, `starting_after`), and
+//! Stripe's errors: an unknown parameter is a 400 naming it, an unknown object a 404.
+
+use serde_json::{Value, json};
+
+use super::objects::State;
+use super::{Simulator, json as stripe_json};
+
+/// A status and a JSON body, as Stripe would answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiAnswer {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl ApiAnswer {
+    fn ok(body: Value) -> Self {
+        Self { status: 200, body }
+    }
+
+    fn error(status: u16, message: String, param: Option<&str>) -> Self {
+        let mut error = json!({ "type": "invalid_request_error", "message": message });
+        if let Some(param) = param {
+            error["param"] = param.into();
+        }
+        if status == 404 {
+            error["code"] = "resource_missing".into();
+        }
+        Self {
+            status,
+            body: json!({ "error": error }),
+        }
+    }
+}
+
+type Params<'a> = &'a [(String, String)];
+
+fn param<'a>(params: Params<'a>, name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn only(params: Params<'_>, allowed: &[&str]) -> Result<(), ApiAnswer> {
+    match params.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
+        Some((name, _)) => Err(ApiAnswer::error(
+            400,
+            format!("Received unknown parameter: {name}"),
+            Some(name),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn no_such(what: &str, id: &str) -> ApiAnswer {
+    ApiAnswer::error(404, format!("No such {what}: '{id}'"), Some("id"))
+}
+
+/// A page of `newest_first`, as Stripe pages lists.
+fn page(url: &str, newest_first: Vec<Value>, params: Params<'_>) -> ApiAnswer {
+    let limit = match param(params, "limit").map(str::parse::<usize>) {
+        None => 10,
+        Some(Ok(n @ 1..=100)) => n,
+        Some(_) => {
+            return ApiAnswer::error(
+                400,
+                "Invalid limit: must be between 1 and 100".into(),
+                Some("limit"),
+            );
+        }
+    };
+    let start = match param(params, "starting_after") {
+        None => 0,
+        Some(after) => match newest_first.iter().position(|o| o["id"] == after) {
+            Some(at) => at + 1,
+            None => return no_such("object", after),
+        },
+    };
+    let data: Vec<Value> = newest_first.iter().skip(start).take(limit).cloned().collect();
+    let has_more = start + data.len() < newest_first.len();
+    ApiAnswer::ok(json!({ "object": "list", "url": url, "has_more": has_more, "data": data }))
+}
+
+impl Simulator {
+    /// Answers `GET {path}?{params}` as Stripe's API would, from the account's state.
+    pub fn api_get(&self, path: &str, params: Params<'_>) -> ApiAnswer {
+        let state = self.state();
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let answer = match segments.as_slice() {
+            ["v1", "checkout", "sessions", id] => only(params, &["expand[]"]).and_then(|()| {
+                let s = state.sessions.get(*id).ok_or_else(|| no_such("checkout.session", id))?;
+                Ok(ApiAnswer::ok(stripe_json::session(s)))
+            }),
+            ["v1", "checkout", "sessions", id, "line_items"] => {
+                only(params, &["limit", "starting_after"]).and_then(|()| {
+                    let s = state.sessions.get(*id).ok_or_else(|| no_such("checkout.session", id))?;
+                    Ok(page(
+                        &format!("/v1/checkout/sessions/{id}/line_items"),
+                        vec![stripe_json::line_item(s)],
+                        params,
+                    ))
+                })
+            }
+            ["v1", "invoice_payments"] => only(
+                params,
+                &["payment[type]", "payment[payment_intent]", "invoice", "limit", "starting_after"],
+            )
+            .map(|()| invoice_payments(&state, params)),
+            ["v1", "charges", id] => only(params, &["expand[]"]).and_then(|()| {
+                let c = state.charge(id).ok_or_else(|| no_such("charge", id))?;
+                let disputed = state.dispute_of(id).is_some();
+                Ok(ApiAnswer::ok(stripe_json::charge(c, state.refunded(id), disputed)))
+            }),
+            ["v1", "refunds"] => only(params, &["charge", "payment_intent", "limit", "starting_after"])
+                .map(|()| {
+                    let refunds = state
+                        .refunds
+                        .iter()
+                        .rev()
+                        .filter(|r| param(params, "charge").is_none_or(|c| r.charge == c))
+                        .filter(|r| {
+                            param(params, "payment_intent").is_none_or(|p| r.payment_intent == p)
+                        })
+                        .map(|r| {
+                            let currency = state
+                                .charge(&r.charge)
+                                .map_or("usd".to_owned(), |c| c.amount.currency().as_str().to_owned());
+                            stripe_json::refund(r, &currency)
+                        })
+                        .collect();
+                    page("/v1/refunds", refunds, params)
+                }),
+            ["v1", "subscriptions", id] => only(params, &["expand[]"]).and_then(|()| {
+                let s = state.subscriptions.get(*id).ok_or_else(|| no_such("subscription", id))?;
+                Ok(ApiAnswer::ok(stripe_json::subscription(s)))
+            }),
+            ["v1", "prices", id] => only(params, &["expand[]"]).and_then(|()| {
+                let product = self.prices.get(*id).ok_or_else(|| no_such("price", id))?;
+                Ok(ApiAnswer::ok(stripe_json::price_object(id, *product, 0)))
+            }),
+            ["v1", "events"] => only(
+                params,
+                &["created[gte]", "created[gt]", "created[lte]", "created[lt]", "limit", "starting_after", "type"],
+            )
+            .map(|()| events(&state, params)),
+            _ => Err(ApiAnswer::error(
+                404,
+                format!("Unrecognized request URL (GET: {path})."),
+                None,
+            )),
+        };
+        answer.unwrap_or_else(|refused| refused)
+    }
+}
+
+fn invoice_payments(state: &State, params: Params<'_>) -> ApiAnswer {
+    let payment_intent = param(params, "payment[payment_intent]");
+    let payments = state
+        .charges
+        .iter()
+        .rev()
+        .filter_map(|c| Some((c, c.invoice.as_deref()?)))
+        .filter(|(c, _)| payment_intent.is_none_or(|pi| c.payment_intent == pi))
+        .filter(|(_, invoice)| param(params, "invoice").is_none_or(|i| *invoice == i))
+        .map(|(c, invoice)| stripe_json::invoice_payment(c, invoice))
+        .collect();
+    page("/v1/invoice_payments", payments, params)
+}
+
+fn events(state: &State, params: Params<'_>) -> ApiAnswer {
+    let bound = |name: &str| param(params, name).and_then(|v| v.parse::<i64>().ok());
+    let events = state
+        .log
+        .iter()
+        .rev()
+        .filter(|(at, _)| {
+            bound("created[gte]").is_none_or(|b| *at >= b)
+                && bound("created[gt]").is_none_or(|b| *at > b)
+                && bound("created[lte]").is_none_or(|b| *at <= b)
+                && bound("created[lt]").is_none_or(|b| *at < b)
+        })
+        .map(|(_, e)| serde_json::from_str::<Value>(&e.payload).expect("events are JSON"))
+        .filter(|e| param(params, "type").is_none_or(|t| e["type"] == t))
+        .collect();
+    page("/v1/events", events, params)
+}
