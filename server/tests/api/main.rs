@@ -14,6 +14,7 @@ mod cli;
 mod consume;
 mod faults;
 mod health;
+mod histories;
 mod ledger;
 mod nodes;
 mod pages;

@@ -80,7 +80,12 @@ fn page(url: &str, newest_first: Vec<Value>, params: Params<'_>) -> ApiAnswer {
             None => return no_such("object", after),
         },
     };
-    let data: Vec<Value> = newest_first.iter().skip(start).take(limit).cloned().collect();
+    let data: Vec<Value> = newest_first
+        .iter()
+        .skip(start)
+        .take(limit)
+        .cloned()
+        .collect();
     let has_more = start + data.len() < newest_first.len();
     ApiAnswer::ok(json!({ "object": "list", "url": url, "has_more": has_more, "data": data }))
 }
@@ -92,12 +97,18 @@ impl Simulator {
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         let answer = match segments.as_slice() {
             ["v1", "checkout", "sessions", id] => only(params, &["expand[]"]).and_then(|()| {
-                let s = state.sessions.get(*id).ok_or_else(|| no_such("checkout.session", id))?;
+                let s = state
+                    .sessions
+                    .get(*id)
+                    .ok_or_else(|| no_such("checkout.session", id))?;
                 Ok(ApiAnswer::ok(stripe_json::session(s)))
             }),
             ["v1", "checkout", "sessions", id, "line_items"] => {
                 only(params, &["limit", "starting_after"]).and_then(|()| {
-                    let s = state.sessions.get(*id).ok_or_else(|| no_such("checkout.session", id))?;
+                    let s = state
+                        .sessions
+                        .get(*id)
+                        .ok_or_else(|| no_such("checkout.session", id))?;
                     Ok(page(
                         &format!("/v1/checkout/sessions/{id}/line_items"),
                         vec![stripe_json::line_item(s)],
@@ -107,35 +118,51 @@ impl Simulator {
             }
             ["v1", "invoice_payments"] => only(
                 params,
-                &["payment[type]", "payment[payment_intent]", "invoice", "limit", "starting_after"],
+                &[
+                    "payment[type]",
+                    "payment[payment_intent]",
+                    "invoice",
+                    "limit",
+                    "starting_after",
+                ],
             )
             .map(|()| invoice_payments(&state, params)),
             ["v1", "charges", id] => only(params, &["expand[]"]).and_then(|()| {
                 let c = state.charge(id).ok_or_else(|| no_such("charge", id))?;
                 let disputed = state.dispute_of(id).is_some();
-                Ok(ApiAnswer::ok(stripe_json::charge(c, state.refunded(id), disputed)))
+                Ok(ApiAnswer::ok(stripe_json::charge(
+                    c,
+                    state.refunded(id),
+                    disputed,
+                )))
             }),
-            ["v1", "refunds"] => only(params, &["charge", "payment_intent", "limit", "starting_after"])
-                .map(|()| {
-                    let refunds = state
-                        .refunds
-                        .iter()
-                        .rev()
-                        .filter(|r| param(params, "charge").is_none_or(|c| r.charge == c))
-                        .filter(|r| {
-                            param(params, "payment_intent").is_none_or(|p| r.payment_intent == p)
-                        })
-                        .map(|r| {
-                            let currency = state
-                                .charge(&r.charge)
-                                .map_or("usd".to_owned(), |c| c.amount.currency().as_str().to_owned());
-                            stripe_json::refund(r, &currency)
-                        })
-                        .collect();
-                    page("/v1/refunds", refunds, params)
-                }),
+            ["v1", "refunds"] => only(
+                params,
+                &["charge", "payment_intent", "limit", "starting_after"],
+            )
+            .map(|()| {
+                let refunds = state
+                    .refunds
+                    .iter()
+                    .rev()
+                    .filter(|r| param(params, "charge").is_none_or(|c| r.charge == c))
+                    .filter(|r| {
+                        param(params, "payment_intent").is_none_or(|p| r.payment_intent == p)
+                    })
+                    .map(|r| {
+                        let currency = state.charge(&r.charge).map_or("usd".to_owned(), |c| {
+                            c.amount.currency().as_str().to_owned()
+                        });
+                        stripe_json::refund(r, &currency)
+                    })
+                    .collect();
+                page("/v1/refunds", refunds, params)
+            }),
             ["v1", "subscriptions", id] => only(params, &["expand[]"]).and_then(|()| {
-                let s = state.subscriptions.get(*id).ok_or_else(|| no_such("subscription", id))?;
+                let s = state
+                    .subscriptions
+                    .get(*id)
+                    .ok_or_else(|| no_such("subscription", id))?;
                 Ok(ApiAnswer::ok(stripe_json::subscription(s)))
             }),
             ["v1", "prices", id] => only(params, &["expand[]"]).and_then(|()| {
@@ -144,7 +171,15 @@ impl Simulator {
             }),
             ["v1", "events"] => only(
                 params,
-                &["created[gte]", "created[gt]", "created[lte]", "created[lt]", "limit", "starting_after", "type"],
+                &[
+                    "created[gte]",
+                    "created[gt]",
+                    "created[lte]",
+                    "created[lt]",
+                    "limit",
+                    "starting_after",
+                    "type",
+                ],
             )
             .map(|()| events(&state, params)),
             _ => Err(ApiAnswer::error(

@@ -431,10 +431,21 @@ async fn the_api_answers_as_stripe_does_and_async_stripe_reads_it() {
     // A subscription's payment is found through Stripe's invoice payments.
     let plan = a.checkout("price_starter", ProductKind::Subscription).await;
     let (_, emitted) = a.sim.pay(&plan, PayMethod::Card).unwrap();
-    let invoice = object(&emitted.now[1])["data"]["object"]["id"].as_str().unwrap().to_owned();
+    let invoice = object(&emitted.now[1])["data"]["object"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let portal = a.portal().await;
-    let charge = a.sim.portal_view(&portal).unwrap().payments[1].charge.clone();
-    let pi = a.sim.charge_refunds(&charge).await.unwrap().payment_intent.unwrap();
+    let charge = a.sim.portal_view(&portal).unwrap().payments[1]
+        .charge
+        .clone();
+    let pi = a
+        .sim
+        .charge_refunds(&charge)
+        .await
+        .unwrap()
+        .payment_intent
+        .unwrap();
     let query = [
         ("payment[type]".to_owned(), "payment_intent".to_owned()),
         ("payment[payment_intent]".to_owned(), pi),
@@ -457,7 +468,10 @@ async fn the_api_answers_as_stripe_does_and_async_stripe_reads_it() {
         &[("0[0]".to_owned(), "created%5Bgte%5D".to_owned())],
     );
     assert_eq!(unknown.status, 400);
-    assert_eq!(unknown.body["error"]["message"], "Received unknown parameter: 0[0]");
+    assert_eq!(
+        unknown.body["error"]["message"],
+        "Received unknown parameter: 0[0]"
+    );
     let missing = a.sim.api_get("/v1/charges/ch_nope", &[]);
     assert_eq!(missing.status, 404);
     assert_eq!(missing.body["error"]["code"], "resource_missing");

@@ -104,7 +104,15 @@ pub async fn check_many(
         stores: vec![db.store.clone(), db.another_node().await],
         catalog: Catalog::from_prices(&prices()),
     };
-    check_many_on(db.store.clone(), &cluster, None, first_seed, count, settings).await
+    check_many_on(
+        db.store.clone(),
+        &cluster,
+        None,
+        first_seed,
+        count,
+        settings,
+    )
+    .await
 }
 
 /// As [`check_many`], delivered to the nodes of `cluster`; `store` is the database they
@@ -852,7 +860,11 @@ impl<'a> Run<'a> {
                     let (user, email) = (self.users[u].user, self.users[u].email.clone());
                     tasks.push(tokio::spawn(async move {
                         let page = node.success_page(&session, user, &email).await;
-                        (None, false, page.map(|()| Heard::Acknowledged("page".into())))
+                        (
+                            None,
+                            false,
+                            page.map(|()| Heard::Acknowledged("page".into())),
+                        )
                     }));
                 }
             }
@@ -970,7 +982,6 @@ impl<'a> Run<'a> {
         }
     }
 }
-
 
 #[cfg(test)]
 mod tests {

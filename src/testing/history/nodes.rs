@@ -81,7 +81,8 @@ impl Cluster for InProcess {
     }
 
     fn trial_allowance(&self, seed: u64) -> Option<Tokens> {
-        seed.is_multiple_of(3).then(|| Tokens::new(500).expect("in range"))
+        seed.is_multiple_of(3)
+            .then(|| Tokens::new(500).expect("in range"))
     }
 }
 

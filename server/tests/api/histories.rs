@@ -1,0 +1,310 @@
+//! The history checker against two server processes on one PostgreSQL: webhooks signed and
+//! delivered over HTTP, success pages and consume calls through the real routes, and the
+//! servers' live gateway asking a stand-in for Stripe's API that answers from the history's
+//! simulated Stripe (so line items, refunds and invoice payments are what Stripe would say).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use async_trait::async_trait;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use billing::api_key::{NewApiKey, SCOPE_CONSUME};
+use billing::catalog::Catalog;
+use billing::config::{DatabaseTarget, Secret};
+use billing::domain::{Email, Timestamp, Tokens, UserId};
+use billing::fulfilment::Fulfilment;
+use billing::store::{SqlStore, Store};
+use billing::stripe::live::LiveGateway;
+use billing::stripe::signature;
+use billing::stripe::simulated::Simulator;
+use billing::testing::history::nodes::{Cluster, Consumed, Heard, Node};
+use billing::testing::history::{self, Settings};
+use serde_json::{Value, json};
+
+use crate::helpers::{PASSWORD, password_hash};
+use crate::process::ServerProcess;
+
+const SECRET_KEY: &str = "sk_test_history";
+const WEBHOOK_SECRET: &str = "whsec_history";
+
+/// Stripe's API for the servers, answered by whichever history's simulator is current.
+#[derive(Clone, Default)]
+struct SimulatedStripeApi {
+    current: Arc<RwLock<Option<Arc<Simulator>>>>,
+}
+
+impl SimulatedStripeApi {
+    async fn start(&self) -> String {
+        let router = Router::new().fallback(answer).with_state(self.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        format!("http://{address}")
+    }
+}
+
+async fn answer(State(api): State<SimulatedStripeApi>, uri: Uri, headers: HeaderMap) -> Response {
+    let authorized = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == format!("Bearer {SECRET_KEY}"));
+    if !authorized {
+        let error = json!({ "error": { "type": "invalid_request_error", "message": "Invalid API Key provided" } });
+        return (StatusCode::UNAUTHORIZED, axum::Json(error)).into_response();
+    }
+    let params: Vec<(String, String)> =
+        url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+    let sim = api.current.read().unwrap().clone();
+    let Some(sim) = sim else {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    };
+    let answered = sim.api_get(uri.path(), &params);
+    (
+        StatusCode::from_u16(answered.status).unwrap(),
+        axum::Json(answered.body),
+    )
+        .into_response()
+}
+
+struct Servers {
+    nodes: Vec<Arc<dyn Node>>,
+    stripe: SimulatedStripeApi,
+}
+
+#[async_trait]
+impl Cluster for Servers {
+    async fn nodes(&self, sim: Arc<Simulator>, _trial: Option<Tokens>) -> Vec<Arc<dyn Node>> {
+        *self.stripe.current.write().unwrap() = Some(sim);
+        self.nodes.clone()
+    }
+
+    /// The servers run without a trial allowance.
+    fn trial_allowance(&self, _seed: u64) -> Option<Tokens> {
+        None
+    }
+}
+
+/// One server process, reached over HTTP.
+struct ServerNode {
+    server: ServerProcess,
+    http: reqwest::Client,
+    api_key: String,
+    /// Logged-in clients by email: sessions live in the database, so any node accepts them.
+    sessions: Arc<Mutex<HashMap<String, reqwest::Client>>>,
+    /// The sweep every server runs each minute, run here on demand.
+    sweeper: Fulfilment,
+}
+
+impl ServerNode {
+    /// A client logged in as `email`, from an address of its own (the servers trust one proxy,
+    /// so each user's login counts against their own address's limit).
+    async fn session(&self, email: &Email) -> Result<reqwest::Client, String> {
+        if let Some(client) = self.sessions.lock().unwrap().get(email.as_str()) {
+            return Ok(client.clone());
+        }
+        let address = format!("10.{}.{}.{}", rand::random::<u8>(), rand::random::<u8>(), 1);
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("x-forwarded-for", address.parse().unwrap());
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .default_headers(headers)
+            .build()
+            .unwrap();
+        let login = client
+            .post(self.server.url("/api/auth/login"))
+            .form(&[("email", email.as_str()), ("password", PASSWORD)])
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if login.status() != 200 {
+            return Err(format!("login of {email}: {}", login.status()));
+        }
+        self.sessions
+            .lock()
+            .unwrap()
+            .insert(email.as_str().to_owned(), client.clone());
+        Ok(client)
+    }
+}
+
+#[async_trait]
+impl Node for ServerNode {
+    async fn deliver(&self, payload: &str) -> Heard {
+        let now = Timestamp::now().as_millis() / 1000;
+        let sent = self
+            .http
+            .post(self.server.url("/api/webhooks/stripe"))
+            .header("content-type", "application/json")
+            .header(
+                "stripe-signature",
+                signature::sign(payload.as_bytes(), WEBHOOK_SECRET, now),
+            )
+            .body(payload.to_owned())
+            .send()
+            .await;
+        match sent {
+            Ok(response) if response.status().is_success() => {
+                let body: Value = response.json().await.unwrap_or_default();
+                Heard::Acknowledged(body["outcome"].as_str().unwrap_or("?").to_owned())
+            }
+            Ok(response) => Heard::NotAcknowledged(format!(
+                "{} {}",
+                response.status(),
+                response.text().await.unwrap_or_default()
+            )),
+            Err(error) => Heard::NotAcknowledged(error.to_string()),
+        }
+    }
+
+    async fn success_page(&self, session: &str, _: UserId, email: &Email) -> Result<(), String> {
+        let client = self.session(email).await?;
+        let response = client
+            .get(self.server.url(&format!(
+                "/api/billing/checkout-status?session_id={session}"
+            )))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        match response.status().as_u16() {
+            200 => Ok(()),
+            status => Err(format!(
+                "the success page answered {status}: {}",
+                response.text().await.unwrap_or_default()
+            )),
+        }
+    }
+
+    async fn consume(&self, user: UserId, tokens: i64, key: &str) -> Consumed {
+        let sent = self
+            .http
+            .post(self.server.url("/api/tokens/consume"))
+            .bearer_auth(&self.api_key)
+            .header("idempotency-key", key)
+            .json(&json!({ "user": user, "tokens": tokens, "reason": "Usage" }))
+            .send()
+            .await;
+        let response = match sent {
+            Ok(response) => response,
+            Err(error) => return Consumed::Other(error.to_string()),
+        };
+        let replayed = response.headers().contains_key("idempotent-replayed");
+        match response.status().as_u16() {
+            200 => {
+                let body: Value = response.json().await.unwrap_or_default();
+                Consumed::Applied {
+                    entry: body["entry_id"].as_i64().unwrap_or(-1),
+                    replayed,
+                    balance: body["balance"].as_i64().unwrap_or(i64::MIN),
+                }
+            }
+            402 => Consumed::Insufficient,
+            409 => Consumed::Conflict,
+            status => Consumed::Other(format!(
+                "{status} {}",
+                response.text().await.unwrap_or_default()
+            )),
+        }
+    }
+
+    async fn sweep(&self) -> Result<usize, String> {
+        self.sweeper.release_held().await.map_err(|e| e.to_string())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn histories_hold_on_two_server_processes_on_postgres() {
+    let Some(target) = billing::testing::empty_postgres().await else {
+        return;
+    };
+    let DatabaseTarget::Postgres { url } = &target else {
+        unreachable!("a PostgreSQL target")
+    };
+    let stripe = SimulatedStripeApi::default();
+    let api_base = stripe.start().await;
+    let prices = history::prices();
+    let starter = prices.subscription_starter.clone().unwrap();
+    let vars = [
+        ("DATABASE_URL", url.expose()),
+        ("STRIPE_SECRET_KEY", SECRET_KEY),
+        ("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET),
+        ("STRIPE_API_BASE", api_base.as_str()),
+        ("STRIPE_PRICE_TOKENS_SMALL", prices.tokens_small.as_str()),
+        ("STRIPE_PRICE_TOKENS_MEDIUM", prices.tokens_medium.as_str()),
+        ("STRIPE_PRICE_TOKENS_LARGE", prices.tokens_large.as_str()),
+        ("STRIPE_PRICE_SUBSCRIPTION_STARTER", starter.as_str()),
+        ("TRUSTED_PROXIES", "1"),
+    ];
+    // The first server migrates the database; the second finds it ready.
+    let first = ServerProcess::start(&vars).await;
+    let second = ServerProcess::start(&vars).await;
+    let store: Arc<SqlStore> = Arc::new(billing::store::connect(&target).await.unwrap());
+    let key = NewApiKey::generate();
+    store
+        .create_api_key(
+            "history",
+            &key.display_prefix,
+            &key.digest,
+            &[SCOPE_CONSUME],
+        )
+        .await
+        .unwrap();
+    let sessions = Arc::new(Mutex::new(HashMap::new()));
+    let sweeper = || {
+        Fulfilment::new(
+            store.clone(),
+            Arc::new(
+                LiveGateway::new(
+                    &Secret::new(SECRET_KEY),
+                    Some(&url::Url::parse(&api_base).unwrap()),
+                )
+                .unwrap(),
+            ),
+            Arc::new(Catalog::from_prices(&prices)),
+        )
+    };
+    let nodes: Vec<Arc<dyn Node>> = [first, second]
+        .into_iter()
+        .map(|server| {
+            Arc::new(ServerNode {
+                server,
+                http: reqwest::Client::new(),
+                api_key: key.secret.expose().to_owned(),
+                sessions: sessions.clone(),
+                sweeper: sweeper(),
+            }) as Arc<dyn Node>
+        })
+        .collect();
+    let cluster = Servers { nodes, stripe };
+
+    let count = std::env::var("SERVER_HISTORIES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20);
+    let seed = std::env::var("HISTORY_SEED")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| u64::from(rand::random::<u32>()));
+    let started = std::time::Instant::now();
+    match history::check_many_on(
+        store.clone(),
+        &cluster,
+        Some(password_hash().await),
+        seed,
+        count,
+        Settings::default(),
+    )
+    .await
+    {
+        Ok(events) => eprintln!(
+            "{count} histories from seed {seed} on two servers: {events} events, all as Stripe says, in {:.1?}",
+            started.elapsed()
+        ),
+        Err(failure) => panic!("{failure}"),
+    }
+    assert!(store.audit_balances().await.unwrap().is_empty());
+}
