@@ -256,3 +256,9 @@ impl Call {
             .await
     }
 }
+    /// The success page's check of a Checkout session (it asks Stripe): per user.
+    pub async fn limit_checkout_status(&self, user: &User) -> Result<(), AppError> {
+        self.rate_limit(&*self.state.limits.checkout_status, &user.id.to_string())
+            .await
+    }
+
