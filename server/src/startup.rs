@@ -299,7 +299,8 @@ fn router(
             },
             shell,
         ))
-        .route_layer(axum::middleware::from_fn(observability::track_requests))
+        // On every route and on the fallback (counted as one `unmatched` route).
+        .layer(axum::middleware::from_fn(observability::track_requests))
         .layer(sessions.layer(&state.config))
         .layer(axum::middleware::from_fn_with_state(
             site,
