@@ -6,6 +6,7 @@ pub mod csrf;
 pub mod demo;
 pub mod error;
 pub mod observability;
+pub mod request_body;
 pub mod routes;
 pub mod session;
 pub mod startup;

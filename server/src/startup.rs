@@ -28,6 +28,7 @@ use crate::demo;
 use crate::observability;
 use crate::routes::simulator::SimulatorPages;
 use crate::routes::{consume, health, tokens, webhook};
+use crate::request_body;
 use crate::session::Sessions;
 
 /// The largest request body accepted anywhere (the webhook's own limit is the same).
@@ -282,13 +283,20 @@ fn router(
         .route("/metrics", get(observability::metrics))
         .route("/api/tokens/consume", post(consume::consume))
         .route("/api/webhooks/stripe", post(webhook::receive))
-        .route("/api/tokens/stream", get(tokens::stream))
-        .route("/api/tokens/ledger.csv", get(tokens::export_csv))
-        .merge(simulator)
+    // Server functions (and pages) get their bodies read whole first: see `request_body`.
+    let pages_and_server_functions = Router::new()
         .leptos_routes_with_context(&state, routes, move || provide_context(context.clone()), {
             let options = state.leptos_options.clone();
             move || shell(options.clone())
         })
+        .layer(axum::middleware::from_fn_with_state(
+            MAX_REQUEST_BYTES,
+            request_body::read_whole,
+        ));
+        .route("/api/tokens/stream", get(tokens::stream))
+        .route("/api/tokens/ledger.csv", get(tokens::export_csv))
+        .merge(simulator)
+        .merge(pages_and_server_functions)
         .fallback(leptos_axum::file_and_error_handler_with_context::<
             AppState,
             _,

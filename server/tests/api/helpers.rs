@@ -6,7 +6,7 @@ use std::sync::Arc;
 use billing::api_key::{NewApiKey, SCOPE_CONSUME};
 use billing::auth::{self, Password};
 use billing::clock::ManualClock;
-use billing::config::Config;
+use billing::config::{Config, Secret};
 use billing::domain::{Email, IdempotencyKey, Reason, Role, Source, Timestamp, Tokens, User};
 use billing::ledger::Posting;
 use billing::store::{NewUser, Store};
@@ -33,6 +33,16 @@ impl TestApp {
 
     /// A user with `tokens` already bought (none when zero).
     pub async fn user_with_tokens(&self, email: &str, tokens: i64) -> User {
+    /// A `Stripe-Signature` header for `body`, signed `at` (seconds) with the app's secret.
+    pub fn sign_at(&self, body: &str, at: i64) -> String {
+        billing::stripe::signature::sign(body.as_bytes(), self.webhook_secret.expose(), at)
+    }
+
+    /// A `Stripe-Signature` header for `body`, signed now with the app's secret.
+    pub fn sign(&self, body: &str) -> String {
+        self.sign_at(body, Timestamp::now().as_millis() / 1000)
+    }
+
         let user = self
             .store
             .create_user(NewUser {
@@ -205,4 +215,54 @@ pub async fn password_hash() -> String {
     )
     .await
     .unwrap()
+}
+
+/// What the tests' server wrote to its logs, for as long as this is kept (on this thread: a
+/// `#[tokio::test]` runs the server it spawned on its own thread).
+pub struct CapturedLogs {
+    text: Arc<std::sync::Mutex<Vec<u8>>>,
+    _guard: tracing::subscriber::DefaultGuard,
+}
+
+impl CapturedLogs {
+    /// Every log line at or above `level` so far.
+    pub fn at_least(&self, level: tracing::Level) -> Vec<String> {
+        let text = String::from_utf8_lossy(&self.text.lock().unwrap()).into_owned();
+        text.lines()
+            .filter(|line| {
+                line.split_whitespace()
+                    .next()
+                    .and_then(|word| word.parse::<tracing::Level>().ok())
+                    .is_some_and(|found| found <= level)
+            })
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// Starts capturing the logs of everything that runs on this thread.
+pub fn capture_logs() -> CapturedLogs {
+    #[derive(Clone)]
+    struct Sink(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Sink {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let text = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = Sink(text.clone());
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .without_time()
+        .with_writer(move || sink.clone())
+        .finish();
+    CapturedLogs {
+        text,
+        _guard: tracing::subscriber::set_default(subscriber),
+    }
 }
