@@ -89,6 +89,8 @@ async fn sign_up_explains_what_is_wrong() {
         ("ada@example.com", PASSWORD, 409, "already exists"),
         ("bob@example.com", "short", 422, "at least 10 characters"),
         ("bob@example.com", "password12345", 422, "too easy to guess"),
+        ("bob@example.com", "Summer2024!", 422, "too easy to guess"),
+        ("bob@example.com", "1234512345", 422, "too easy to guess"),
         ("not-an-email", PASSWORD, 422, "email address"),
     ] {
         let response = sign_up(&app, &app.new_client(), email, password).await;
