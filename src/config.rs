@@ -372,6 +372,12 @@ impl Config {
             rate_limit_backend,
             billing_writes_per_minute,
             session_idle_timeout: Duration::from_secs(u64::from(session_idle_minutes) * 60),
+    /// Whether cookies are marked Secure: in production, and on any site served over https (a
+    /// staging site left in development mode still keeps its cookies off plain http).
+    pub fn secure_cookies(&self) -> bool {
+        self.env.is_production() || self.site_url.scheme() == "https"
+    }
+
             trusted_proxies,
             log_format,
             demo_accounts,

@@ -12,6 +12,7 @@ use axum::routing::{get, post};
 use billing::catalog::Catalog;
 use billing::clock::{Clock, SystemClock};
 use billing::config::{Config, RateLimitBackend};
+use billing::device_cookie::DeviceCookies;
 use billing::fulfilment::Fulfilment;
 use billing::rate_limit::{DatabaseLimiter, MemoryLimiter, Quota, RateLimiter};
 use billing::store::{self, Store, StoreError};
@@ -137,6 +138,8 @@ impl Application {
             let address = listener
                 .local_addr()
                 .expect("a bound listener has an address");
+            webhook_secret: secrets.webhook,
+            device_cookies: DeviceCookies::new(secrets.device_cookie_key),
             let webhook = Url::parse(&format!(
                 "http://{}:{}/api/webhooks/stripe",
                 if address.ip().is_unspecified() {
@@ -211,7 +214,9 @@ fn limits(config: &Config, store: &Arc<dyn Store>, clock: &Arc<dyn Clock>) -> Li
             Quota::per_minute(config.billing_writes_per_minute),
         ),
         login_by_ip: make("login-ip", per(20, Duration::from_secs(60))),
-        login_by_email: make("login-email", per(10, Duration::from_secs(600))),
+        login_by_account_and_ip: make("login-account-ip", per(10, Duration::from_secs(600))),
+        login_by_account: make("login-account", per(100, Duration::from_secs(3600))),
+        login_by_device: make("login-device", per(10, Duration::from_secs(600))),
     }
 }
 
@@ -238,11 +243,7 @@ fn spawn_housekeeping(limits: Limits) {
         let mut tick = tokio::time::interval(HOUSEKEEPING_PERIOD);
         loop {
             tick.tick().await;
-            for limiter in [
-                &limits.billing_writes,
-                &limits.login_by_ip,
-                &limits.login_by_email,
-            ] {
+            for limiter in limits.all() {
                 if let Err(error) = limiter.forget_idle().await {
                     tracing::warn!(%error, "forgetting idle rate-limit keys failed");
                 }
