@@ -8,6 +8,7 @@ pub mod error;
 pub mod observability;
 pub mod request_body;
 pub mod routes;
+pub mod security_headers;
 pub mod session;
 pub mod startup;
 pub mod telemetry;

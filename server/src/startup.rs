@@ -29,7 +29,7 @@ use crate::demo;
 use crate::observability;
 use crate::routes::simulator::SimulatorPages;
 use crate::routes::{consume, health, tokens, webhook};
-use crate::request_body;
+use crate::security_headers;
 use crate::session::Sessions;
 
 /// The largest request body accepted anywhere (the webhook's own limit is the same).
@@ -320,7 +320,8 @@ fn router(
         .layer(tower_http::limit::RequestBodyLimitLayer::new(
             MAX_REQUEST_BYTES,
         ))
-        .with_state(state);
+        .with_state(state.clone());
+    let router = security_headers::layer(router, &state.config.site_url);
     observability::request_ids(router)
 }
 
