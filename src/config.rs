@@ -12,9 +12,6 @@ use url::Url;
 
 use crate::domain::Tokens;
 
-/// What simulated webhooks are signed with when no secret is set (never used with real Stripe).
-pub const SIMULATED_WEBHOOK_SECRET: &str = "whsec_simulated_development_only";
-
 /// Why the configuration could not be loaded: always names the variable.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration error in {var}: {problem}")]
@@ -249,6 +246,9 @@ impl Config {
         };
 
         let webhook_secret = match &stripe {
+            Some(keys) => Some(keys.webhook_secret.clone()),
+            None => vars.get("STRIPE_WEBHOOK_SECRET").map(Secret::new),
+        };
         let device_cookie_key = vars.secret(
             "DEVICE_COOKIE_KEY",
             32,
@@ -261,12 +261,6 @@ impl Config {
             env,
             "the bearer token Prometheus sends to read /metrics",
         )?;
-            Some(keys) => keys.webhook_secret.clone(),
-            None => Secret::new(
-                vars.get("STRIPE_WEBHOOK_SECRET")
-                    .unwrap_or_else(|| SIMULATED_WEBHOOK_SECRET.to_owned()),
-            ),
-        };
 
         // Simulated payments use made-up price ids unless told otherwise; real Stripe needs
         // the real ones.
@@ -359,29 +353,29 @@ impl Config {
         Ok(Config {
             env,
             database,
-            device_cookie_key,
-            metrics_token,
             data_dir,
             site_url,
             billing_return_url,
             billing_cancel_url,
             stripe,
             webhook_secret,
+            device_cookie_key,
+            metrics_token,
             prices,
             trial_allowance,
             rate_limit_backend,
             billing_writes_per_minute,
             session_idle_timeout: Duration::from_secs(u64::from(session_idle_minutes) * 60),
-    /// Whether cookies are marked Secure: in production, and on any site served over https (a
-    /// staging site left in development mode still keeps its cookies off plain http).
-    pub fn secure_cookies(&self) -> bool {
-        self.env.is_production() || self.site_url.scheme() == "https"
-    }
-
             trusted_proxies,
             log_format,
             demo_accounts,
         })
+    }
+
+    /// Whether cookies are marked Secure: in production, and on any site served over https (a
+    /// staging site left in development mode still keeps its cookies off plain http).
+    pub fn secure_cookies(&self) -> bool {
+        self.env.is_production() || self.site_url.scheme() == "https"
     }
 
     /// True when payments go through the offline Stripe simulator.

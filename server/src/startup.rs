@@ -14,6 +14,7 @@ use billing::clock::{Clock, SystemClock};
 use billing::config::{Config, RateLimitBackend};
 use billing::device_cookie::DeviceCookies;
 use billing::fulfilment::Fulfilment;
+use billing::local_secret::ServerSecrets;
 use billing::rate_limit::{DatabaseLimiter, MemoryLimiter, Quota, RateLimiter};
 use billing::store::{self, Store, StoreError};
 use billing::stripe::live::LiveGateway;
@@ -27,6 +28,7 @@ use url::Url;
 use crate::csrf::{self, SiteOrigin};
 use crate::demo;
 use crate::observability;
+use crate::request_body;
 use crate::routes::simulator::SimulatorPages;
 use crate::routes::{consume, health, tokens, webhook};
 use crate::security_headers;
@@ -50,6 +52,8 @@ pub enum StartupError {
     Sessions(#[from] sqlx::Error),
     #[error("cannot listen: {0}")]
     Listen(#[from] std::io::Error),
+    #[error("cannot read or make the secrets in the data folder: {0}")]
+    Secrets(std::io::Error),
     #[error("cannot set up Stripe: {0}")]
     Stripe(#[from] GatewayError),
 }
@@ -97,6 +101,7 @@ impl Application {
             demo::seed_when_empty(&*store).await?;
         }
 
+        let secrets = ServerSecrets::load(&config).map_err(StartupError::Secrets)?;
         let listener = TcpListener::bind(leptos_options.site_addr).await?;
         let mut catalog =
             Catalog::from_prices(&config.prices).with_trial_allowance(config.trial_allowance);
@@ -109,7 +114,7 @@ impl Application {
                 tracing::warn!("no STRIPE_SECRET_KEY: payments are simulated");
                 let sim = Arc::new(Simulator::new(
                     config.site_url.clone(),
-                    config.webhook_secret.expose(),
+                    secrets.webhook.expose(),
                     catalog
                         .price_ids()
                         .map(|(product, id)| (product, id.to_owned()))
@@ -133,13 +138,13 @@ impl Application {
             config: Arc::new(config),
             store,
             clock,
+            webhook_secret: secrets.webhook,
+            device_cookies: DeviceCookies::new(secrets.device_cookie_key),
         };
         let simulator = simulator.map(|sim| {
             let address = listener
                 .local_addr()
                 .expect("a bound listener has an address");
-            webhook_secret: secrets.webhook,
-            device_cookies: DeviceCookies::new(secrets.device_cookie_key),
             let webhook = Url::parse(&format!(
                 "http://{}:{}/api/webhooks/stripe",
                 if address.ip().is_unspecified() {
@@ -213,6 +218,8 @@ fn limits(config: &Config, store: &Arc<dyn Store>, clock: &Arc<dyn Clock>) -> Li
             "billing",
             Quota::per_minute(config.billing_writes_per_minute),
         ),
+        // The success page asks every 3 s while a payment clears: 20 a minute.
+        checkout_status: make("checkout-status", per(30, Duration::from_secs(60))),
         login_by_ip: make("login-ip", per(20, Duration::from_secs(60))),
         login_by_account_and_ip: make("login-account-ip", per(10, Duration::from_secs(600))),
         login_by_account: make("login-account", per(100, Duration::from_secs(3600))),
@@ -224,8 +231,6 @@ fn limits(config: &Config, store: &Arc<dyn Store>, clock: &Arc<dyn Clock>) -> Li
 /// still sold (Checkout shows the price).
 async fn show_prices(catalog: &mut Catalog, gateway: &dyn StripeGateway) {
     let prices: Vec<_> = catalog
-        // The success page asks every 3 s while a payment clears: 20 a minute.
-        checkout_status: make("checkout-status", per(30, Duration::from_secs(60))),
         .price_ids()
         .map(|(product, id)| (product, id.to_owned()))
         .collect();
@@ -278,12 +283,6 @@ fn router(
     let context = state.clone();
     let site = SiteOrigin(state.config.site_url.clone());
     let simulator = simulator.map_or_else(Router::new, SimulatorPages::router);
-    let router = Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(observability::metrics))
-        .route("/api/tokens/consume", post(consume::consume))
-        .route("/api/webhooks/stripe", post(webhook::receive))
     // Server functions (and pages) get their bodies read whole first: see `request_body`.
     let pages_and_server_functions = Router::new()
         .leptos_routes_with_context(&state, routes, move || provide_context(context.clone()), {
@@ -294,6 +293,12 @@ fn router(
             MAX_REQUEST_BYTES,
             request_body::read_whole,
         ));
+    let router = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(observability::metrics))
+        .route("/api/tokens/consume", post(consume::consume))
+        .route("/api/webhooks/stripe", post(webhook::receive))
         .route("/api/tokens/stream", get(tokens::stream))
         .route("/api/tokens/ledger.csv", get(tokens::export_csv))
         .merge(simulator)

@@ -21,6 +21,8 @@ pub struct TestApp {
     pub data_dir: TempDir,
     /// The clock the rate limits read: move it instead of sleeping.
     pub clock: ManualClock,
+    /// What the app checks Stripe's signatures with (made in its data folder unless set).
+    pub webhook_secret: Secret,
 }
 
 /// The password every test account gets.
@@ -31,8 +33,6 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
-    /// A user with `tokens` already bought (none when zero).
-    pub async fn user_with_tokens(&self, email: &str, tokens: i64) -> User {
     /// A `Stripe-Signature` header for `body`, signed `at` (seconds) with the app's secret.
     pub fn sign_at(&self, body: &str, at: i64) -> String {
         billing::stripe::signature::sign(body.as_bytes(), self.webhook_secret.expose(), at)
@@ -43,6 +43,8 @@ impl TestApp {
         self.sign_at(body, Timestamp::now().as_millis() / 1000)
     }
 
+    /// A user with `tokens` already bought (none when zero).
+    pub async fn user_with_tokens(&self, email: &str, tokens: i64) -> User {
         let user = self
             .store
             .create_user(NewUser {
@@ -162,6 +164,7 @@ pub async fn spawn_app_with(vars: &[(&str, &str)]) -> TestApp {
         .expect("the app starts");
     let address = format!("http://{}", app.address());
     let store = app.state().store.clone();
+    let webhook_secret = app.state().webhook_secret.clone();
     tokio::spawn(app.run_until_stopped());
 
     TestApp {
@@ -170,6 +173,7 @@ pub async fn spawn_app_with(vars: &[(&str, &str)]) -> TestApp {
         store,
         data_dir,
         clock,
+        webhook_secret,
     }
 }
 
