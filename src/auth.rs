@@ -1,5 +1,11 @@
 //! Passwords: the policy a new one must meet, and argon2id hashing.
 //!
+//! A new password is rated by zxcvbn (Dropbox's strength estimator: dictionaries, names,
+//! keyboard patterns, dates, repeats and sequences, with the email as a word to avoid) and
+//! must be at least "safely unguessable" (score 3, some 10^10 guesses), besides 10 to 128
+//! characters long, and must not contain the owner's email address. A refusal carries
+//! zxcvbn's own advice.
+//!
 //! Hashing is deliberately slow (tens of milliseconds), so the async functions here run it on
 //! tokio's blocking pool instead of stalling the threads that serve requests.
 
@@ -19,8 +25,11 @@ pub enum PasswordError {
     TooShort { min: usize },
     #[error("the password must be at most {max} characters long")]
     TooLong { max: usize },
-    #[error("the password is too easy to guess: choose a longer, less common one")]
-    TooCommon,
+    #[error("the password must not contain your email address")]
+    Personal,
+    /// `advice`: what zxcvbn says is wrong with it and what would help, in sentences.
+    #[error("the password is too easy to guess: {advice}")]
+    TooWeak { advice: String },
 }
 
 /// A password someone typed. Never printed, never logged.
@@ -37,7 +46,8 @@ impl Password {
         (raw.chars().count() <= Self::MAX_CHARS).then(|| Self(raw.to_owned()))
     }
 
-    /// A new password, checked against the policy: long enough, not common, not the email.
+    /// A new password, checked against the policy: long enough, and strong enough for zxcvbn
+    /// (which counts the email and its parts as known words).
     pub fn choose(raw: &str, email: &Email) -> Result<Self, PasswordError> {
         let chars = raw.chars().count();
         if chars < Self::MIN_CHARS {
@@ -50,20 +60,17 @@ impl Password {
                 max: Self::MAX_CHARS,
             });
         }
-        let lowered = raw.to_lowercase();
-        let local_part = email.as_str().split('@').next().unwrap_or_default();
-        let distinct = {
-            let mut seen: Vec<char> = lowered.chars().collect();
-            seen.sort_unstable();
-            seen.dedup();
-            seen.len()
-        };
-        if distinct < 4
-            || lowered == email.as_str()
-            || (local_part.len() >= 4 && lowered.contains(local_part))
-            || COMMON.iter().any(|common| lowered.contains(common))
-        {
-            return Err(PasswordError::TooCommon);
+        let address = email.as_str();
+        let (local_part, domain) = address.split_once('@').unwrap_or((address, ""));
+        // zxcvbn would count it as one more word; the owner's own address is worth more.
+        if local_part.chars().count() >= 4 && raw.to_lowercase().contains(local_part) {
+            return Err(PasswordError::Personal);
+        }
+        let rating = zxcvbn::zxcvbn(raw, &[address, local_part, domain, "promptbloom"]);
+        if rating.score() < zxcvbn::Score::Three {
+            return Err(PasswordError::TooWeak {
+                advice: advice(rating.feedback()),
+            });
         }
         Ok(Self(raw.to_owned()))
     }
@@ -79,24 +86,20 @@ impl fmt::Debug for Password {
     }
 }
 
-/// Fragments that make a password guessable however long it is.
-const COMMON: &[&str] = &[
-    "password",
-    "passw0rd",
-    "123456",
-    "234567",
-    "345678",
-    "456789",
-    "qwerty",
-    "azerty",
-    "asdfgh",
-    "letmein",
-    "welcome",
-    "iloveyou",
-    "admin",
-    "abc123",
-    "promptbloom",
-];
+/// zxcvbn's warning and suggestions as one piece of advice, ending in a full stop.
+fn advice(feedback: Option<&zxcvbn::feedback::Feedback>) -> String {
+    let mut sentences: Vec<String> = Vec::new();
+    if let Some(feedback) = feedback {
+        sentences.extend(feedback.warning().map(|w| w.to_string()));
+        sentences.extend(feedback.suggestions().iter().map(ToString::to_string));
+    }
+    if sentences.is_empty() {
+        sentences.push("Add more words that are less common.".to_owned());
+    }
+    let text = sentences.join(" ");
+    // Callers add their own full stop.
+    text.strip_suffix('.').unwrap_or(&text).to_owned()
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {
@@ -177,19 +180,53 @@ mod tests {
         ));
         for weak in [
             "password1234",
-            "my-qwerty-keyboard",
+            "qwerty123456",
             "aaaaaaaaaaaa",
             "abababababab",
-            "ada.lovelace-rocks",
-            "ada.lovelace@example.com",
         ] {
-            assert_eq!(
-                Password::choose(weak, &email()).unwrap_err(),
-                PasswordError::TooCommon,
+            assert!(
+                matches!(
+                    Password::choose(weak, &email()),
+                    Err(PasswordError::TooWeak { .. })
+                ),
                 "{weak}"
             );
         }
+        for personal in ["ada.lovelace-rocks", "Ada.Lovelace@example.com"] {
+            assert_eq!(
+                Password::choose(personal, &email()).unwrap_err(),
+                PasswordError::Personal,
+                "{personal}"
+            );
+        }
         assert!(Password::choose("correct horse battery", &email()).is_ok());
+    }
+
+    #[test]
+    fn weak_passwords_are_refused_with_advice_however_long_they_are() {
+        for weak in [
+            "Summer2024!",
+            "abcdabcdab",
+            "1234512345",
+            "Password2024",
+            "qwertyuiop123",
+        ] {
+            let refused = Password::choose(weak, &email())
+                .expect_err(weak)
+                .to_string();
+            assert!(
+                refused.starts_with("the password is too easy to guess: "),
+                "{weak}: {refused}"
+            );
+        }
+        for strong in [
+            "correct horse battery",
+            "a fine long passphrase",
+            "sunflower-meadow-42",
+            "orchard-lantern-97",
+        ] {
+            assert!(Password::choose(strong, &email()).is_ok(), "{strong}");
+        }
     }
 
     #[test]

@@ -12,9 +12,6 @@ use url::Url;
 
 use crate::domain::Tokens;
 
-/// What simulated webhooks are signed with when no secret is set (never used with real Stripe).
-pub const SIMULATED_WEBHOOK_SECRET: &str = "whsec_simulated_development_only";
-
 /// Why the configuration could not be loaded: always names the variable.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration error in {var}: {problem}")]
@@ -133,8 +130,15 @@ pub struct Config {
     pub billing_cancel_url: Url,
     pub stripe: Option<StripeKeys>,
     /// The secret webhooks are signed with: the endpoint's `whsec_...` with live Stripe; with
-    /// simulated payments, `STRIPE_WEBHOOK_SECRET` or a development default.
-    pub webhook_secret: Secret,
+    /// simulated payments, `STRIPE_WEBHOOK_SECRET`, or `None`: the server makes one on first
+    /// start and keeps it in `data_dir` (see `local_secret`).
+    pub webhook_secret: Option<Secret>,
+    /// The key device cookies are signed with (the same on every node); `None` in development
+    /// only: the server makes one in `data_dir`.
+    pub device_cookie_key: Option<Secret>,
+    /// The bearer token `/metrics` asks for; `None` (development only): open to anyone who
+    /// can reach the server.
+    pub metrics_token: Option<Secret>,
     pub prices: PriceIds,
     /// Tokens a subscription's free first invoice (a trial) grants, once per customer; `None`
     /// (the default) grants nothing for an invoice nobody paid.
@@ -242,12 +246,21 @@ impl Config {
         };
 
         let webhook_secret = match &stripe {
-            Some(keys) => keys.webhook_secret.clone(),
-            None => Secret::new(
-                vars.get("STRIPE_WEBHOOK_SECRET")
-                    .unwrap_or_else(|| SIMULATED_WEBHOOK_SECRET.to_owned()),
-            ),
+            Some(keys) => Some(keys.webhook_secret.clone()),
+            None => vars.get("STRIPE_WEBHOOK_SECRET").map(Secret::new),
         };
+        let device_cookie_key = vars.secret(
+            "DEVICE_COOKIE_KEY",
+            32,
+            env,
+            "the key login device cookies are signed with, the same on every node",
+        )?;
+        let metrics_token = vars.secret(
+            "METRICS_TOKEN",
+            24,
+            env,
+            "the bearer token Prometheus sends to read /metrics",
+        )?;
 
         // Simulated payments use made-up price ids unless told otherwise; real Stripe needs
         // the real ones.
@@ -346,6 +359,8 @@ impl Config {
             billing_cancel_url,
             stripe,
             webhook_secret,
+            device_cookie_key,
+            metrics_token,
             prices,
             trial_allowance,
             rate_limit_backend,
@@ -355,6 +370,12 @@ impl Config {
             log_format,
             demo_accounts,
         })
+    }
+
+    /// Whether cookies are marked Secure: in production, and on any site served over https (a
+    /// staging site left in development mode still keeps its cookies off plain http).
+    pub fn secure_cookies(&self) -> bool {
+        self.env.is_production() || self.site_url.scheme() == "https"
     }
 
     /// True when payments go through the offline Stripe simulator.
@@ -371,6 +392,31 @@ impl Vars<'_> {
         (self.0)(name)
             .map(|v| v.trim().to_owned())
             .filter(|v| !v.is_empty())
+    }
+
+    /// A secret setting of at least `min_chars` characters; required in production, where
+    /// nothing may fall back to a development default.
+    fn secret(
+        &self,
+        name: &'static str,
+        min_chars: usize,
+        env: AppEnv,
+        what: &str,
+    ) -> Result<Option<Secret>, ConfigError> {
+        match self.get(name) {
+            Some(value) if value.chars().count() >= min_chars => Ok(Some(Secret::new(value))),
+            Some(_) => Err(ConfigError::new(
+                name,
+                format!(
+                    "{what}: at least {min_chars} random characters (e.g. `openssl rand -hex 32`)"
+                ),
+            )),
+            None if env.is_production() => Err(ConfigError::new(
+                name,
+                format!("required in production: {what} (e.g. `openssl rand -hex 32`)"),
+            )),
+            None => Ok(None),
+        }
     }
 
     fn parse<T: std::str::FromStr>(
@@ -496,6 +542,40 @@ mod tests {
     }
 
     #[test]
+    fn production_needs_its_own_device_cookie_key_and_metrics_token() {
+        let production = [
+            ("APP_ENV", "production"),
+            ("SITE_URL", "https://promptbloom.app"),
+            ("STRIPE_SECRET_KEY", "sk_live_123"),
+            ("STRIPE_WEBHOOK_SECRET", "whsec_abc"),
+            ("STRIPE_PRICE_TOKENS_SMALL", "price_s"),
+            ("STRIPE_PRICE_TOKENS_MEDIUM", "price_m"),
+            ("STRIPE_PRICE_TOKENS_LARGE", "price_l"),
+        ];
+        let key = ("DEVICE_COOKIE_KEY", "0123456789abcdef0123456789abcdef");
+        let token = ("METRICS_TOKEN", "a-metrics-token-of-some-length");
+        let err = load(&production).unwrap_err();
+        assert_eq!(err.var, "DEVICE_COOKIE_KEY");
+        assert!(err.problem.starts_with("required in production"), "{err}");
+        let err = load(&[&production[..], &[key]].concat()).unwrap_err();
+        assert_eq!(err.var, "METRICS_TOKEN");
+
+        let config = load(&[&production[..], &[key, token]].concat()).unwrap();
+        assert_eq!(config.webhook_secret, Some(Secret::new("whsec_abc")));
+        let printed = format!("{config:?}");
+        assert!(
+            !printed.contains(key.1) && !printed.contains(token.1),
+            "{printed}"
+        );
+
+        // Development leaves them to the server: made in the data folder, /metrics open.
+        let config = load(&[]).unwrap();
+        assert_eq!(config.webhook_secret, None);
+        assert_eq!(config.device_cookie_key, None);
+        assert_eq!(config.metrics_token, None);
+    }
+
+    #[test]
     fn production_requires_the_public_origin() {
         let err = load(&[("APP_ENV", "production")]).unwrap_err();
         assert_eq!(err.var, "SITE_URL");
@@ -552,6 +632,8 @@ mod tests {
             ("SESSION_IDLE_MINUTES", "-1"),
             ("LOG_FORMAT", "xml"),
             ("DEMO_ACCOUNTS", "maybe"),
+            ("METRICS_TOKEN", "too-short"),
+            ("DEVICE_COOKIE_KEY", "too-short"),
         ] {
             let err = load(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var, "{var}={value} gave {err}");

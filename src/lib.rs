@@ -17,7 +17,11 @@ pub mod clock;
 #[cfg(feature = "server")]
 pub mod config;
 #[cfg(feature = "server")]
+pub mod device_cookie;
+#[cfg(feature = "server")]
 pub mod fulfilment;
+#[cfg(feature = "server")]
+pub mod local_secret;
 #[cfg(feature = "server")]
 pub mod rate_limit;
 #[cfg(feature = "server")]

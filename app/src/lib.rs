@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod components;
+pub mod content_security_policy;
 pub mod error;
 pub mod pages;
 mod shell;

@@ -13,6 +13,8 @@ use crate::pages::signup::SignupPage;
 
 /// The whole document, rendered on the server around [`App`].
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    crate::content_security_policy::send(&options);
     view! {
         <!DOCTYPE html>
         <html lang="en">

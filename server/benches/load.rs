@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use billing::api_key::{NewApiKey, SCOPE_CONSUME};
-use billing::config::{DatabaseTarget, SIMULATED_WEBHOOK_SECRET, Secret};
+use billing::config::{DatabaseTarget, Secret};
 use billing::domain::{Email, IdempotencyKey, Reason, Role, Source, Timestamp, Tokens, UserId};
 use billing::ledger::Posting;
 use billing::store::{NewUser, Store};
@@ -27,6 +27,8 @@ const CONSUME_REQUESTS: usize = 20_000;
 const USERS: usize = 1_000;
 const WEBHOOK_EVENTS: usize = 5_000;
 const PAGE_REQUESTS: usize = 2_000;
+/// What the benchmark's server checks Stripe's signatures with.
+const WEBHOOK_SECRET: &str = "whsec_benchmark_secret";
 
 struct Server {
     child: Child,
@@ -46,6 +48,11 @@ impl Server {
             .env("LEPTOS_SITE_ROOT", "target/site")
             .env("SITE_URL", &base)
             .env("DEMO_ACCOUNTS", "false")
+            .env("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET)
+            .env(
+                "DEVICE_COOKIE_KEY",
+                "benchmark-device-cookie-key-0123456789abcdef",
+            )
             .env("RUST_LOG", "error")
             .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::null())
@@ -379,7 +386,7 @@ async fn bench(backend: &str, target: DatabaseTarget, vars: Vec<(&'static str, S
             .post(format!("{base}/api/webhooks/stripe"))
             .header(
                 "stripe-signature",
-                signature::sign(body.as_bytes(), SIMULATED_WEBHOOK_SECRET, now),
+                signature::sign(body.as_bytes(), WEBHOOK_SECRET, now),
             )
             .body(body);
         async move { request.send().await.is_ok_and(|r| r.status().is_success()) }

@@ -3,8 +3,9 @@
 //!
 //! Browsers say where a request comes from (`Sec-Fetch-Site`, and `Origin` on every POST).
 //! A request is allowed when it is a safe method, when the browser calls it `same-origin` or
-//! `none` (typed by the user), or when its `Origin` is this site (the `Host` it was sent to,
-//! or the configured `SITE_URL`). A request with neither header does not come from a browser
+//! `none` (typed by the user), or when its `Origin` is this site: the same scheme, host and
+//! port as the configured `SITE_URL`, or as the `Host` it was sent to under `SITE_URL`'s
+//! scheme (`https://host` is another origin than `http://host`). A request with neither header does not come from a browser
 //! (curl, a server), so it cannot carry a victim's cookies against their will.
 //! The webhook and the consume API carry no cookies (a signature, an API key) and are exempt.
 
@@ -62,12 +63,10 @@ fn is_same_origin(headers: &HeaderMap, site: &Url) -> bool {
     let Ok(origin) = Url::parse(origin) else {
         return false; // includes `Origin: null` (sandboxed frames, privacy redirects)
     };
-    let host = header(header::HOST.as_str());
-    let origin_host = match origin.port() {
-        Some(port) => format!("{}:{port}", origin.host_str().unwrap_or_default()),
-        None => origin.host_str().unwrap_or_default().to_owned(),
-    };
-    host == Some(origin_host.as_str()) || origin.origin() == site.origin()
+    // Origins compare as (scheme, host, port), default ports filled in.
+    let sent_to = header(header::HOST.as_str())
+        .and_then(|host| Url::parse(&format!("{}://{host}", site.scheme())).ok());
+    origin.origin() == site.origin() || sent_to.is_some_and(|url| url.origin() == origin.origin())
 }
 
 #[cfg(test)]
@@ -93,8 +92,8 @@ mod tests {
             &[("sec-fetch-site", "same-origin")][..],
             &[("sec-fetch-site", "none")],
             &[
-                ("origin", "http://127.0.0.1:3000"),
-                ("host", "127.0.0.1:3000"),
+                ("origin", "https://10.0.0.7:8080"),
+                ("host", "10.0.0.7:8080"),
             ],
             &[
                 ("origin", "https://promptbloom.app"),
@@ -123,8 +122,46 @@ mod tests {
                 ("host", "127.0.0.1:3000"),
             ],
             &[("origin", "null"), ("host", "promptbloom.app")],
+            // The site's own host, but over plain http: another origin.
+            &[
+                ("origin", "http://promptbloom.app"),
+                ("host", "promptbloom.app"),
+            ],
         ] {
             assert!(!is_same_origin(&headers(pairs), &site()), "{pairs:?}");
         }
+    }
+
+    #[test]
+    fn the_scheme_host_and_port_must_all_match() {
+        let site = Url::parse("http://127.0.0.1:3000").unwrap();
+        let host = ("host", "127.0.0.1:3000");
+        for (origin, same) in [
+            ("http://127.0.0.1:3000", true),
+            ("https://127.0.0.1:3000", false),
+            ("http://127.0.0.1:3001", false),
+            ("http://127.0.0.1", false),
+            ("http://localhost:3000", false),
+        ] {
+            let pairs = [("origin", origin), host];
+            assert_eq!(is_same_origin(&headers(&pairs), &site), same, "{origin}");
+        }
+        // Served at another address than SITE_URL says (a node behind a proxy): the Host it
+        // was sent to counts, with the site's scheme.
+        let node = ("host", "10.0.0.7:8080");
+        assert!(is_same_origin(
+            &headers(&[("origin", "http://10.0.0.7:8080"), node]),
+            &site
+        ));
+        assert!(!is_same_origin(
+            &headers(&[("origin", "https://10.0.0.7:8080"), node]),
+            &site
+        ));
+        // Default ports are the same origin written either way.
+        let plain = Url::parse("http://shop.test").unwrap();
+        assert!(is_same_origin(
+            &headers(&[("origin", "http://shop.test"), ("host", "shop.test:80")]),
+            &plain
+        ));
     }
 }

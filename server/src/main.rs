@@ -73,7 +73,14 @@ async fn stripe_command(
         None => (
             Arc::new(Simulator::new(
                 config.site_url.clone(),
-                config.webhook_secret.expose(),
+                match billing::local_secret::webhook_secret(&config) {
+                    Ok(secret) => secret,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+                .expose(),
                 catalog
                     .price_ids()
                     .map(|(p, id)| (p, id.to_owned()))

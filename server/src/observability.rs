@@ -2,14 +2,17 @@
 //! `/metrics`, and `/healthz` / `/readyz` (in `routes::health`).
 //!
 //! Metrics recorded here: `http_requests_total` and `http_request_duration_seconds` by method,
-//! route and status. Billing records its own (webhooks by type and outcome, ledger postings
+//! route and status. Every label has a bounded set of values, whatever clients send: methods
+//! outside HTTP's own are `other`, paths no route matches are `unmatched`. With `METRICS_TOKEN`
+//! set (required in production), `/metrics` answers only `Authorization: Bearer <token>`. Billing records its own (webhooks by type and outcome, ledger postings
 //! and tokens by source, rate-limit refusals) through the same `metrics` facade.
 
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
-use axum::http::HeaderName;
+use app::state::AppState;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderName, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -38,8 +41,19 @@ pub fn prometheus() -> &'static PrometheusHandle {
     })
 }
 
-/// `GET /metrics`: the Prometheus text format.
-pub async fn metrics() -> Response {
+/// `GET /metrics`: the Prometheus text format, for the bearer of the token when one is set.
+pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(token) = &state.config.metrics_token
+        && !bears(&headers, token.expose())
+    {
+        tracing::info!("refused a metrics scrape without the token");
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "/metrics needs the bearer token (METRICS_TOKEN).\n",
+        )
+            .into_response();
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -50,14 +64,41 @@ pub async fn metrics() -> Response {
         .into_response()
 }
 
+/// Whether the request carries `Authorization: Bearer <token>` (compared in constant time).
+fn bears(headers: &HeaderMap, token: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|offered| bool::from(offered.as_bytes().ct_eq(token.as_bytes())))
+}
+
+/// A method as a label: HTTP's own, or `other` (a client can make up any number of them).
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
 /// Counts and times every request by its route pattern (not its path: ids stay out of labels).
 pub async fn track_requests(request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().to_string();
+    let method = method_label(request.method());
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = method.to_owned();
     let response = next.run(request).await;
     let labels = [
         ("method", method),

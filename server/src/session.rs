@@ -71,9 +71,7 @@ impl Sessions {
             .with_name(COOKIE_NAME)
             .with_http_only(true)
             .with_same_site(SameSite::Lax)
-            // Production, or any site served over https (a staging site left in development
-            // mode still keeps its cookie off plain http).
-            .with_secure(config.env.is_production() || config.site_url.scheme() == "https")
+            .with_secure(config.secure_cookies())
             .with_path("/")
             // Inactivity is counted from the last request, not the last login: tower-sessions
             // pushes the deadline (and the cookie's Max-Age) back only when it saves, so every

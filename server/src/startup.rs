@@ -12,7 +12,9 @@ use axum::routing::{get, post};
 use billing::catalog::Catalog;
 use billing::clock::{Clock, SystemClock};
 use billing::config::{Config, RateLimitBackend};
+use billing::device_cookie::DeviceCookies;
 use billing::fulfilment::Fulfilment;
+use billing::local_secret::ServerSecrets;
 use billing::rate_limit::{DatabaseLimiter, MemoryLimiter, Quota, RateLimiter};
 use billing::store::{self, Store, StoreError};
 use billing::stripe::live::LiveGateway;
@@ -26,8 +28,10 @@ use url::Url;
 use crate::csrf::{self, SiteOrigin};
 use crate::demo;
 use crate::observability;
+use crate::request_body;
 use crate::routes::simulator::SimulatorPages;
 use crate::routes::{consume, health, tokens, webhook};
+use crate::security_headers;
 use crate::session::Sessions;
 
 /// The largest request body accepted anywhere (the webhook's own limit is the same).
@@ -48,6 +52,8 @@ pub enum StartupError {
     Sessions(#[from] sqlx::Error),
     #[error("cannot listen: {0}")]
     Listen(#[from] std::io::Error),
+    #[error("cannot read or make the secrets in the data folder: {0}")]
+    Secrets(std::io::Error),
     #[error("cannot set up Stripe: {0}")]
     Stripe(#[from] GatewayError),
 }
@@ -95,6 +101,7 @@ impl Application {
             demo::seed_when_empty(&*store).await?;
         }
 
+        let secrets = ServerSecrets::load(&config).map_err(StartupError::Secrets)?;
         let listener = TcpListener::bind(leptos_options.site_addr).await?;
         let mut catalog =
             Catalog::from_prices(&config.prices).with_trial_allowance(config.trial_allowance);
@@ -107,7 +114,7 @@ impl Application {
                 tracing::warn!("no STRIPE_SECRET_KEY: payments are simulated");
                 let sim = Arc::new(Simulator::new(
                     config.site_url.clone(),
-                    config.webhook_secret.expose(),
+                    secrets.webhook.expose(),
                     catalog
                         .price_ids()
                         .map(|(product, id)| (product, id.to_owned()))
@@ -131,6 +138,8 @@ impl Application {
             config: Arc::new(config),
             store,
             clock,
+            webhook_secret: secrets.webhook,
+            device_cookies: DeviceCookies::new(secrets.device_cookie_key),
         };
         let simulator = simulator.map(|sim| {
             let address = listener
@@ -209,8 +218,12 @@ fn limits(config: &Config, store: &Arc<dyn Store>, clock: &Arc<dyn Clock>) -> Li
             "billing",
             Quota::per_minute(config.billing_writes_per_minute),
         ),
+        // The success page asks every 3 s while a payment clears: 20 a minute.
+        checkout_status: make("checkout-status", per(30, Duration::from_secs(60))),
         login_by_ip: make("login-ip", per(20, Duration::from_secs(60))),
-        login_by_email: make("login-email", per(10, Duration::from_secs(600))),
+        login_by_account_and_ip: make("login-account-ip", per(10, Duration::from_secs(600))),
+        login_by_account: make("login-account", per(100, Duration::from_secs(3600))),
+        login_by_device: make("login-device", per(10, Duration::from_secs(600))),
     }
 }
 
@@ -235,11 +248,7 @@ fn spawn_housekeeping(limits: Limits) {
         let mut tick = tokio::time::interval(HOUSEKEEPING_PERIOD);
         loop {
             tick.tick().await;
-            for limiter in [
-                &limits.billing_writes,
-                &limits.login_by_ip,
-                &limits.login_by_email,
-            ] {
+            for limiter in limits.all() {
                 if let Err(error) = limiter.forget_idle().await {
                     tracing::warn!(%error, "forgetting idle rate-limit keys failed");
                 }
@@ -274,6 +283,16 @@ fn router(
     let context = state.clone();
     let site = SiteOrigin(state.config.site_url.clone());
     let simulator = simulator.map_or_else(Router::new, SimulatorPages::router);
+    // Server functions (and pages) get their bodies read whole first: see `request_body`.
+    let pages_and_server_functions = Router::new()
+        .leptos_routes_with_context(&state, routes, move || provide_context(context.clone()), {
+            let options = state.leptos_options.clone();
+            move || shell(options.clone())
+        })
+        .layer(axum::middleware::from_fn_with_state(
+            MAX_REQUEST_BYTES,
+            request_body::read_whole,
+        ));
     let router = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -283,10 +302,7 @@ fn router(
         .route("/api/tokens/stream", get(tokens::stream))
         .route("/api/tokens/ledger.csv", get(tokens::export_csv))
         .merge(simulator)
-        .leptos_routes_with_context(&state, routes, move || provide_context(context.clone()), {
-            let options = state.leptos_options.clone();
-            move || shell(options.clone())
-        })
+        .merge(pages_and_server_functions)
         .fallback(leptos_axum::file_and_error_handler_with_context::<
             AppState,
             _,
@@ -297,7 +313,8 @@ fn router(
             },
             shell,
         ))
-        .route_layer(axum::middleware::from_fn(observability::track_requests))
+        // On every route and on the fallback (counted as one `unmatched` route).
+        .layer(axum::middleware::from_fn(observability::track_requests))
         .layer(sessions.layer(&state.config))
         .layer(axum::middleware::from_fn_with_state(
             site,
@@ -308,7 +325,8 @@ fn router(
         .layer(tower_http::limit::RequestBodyLimitLayer::new(
             MAX_REQUEST_BYTES,
         ))
-        .with_state(state);
+        .with_state(state.clone());
+    let router = security_headers::layer(router, &state.config.site_url);
     observability::request_ids(router)
 }
 

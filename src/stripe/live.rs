@@ -1,5 +1,6 @@
 //! The gateway to Stripe's API, on async-stripe. The base URL is configurable, so tests (or a
-//! stripe-mock server) can stand in for Stripe.
+//! stripe-mock server) can stand in for Stripe. Every method parses the ids it sends
+//! ([`StripeId`]) before anything else: no id from outside can become a path or a query.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -23,6 +24,7 @@ use super::gateway::{
     ChargeRefunds, CheckoutRequest, CheckoutSession, GatewayError, GatewayMode, LineItem,
     ListedEvent, RefundState, RefundStatus, SessionSnapshot, StripeGateway, SubscriptionSnapshot,
 };
+use super::id::{StripeId, StripeObject};
 use crate::config::Secret;
 use crate::domain::{Currency, Email, Money, ProductKind, Timestamp, UserId};
 
@@ -135,6 +137,7 @@ impl StripeGateway for LiveGateway {
     }
 
     async fn price(&self, price: &str) -> Result<Option<Money>, GatewayError> {
+        StripeId::parse(StripeObject::Price, price)?;
         let price = self.get_json(format!("/prices/{price}"), vec![]).await?;
         Ok(money(
             price["unit_amount"].as_i64(),
@@ -158,6 +161,8 @@ impl StripeGateway for LiveGateway {
         &self,
         request: &CheckoutRequest,
     ) -> Result<CheckoutSession, GatewayError> {
+        StripeId::parse(StripeObject::Customer, &request.customer)?;
+        StripeId::parse(StripeObject::Price, &request.price)?;
         let mut line = CreateCheckoutSessionLineItems::new();
         line.price = Some(request.price.clone());
         line.quantity = Some(1);
@@ -202,6 +207,7 @@ impl StripeGateway for LiveGateway {
     }
 
     async fn checkout_session(&self, session: &str) -> Result<SessionSnapshot, GatewayError> {
+        StripeId::parse(StripeObject::CheckoutSession, session)?;
         let s = RetrieveCheckoutSession::new(session)
             .send(&self.client)
             .await
@@ -225,6 +231,7 @@ impl StripeGateway for LiveGateway {
     }
 
     async fn checkout_line_items(&self, session: &str) -> Result<Vec<LineItem>, GatewayError> {
+        StripeId::parse(StripeObject::CheckoutSession, session)?;
         let items = ListLineItemsCheckoutSession::new(session)
             .limit(100)
             .send(&self.client)
@@ -248,6 +255,7 @@ impl StripeGateway for LiveGateway {
         customer: &str,
         return_url: &Url,
     ) -> Result<Url, GatewayError> {
+        StripeId::parse(StripeObject::Customer, customer)?;
         let portal = CreateBillingPortalSession::new()
             .customer(customer)
             .return_url(return_url.as_str())
@@ -261,6 +269,7 @@ impl StripeGateway for LiveGateway {
         &self,
         payment_intent: &str,
     ) -> Result<Option<String>, GatewayError> {
+        StripeId::parse(StripeObject::PaymentIntent, payment_intent)?;
         let mut payment =
             ListInvoicePaymentPayment::new(ListInvoicePaymentPaymentType::PaymentIntent);
         payment.payment_intent = Some(payment_intent.to_owned());
@@ -277,6 +286,7 @@ impl StripeGateway for LiveGateway {
     }
 
     async fn charge_refunds(&self, charge: &str) -> Result<ChargeRefunds, GatewayError> {
+        StripeId::parse(StripeObject::Charge, charge)?;
         let object = self.get_json(format!("/charges/{charge}"), vec![]).await?;
         let amount = object["amount"]
             .as_i64()
@@ -327,6 +337,7 @@ impl StripeGateway for LiveGateway {
     }
 
     async fn subscription(&self, subscription: &str) -> Result<SubscriptionSnapshot, GatewayError> {
+        StripeId::parse(StripeObject::Subscription, subscription)?;
         let s = self
             .get_json(format!("/subscriptions/{subscription}"), vec![])
             .await?;

@@ -3,9 +3,13 @@
 //! One walk from Stripe to a ledger row: the server's webhook route -> [`signature`] (verify
 //! the raw body) -> [`events`] (pure: what the event means) -> [`crate::fulfilment`] (look up
 //! what the event does not carry, then one store transaction).
+//!
+//! Every id that goes into a request to Stripe is parsed with [`StripeId::parse`] first
+//! ([`id`]): only Stripe's own id shape, never a path or a query.
 
 pub mod events;
 pub mod gateway;
+pub mod id;
 pub mod live;
 pub mod signature;
 pub mod simulated;
@@ -17,3 +21,4 @@ pub use gateway::{
     ChargeRefunds, CheckoutRequest, CheckoutSession, GatewayError, GatewayMode, LineItem,
     ListedEvent, RefundState, RefundStatus, SessionSnapshot, StripeGateway, SubscriptionSnapshot,
 };
+pub use id::{InvalidStripeId, StripeId, StripeObject};

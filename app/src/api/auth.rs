@@ -91,16 +91,38 @@ mod ssr {
         }
     }
 
-    /// Login and sign-up attempts from one address, and on one account.
-    async fn limit_attempts(call: &Call, email: Option<&Email>) -> Result<(), AppError> {
+    /// Login and sign-up attempts from one address.
+    async fn limit_address(call: &Call) -> Result<(), AppError> {
+        call.rate_limit(&*call.state().limits.login_by_ip, &call.ip_key())
+            .await
+    }
+
+    /// Login attempts on one account. From a device the account logged in from before (a
+    /// valid device cookie naming it), only that device's own limit applies; from anywhere
+    /// else, a limit per address and a higher one for the whole account. So guessing from
+    /// many addresses holds new devices back, never the owner's own browser.
+    async fn limit_account(
+        call: &Call,
+        email: &Email,
+        known: Option<&User>,
+    ) -> Result<(), AppError> {
         let limits = &call.state().limits;
-        call.rate_limit(&*limits.login_by_ip, &call.ip_key())
-            .await?;
-        if let Some(email) = email {
-            call.rate_limit(&*limits.login_by_email, email.as_str())
-                .await?;
+        let device = call
+            .device()
+            .filter(|device| known.is_some_and(|user| user.id == device.user));
+        match device {
+            Some(device) => {
+                call.rate_limit(&*limits.login_by_device, device.nonce())
+                    .await
+            }
+            None => {
+                let at = format!("{}|{}", email.as_str(), call.ip_key());
+                call.rate_limit(&*limits.login_by_account_and_ip, &at)
+                    .await?;
+                call.rate_limit(&*limits.login_by_account, email.as_str())
+                    .await
+            }
         }
-        Ok(())
     }
 
     pub async fn sign_up(
@@ -109,7 +131,7 @@ mod ssr {
         password: String,
         next: Option<String>,
     ) -> Result<SessionUser, AppError> {
-        limit_attempts(&call, None).await?;
+        limit_address(&call).await?;
         let email = Email::parse(&email).map_err(|e| AppError::invalid(capitalise(&e)))?;
         let password =
             Password::choose(&password, &email).map_err(|e| AppError::invalid(capitalise(&e)))?;
@@ -133,6 +155,7 @@ mod ssr {
             })?;
         tracing::info!(user = %user.id, "signed up");
         call.start_session(&user).await?;
+        call.remember_device(&user);
         call.redirect(&safe_next(next.as_deref()));
         Ok(session_user(user))
     }
@@ -143,9 +166,10 @@ mod ssr {
         password: String,
         next: Option<String>,
     ) -> Result<SessionUser, AppError> {
-        let email = Email::parse(&email).ok();
-        limit_attempts(&call, email.as_ref()).await?;
-        let (Some(email), Some(password)) = (email, Password::offered(&password)) else {
+        limit_address(&call).await?;
+        let (Some(email), Some(password)) =
+            (Email::parse(&email).ok(), Password::offered(&password))
+        else {
             return Err(AppError::WrongCredentials);
         };
         let found = call
@@ -158,6 +182,7 @@ mod ssr {
             Some((user, hash)) => (Some(user), hash),
             None => (None, None),
         };
+        limit_account(&call, &email, user.as_ref()).await?;
         // Checked even for an unknown email (against a dummy hash), so that the answer and
         // its timing are the same whether or not the account exists.
         let verified = auth::verify_password(password, hash).await;
@@ -165,6 +190,7 @@ mod ssr {
             Some(user) if verified => {
                 tracing::info!(user = %user.id, "logged in");
                 call.start_session(&user).await?;
+                call.remember_device(&user);
                 call.redirect(&safe_next(next.as_deref()));
                 Ok(session_user(user))
             }

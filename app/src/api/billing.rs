@@ -116,7 +116,8 @@ pub async fn subscriptions() -> Result<Vec<SubscriptionView>, AppError> {
 }
 
 /// The success page's check: asks Stripe about the session the user came back from and
-/// credits it when paid (once, whether the webhook or this comes first).
+/// credits it when paid (once, whether the webhook or this comes first). Rate limited per
+/// user; an id that is not of Stripe's shape is refused before Stripe is asked.
 #[server(prefix = "/api", endpoint = "billing/checkout-status", input = GetUrl)]
 pub async fn checkout_status(session_id: String) -> Result<CheckoutProgress, AppError> {
     crate::api::guard::answer(|call| ssr::checkout_status(call, session_id)).await
@@ -126,7 +127,7 @@ pub async fn checkout_status(session_id: String) -> Result<CheckoutProgress, App
 mod ssr {
     use billing::domain::{ProductId, ProductKind, Timestamp, User};
     use billing::fulfilment::{CheckoutStatus, FulfilmentError};
-    use billing::stripe::{CheckoutRequest, GatewayError};
+    use billing::stripe::{CheckoutRequest, GatewayError, StripeId, StripeObject};
     use rand::RngCore;
 
     use super::{CheckoutProgress, CheckoutStarted, PortalOpened, SubscriptionView};
@@ -283,7 +284,9 @@ mod ssr {
         session_id: String,
     ) -> Result<CheckoutProgress, AppError> {
         let user = call.require_user().await?;
-        if session_id.is_empty() || session_id.len() > 255 {
+        // Counted before the id is even looked at: guessing ids is what the limit is for.
+        call.limit_checkout_status(&user).await?;
+        if StripeId::parse(StripeObject::CheckoutSession, &session_id).is_err() {
             return Err(AppError::invalid("That is not a Checkout session id."));
         }
         let state = call.state();

@@ -10,6 +10,7 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::ConnectInfo;
+use billing::device_cookie::{self, Device};
 use billing::domain::{User, UserId};
 use billing::rate_limit::{Decision, RateLimiter, client_address};
 use http::request::Parts;
@@ -243,10 +244,53 @@ impl Call {
         }
     }
 
+    /// The device cookie this request carries, when this server signed it.
+    pub fn device(&self) -> Option<Device> {
+        let parts = self.parts.as_ref()?;
+        parts
+            .headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|line| line.to_str().ok())
+            .flat_map(tower_sessions::cookie::Cookie::split_parse)
+            .filter_map(Result::ok)
+            .filter(|cookie| cookie.name() == device_cookie::COOKIE_NAME)
+            .find_map(|cookie| self.state.device_cookies.verify(cookie.value()))
+    }
+
+    /// Leaves a fresh device cookie for `user` (at a successful login): later logins from
+    /// this browser are not held by the account-wide limit. Sent to the login endpoint only.
+    pub fn remember_device(&self, user: &User) {
+        use tower_sessions::cookie::{Cookie, SameSite, time::Duration};
+        let Some(response) = &self.response else {
+            return;
+        };
+        let cookie = Cookie::build((
+            device_cookie::COOKIE_NAME,
+            self.state.device_cookies.issue(user.id),
+        ))
+        .path("/api/auth")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(self.state.config.secure_cookies())
+        .max_age(Duration::days(device_cookie::MAX_AGE_DAYS))
+        .build();
+        match HeaderValue::from_str(&cookie.to_string()) {
+            Ok(value) => response.append_header(header::SET_COOKIE, value),
+            Err(error) => tracing::error!(%error, "a device cookie is not a header value"),
+        }
+    }
+
     /// The client's address as a rate-limit key part.
     pub fn ip_key(&self) -> String {
         self.client_ip()
             .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+    }
+
+    /// The success page's check of a Checkout session (it asks Stripe): per user.
+    pub async fn limit_checkout_status(&self, user: &User) -> Result<(), AppError> {
+        self.rate_limit(&*self.state.limits.checkout_status, &user.id.to_string())
+            .await
     }
 
     /// A billing write (checkout, portal, admin adjustment): 5 a minute per user and IP.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
@@ -46,6 +46,7 @@ impl SimulatorPages {
 
     pub fn router<S>(self) -> Router<S> {
         Router::new()
+            .route(&format!("{PATH_PREFIX}/style.css"), get(style))
             .route(
                 &format!("{PATH_PREFIX}/checkout/{{id}}"),
                 get(checkout_page),
@@ -118,26 +119,37 @@ impl SimulatorPages {
     }
 }
 
-fn page(title: &str, body: &str) -> Html<String> {
-    Html(format!(
+/// The pages' look, served as a file: their policy allows no inline style or script.
+const STYLE: &str = "\
+body { font-family: system-ui, sans-serif; margin: 0; background: #f6f9fc; color: #1a1f36; }
+.banner { background: #fff4d6; color: #6b4a00; padding: .75rem 1rem; text-align: center; font-weight: 600; }
+main { max-width: 34rem; margin: 2rem auto; padding: 0 1rem; }
+.card { background: #fff; border: 1px solid #e3e8ee; border-radius: 10px; padding: 1.25rem; margin-bottom: 1rem; }
+.amount { font-size: 2rem; font-weight: 700; margin: .25rem 0 1rem; }
+form { margin: .5rem 0; } form.inline { display: inline-block; margin: .25rem .25rem .25rem 0; }
+button { font: inherit; font-weight: 600; padding: .6rem 1rem; border-radius: 8px; border: 1px solid #635bff; background: #635bff; color: #fff; cursor: pointer; }
+button.secondary { background: #fff; color: #635bff; }
+input { font: inherit; padding: .5rem; width: 7rem; }
+.muted { color: #697386; }
+";
+
+/// The policy of these pages: this site's stylesheet, forms posted to this site, no scripts.
+const POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+                      base-uri 'none'; frame-ancestors 'none'";
+
+async fn style() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE)
+}
+
+fn page(title: &str, body: &str) -> impl IntoResponse + use<> {
+    let html = Html(format!(
         r#"<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title} · Simulated Stripe</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 0; background: #f6f9fc; color: #1a1f36; }}
-.banner {{ background: #fff4d6; color: #6b4a00; padding: .75rem 1rem; text-align: center; font-weight: 600; }}
-main {{ max-width: 34rem; margin: 2rem auto; padding: 0 1rem; }}
-.card {{ background: #fff; border: 1px solid #e3e8ee; border-radius: 10px; padding: 1.25rem; margin-bottom: 1rem; }}
-.amount {{ font-size: 2rem; font-weight: 700; margin: .25rem 0 1rem; }}
-form {{ margin: .5rem 0; }} form.inline {{ display: inline-block; margin: .25rem .25rem .25rem 0; }}
-button {{ font: inherit; font-weight: 600; padding: .6rem 1rem; border-radius: 8px; border: 1px solid #635bff; background: #635bff; color: #fff; cursor: pointer; }}
-button.secondary {{ background: #fff; color: #635bff; }}
-input {{ font: inherit; padding: .5rem; width: 7rem; }}
-.muted {{ color: #697386; }}
-</style>
+<link rel="stylesheet" href="{PATH_PREFIX}/style.css">
 </head>
 <body>
 <p class="banner" role="status">Simulated Stripe: payments here are not real and no card is charged.</p>
@@ -146,7 +158,8 @@ input {{ font: inherit; padding: .5rem; width: 7rem; }}
 </main>
 </body>
 </html>"#
-    ))
+    ));
+    ([(header::CONTENT_SECURITY_POLICY, POLICY)], html)
 }
 
 /// Escapes text for HTML.

@@ -39,9 +39,7 @@ pub async fn receive(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     let now = state.clock.now().as_millis() / 1000;
-    if let Err(refusal) =
-        signature::verify(&body, header, state.config.webhook_secret.expose(), now)
-    {
+    if let Err(refusal) = signature::verify(&body, header, state.webhook_secret.expose(), now) {
         tracing::warn!(%refusal, "refused a webhook delivery");
         refused("signature");
         return Err(ApiError::bad_request(format!(

@@ -1,11 +1,9 @@
 //! Hostile input over HTTP: deeply nested JSON, oversized bodies, SQL- and HTML-looking text.
 
-use billing::config::SIMULATED_WEBHOOK_SECRET;
-use billing::domain::{Role, Timestamp};
-use billing::stripe::signature;
+use billing::domain::Role;
 use serde_json::json;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{TestApp, capture_logs, spawn_app};
 
 fn nested(depth: usize) -> String {
     format!("{}{}", "[".repeat(depth), "]".repeat(depth))
@@ -20,14 +18,10 @@ async fn deeply_nested_json_is_refused_everywhere_and_the_server_stays_up() {
     // Small enough for every endpoint's size limit, far deeper than any parser allows.
     let body = format!(r#"{{"user":{}}}"#, nested(5_000));
 
-    let now = Timestamp::now().as_millis() / 1000;
     let webhook = app
         .client
         .post(app.url("/api/webhooks/stripe"))
-        .header(
-            "stripe-signature",
-            signature::sign(body.as_bytes(), SIMULATED_WEBHOOK_SECRET, now),
-        )
+        .header("stripe-signature", app.sign(&body))
         .body(body.clone())
         .send()
         .await
@@ -125,4 +119,78 @@ async fn sql_and_html_in_a_reason_are_kept_as_text_and_escaped_on_the_page() {
         html.contains("&lt;script&gt;alert"),
         "the reason is shown as text"
     );
+}
+
+/// Posts `bytes` bytes of form in chunks (`Transfer-Encoding: chunked`, no length said up
+/// front) and gives the answer's status.
+async fn post_chunked(app: &TestApp, path: &str, bytes: usize) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = app.address.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let chunk = format!("{:x}\r\n{}\r\n", 16 * 1024, "a".repeat(16 * 1024));
+    for _ in 0..bytes.div_ceil(16 * 1024) {
+        // The server may answer and close before the body ends.
+        if stream.write_all(chunk.as_bytes()).await.is_err() {
+            break;
+        }
+    }
+    let _ = stream.write_all(b"0\r\n\r\n").await;
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer);
+    answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|status| status.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP answer: {answer:?}"))
+}
+
+#[tokio::test]
+async fn chunked_bodies_over_the_limit_answer_413_without_an_error_in_the_logs() {
+    let logs = capture_logs();
+    let app = spawn_app().await;
+    for path in [
+        "/api/auth/login",
+        "/api/auth/signup",
+        "/api/admin/tokens/credit",
+        "/api/billing/create-checkout-session",
+    ] {
+        assert_eq!(post_chunked(&app, path, 512 * 1024).await, 413, "{path}");
+    }
+    // A chunked body within the limit is read as usual (and lacks the fields a login needs).
+    assert_eq!(post_chunked(&app, "/api/auth/login", 1024).await, 422);
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    let errors = logs.at_least(tracing::Level::ERROR);
+    assert!(errors.is_empty(), "{errors:#?}");
+}
+
+#[tokio::test]
+async fn non_utf8_form_bodies_answer_400_without_an_error_in_the_logs() {
+    let logs = capture_logs();
+    let app = spawn_app().await;
+    for path in [
+        "/api/auth/login",
+        "/api/auth/signup",
+        "/api/admin/tokens/credit",
+    ] {
+        let response = app
+            .client
+            .post(app.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(b"email=ada%40example.com&password=\xff\xfe\xfd".to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{path}");
+        let error: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(error["error"], "bad_request", "{path}");
+    }
+    assert_eq!(app.store.user_count().await.unwrap(), 0, "nothing was made");
+    let errors = logs.at_least(tracing::Level::ERROR);
+    assert!(errors.is_empty(), "{errors:#?}");
 }

@@ -89,6 +89,8 @@ async fn sign_up_explains_what_is_wrong() {
         ("ada@example.com", PASSWORD, 409, "already exists"),
         ("bob@example.com", "short", 422, "at least 10 characters"),
         ("bob@example.com", "password12345", 422, "too easy to guess"),
+        ("bob@example.com", "Summer2024!", 422, "too easy to guess"),
+        ("bob@example.com", "1234512345", 422, "too easy to guess"),
         ("not-an-email", PASSWORD, 422, "email address"),
     ] {
         let response = sign_up(&app, &app.new_client(), email, password).await;
@@ -322,32 +324,168 @@ async fn a_plain_form_login_redirects_to_next_and_errors_come_back_to_the_form()
     assert_eq!(right.headers()["location"], "/app/billing");
 }
 
-#[tokio::test]
-async fn login_attempts_are_rate_limited_per_account() {
-    let app = spawn_app().await;
+/// A login from `ip` (the app trusts one proxy, which names the client in `X-Forwarded-For`).
+async fn log_in_from(
+    app: &TestApp,
+    client: &Client,
+    ip: &str,
+    email: &str,
+    password: &str,
+) -> reqwest::Response {
+    client
+        .post(app.url("/api/auth/login"))
+        .header("x-forwarded-for", ip)
+        .form(&[("email", email), ("password", password)])
+        .send()
+        .await
+        .unwrap()
+}
+
+const GUESS: &str = "guess guess guess";
+
+async fn behind_a_proxy() -> TestApp {
+    let app = spawn_app_with(&[("TRUSTED_PROXIES", "1")]).await;
     app.account("ada@example.com", Role::User).await;
+    app
+}
+
+#[tokio::test]
+async fn guessing_from_one_address_waits_there_and_the_owner_still_logs_in() {
+    let app = behind_a_proxy().await;
+    let guesser = "198.51.100.7";
     for _ in 0..10 {
-        let response = log_in(
-            &app,
-            &app.new_client(),
-            "ada@example.com",
-            "guess guess guess",
-        )
-        .await;
+        let response =
+            log_in_from(&app, &app.new_client(), guesser, "ada@example.com", GUESS).await;
         assert_eq!(response.status(), 401);
     }
-    // Even the right password waits now: guessing cannot go on.
-    let limited = log_in(&app, &app.new_client(), "ada@example.com", PASSWORD).await;
+    // From the guesser's address even the right password waits now: guessing cannot go on.
+    let limited = log_in_from(
+        &app,
+        &app.new_client(),
+        guesser,
+        "ada@example.com",
+        PASSWORD,
+    )
+    .await;
     assert_eq!(limited.status(), 429);
     assert_eq!(limited.headers()["retry-after"], "60");
     let error: Value = limited.json().await.unwrap();
     assert_eq!(error["error"], "rate_limited");
 
+    // The owner, from anywhere else, is not held by it.
+    let owner = log_in_from(
+        &app,
+        &app.new_client(),
+        "203.0.113.5",
+        "ada@example.com",
+        PASSWORD,
+    )
+    .await;
+    assert_eq!(owner.status(), 200);
+
     app.clock.advance(Duration::from_secs(60));
+    let later = log_in_from(
+        &app,
+        &app.new_client(),
+        guesser,
+        "ada@example.com",
+        PASSWORD,
+    )
+    .await;
+    assert_eq!(later.status(), 200);
+}
+
+fn device_cookie(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("pb_device="))
+        .map(str::to_owned)
+}
+
+#[tokio::test]
+async fn a_device_that_logged_in_before_is_not_held_by_the_account_wide_ceiling() {
+    let app = behind_a_proxy().await;
+    let owner = app.new_client();
+    let first = log_in_from(&app, &owner, "203.0.113.5", "ada@example.com", PASSWORD).await;
+    assert_eq!(first.status(), 200);
+    let cookie = device_cookie(&first).expect("a device cookie");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(cookie.contains("Max-Age="), "{cookie}");
+
+    // Guesses from many addresses, each within its own limit, until the account-wide ceiling
+    // holds every device the account has not logged in from.
+    let mut wrong = 0;
+    'guessing: for a in 0..30 {
+        for _ in 0..10 {
+            let ip = format!("198.51.100.{a}");
+            let response =
+                log_in_from(&app, &app.new_client(), &ip, "ada@example.com", GUESS).await;
+            match response.status().as_u16() {
+                401 => wrong += 1,
+                429 => break 'guessing,
+                other => panic!("{other}"),
+            }
+        }
+    }
+    // The ceiling is 100 attempts an hour; the owner's first login was one.
+    assert_eq!(wrong, 99);
+    let new_device = log_in_from(
+        &app,
+        &app.new_client(),
+        "192.0.2.1",
+        "ada@example.com",
+        PASSWORD,
+    )
+    .await;
+    assert_eq!(new_device.status(), 429);
+
+    // The owner's own device logs in, from wherever it is now.
+    let back = log_in_from(&app, &owner, "192.0.2.99", "ada@example.com", PASSWORD).await;
+    assert_eq!(back.status(), 200);
+
+    // A forged or altered device cookie is just a new device.
+    let value = cookie.split(';').next().unwrap().to_owned();
+    for forged in [
+        "pb_device=v1.1.AAAAAAAAAAAAAAAAAAAAAA.AAAA".to_owned(),
+        format!("{}x", value),
+        value.replace("pb_device=v1.1.", "pb_device=v1.2."),
+    ] {
+        let response = app
+            .new_client()
+            .post(app.url("/api/auth/login"))
+            .header("x-forwarded-for", "192.0.2.50")
+            .header("cookie", forged.as_str())
+            .form(&[("email", "ada@example.com"), ("password", PASSWORD)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 429, "{forged}");
+    }
+}
+
+#[tokio::test]
+async fn a_known_device_has_a_guessing_limit_of_its_own() {
+    let app = behind_a_proxy().await;
+    let device = app.new_client();
+    let ip = "203.0.113.5";
     assert_eq!(
-        log_in(&app, &app.new_client(), "ada@example.com", PASSWORD)
+        log_in_from(&app, &device, ip, "ada@example.com", PASSWORD)
             .await
             .status(),
         200
     );
+    for _ in 0..10 {
+        let response = log_in_from(&app, &device, ip, "ada@example.com", GUESS).await;
+        assert_eq!(response.status(), 401);
+    }
+    let limited = log_in_from(&app, &device, ip, "ada@example.com", PASSWORD).await;
+    assert_eq!(limited.status(), 429);
+
+    // Another device, even at the same address, is not held by it.
+    let other = log_in_from(&app, &app.new_client(), ip, "ada@example.com", PASSWORD).await;
+    assert_eq!(other.status(), 200);
 }

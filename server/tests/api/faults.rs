@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use billing::config::{DatabaseTarget, SIMULATED_WEBHOOK_SECRET, Secret};
+use billing::config::{DatabaseTarget, Secret};
 use billing::domain::{Email, Role, Timestamp, UserId};
 use billing::store::{LedgerQuery, NewUser, Store};
 use billing::stripe::signature;
@@ -36,7 +36,7 @@ async fn deliver(client: &reqwest::Client, server: &str, body: &str) -> Option<u
             "stripe-signature",
             signature::sign(
                 body.as_bytes(),
-                SIMULATED_WEBHOOK_SECRET,
+                crate::process::WEBHOOK_SECRET,
                 Timestamp::now().as_millis() / 1000,
             ),
         )

@@ -91,3 +91,83 @@ async fn metrics_count_requests_ledger_entries_and_refusals() {
         assert!(text.contains(expected), "missing {expected} in:\n{text}");
     }
 }
+
+async fn metrics_lines(app: &crate::helpers::TestApp) -> Vec<String> {
+    let response = app.get("/metrics").await;
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    text.lines().map(str::to_owned).collect()
+}
+
+#[tokio::test]
+async fn made_up_methods_and_unknown_paths_do_not_grow_the_metrics() {
+    let app = spawn_app().await;
+    let probe = |method: String, path: String| {
+        let request = app.client.request(
+            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+            app.url(&path),
+        );
+        async move { request.send().await.unwrap().status() }
+    };
+    // One of each, so that their collapsed series exist...
+    probe("XPROBEMETHOD".into(), "/healthz".into()).await;
+    probe("GET".into(), "/no/such/path".into()).await;
+    probe("XPROBEMETHOD".into(), "/no/such/path".into()).await;
+    metrics_lines(&app).await; // the scrape counts itself from the second one on
+    let before = metrics_lines(&app).await.len();
+    // ...then many more, each different.
+    for n in 0..100 {
+        probe(format!("XPROBE{n}"), "/healthz".into()).await;
+        probe("GET".into(), format!("/probe/{n}/{}", "x".repeat(n))).await;
+        probe(format!("XPROBE{n}"), format!("/probe/{n}")).await;
+    }
+    let lines = metrics_lines(&app).await;
+    let made_up: Vec<_> = lines
+        .iter()
+        .filter(|l| l.contains("XPROBE") || l.contains("/probe/"))
+        .collect();
+    assert!(made_up.is_empty(), "{made_up:#?}");
+    assert_eq!(lines.len(), before, "the page did not grow");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("http_requests_total{method=\"other\",route=\"/healthz\"")),
+        "made-up methods are counted as one: {lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("http_requests_total{method=\"GET\",route=\"unmatched\"")),
+        "unknown paths are counted as one: {lines:#?}"
+    );
+}
+
+#[tokio::test]
+async fn metrics_need_the_bearer_token_when_one_is_set() {
+    let token = "a-long-random-metrics-token-for-tests";
+    let app = crate::helpers::spawn_app_with(&[("METRICS_TOKEN", token)]).await;
+    for authorization in [None, Some("Bearer wrong"), Some(token)] {
+        let mut request = app.client.get(app.url("/metrics"));
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 401, "{authorization:?}");
+        assert_eq!(response.headers()["www-authenticate"], "Bearer");
+    }
+    let response = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("http_requests_total")
+    );
+}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use billing::api_key::{NewApiKey, SCOPE_CONSUME};
 use billing::auth::{self, Password};
 use billing::clock::ManualClock;
-use billing::config::Config;
+use billing::config::{Config, Secret};
 use billing::domain::{Email, IdempotencyKey, Reason, Role, Source, Timestamp, Tokens, User};
 use billing::ledger::Posting;
 use billing::store::{NewUser, Store};
@@ -21,6 +21,8 @@ pub struct TestApp {
     pub data_dir: TempDir,
     /// The clock the rate limits read: move it instead of sleeping.
     pub clock: ManualClock,
+    /// What the app checks Stripe's signatures with (made in its data folder unless set).
+    pub webhook_secret: Secret,
 }
 
 /// The password every test account gets.
@@ -29,6 +31,16 @@ pub const PASSWORD: &str = "correct horse battery";
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
+    }
+
+    /// A `Stripe-Signature` header for `body`, signed `at` (seconds) with the app's secret.
+    pub fn sign_at(&self, body: &str, at: i64) -> String {
+        billing::stripe::signature::sign(body.as_bytes(), self.webhook_secret.expose(), at)
+    }
+
+    /// A `Stripe-Signature` header for `body`, signed now with the app's secret.
+    pub fn sign(&self, body: &str) -> String {
+        self.sign_at(body, Timestamp::now().as_millis() / 1000)
     }
 
     /// A user with `tokens` already bought (none when zero).
@@ -152,6 +164,7 @@ pub async fn spawn_app_with(vars: &[(&str, &str)]) -> TestApp {
         .expect("the app starts");
     let address = format!("http://{}", app.address());
     let store = app.state().store.clone();
+    let webhook_secret = app.state().webhook_secret.clone();
     tokio::spawn(app.run_until_stopped());
 
     TestApp {
@@ -160,6 +173,7 @@ pub async fn spawn_app_with(vars: &[(&str, &str)]) -> TestApp {
         store,
         data_dir,
         clock,
+        webhook_secret,
     }
 }
 
@@ -205,4 +219,54 @@ pub async fn password_hash() -> String {
     )
     .await
     .unwrap()
+}
+
+/// What the tests' server wrote to its logs, for as long as this is kept (on this thread: a
+/// `#[tokio::test]` runs the server it spawned on its own thread).
+pub struct CapturedLogs {
+    text: Arc<std::sync::Mutex<Vec<u8>>>,
+    _guard: tracing::subscriber::DefaultGuard,
+}
+
+impl CapturedLogs {
+    /// Every log line at or above `level` so far.
+    pub fn at_least(&self, level: tracing::Level) -> Vec<String> {
+        let text = String::from_utf8_lossy(&self.text.lock().unwrap()).into_owned();
+        text.lines()
+            .filter(|line| {
+                line.split_whitespace()
+                    .next()
+                    .and_then(|word| word.parse::<tracing::Level>().ok())
+                    .is_some_and(|found| found <= level)
+            })
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// Starts capturing the logs of everything that runs on this thread.
+pub fn capture_logs() -> CapturedLogs {
+    #[derive(Clone)]
+    struct Sink(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Sink {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let text = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = Sink(text.clone());
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .without_time()
+        .with_writer(move || sink.clone())
+        .finish();
+    CapturedLogs {
+        text,
+        _guard: tracing::subscriber::set_default(subscriber),
+    }
 }

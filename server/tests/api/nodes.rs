@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use billing::config::{DatabaseTarget, SIMULATED_WEBHOOK_SECRET, Secret};
+use billing::config::{DatabaseTarget, Secret};
 use billing::domain::{Email, Role, Timestamp, UserId};
 use billing::store::{NewUser, Store};
 use billing::stripe::signature;
@@ -84,7 +84,7 @@ async fn one_webhook_delivered_to_both_nodes_at_once_credits_once() {
                     "stripe-signature",
                     signature::sign(
                         body.as_bytes(),
-                        SIMULATED_WEBHOOK_SECRET,
+                        crate::process::WEBHOOK_SECRET,
                         Timestamp::now().as_millis() / 1000,
                     ),
                 )

@@ -5,13 +5,19 @@ use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+/// What the processes check Stripe's signatures with.
+pub const WEBHOOK_SECRET: &str = "whsec_test_processes_secret";
+/// What the processes sign device cookies with: one key for every node, as in production.
+const DEVICE_COOKIE_KEY: &str = "test-processes-device-cookie-key-0123456789";
+
 pub struct ServerProcess {
     child: Child,
     pub base: String,
 }
 
 impl ServerProcess {
-    /// Starts the server with `vars` on top of a quiet, key-less development setup.
+    /// Starts the server with `vars` on top of a quiet, key-less development setup (webhooks
+    /// signed with [`WEBHOOK_SECRET`], no secret made in a data folder).
     pub async fn start(vars: &[(&str, &str)]) -> Self {
         Self::try_start(vars)
             .await
@@ -30,6 +36,8 @@ impl ServerProcess {
             ("LEPTOS_SITE_ROOT".into(), "target/site".into()),
             ("SITE_URL".into(), base.clone()),
             ("DEMO_ACCOUNTS".into(), "false".into()),
+            ("STRIPE_WEBHOOK_SECRET".into(), WEBHOOK_SECRET.into()),
+            ("DEVICE_COOKIE_KEY".into(), DEVICE_COOKIE_KEY.into()),
             ("RUST_LOG".into(), "warn".into()),
         ]);
         env.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));

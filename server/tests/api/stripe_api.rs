@@ -1,8 +1,9 @@
 //! A stand-in for Stripe's API, shared by the tests of the live gateway and of the operator
 //! commands. It reads requests as Stripe does (form-encoded parameters with bracketed names;
 //! a parameter it does not know is a 400 that names it, a missing key a 401), pages lists as
-//! Stripe does (newest first, `limit` 1 to 100, `starting_after`, `has_more`), and answers with
-//! Stripe's objects and error shape. It remembers every request.
+//! Stripe does (newest first, `limit` 1 to 100, `starting_after`, `has_more`), resolves paths
+//! as a web server does before routing them (`..` and `%2e%2e` segments applied), and answers
+//! with Stripe's objects and error shape. It remembers every request.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -43,6 +44,7 @@ struct Account {
     /// Events in the order they happened (Stripe lists them newest first).
     events: Vec<Value>,
     charges: BTreeMap<String, Value>,
+    customers: BTreeMap<String, Value>,
     /// Refunds in the order they were made.
     refunds: Vec<Value>,
     subscriptions: BTreeMap<String, Value>,
@@ -65,13 +67,32 @@ impl StripeApi {
             .route("/v1/charges/{id}", get(retrieve_charge))
             .route("/v1/refunds", get(list_refunds))
             .route("/v1/subscriptions/{id}", get(retrieve_subscription))
+            .route("/v1/customers/{id}", get(retrieve_customer))
+            .route("/v1/prices/{id}", get(no_such_price))
+            .route("/v1/checkout/sessions/{id}", get(no_such_session))
+            .route(
+                "/v1/checkout/sessions/{id}/line_items",
+                get(no_such_session),
+            )
+            .route("/v1/invoice_payments", get(list_invoice_payments))
             .route("/v1/checkout/sessions", post(refuse_unless_working))
             .route("/v1/billing_portal/sessions", post(refuse_unless_working))
             .fallback(unknown_path)
             .with_state(account.clone());
+        // Paths are resolved before they are routed, as Stripe's servers do.
+        let app = tower::Layer::layer(
+            &tower::util::MapRequestLayer::new(resolve_dot_segments),
+            router,
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, router).await });
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
+            )
+            .await
+        });
         Self {
             url: Url::parse(&format!("http://{address}")).unwrap(),
             account,
@@ -85,6 +106,11 @@ impl StripeApi {
     pub fn add_charge(&self, charge: Value) {
         let id = charge["id"].as_str().unwrap().to_owned();
         self.account.lock().unwrap().charges.insert(id, charge);
+    }
+
+    pub fn add_customer(&self, customer: Value) {
+        let id = customer["id"].as_str().unwrap().to_owned();
+        self.account.lock().unwrap().customers.insert(id, customer);
     }
 
     pub fn add_refund(&self, refund: Value) {
@@ -108,6 +134,42 @@ impl StripeApi {
     pub fn requests(&self) -> Vec<Seen> {
         self.account.lock().unwrap().seen.clone()
     }
+
+    /// Forgets the requests so far (an app reads its prices when it starts).
+    pub fn forget_requests(&self) {
+        self.account.lock().unwrap().seen.clear();
+    }
+
+    /// The settings that run the app on live Stripe, here.
+    pub fn settings(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("STRIPE_SECRET_KEY", "sk_test_standin".to_owned()),
+            ("STRIPE_WEBHOOK_SECRET", "whsec_standin".to_owned()),
+            ("STRIPE_API_BASE", self.url.to_string()),
+            ("STRIPE_PRICE_TOKENS_SMALL", "price_live_small".to_owned()),
+            ("STRIPE_PRICE_TOKENS_MEDIUM", "price_live_medium".to_owned()),
+            ("STRIPE_PRICE_TOKENS_LARGE", "price_live_large".to_owned()),
+        ]
+    }
+}
+
+/// `/v1/checkout/sessions/../../customers/cus_1` is `/v1/customers/cus_1` to a web server
+/// (`%2e%2e` too); the query stays as it came.
+fn resolve_dot_segments(mut request: axum::extract::Request) -> axum::extract::Request {
+    let resolved = Url::parse("https://api.stripe.com")
+        .unwrap()
+        .join(request.uri().path())
+        .map(|url| url.path().to_owned());
+    if let Ok(path) = resolved {
+        let path_and_query = match request.uri().query() {
+            Some(query) => format!("{path}?{query}"),
+            None => path,
+        };
+        if let Ok(uri) = path_and_query.parse() {
+            *request.uri_mut() = uri;
+        }
+    }
+    request
 }
 
 type Shared = State<Arc<Mutex<Account>>>;
@@ -128,6 +190,8 @@ fn decode(raw: &[u8]) -> Vec<(String, String)> {
 
 /// Records the request, checks the key, and refuses parameters not in `allowed`, as Stripe
 /// does; answers the decoded parameters.
+// The refusal is the answer to send as it stands: boxing it would buy nothing here.
+#[allow(clippy::result_large_err)]
 fn receive(
     account: &Mutex<Account>,
     uri: &Uri,
@@ -177,6 +241,8 @@ fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 /// A page of a list, newest first, as Stripe pages it.
+// The refusal is the answer to send as it stands: boxing it would buy nothing here.
+#[allow(clippy::result_large_err)]
 fn page(
     url: &str,
     newest_first: Vec<Value>,
@@ -272,6 +338,64 @@ async fn retrieve_charge(
         Some(charge) => axum::Json(charge).into_response(),
         None => no_such("charge", &id),
     }
+}
+
+async fn retrieve_customer(
+    State(account): Shared,
+    Path(id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(refused) = receive(&account, &uri, &headers, b"", &["expand[]"]) {
+        return refused;
+    }
+    let customer = account.lock().unwrap().customers.get(&id).cloned();
+    match customer {
+        Some(customer) => axum::Json(customer).into_response(),
+        None => no_such("customer", &id),
+    }
+}
+
+/// No price is known here: the app's read of its prices at start-up finds none.
+async fn no_such_price(
+    State(account): Shared,
+    Path(id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(refused) = receive(&account, &uri, &headers, b"", &["expand[]"]) {
+        return refused;
+    }
+    no_such("price", &id)
+}
+
+/// No Checkout session is known here.
+async fn no_such_session(
+    State(account): Shared,
+    Path(id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let allowed = ["expand[]", "limit", "starting_after"];
+    if let Err(refused) = receive(&account, &uri, &headers, b"", &allowed) {
+        return refused;
+    }
+    no_such("checkout.session", &id)
+}
+
+/// No invoice payment is known here: an empty list.
+async fn list_invoice_payments(State(account): Shared, uri: Uri, headers: HeaderMap) -> Response {
+    let allowed = [
+        "payment[type]",
+        "payment[payment_intent]",
+        "limit",
+        "starting_after",
+    ];
+    let params = match receive(&account, &uri, &headers, b"", &allowed) {
+        Ok(params) => params,
+        Err(refused) => return refused,
+    };
+    page("/v1/invoice_payments", Vec::new(), &params, false).unwrap_or_else(|refused| refused)
 }
 
 async fn list_refunds(State(account): Shared, uri: Uri, headers: HeaderMap) -> Response {

@@ -2,11 +2,13 @@
 //! API base records each request and answers as Stripe would.
 
 use billing::config::Secret;
-use billing::domain::{ProductKind, UserId};
+use billing::domain::{ProductKind, Role, UserId};
 use billing::stripe::live::LiveGateway;
 use billing::stripe::{CheckoutRequest, GatewayError, StripeGateway};
+use serde_json::Value;
 use url::Url;
 
+use crate::helpers::{TestApp, spawn_app_with};
 use crate::stripe_api::StripeApi;
 
 fn gateway(base: &Url) -> LiveGateway {
@@ -174,4 +176,156 @@ async fn a_subscription_is_read_again_from_stripe() {
     assert_eq!(now.price.as_deref(), Some("price_starter"));
     assert_eq!(now.current_period_end, Some(1_802_592_000));
     assert_eq!(stripe.requests()[0].path, "/v1/subscriptions/sub_1");
+}
+
+/// Ids a caller might craft to reach another Stripe path, add a query, or just be odd.
+const CRAFTED_IDS: &[&str] = &[
+    "../../customers/cus_known",
+    "cs_test_a1/../../../customers/cus_known",
+    "cs_test_a1?expand[]=customer",
+    "cs_test_a1#top",
+    "%2e%2e%2f%2e%2e%2fcustomers%2fcus_known",
+    "cs_test_a1%2f..%2f..%2fcustomers%2fcus_known",
+    "cs_test a1",
+    "cs_test_\u{e9}t\u{e9}",
+    "cs_test_a1\n",
+    "cs_",
+    "cus_known",
+    "",
+];
+
+fn long_id() -> String {
+    format!("cs_test_{}", "a".repeat(300))
+}
+
+#[tokio::test]
+async fn crafted_ids_never_reach_stripe_from_the_gateway() {
+    let stripe = StripeApi::start().await;
+    let gateway = gateway(&stripe.url);
+    let return_url = Url::parse("https://promptbloom.app/app/billing").unwrap();
+    let long = long_id();
+    for id in CRAFTED_IDS.iter().copied().chain([long.as_str()]) {
+        // The same shapes for other kinds of object; an id of the wrong kind for each.
+        let customer = match id {
+            "cus_known" => "cs_test_a1".to_owned(),
+            other => other.replace("cs_test_", "cus_"),
+        };
+        let price = id.replace("cs_test_", "price_");
+        let intent = id.replace("cs_test_", "pi_");
+        let charge = id.replace("cs_test_", "ch_");
+        let subscription = id.replace("cs_test_", "sub_");
+        for (call, result) in [
+            ("checkout_session", gateway.checkout_session(id).await.err()),
+            (
+                "checkout_line_items",
+                gateway.checkout_line_items(id).await.err(),
+            ),
+            ("price", gateway.price(&price).await.err()),
+            (
+                "charge_refunds",
+                gateway.charge_refunds(&charge).await.err(),
+            ),
+            (
+                "subscription",
+                gateway.subscription(&subscription).await.err(),
+            ),
+            (
+                "create_portal_session",
+                gateway
+                    .create_portal_session(&customer, &return_url)
+                    .await
+                    .err(),
+            ),
+            (
+                "invoice_of_payment_intent",
+                gateway.invoice_of_payment_intent(&intent).await.err(),
+            ),
+        ] {
+            assert!(
+                matches!(result, Some(GatewayError::Refused(_))),
+                "{call}({id:?}) is refused before it is sent: {result:?}"
+            );
+        }
+    }
+    assert_eq!(stripe.requests().len(), 0, "{:#?}", stripe.requests());
+}
+
+/// An app on live Stripe (the stand-in), with a user signed in.
+async fn live_app(stripe: &StripeApi) -> (TestApp, reqwest::Client) {
+    let settings = stripe.settings();
+    let vars: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let app = spawn_app_with(&vars).await;
+    // Someone else's customer: what a crafted path would have read.
+    stripe.add_customer(serde_json::json!({
+        "id": "cus_known", "object": "customer", "email": "someone.else@example.com"
+    }));
+    app.account("ada@example.com", Role::User).await;
+    let ada = app.logged_in("ada@example.com").await;
+    stripe.forget_requests(); // the prices read at start-up
+    (app, ada)
+}
+
+async fn checkout_status(app: &TestApp, client: &reqwest::Client, id: &str) -> reqwest::Response {
+    client
+        .get(app.url("/api/billing/checkout-status"))
+        .query(&[("session_id", id)])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_crafted_session_id_on_the_success_page_never_reaches_stripe() {
+    let stripe = StripeApi::start().await;
+    let (app, ada) = live_app(&stripe).await;
+    let long = long_id();
+    for id in CRAFTED_IDS.iter().copied().chain([long.as_str()]) {
+        let response = checkout_status(&app, &ada, id).await;
+        assert_eq!(response.status(), 422, "{id:?}");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(
+            error["message"], "That is not a Checkout session id.",
+            "{id:?}"
+        );
+    }
+    assert_eq!(stripe.requests().len(), 0, "{:#?}", stripe.requests());
+
+    // A well-formed id is asked about, at its own path and nothing more; an unknown one is
+    // "not yours", the same answer as a session of someone else's.
+    let response = checkout_status(&app, &ada, "cs_test_a1B2c3").await;
+    assert_eq!(response.status(), 404);
+    let seen = stripe.requests();
+    assert_eq!(seen.len(), 1, "{seen:#?}");
+    assert_eq!(seen[0].path, "/v1/checkout/sessions/cs_test_a1B2c3");
+    assert!(seen[0].query.is_empty(), "{:?}", seen[0].query);
+}
+
+#[tokio::test]
+async fn the_success_page_check_is_rate_limited_per_user() {
+    let stripe = StripeApi::start().await;
+    let (app, ada) = live_app(&stripe).await;
+    for _ in 0..30 {
+        assert_eq!(
+            checkout_status(&app, &ada, "cs_test_missing")
+                .await
+                .status(),
+            404
+        );
+    }
+    let limited = checkout_status(&app, &ada, "cs_test_missing").await;
+    assert_eq!(limited.status(), 429);
+    assert_eq!(limited.headers()["retry-after"], "2");
+    // Crafted ids count too: guessing ids is what the limit is for.
+    assert_eq!(checkout_status(&app, &ada, "../x").await.status(), 429);
+    assert_eq!(stripe.requests().len(), 30);
+
+    // Another user has a limit of their own.
+    app.account("bob@example.com", Role::User).await;
+    let bob = app.logged_in("bob@example.com").await;
+    assert_eq!(
+        checkout_status(&app, &bob, "cs_test_missing")
+            .await
+            .status(),
+        404
+    );
 }
