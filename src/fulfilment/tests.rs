@@ -57,6 +57,10 @@ contract!(
     a_trial_allowance_is_granted_once_per_customer,
     an_invoice_kept_as_failed_for_its_shape_applies_on_replay,
     a_dispute_heard_before_a_refunds_failure_takes_its_whole_share,
+    only_invoices_that_start_or_renew_a_period_credit,
+    tokens_come_from_the_line_items_whatever_the_metadata_says,
+    concurrent_reversals_of_one_purchase_take_each_share_once,
+    a_refund_after_a_won_dispute_takes_its_share,
 );
 
 struct World {
@@ -1342,5 +1346,141 @@ async fn a_dispute_heard_before_a_refunds_failure_takes_its_whole_share(store: A
     w.deliver_all(&opened.now).await;
     w.deliver_all(&failed.now).await;
     assert_eq!(w.balance().await, 0, "the bank holds all of the money");
+    w.consistent().await;
+}
+
+/// `payload` with the field at `pointer` (under the event) set to `value`, under a new id.
+fn changed(
+    event: &ListedEvent,
+    suffix: &str,
+    pointer: &str,
+    value: serde_json::Value,
+) -> ListedEvent {
+    let mut json: serde_json::Value = serde_json::from_str(&event.payload).unwrap();
+    match value {
+        serde_json::Value::Null => {
+            let (parent, key) = pointer.rsplit_once('/').unwrap();
+            json.pointer_mut(parent)
+                .unwrap()
+                .as_object_mut()
+                .unwrap()
+                .remove(key);
+        }
+        value => *json.pointer_mut(pointer).unwrap() = value,
+    }
+    let id = format!("{}{suffix}", event.id);
+    json["id"] = id.clone().into();
+    ListedEvent {
+        id,
+        payload: json.to_string(),
+    }
+}
+
+async fn only_invoices_that_start_or_renew_a_period_credit(store: Arc<SqlStore>) {
+    let w = world(store).await;
+    let (_, emitted) = w.buy(ProductId::Starter, "k1").await;
+    let paid = of_kind(&emitted.now, "invoice.paid").clone();
+    // A plan change's invoice, a one-off invoice, a usage threshold: no new period, no tokens.
+    for (n, reason) in ["subscription_update", "manual", "subscription_threshold"]
+        .into_iter()
+        .enumerate()
+    {
+        let other = changed(
+            &paid,
+            &format!("r{n}"),
+            "/data/object/billing_reason",
+            reason.into(),
+        );
+        let other = changed(&other, "", "/data/object/id", format!("in_other{n}").into());
+        let outcome = w.deliver(&other).await;
+        assert!(
+            matches!(outcome, Outcome::Recorded(_)),
+            "{reason}: {outcome:?}"
+        );
+    }
+    assert_eq!(w.balance().await, 0);
+    // An invoice with no reason at all is judged by its lines: the plan's period credits.
+    let unexplained = changed(
+        &paid,
+        "none",
+        "/data/object/billing_reason",
+        serde_json::Value::Null,
+    );
+    let outcome = w.deliver(&unexplained).await;
+    assert!(
+        matches!(&outcome, Outcome::Credited(e) if e.delta.get() == 6_000),
+        "{outcome:?}"
+    );
+    // The real event is the same invoice: once.
+    assert_eq!(w.deliver(&paid).await, Outcome::AlreadyApplied);
+    assert_eq!(w.balance().await, 6_000);
+    w.consistent().await;
+}
+
+async fn tokens_come_from_the_line_items_whatever_the_metadata_says(store: Arc<SqlStore>) {
+    let w = world(store).await;
+    let (_, emitted) = w.buy(ProductId::Small, "k1").await;
+    // The session's metadata and amount claim the large pack; its line items, which Stripe
+    // answers, say small.
+    let claim = changed(
+        &emitted.now[0],
+        "",
+        "/data/object/metadata/product",
+        "large".into(),
+    );
+    let claim = changed(&claim, "", "/data/object/amount_total", 9_000.into());
+    let outcome = w.deliver(&claim).await;
+    assert!(
+        matches!(&outcome, Outcome::Credited(e) if e.delta.get() == 1_000 && e.reason == "Small pack (1,000 tokens)"),
+        "{outcome:?}"
+    );
+    assert_eq!(w.balance().await, 1_000);
+}
+
+async fn concurrent_reversals_of_one_purchase_take_each_share_once(store: Arc<SqlStore>) {
+    let w = Arc::new(world(store).await);
+    for round in 0..10 {
+        let (_, emitted) = w.buy(ProductId::Medium, &format!("k{round}")).await; // $40, 5,000
+        w.deliver_all(&emitted.now).await;
+        let (portal, charge) = w.charge(round).await;
+        // Two refunds of $10 each, and Stripe sends each of their events at once.
+        let first = w.sim.refund(&portal, &charge, 1_000).unwrap();
+        let second = w.sim.refund(&portal, &charge, 1_000).unwrap();
+        let all: Vec<&ListedEvent> = first.now.iter().chain(&second.now).collect();
+        deliver_at_once(&w, &all).await;
+        // Then the bank disputes what is left ($20 of $40): its share, once.
+        let opened = w.sim.dispute(&portal, &charge).unwrap();
+        deliver_at_once(
+            &w,
+            &opened.now.iter().chain(&opened.now).collect::<Vec<_>>(),
+        )
+        .await;
+        let expected = (round as i64 + 1) * (5_000 - 2_500 - 2_500);
+        assert_eq!(w.balance().await, expected, "round {round}");
+    }
+    assert!(w.store.inbox_unfinished().await.unwrap().is_empty());
+    w.consistent().await;
+}
+
+async fn a_refund_after_a_won_dispute_takes_its_share(store: Arc<SqlStore>) {
+    let w = world(store).await;
+    let (_, emitted) = w.buy(ProductId::Medium, "k1").await;
+    w.deliver_all(&emitted.now).await;
+    let (portal, charge) = w.charge(0).await;
+    // A refund first, then a dispute of the rest, which the merchant wins.
+    w.deliver_all(&w.sim.refund(&portal, &charge, 1_000).unwrap().now)
+        .await;
+    assert_eq!(w.balance().await, 3_750);
+    let opened = w.sim.dispute(&portal, &charge).unwrap();
+    w.deliver_all(&opened.now).await;
+    assert_eq!(w.balance().await, 0, "the dispute took the other 3,750");
+    let dispute = object_id(&opened.now[0]);
+    w.deliver_all(&w.sim.close_dispute(&portal, &dispute, true).unwrap().now)
+        .await;
+    assert_eq!(w.balance().await, 3_750, "won: the dispute's share is back");
+    // Refunded after the win: $10 more of the $40, cumulative $20.
+    w.deliver_all(&w.sim.refund(&portal, &charge, 1_000).unwrap().now)
+        .await;
+    assert_eq!(w.balance().await, 2_500);
     w.consistent().await;
 }
