@@ -15,10 +15,16 @@ for (const { name, width, height } of [
       () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
     );
     expect(overflow).toBeLessThanOrEqual(0);
-    // Every control has an accessible name, and the balance is announced when it changes.
-    for (const button of await page.getByRole("button").all()) {
-      expect((await button.textContent())?.trim() || (await button.getAttribute("aria-label"))).toBeTruthy();
+    // Every control has an accessible name (as the browser computes it: label, text,
+    // aria-label or aria-labelledby), and the balance is announced when it changes.
+    for (const role of ["button", "link", "textbox", "combobox", "listbox", "checkbox", "radio", "spinbutton"] as const) {
+      const all = await page.getByRole(role).count();
+      const named = await page.getByRole(role, { name: /\S/ }).count();
+      expect(named, `every ${role} has an accessible name`).toBe(all);
     }
+    expect(await page.getByRole("button").count()).toBeGreaterThan(3);
+    expect(await page.getByRole("combobox").count()).toBeGreaterThan(0);
+    expect(await page.getByRole("link").count()).toBeGreaterThan(0);
     const live = page.getByTestId("balance-live");
     await expect(live).toHaveAttribute("aria-live", "polite");
     await expect(live).toHaveAttribute("role", "status");

@@ -1,5 +1,15 @@
 import { expect, test } from "@playwright/test";
-import { hydrated, signUp } from "./support/accounts";
+import {
+  hydrated,
+  markDocument,
+  recordBalanceStream,
+  signUp,
+  stillSameDocument,
+  streamedBalances,
+} from "./support/accounts";
+
+// The development server seeds this admin (DEMO_ACCOUNTS, see server/src/demo.rs).
+const ADMIN = { email: "admin@promptbloom.test", password: "orchard-lantern-97" };
 
 test("buy the medium pack through Checkout, see 5,000 tokens and the ledger row", async ({ page }) => {
   await signUp(page);
@@ -34,6 +44,7 @@ test("cancelling Checkout shows the banner and charges nothing", async ({ page }
 });
 
 test("a payment that clears later shows as pending, then the tokens arrive without a reload", async ({ page }) => {
+  await recordBalanceStream(page);
   await signUp(page);
   await page.getByRole("listitem").filter({ hasText: "Small pack" }).getByRole("button", { name: "Buy" }).click();
   await page.getByRole("button", { name: /clears in a few seconds/ }).click();
@@ -41,9 +52,44 @@ test("a payment that clears later shows as pending, then the tokens arrive witho
     "Payment received: adding 1,000 tokens as soon as your bank confirms it",
   );
   await hydrated(page);
+  await markDocument(page);
   // No reload: the live balance and the banner update themselves.
   await expect(page.getByTestId("balance")).toHaveText("1,000 tokens", { timeout: 20_000 });
   await expect(page.getByTestId("checkout-banner")).toContainText("1,000 tokens added", { timeout: 20_000 });
+  await stillSameDocument(page);
+  // The stream told the page (the banner also asks while a payment clears).
+  await expect.poll(() => streamedBalances(page), { timeout: 5_000 }).toContain(1000);
+});
+
+test("the balance follows the stream: a credit made elsewhere shows at once, without polling", async ({
+  page,
+  browser,
+}) => {
+  await recordBalanceStream(page);
+  const email = await signUp(page, "streamed");
+  await hydrated(page);
+  await expect.poll(() => streamedBalances(page)).toEqual([0]);
+  await markDocument(page);
+
+  // An admin credits the user from another browser. Nothing on the user's page polls here
+  // (no payment is clearing; the fallback poll runs only without a stream, every 10 s).
+  const admin = await (await browser.newContext()).newPage();
+  await admin.goto("/login");
+  await admin.getByLabel("Email").fill(ADMIN.email);
+  await admin.getByLabel("Password").fill(ADMIN.password);
+  await admin.getByRole("button", { name: "Log in" }).click();
+  await expect(admin).toHaveURL(/\/app\/billing|\/admin/);
+  const credited = await admin.request.post("/api/admin/tokens/credit", {
+    form: { user: email, tokens: "250", reason: "Stream test" },
+  });
+  expect(credited.status()).toBe(200);
+  const creditedAt = Date.now();
+
+  await expect(page.getByTestId("balance")).toHaveText("250 tokens", { timeout: 5_000 });
+  expect(Date.now() - creditedAt).toBeLessThan(5_000);
+  expect(await streamedBalances(page)).toEqual([0, 250]);
+  await stillSameDocument(page);
+  await admin.context().close();
 });
 
 test("subscribe and get 6,000 tokens; the portal cancels the plan", async ({ page }) => {

@@ -1,5 +1,6 @@
 -- The money rules of issue 12: ledger sources as rows (a new source is an INSERT), the trial
--- allowance's source, and refunds as Stripe last described them.
+-- allowance's source, refunds and disputes as Stripe last described them, and when
+-- subscriptions were read.
 -- Kept in step with ../sqlite/0003_money_rules.sql.
 
 CREATE TABLE ledger_sources (
@@ -22,6 +23,14 @@ CREATE TABLE stripe_refunds (
     updated_at BIGINT NOT NULL
 );
 CREATE INDEX stripe_refunds_by_charge ON stripe_refunds (charge_id);
+
+-- A dispute's charge and amount, so that a refund's news and the dispute's are weighed together.
+ALTER TABLE stripe_disputes ADD COLUMN charge_id TEXT;
+ALTER TABLE stripe_disputes ADD COLUMN amount BIGINT;
+CREATE INDEX stripe_disputes_by_charge ON stripe_disputes (charge_id);
+
+-- When a subscription's state was read from Stripe (milliseconds): the later read wins.
+ALTER TABLE subscriptions ADD COLUMN stripe_read_at BIGINT NOT NULL DEFAULT 0;
 
 -- Held-back events are found by what they wait for, unfinished ones by the sweep.
 CREATE INDEX stripe_events_held ON stripe_events (awaiting)

@@ -309,8 +309,11 @@ fn summarise(applied: &[Applied], intent: Intent) -> Outcome {
                 return Outcome::Credited(posted.entry.clone());
             }
             Applied::Posted(posted) => return Outcome::Reversed(posted.entry.clone()),
-            Applied::Covered => return Outcome::Covered,
-            Applied::Recorded => {}
+            // Nothing moved: tokens already where they belong, or a state merely recorded.
+            Applied::Covered if matches!(intent, Intent::Credit | Intent::Reverse) => {
+                return Outcome::Covered;
+            }
+            Applied::Covered | Applied::Recorded => {}
         }
     }
     match intent {

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use std::fmt;
 
-use crate::domain::{IdempotencyKey, LedgerEntryId, Reason, Timestamp, Tokens, UserId};
+use crate::domain::{LedgerEntryId, Reason, Timestamp, UserId};
 use crate::ledger::{Posted, Posting, StripeRefs};
 use crate::stripe::events::DisputeStatus;
 use crate::stripe::gateway::RefundState;
@@ -98,11 +98,9 @@ pub enum Recorded {
 pub enum Change {
     /// A credit (a purchase, an invoice) or any other posting.
     Post(Posting),
-    /// A charge's refunds as Stripe describes them now: the tokens taken back for them are
-    /// brought to the share of the charge refunded (taken, or given back for a failed one).
-    SyncRefunds(RefundSync),
-    /// Where a dispute stands, and the tokens that follow from it.
-    Dispute(DisputeChange),
+    /// What Stripe says now of a purchase's refunds or its dispute: the tokens taken back for
+    /// each are brought to the share of the charge the money says.
+    SyncReversals(ReversalSync),
     /// The Stripe customer of a user.
     LinkCustomer { user: UserId, customer: String },
     /// A subscription's latest state; an older event never overwrites a newer state.
@@ -114,50 +112,44 @@ impl Change {
     /// where they belong ([`Applied::Covered`]) rather than a state merely recorded.
     pub fn moves_tokens(&self) -> bool {
         match self {
-            Change::Post(_) | Change::SyncRefunds(_) => true,
-            Change::Dispute(d) => d.take.is_some() || d.status == DisputeStatus::Won,
+            Change::Post(_) | Change::SyncReversals(_) => true,
             Change::LinkCustomer { .. } | Change::Subscription(_) => false,
         }
     }
 }
 
-/// A charge's refunds, to be reflected in the tokens of the purchase it paid for.
+/// News of a purchase's charge, to reflect in the tokens taken back from the purchase.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RefundSync {
+pub struct ReversalSync {
     /// The credit the charge paid for.
     pub purchase: LedgerEntryId,
     pub charge: String,
     /// What was charged, minor units.
     pub charge_amount: i64,
-    pub refunds: Vec<RefundState>,
-    /// The reason on a reversal for a refund.
-    pub taken: Reason,
-    /// The reason on tokens given back for a refund that failed.
-    pub given_back: Reason,
+    /// Every refund of the charge, as Stripe lists them now (an event about refunds).
+    pub refunds: Option<Vec<RefundState>>,
+    /// The charge's dispute as the event describes it (an event about a dispute).
+    pub dispute: Option<DisputeNews>,
+    pub reasons: ReversalReasons,
     pub stripe: StripeRefs,
 }
 
-/// What a dispute event says, and what it would take.
+/// A dispute, as one event describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DisputeChange {
+pub struct DisputeNews {
     pub dispute: String,
     pub status: DisputeStatus,
-    /// The one key a dispute's reversal is made under, whichever event makes it.
-    pub take_key: IdempotencyKey,
-    /// The reversal a chargeback makes, for an event that knows its purchase: once, and
-    /// never for a dispute that is (or ends up) won.
-    pub take: Option<DisputeTake>,
-    /// The key and reason of what a won dispute gives back.
-    pub give_back_key: IdempotencyKey,
-    pub give_back_reason: Reason,
+    /// Minor units disputed.
+    pub amount: i64,
 }
 
+/// The ledger reasons of what a sync posts.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DisputeTake {
-    pub purchase: LedgerEntryId,
-    pub tokens: Tokens,
-    pub reason: Reason,
-    pub stripe: StripeRefs,
+pub struct ReversalReasons {
+    pub refunded: Reason,
+    pub refund_failed: Reason,
+    pub disputed: Reason,
+    pub dispute_won: Reason,
 }
 
 /// What applying a change did.
@@ -168,6 +160,16 @@ pub enum Applied {
     Covered,
     /// State recorded; no ledger change.
     Recorded,
+}
+
+/// Stripe's statuses of a subscription that is not over: it charges, or is about to (a first
+/// payment still being made).
+pub const LIVE_SUBSCRIPTION_STATUSES: [&str; 4] = ["incomplete", "trialing", "active", "past_due"];
+
+impl SubscriptionRecord {
+    pub fn is_live(&self) -> bool {
+        LIVE_SUBSCRIPTION_STATUSES.contains(&self.status.as_str())
+    }
 }
 
 /// A subscription as Stripe last described it.
@@ -185,4 +187,7 @@ pub struct SubscriptionRecord {
     pub canceled_at: Option<i64>,
     /// The event time this state is from, unix seconds.
     pub as_of: i64,
+    /// When this state was read from Stripe, milliseconds: a later read wins, whatever the
+    /// order the events arrived in.
+    pub read_at: i64,
 }

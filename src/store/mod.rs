@@ -14,8 +14,8 @@ mod tests;
 use async_trait::async_trait;
 
 pub use billing::{
-    Applied, Awaiting, Change, DisputeChange, DisputeTake, InboxEvent, Recorded, RefundSync,
-    StoredEvent, SubscriptionRecord, Unfinished,
+    Applied, Awaiting, Change, DisputeNews, InboxEvent, LIVE_SUBSCRIPTION_STATUSES, Recorded,
+    ReversalReasons, ReversalSync, StoredEvent, SubscriptionRecord, Unfinished,
 };
 pub use database::{Backend, connect};
 pub use sql::SqlStore;

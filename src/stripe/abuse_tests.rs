@@ -142,6 +142,7 @@ const INVOICE_READS: &[&str] = &[
     "/subscription",
     "/subscription_details/metadata/user_id",
     "/billing_reason",
+    "/lines/has_more",
     "/lines/data/*/pricing/price_details/price",
     "/lines/data/*/price/id",
     "/lines/data/*/plan/id",
@@ -151,7 +152,6 @@ const INVOICE_READS: &[&str] = &[
     "/lines/data/*/parent/invoice_item_details/proration",
     "/lines/data/*/proration",
     "/amount_paid",
-    "/total",
     "/currency",
 ];
 

@@ -93,12 +93,47 @@ pub struct InvoicePaid {
     pub subscription: Option<String>,
     /// From the subscription's metadata, which our Checkout sessions set.
     pub user: Option<UserId>,
-    pub billing_reason: Option<String>,
+    /// `None` for an invoice that gives none.
+    pub billing_reason: Option<BillingReason>,
+    /// The lines the payload carries: Stripe sends only the first page of a long invoice.
     pub lines: Vec<InvoiceLine>,
+    /// False when the invoice has more lines than the payload carries (`lines.has_more`).
+    pub lines_complete: bool,
+    /// The money actually paid: zero for a trial, a 100% coupon, or an invoice the customer's
+    /// credit balance paid.
     pub amount_paid: Option<Money>,
-    /// What the invoice came to after discounts, in minor units (zero for a trial or a 100%
-    /// coupon; an invoice paid from the customer's credit balance has a total, not a payment).
-    pub total: Option<i64>,
+}
+
+/// Why Stripe made an invoice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BillingReason {
+    /// A subscription's first period.
+    SubscriptionCreate,
+    /// A renewal.
+    SubscriptionCycle,
+    /// A change mid-period (prorations).
+    SubscriptionUpdate,
+    /// A one-off invoice.
+    Manual,
+    /// Anything else Stripe names (`subscription_threshold`, `upcoming`...).
+    Other(String),
+}
+
+impl BillingReason {
+    pub fn parse(raw: &str) -> Self {
+        match raw {
+            "subscription_create" => Self::SubscriptionCreate,
+            "subscription_cycle" => Self::SubscriptionCycle,
+            "subscription_update" => Self::SubscriptionUpdate,
+            "manual" => Self::Manual,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+
+    /// Whether the invoice starts or renews a period, the only kind that brings tokens.
+    pub fn starts_a_period(&self) -> bool {
+        matches!(self, Self::SubscriptionCreate | Self::SubscriptionCycle)
+    }
 }
 
 /// One line of an invoice, wherever the API version puts its fields.
@@ -259,28 +294,7 @@ pub fn interpret(event: &Envelope) -> Result<Effect, EventError> {
             }
         }
         "invoice.paid" | "invoice.payment_succeeded" => {
-            let lines = object
-                .pointer("/lines/data")
-                .and_then(Value::as_array)
-                .map(|lines| lines.iter().filter_map(invoice_line).collect())
-                .unwrap_or_default();
-            // Since 2025 the subscription is under `parent`; before, at the top level.
-            let details = object.pointer("/parent/subscription_details");
-            let metadata = details
-                .and_then(|d| d.get("metadata"))
-                .or_else(|| object.pointer("/subscription_details/metadata"));
-            Effect::InvoicePaid(InvoicePaid {
-                invoice: str_at(object, &["id"]).ok_or_else(|| missing("id"))?,
-                customer: str_at(object, &["customer"]),
-                subscription: details
-                    .and_then(|d| str_at(d, &["subscription"]))
-                    .or_else(|| str_at(object, &["subscription"])),
-                user: metadata.and_then(user_in_metadata),
-                billing_reason: str_at(object, &["billing_reason"]),
-                lines,
-                amount_paid: money(object, "amount_paid"),
-                total: int_at(object, "total").or_else(|| int_at(object, "amount_paid")),
-            })
+            Effect::InvoicePaid(invoice(object).map_err(&missing)?)
         }
         "charge.refunded" => Effect::RefundsChanged(RefundsChanged {
             charge: str_at(object, &["id"]).ok_or_else(|| missing("id"))?,
@@ -305,12 +319,9 @@ pub fn interpret(event: &Envelope) -> Result<Effect, EventError> {
                 charge: str_at(object, &["charge"]),
                 payment_intent: str_at(object, &["payment_intent"]),
                 amount: int_at(object, "amount").ok_or_else(|| missing("amount"))?,
-                // The money came back: the dispute was won, whatever the status says yet.
-                status: if event.kind == "charge.dispute.funds_reinstated" {
-                    DisputeStatus::Won
-                } else {
-                    status
-                },
+                // `funds_reinstated` says what its status says: a win, or the refunded part of
+                // a payment disputed in full coming back with a loss.
+                status,
             })
         }
         "customer.subscription.created"
@@ -327,7 +338,11 @@ pub fn interpret(event: &Envelope) -> Result<Effect, EventError> {
                     str_at(object, &["status"]).ok_or_else(|| missing("status"))?
                 },
                 price: first_item.and_then(|item| str_at(item, &["price", "id"])),
-                current_period_end: first_item.and_then(|item| int_at(item, "current_period_end")),
+                // On the item since 2025; on the subscription before (events listed by
+                // reconciliation keep the version they were made in).
+                current_period_end: first_item
+                    .and_then(|item| int_at(item, "current_period_end"))
+                    .or_else(|| int_at(object, "current_period_end")),
                 cancel_at_period_end: object
                     .get("cancel_at_period_end")
                     .and_then(Value::as_bool)
@@ -343,9 +358,41 @@ pub fn interpret(event: &Envelope) -> Result<Effect, EventError> {
     })
 }
 
+/// An invoice object, in the current shape or the one before 2025; `Err` names a field it
+/// lacks.
+pub fn invoice(object: &Value) -> Result<InvoicePaid, &'static str> {
+    let lines = object
+        .pointer("/lines/data")
+        .and_then(Value::as_array)
+        .map(|lines| lines.iter().filter_map(invoice_line).collect())
+        .unwrap_or_default();
+    // Since 2025 the subscription is under `parent`; before, at the top level.
+    let details = object.pointer("/parent/subscription_details");
+    let metadata = details
+        .and_then(|d| d.get("metadata"))
+        .or_else(|| object.pointer("/subscription_details/metadata"));
+    Ok(InvoicePaid {
+        invoice: str_at(object, &["id"]).ok_or("id")?,
+        customer: str_at(object, &["customer"]),
+        subscription: details
+            .and_then(|d| str_at(d, &["subscription"]))
+            .or_else(|| str_at(object, &["subscription"])),
+        user: metadata.and_then(user_in_metadata),
+        billing_reason: str_at(object, &["billing_reason"])
+            .as_deref()
+            .map(BillingReason::parse),
+        lines,
+        lines_complete: !object
+            .pointer("/lines/has_more")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        amount_paid: money(object, "amount_paid"),
+    })
+}
+
 /// A line of an invoice in the current shape (`pricing.price_details.price`, the proration
 /// under `parent`) or the shape before 2025 (`price`, `plan`, `proration` on the line).
-fn invoice_line(line: &Value) -> Option<InvoiceLine> {
+pub fn invoice_line(line: &Value) -> Option<InvoiceLine> {
     let price = str_at(line, &["pricing", "price_details", "price"])
         .or_else(|| str_at(line, &["price"]))
         .or_else(|| str_at(line, &["plan"]))?;
@@ -467,15 +514,15 @@ mod tests {
                 customer: Some("cus_RY2s9xN1mT0aQe".into()),
                 subscription: Some("sub_1QfJ9AL".into()),
                 user: user(),
-                billing_reason: Some("subscription_create".into()),
+                billing_reason: Some(BillingReason::SubscriptionCreate),
                 lines: vec![InvoiceLine {
                     price: "price_starter".into(),
                     quantity: 1,
                     amount: 3500,
                     proration: false
                 }],
+                lines_complete: true,
                 amount_paid: usd(3500),
-                total: Some(3500),
             })
         );
     }
@@ -489,7 +536,7 @@ mod tests {
                 customer: Some("cus_RY2s9xN1mT0aQe".into()),
                 subscription: Some("sub_1QfJ9AL".into()),
                 user: user(),
-                billing_reason: Some("subscription_cycle".into()),
+                billing_reason: Some(BillingReason::SubscriptionCycle),
                 lines: vec![
                     InvoiceLine {
                         price: "price_starter".into(),
@@ -510,8 +557,8 @@ mod tests {
                         proration: false
                     },
                 ],
+                lines_complete: true,
                 amount_paid: usd(8750),
-                total: Some(8750),
             })
         );
     }
@@ -577,9 +624,13 @@ mod tests {
             dispute(DisputeStatus::Chargeback)
         );
         assert_eq!(
-            as_kind("charge.dispute.funds_reinstated", "under_review"),
-            dispute(DisputeStatus::Won),
-            "money back is a win, whatever the status says yet"
+            as_kind("charge.dispute.funds_reinstated", "won"),
+            dispute(DisputeStatus::Won)
+        );
+        assert_eq!(
+            as_kind("charge.dispute.funds_reinstated", "lost"),
+            dispute(DisputeStatus::Lost),
+            "the refunded part of a payment disputed in full comes back with a loss"
         );
         assert_eq!(
             as_kind("charge.dispute.created", "warning_needs_response"),

@@ -125,8 +125,7 @@ pub struct ChargeRefunds {
     pub refunds: Vec<RefundState>,
 }
 
-/// A subscription as Stripe describes it now (read again when two events about it carry the
-/// same time and disagree).
+/// A subscription as Stripe describes it now (read as each of its events is applied).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubscriptionSnapshot {
     pub id: String,
@@ -188,6 +187,19 @@ pub trait StripeGateway: Send + Sync + 'static {
     async fn charge_refunds(&self, charge: &str) -> Result<ChargeRefunds, GatewayError>;
 
     async fn subscription(&self, subscription: &str) -> Result<SubscriptionSnapshot, GatewayError>;
+
+    /// The customer's subscriptions that are not over (`incomplete`, `trialing`, `active`,
+    /// `past_due`), made here or elsewhere.
+    async fn live_subscriptions(
+        &self,
+        customer: &str,
+    ) -> Result<Vec<SubscriptionSnapshot>, GatewayError>;
+
+    /// An invoice, as Stripe writes it (JSON; read with [`super::events::invoice`]).
+    async fn invoice(&self, invoice: &str) -> Result<serde_json::Value, GatewayError>;
+
+    /// Every line of an invoice (a webhook's payload carries only the first page).
+    async fn invoice_lines(&self, invoice: &str) -> Result<Vec<serde_json::Value>, GatewayError>;
 
     /// Events created since `since`, oldest first (Stripe keeps 30 days). `progress` is told
     /// how many have been read so far, page by page.

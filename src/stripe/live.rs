@@ -115,6 +115,39 @@ fn query_string(pairs: &[(&'static str, String)]) -> String {
 }
 
 impl LiveGateway {
+    /// Every object of a list, page by page as Stripe pages it (newest first, 100 a page,
+    /// `starting_after` the last one); `progress` hears how many so far. A page that does
+    /// not move on is an error: asked for again it would be asked for forever.
+    async fn list_all(
+        &self,
+        path: &str,
+        filters: Vec<(&'static str, String)>,
+        progress: &(dyn Fn(usize) + Send + Sync),
+    ) -> Result<Vec<serde_json::Value>, GatewayError> {
+        let mut all: Vec<serde_json::Value> = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut query = filters.clone();
+            query.push(("limit", "100".to_owned()));
+            if let Some(after) = &after {
+                query.push(("starting_after", after.clone()));
+            }
+            let page = self.get_json(path.to_owned(), query).await?;
+            all.extend(page["data"].as_array().cloned().unwrap_or_default());
+            progress(all.len());
+            let last = all.last().and_then(|o| o["id"].as_str()).map(str::to_owned);
+            match (page["has_more"].as_bool().unwrap_or(false), last) {
+                (true, Some(last)) if after.as_ref() != Some(&last) => after = Some(last),
+                (true, _) => {
+                    return Err(GatewayError::Unavailable(format!(
+                        "Stripe's list at {path} did not move past its last page"
+                    )));
+                }
+                _ => return Ok(all),
+            }
+        }
+    }
+
     async fn get_json(
         &self,
         path: String,
@@ -291,43 +324,37 @@ impl StripeGateway for LiveGateway {
         let amount = object["amount"]
             .as_i64()
             .ok_or_else(|| GatewayError::Unavailable(format!("charge {charge} has no amount")))?;
-        let mut refunds = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let mut query = vec![("charge", charge.to_owned()), ("limit", "100".to_owned())];
-            if let Some(after) = &after {
-                query.push(("starting_after", after.clone()));
-            }
-            let page = self.get_json("/refunds".to_owned(), query).await?;
-            let data = page["data"].as_array().cloned().unwrap_or_default();
-            for refund in &data {
+        let listed = self
+            .list_all("/refunds", vec![("charge", charge.to_owned())], &|_| {})
+            .await?;
+        let refunds = listed
+            .iter()
+            .map(|refund| {
                 let (Some(id), Some(amount), Some(status)) = (
                     refund["id"].as_str(),
                     refund["amount"].as_i64(),
-                    refund["status"].as_str().and_then(RefundStatus::parse),
+                    refund["status"].as_str(),
                 ) else {
                     return Err(GatewayError::Unavailable(format!(
                         "a refund of charge {charge} is not Stripe-shaped"
                     )));
                 };
-                refunds.push(RefundState {
+                Ok(RefundState {
                     id: id.to_owned(),
                     amount,
-                    status,
-                });
-            }
-            let last = refunds.last().map(|r| r.id.clone());
-            match (page["has_more"].as_bool().unwrap_or(false), last) {
-                // A page that does not move on would be asked for forever.
-                (true, Some(last)) if after.as_ref() != Some(&last) => after = Some(last),
-                (true, _) => {
-                    return Err(GatewayError::Unavailable(format!(
-                        "Stripe's refunds of charge {charge} did not move past a page"
-                    )));
-                }
-                _ => break,
-            }
-        }
+                    status: RefundStatus::parse(status).unwrap_or_else(|| {
+                        // A status this build does not know: the money is taken to be on its
+                        // way back (the tokens follow), never to stay.
+                        tracing::warn!(
+                            refund = id,
+                            status,
+                            "a refund status this build does not know"
+                        );
+                        RefundStatus::Pending
+                    }),
+                })
+            })
+            .collect::<Result<_, _>>()?;
         Ok(ChargeRefunds {
             charge: charge.to_owned(),
             payment_intent: object["payment_intent"].as_str().map(str::to_owned),
@@ -338,28 +365,50 @@ impl StripeGateway for LiveGateway {
 
     async fn subscription(&self, subscription: &str) -> Result<SubscriptionSnapshot, GatewayError> {
         StripeId::parse(StripeObject::Subscription, subscription)?;
-        let s = self
+        let object = self
             .get_json(format!("/subscriptions/{subscription}"), vec![])
             .await?;
-        let text = |v: &serde_json::Value| v.as_str().map(str::to_owned);
-        let item = &s["items"]["data"][0];
-        Ok(SubscriptionSnapshot {
-            id: text(&s["id"]).unwrap_or_else(|| subscription.to_owned()),
-            customer: text(&s["customer"])
-                .or_else(|| text(&s["customer"]["id"]))
-                .unwrap_or_default(),
-            user: s["metadata"]["user_id"]
-                .as_str()
-                .and_then(|id| id.parse().ok()),
-            status: text(&s["status"]).ok_or_else(|| {
-                GatewayError::Unavailable(format!("subscription {subscription} has no status"))
-            })?,
-            price: text(&item["price"]["id"]),
-            current_period_end: item["current_period_end"].as_i64(),
-            cancel_at_period_end: s["cancel_at_period_end"].as_bool().unwrap_or(false),
-            cancel_at: s["cancel_at"].as_i64(),
-            canceled_at: s["canceled_at"].as_i64(),
-        })
+        subscription_snapshot(&object)
+    }
+
+    async fn live_subscriptions(
+        &self,
+        customer: &str,
+    ) -> Result<Vec<SubscriptionSnapshot>, GatewayError> {
+        StripeId::parse(StripeObject::Customer, customer)?;
+        let listed = self
+            .list_all(
+                "/subscriptions",
+                vec![
+                    ("customer", customer.to_owned()),
+                    ("status", "all".to_owned()),
+                ],
+                &|_| {},
+            )
+            .await?;
+        Ok(listed
+            .iter()
+            .map(subscription_snapshot)
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .filter(|s| {
+                matches!(
+                    s.status.as_str(),
+                    "incomplete" | "trialing" | "active" | "past_due"
+                )
+            })
+            .collect())
+    }
+
+    async fn invoice(&self, invoice: &str) -> Result<serde_json::Value, GatewayError> {
+        StripeId::parse(StripeObject::Invoice, invoice)?;
+        self.get_json(format!("/invoices/{invoice}"), vec![]).await
+    }
+
+    async fn invoice_lines(&self, invoice: &str) -> Result<Vec<serde_json::Value>, GatewayError> {
+        StripeId::parse(StripeObject::Invoice, invoice)?;
+        self.list_all(&format!("/invoices/{invoice}/lines"), vec![], &|_| {})
+            .await
     }
 
     async fn events_since(
@@ -367,44 +416,47 @@ impl StripeGateway for LiveGateway {
         since: Timestamp,
         progress: &(dyn Fn(usize) + Send + Sync),
     ) -> Result<Vec<ListedEvent>, GatewayError> {
-        let mut events: Vec<ListedEvent> = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let mut query = vec![
-                (
-                    "created[gte]",
-                    since.as_millis().div_euclid(1000).to_string(),
-                ),
-                ("limit", "100".to_owned()),
-            ];
-            if let Some(after) = &after {
-                query.push(("starting_after", after.clone()));
-            }
-            let page = self.get_json("/events".to_owned(), query).await?;
-            let data = page["data"].as_array().cloned().unwrap_or_default();
-            for event in &data {
-                if let Some(id) = event["id"].as_str() {
-                    events.push(ListedEvent {
-                        id: id.to_owned(),
-                        payload: event.to_string(),
-                    });
-                }
-            }
-            progress(events.len());
-            let last = events.last().map(|e| e.id.clone());
-            match (page["has_more"].as_bool().unwrap_or(false), last) {
-                // A page that does not move on would be asked for forever.
-                (true, Some(last)) if after.as_ref() != Some(&last) => after = Some(last),
-                (true, _) => {
-                    return Err(GatewayError::Unavailable(
-                        "Stripe's event list did not move past its last page".into(),
-                    ));
-                }
-                _ => break,
-            }
-        }
+        let bound = since.as_millis().div_euclid(1000).to_string();
+        let listed = self
+            .list_all("/events", vec![("created[gte]", bound)], progress)
+            .await?;
+        let mut events: Vec<ListedEvent> = listed
+            .iter()
+            .filter_map(|event| {
+                Some(ListedEvent {
+                    id: event["id"].as_str()?.to_owned(),
+                    payload: event.to_string(),
+                })
+            })
+            .collect();
         // Stripe lists newest first; apply oldest first.
         events.reverse();
         Ok(events)
     }
+}
+
+/// A subscription object as the gateway describes it.
+fn subscription_snapshot(s: &serde_json::Value) -> Result<SubscriptionSnapshot, GatewayError> {
+    let text = |v: &serde_json::Value| v.as_str().map(str::to_owned);
+    let item = &s["items"]["data"][0];
+    let id = text(&s["id"])
+        .ok_or_else(|| GatewayError::Unavailable("a subscription without an id".into()))?;
+    Ok(SubscriptionSnapshot {
+        customer: text(&s["customer"])
+            .or_else(|| text(&s["customer"]["id"]))
+            .unwrap_or_default(),
+        user: s["metadata"]["user_id"]
+            .as_str()
+            .and_then(|id| id.parse().ok()),
+        status: text(&s["status"])
+            .ok_or_else(|| GatewayError::Unavailable(format!("subscription {id} has no status")))?,
+        price: text(&item["price"]["id"]),
+        current_period_end: item["current_period_end"]
+            .as_i64()
+            .or_else(|| s["current_period_end"].as_i64()),
+        cancel_at_period_end: s["cancel_at_period_end"].as_bool().unwrap_or(false),
+        cancel_at: s["cancel_at"].as_i64(),
+        canceled_at: s["canceled_at"].as_i64(),
+        id,
+    })
 }

@@ -42,11 +42,13 @@ pub struct SubscriptionView {
     /// The end of the paid period: the next renewal, or the end when it is cancelled.
     pub period_end: Option<Timestamp>,
     pub cancel_at_period_end: bool,
+    /// Not over: it charges, or is about to (the server's one definition).
+    pub live: bool,
 }
 
 impl SubscriptionView {
     pub fn is_live(&self) -> bool {
-        matches!(self.status.as_str(), "active" | "trialing" | "past_due")
+        self.live
     }
 }
 
@@ -145,6 +147,7 @@ mod ssr {
         Ok(records
             .into_iter()
             .map(|s| SubscriptionView {
+                live: s.is_live(),
                 plan: s
                     .price
                     .as_deref()
@@ -166,9 +169,7 @@ mod ssr {
             .subscriptions_of(user.id)
             .await
             .map_err(internal("reading subscriptions failed"))?;
-        Ok(records
-            .iter()
-            .any(|s| matches!(s.status.as_str(), "active" | "trialing" | "past_due")))
+        Ok(records.iter().any(|s| s.is_live()))
     }
 
     fn unavailable(context: &'static str) -> impl FnOnce(GatewayError) -> AppError {
@@ -213,15 +214,25 @@ mod ssr {
             .price_id(product)
             .ok_or_else(|| AppError::invalid(format!("The {} is not on sale.", product.label())))?;
         call.limit_billing_write(&user).await?;
-        if product.kind() == ProductKind::Subscription
-            && has_live_subscription(&call, &user).await?
-        {
-            return Err(AppError::conflict(
-                "You already have the Starter plan. Manage or cancel it with Manage billing; \
-                 a second one would charge you twice.",
-            ));
-        }
         let customer = customer(&call, &user).await?;
+        // One plan at a time. The store knows what webhooks told it; Stripe also knows one
+        // paid a moment ago (its webhook still on its way) or one still being paid.
+        if product.kind() == ProductKind::Subscription {
+            let live_here = has_live_subscription(&call, &user).await?;
+            let live_at_stripe = live_here
+                || !state
+                    .gateway
+                    .live_subscriptions(&customer)
+                    .await
+                    .map_err(unavailable("listing the customer's subscriptions failed"))?
+                    .is_empty();
+            if live_here || live_at_stripe {
+                return Err(AppError::conflict(
+                    "You already have the Starter plan. Manage or cancel it with Manage \
+                     billing; a second one would charge you twice.",
+                ));
+            }
+        }
 
         let request_id = request_id
             .filter(|id| {

@@ -17,3 +17,37 @@ export async function signUp(page: Page, prefix = "buyer"): Promise<string> {
 export async function hydrated(page: Page) {
   await expect(page.locator("main[data-hydrated]")).toHaveAttribute("data-hydrated", "true");
 }
+
+/** Before any page loads: keeps every `balance` event the page's stream delivers, in order, as
+ * `window.balanceEvents`, to tell a balance that came by the stream from one that was polled. */
+export async function recordBalanceStream(page: Page) {
+  await page.addInitScript(() => {
+    const seen: { data: string; at: number }[] = [];
+    (window as any).balanceEvents = seen;
+    const Original = window.EventSource;
+    (window as any).EventSource = class extends Original {
+      constructor(url: string | URL, init?: EventSourceInit) {
+        super(url, init);
+        this.addEventListener("balance", (event) =>
+          seen.push({ data: (event as MessageEvent).data, at: performance.now() }),
+        );
+      }
+    };
+  });
+}
+
+/** The balances the page's stream has delivered so far. */
+export async function streamedBalances(page: Page): Promise<number[]> {
+  return page.evaluate(() =>
+    ((window as any).balanceEvents as { data: string }[]).map((e) => JSON.parse(e.data).balance),
+  );
+}
+
+/** Marks the document, to show later that no navigation or reload replaced it. */
+export async function markDocument(page: Page) {
+  await page.evaluate(() => ((window as any).sameDocument = true));
+}
+
+export async function stillSameDocument(page: Page) {
+  expect(await page.evaluate(() => (window as any).sameDocument)).toBe(true);
+}

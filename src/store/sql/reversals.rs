@@ -1,31 +1,39 @@
-//! Tokens taken back from a purchase, and given back, inside an event's transaction: for a
-//! charge's refunds (brought to the share of the charge refunded now) and for a dispute
-//! (taken once while the bank holds the money, given back once when it is won).
+//! Tokens taken back from a purchase, and given back, inside an event's transaction. Whatever
+//! the event, what the store knows of the purchase's charge (its refunds, its dispute) is
+//! updated, and the tokens taken back are brought to what the money says:
+//! - refunds: `grant × refunded / charged`, counting the refunds that return money;
+//! - a dispute: `grant × disputed / charged` while the bank holds the money (a chargeback),
+//!   `grant × min(disputed, charged − refunded) / charged` once it is lost (Stripe gives back
+//!   the part of a payment disputed in full that had been refunded), nothing when won or when
+//!   it is only an inquiry.
 //!
-//! Every change to one purchase takes turns: on PostgreSQL the purchase's ledger row (and a
-//! dispute's row) is locked first; SQLite already holds the database's write lock.
+//! Each is brought to its own share by one posting (a reversal, or a credit when the share
+//! shrank: a refund that failed, a dispute won). Every change to one purchase takes turns on
+//! its ledger row: `FOR NO KEY UPDATE` on PostgreSQL; SQLite already holds its write lock.
 
 use sqlx::{AnyConnection, Row};
 
-use super::posting::{self, Attempt, entry_by_key_in};
+use super::posting::{self, Attempt};
 use super::{ENTRY_COLUMNS, entry_from_row};
-use crate::domain::{IdempotencyKey, LedgerEntry, LedgerEntryId, Source, Timestamp, Tokens};
+use crate::domain::{
+    IdempotencyKey, LedgerEntry, LedgerEntryId, Reason, Source, Timestamp, Tokens,
+};
 use crate::ledger::{Posting, share_of};
-use crate::store::billing::{DisputeChange, RefundSync};
+use crate::store::billing::ReversalSync;
 use crate::store::{Backend, StoreError};
 use crate::stripe::events::DisputeStatus;
 use crate::stripe::gateway::RefundStatus;
 
-/// Brings the tokens taken back for a charge's refunds to the share of the charge that
-/// Stripe's refunds now return. `None` when they already are there.
-pub(super) async fn sync_refunds_in(
+/// Updates what the store knows of the charge and brings both shares to where the money
+/// says; the postings made (none when both already are there).
+pub(super) async fn sync_in(
     conn: &mut AnyConnection,
     backend: Backend,
-    sync: &RefundSync,
-) -> Result<Option<Attempt>, StoreError> {
+    sync: &ReversalSync,
+) -> Result<Vec<Attempt>, StoreError> {
     let purchase = lock_purchase(conn, backend, sync.purchase).await?;
     let now = Timestamp::now().as_millis();
-    for refund in &sync.refunds {
+    for refund in sync.refunds.iter().flatten() {
         // A failed or canceled refund stays so, whatever an older view of Stripe says.
         sqlx::query(
             "INSERT INTO stripe_refunds (refund_id, charge_id, amount, status, updated_at) \
@@ -42,6 +50,33 @@ pub(super) async fn sync_refunds_in(
         .execute(&mut *conn)
         .await?;
     }
+    if let Some(news) = &sync.dispute {
+        let stored: Option<String> =
+            sqlx::query_scalar("SELECT status FROM stripe_disputes WHERE dispute_id = $1")
+                .bind(&news.dispute)
+                .fetch_optional(&mut *conn)
+                .await?;
+        // An ended dispute never reopens; a chargeback never goes back to an inquiry.
+        let status = match stored {
+            Some(stored) => DisputeStatus::parse(&stored).merged(news.status.clone()),
+            None => news.status.clone(),
+        };
+        sqlx::query(
+            "INSERT INTO stripe_disputes (dispute_id, charge_id, amount, status, updated_at) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (dispute_id) DO UPDATE SET charge_id = excluded.charge_id, \
+                 amount = excluded.amount, status = excluded.status, \
+                 updated_at = excluded.updated_at",
+        )
+        .bind(&news.dispute)
+        .bind(&sync.charge)
+        .bind(news.amount)
+        .bind(status.as_str())
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    }
+
     let refunded: i64 = sqlx::query_scalar(
         "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM stripe_refunds \
          WHERE charge_id = $1 AND status NOT IN ($2, $3)",
@@ -51,110 +86,105 @@ pub(super) async fn sync_refunds_in(
     .bind(RefundStatus::Canceled.as_str())
     .fetch_one(&mut *conn)
     .await?;
+    let disputes = sqlx::query("SELECT status, amount FROM stripe_disputes WHERE charge_id = $1")
+        .bind(&sync.charge)
+        .fetch_all(&mut *conn)
+        .await?;
+    let (granted, charged) = (purchase.delta.get(), sync.charge_amount);
+    let mut disputed_target = 0;
+    for row in &disputes {
+        let amount: Option<i64> = row.try_get("amount")?;
+        let amount = amount.unwrap_or(charged);
+        disputed_target += match DisputeStatus::parse(&row.try_get::<String, _>("status")?) {
+            DisputeStatus::Chargeback => share_of(granted, amount, charged),
+            DisputeStatus::Lost => share_of(granted, amount.min(charged - refunded), charged),
+            _ => 0,
+        };
+    }
 
-    let linked = Linked::of(conn, &purchase, Source::StripeRefund).await?;
-    let target = share_of(purchase.delta.get(), refunded, sync.charge_amount);
-    let taken = -linked.same_source;
-    let key = IdempotencyKey::scoped(
-        "stripe:refunds",
-        &format!("{}:{}", sync.charge, linked.same_source_entries + 1),
-    )?;
-    // Each source keeps to its own share: refunds never take more than the share refunded,
-    // whatever a dispute took. (Capping by what the purchase still stands for would go wrong
-    // when this store has not yet heard that a refund failed: the dispute would take too
-    // little, and the failure's give-back would leave the difference with the user.)
-    let posting = if target > taken {
-        Posting::reversal(
-            purchase.user_id,
-            Tokens::new(target - taken)?,
+    let mut attempts = Vec::new();
+    let targets = [
+        (
             Source::StripeRefund,
-            sync.taken.clone(),
-            key,
+            share_of(granted, refunded, charged),
+            &sync.reasons.refunded,
+            &sync.reasons.refund_failed,
+            "stripe:refunds",
+        ),
+        (
+            Source::StripeDispute,
+            disputed_target,
+            &sync.reasons.disputed,
+            &sync.reasons.dispute_won,
+            "stripe:disputes",
+        ),
+    ];
+    for (source, target, taking, giving_back, scope) in targets {
+        if let Some(posting) = bring_to(
+            conn,
+            &purchase,
+            source,
+            target,
+            taking,
+            giving_back,
+            scope,
+            &sync.charge,
         )
-    } else if target < taken {
-        Posting::credit(
-            purchase.user_id,
-            Tokens::new(taken - target)?,
-            Source::StripeRefund,
-            sync.given_back.clone(),
-            key,
-        )
-    } else {
-        return Ok(None);
-    };
-    let posting = posting
-        .with_stripe(sync.stripe.clone())
-        .reversing(purchase.id);
-    posting::post_in(conn, &posting).await.map(Some)
+        .await?
+        {
+            let posting = posting
+                .with_stripe(sync.stripe.clone())
+                .reversing(purchase.id);
+            attempts.push(posting::post_in(conn, &posting).await?);
+        }
+    }
+    Ok(attempts)
 }
 
-/// Records where a dispute stands and moves the tokens that follow: a chargeback (or a loss)
-/// takes its share once; a win gives back what was taken. `None` when nothing moves.
-pub(super) async fn dispute_in(
+/// The posting that brings the tokens one source took back from `purchase` to `target`, if
+/// they are not there already.
+#[allow(clippy::too_many_arguments)]
+async fn bring_to(
     conn: &mut AnyConnection,
-    backend: Backend,
-    change: &DisputeChange,
-) -> Result<Option<Attempt>, StoreError> {
-    // The dispute's row first: two events about one dispute (its reversal and its win) take
-    // turns here, and each sees what the other did.
-    sqlx::query(
-        "INSERT INTO stripe_disputes (dispute_id, status, updated_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (dispute_id) DO NOTHING",
+    purchase: &LedgerEntry,
+    source: Source,
+    target: i64,
+    taking: &Reason,
+    giving_back: &Reason,
+    scope: &str,
+    charge: &str,
+) -> Result<Option<Posting>, StoreError> {
+    let row = sqlx::query(
+        "SELECT CAST(COALESCE(SUM(delta), 0) AS BIGINT) AS net, COUNT(*) AS entries \
+         FROM token_ledger WHERE reverses_entry_id = $1 AND source = $2",
     )
-    .bind(&change.dispute)
-    .bind(change.status.as_str())
-    .bind(Timestamp::now().as_millis())
-    .execute(&mut *conn)
-    .await?;
-    let stored: String = sqlx::query_scalar(&format!(
-        "SELECT status FROM stripe_disputes WHERE dispute_id = $1{}",
-        backend.lock_rows()
-    ))
-    .bind(&change.dispute)
+    .bind(purchase.id.get())
+    .bind(source.as_str())
     .fetch_one(&mut *conn)
     .await?;
-    let status = DisputeStatus::parse(&stored).merged(change.status.clone());
-    sqlx::query("UPDATE stripe_disputes SET status = $2, updated_at = $3 WHERE dispute_id = $1")
-        .bind(&change.dispute)
-        .bind(status.as_str())
-        .bind(Timestamp::now().as_millis())
-        .execute(&mut *conn)
-        .await?;
-
-    if status == DisputeStatus::Won {
-        let Some(taken) = entry_by_key_in(conn, &change.take_key).await? else {
-            return Ok(None);
-        };
-        let posting = Posting::credit(
-            taken.user_id,
-            taken.delta.magnitude(),
-            taken.source,
-            change.give_back_reason.clone(),
-            change.give_back_key.clone(),
-        );
-        let posting = match taken.reverses {
-            Some(purchase) => posting.reversing(purchase),
-            None => posting,
-        };
-        return posting::post_in(conn, &posting).await.map(Some);
-    }
-    let Some(take) = change.take.as_ref().filter(|_| status.takes()) else {
-        return Ok(None);
-    };
-    if let Some(existing) = entry_by_key_in(conn, &change.take_key).await? {
-        return Ok(Some(Attempt::Replayed(existing)));
-    }
-    let purchase = lock_purchase(conn, backend, take.purchase).await?;
-    let posting = Posting::reversal(
-        purchase.user_id,
-        take.tokens,
-        Source::StripeDispute,
-        take.reason.clone(),
-        change.take_key.clone(),
-    )
-    .with_stripe(take.stripe.clone())
-    .reversing(purchase.id);
-    posting::post_in(conn, &posting).await.map(Some)
+    let taken = -row.try_get::<i64, _>("net")?;
+    let entries: i64 = row.try_get("entries")?;
+    // One key per step of this source on this purchase: each is applied once, in turn.
+    let key = IdempotencyKey::scoped(scope, &format!("{charge}:{}", entries + 1))?;
+    Ok(if target > taken {
+        Some(Posting::reversal(
+            purchase.user_id,
+            Tokens::new(target - taken)?,
+            source,
+            taking.clone(),
+            key,
+        ))
+    } else if target < taken {
+        Some(Posting::credit(
+            purchase.user_id,
+            Tokens::new(taken - target)?,
+            source,
+            giving_back.clone(),
+            key,
+        ))
+    } else {
+        None
+    })
 }
 
 /// Locks a purchase's ledger row until the transaction ends, and reads it.
@@ -172,33 +202,4 @@ async fn lock_purchase(
     .await?
     .ok_or(StoreError::NotFound)?;
     entry_from_row(&row)
-}
-
-/// What the entries of one source linked to a purchase add up to.
-struct Linked {
-    /// Their net change (negative: taken back).
-    same_source: i64,
-    same_source_entries: i64,
-}
-
-impl Linked {
-    async fn of(
-        conn: &mut AnyConnection,
-        purchase: &LedgerEntry,
-        source: Source,
-    ) -> Result<Self, StoreError> {
-        let row = sqlx::query(
-            "SELECT CAST(COALESCE(SUM(delta), 0) AS BIGINT) AS same_source, \
-                 COUNT(*) AS same_source_entries \
-             FROM token_ledger WHERE reverses_entry_id = $1 AND source = $2",
-        )
-        .bind(purchase.id.get())
-        .bind(source.as_str())
-        .fetch_one(&mut *conn)
-        .await?;
-        Ok(Self {
-            same_source: row.try_get("same_source")?,
-            same_source_entries: row.try_get("same_source_entries")?,
-        })
-    }
 }

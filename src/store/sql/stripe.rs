@@ -11,14 +11,16 @@ use crate::domain::{LedgerEntry, Timestamp, UserId};
 use crate::ledger::Posted;
 use crate::store::StoreError;
 use crate::store::billing::{
-    Applied, Awaiting, Change, InboxEvent, Recorded, StoredEvent, SubscriptionRecord, Unfinished,
+    Applied, Awaiting, Change, InboxEvent, LIVE_SUBSCRIPTION_STATUSES, Recorded, StoredEvent,
+    SubscriptionRecord, Unfinished,
 };
 
 const EVENT_COLUMNS: &str =
     "id, type, payload, received_at, processed_at, outcome, detail, attempts, awaiting";
 
 const SUBSCRIPTION_COLUMNS: &str = "stripe_subscription_id, user_id, stripe_customer_id, status, \
-     price_id, current_period_end, cancel_at_period_end, cancel_at, canceled_at, stripe_updated";
+     price_id, current_period_end, cancel_at_period_end, cancel_at, canceled_at, stripe_updated, \
+     stripe_read_at";
 
 /// How many times an event's transaction is tried when balances move under it.
 const APPLY_ATTEMPTS: usize = 3;
@@ -158,13 +160,10 @@ impl SqlStore {
             let mut tx = self.pool.begin_with(self.backend.begin_write()).await?;
             let mut applied = Vec::with_capacity(changes.len());
             for change in changes {
-                let attempt = match change {
-                    Change::Post(posting) => Some(posting::post_in(&mut tx, posting).await?),
-                    Change::SyncRefunds(sync) => {
-                        reversals::sync_refunds_in(&mut tx, self.backend, sync).await?
-                    }
-                    Change::Dispute(dispute) => {
-                        reversals::dispute_in(&mut tx, self.backend, dispute).await?
+                let attempts = match change {
+                    Change::Post(posting) => vec![posting::post_in(&mut tx, posting).await?],
+                    Change::SyncReversals(sync) => {
+                        reversals::sync_in(&mut tx, self.backend, sync).await?
                     }
                     Change::LinkCustomer { user, customer } => {
                         match link_customer(&mut tx, *user, customer).await {
@@ -179,26 +178,36 @@ impl SqlStore {
                                 other?;
                             }
                         }
-                        None
+                        vec![]
                     }
                     Change::Subscription(record) => {
                         upsert_subscription(&mut tx, record).await?;
-                        None
+                        vec![]
                     }
                 };
-                applied.push(match attempt {
-                    Some(Attempt::Posted(entry)) => Applied::Posted(Posted {
-                        entry,
-                        replayed: false,
-                    }),
-                    Some(Attempt::Replayed(entry)) => Applied::Posted(Posted {
-                        entry,
-                        replayed: true,
-                    }),
-                    Some(Attempt::Moved) => continue 'attempt,
-                    None if change.moves_tokens() => Applied::Covered,
-                    None => Applied::Recorded,
-                });
+                if attempts.iter().any(|a| matches!(a, Attempt::Moved)) {
+                    continue 'attempt;
+                }
+                if attempts.is_empty() {
+                    applied.push(if change.moves_tokens() {
+                        Applied::Covered
+                    } else {
+                        Applied::Recorded
+                    });
+                }
+                for attempt in attempts {
+                    applied.push(match attempt {
+                        Attempt::Posted(entry) => Applied::Posted(Posted {
+                            entry,
+                            replayed: false,
+                        }),
+                        Attempt::Replayed(entry) => Applied::Posted(Posted {
+                            entry,
+                            replayed: true,
+                        }),
+                        Attempt::Moved => unreachable!("handled above"),
+                    });
+                }
             }
             let marked = sqlx::query(
                 "UPDATE stripe_events SET processed_at = $2, outcome = $3, detail = $4, \
@@ -259,16 +268,19 @@ async fn upsert_subscription(
     s: &SubscriptionRecord,
 ) -> Result<(), StoreError> {
     sqlx::query(
+        // Each state is read from Stripe as its event is applied: the later read wins, in
+        // whatever order events (of the same second, say) arrive and commit.
         "INSERT INTO subscriptions (stripe_subscription_id, user_id, stripe_customer_id, status, \
              price_id, current_period_end, cancel_at_period_end, cancel_at, canceled_at, \
-             stripe_updated, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             stripe_updated, updated_at, stripe_read_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
          ON CONFLICT (stripe_subscription_id) DO UPDATE SET status = excluded.status, \
              price_id = excluded.price_id, current_period_end = excluded.current_period_end, \
              cancel_at_period_end = excluded.cancel_at_period_end, \
              cancel_at = excluded.cancel_at, canceled_at = excluded.canceled_at, \
-             stripe_updated = excluded.stripe_updated, updated_at = excluded.updated_at \
-         WHERE subscriptions.stripe_updated <= excluded.stripe_updated",
+             stripe_updated = excluded.stripe_updated, updated_at = excluded.updated_at, \
+             stripe_read_at = excluded.stripe_read_at \
+         WHERE subscriptions.stripe_read_at <= excluded.stripe_read_at",
     )
     .bind(&s.subscription)
     .bind(s.user.get())
@@ -281,6 +293,7 @@ async fn upsert_subscription(
     .bind(s.canceled_at)
     .bind(s.as_of)
     .bind(Timestamp::now().as_millis())
+    .bind(s.read_at)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -291,9 +304,14 @@ pub(super) async fn subscriptions_of(
     user: UserId,
 ) -> Result<Vec<SubscriptionRecord>, StoreError> {
     // Live ones first, then the most recently changed.
+    let live = LIVE_SUBSCRIPTION_STATUSES
+        .iter()
+        .map(|s| format!("'{s}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
     let rows = sqlx::query(&format!(
         "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE user_id = $1 \
-         ORDER BY CASE WHEN status IN ('active', 'trialing', 'past_due') THEN 0 ELSE 1 END, \
+         ORDER BY CASE WHEN status IN ({live}) THEN 0 ELSE 1 END, \
              stripe_updated DESC, stripe_subscription_id"
     ))
     .bind(user.get())
@@ -327,6 +345,7 @@ fn subscription_from_row(row: &AnyRow) -> Result<SubscriptionRecord, StoreError>
         cancel_at: row.try_get("cancel_at")?,
         canceled_at: row.try_get("canceled_at")?,
         as_of: row.try_get("stripe_updated")?,
+        read_at: row.try_get("stripe_read_at")?,
     })
 }
 

@@ -60,8 +60,10 @@ fn no_such(what: &str, id: &str) -> ApiAnswer {
     ApiAnswer::error(404, format!("No such {what}: '{id}'"), Some("id"))
 }
 
-/// A page of `newest_first`, as Stripe pages lists.
-fn page(url: &str, newest_first: Vec<Value>, params: Params<'_>) -> ApiAnswer {
+/// A page of `ordered` (newest first for most lists), as Stripe pages lists: `limit` of them
+/// after `starting_after`.
+fn page(url: &str, ordered: Vec<Value>, params: Params<'_>) -> ApiAnswer {
+    let newest_first = ordered;
     let limit = match param(params, "limit").map(str::parse::<usize>) {
         None => 10,
         Some(Ok(n @ 1..=100)) => n,
@@ -93,6 +95,12 @@ fn page(url: &str, newest_first: Vec<Value>, params: Params<'_>) -> ApiAnswer {
 impl Simulator {
     /// Answers `GET {path}?{params}` as Stripe's API would, from the account's state.
     pub fn api_get(&self, path: &str, params: Params<'_>) -> ApiAnswer {
+        if self.is_down() {
+            return ApiAnswer {
+                status: 503,
+                body: json!({ "error": { "type": "api_error", "message": "Stripe is not answering (simulated outage)" } }),
+            };
+        }
         let state = self.state();
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         let answer = match segments.as_slice() {
@@ -158,6 +166,52 @@ impl Simulator {
                     .collect();
                 page("/v1/refunds", refunds, params)
             }),
+            ["v1", "invoices", id] => only(params, &["expand[]"]).and_then(|()| {
+                let i = state
+                    .invoices
+                    .get(*id)
+                    .ok_or_else(|| no_such("invoice", id))?;
+                let sub = state
+                    .subscriptions
+                    .get(&i.subscription)
+                    .ok_or_else(|| no_such("subscription", &i.subscription))?;
+                Ok(ApiAnswer::ok(stripe_json::invoice(i, sub, self.shape)))
+            }),
+            ["v1", "invoices", id, "lines"] => {
+                only(params, &["limit", "starting_after"]).and_then(|()| {
+                    let i = state
+                        .invoices
+                        .get(*id)
+                        .ok_or_else(|| no_such("invoice", id))?;
+                    let sub = state
+                        .subscriptions
+                        .get(&i.subscription)
+                        .ok_or_else(|| no_such("subscription", &i.subscription))?;
+                    // An invoice's lines are listed in the invoice's order.
+                    Ok(page(
+                        &format!("/v1/invoices/{id}/lines"),
+                        stripe_json::invoice_lines(i, sub, self.shape),
+                        params,
+                    ))
+                })
+            }
+            ["v1", "subscriptions"] => {
+                only(params, &["customer", "status", "limit", "starting_after"]).map(|()| {
+                    let subscriptions = state
+                        .subscriptions
+                        .values()
+                        .rev()
+                        .filter(|s| param(params, "customer").is_none_or(|c| s.customer == c))
+                        .filter(|s| match param(params, "status") {
+                            None => s.status.as_str() != "canceled",
+                            Some("all") => true,
+                            Some(status) => s.status.as_str() == status,
+                        })
+                        .map(stripe_json::subscription)
+                        .collect();
+                    page("/v1/subscriptions", subscriptions, params)
+                })
+            }
             ["v1", "subscriptions", id] => only(params, &["expand[]"]).and_then(|()| {
                 let s = state
                     .subscriptions

@@ -125,7 +125,7 @@ fn subscribe(act: &mut Act<'_>, session: &mut Session, method: PayMethod) -> Res
     let invoice = bill(
         act,
         &sub.id,
-        super::objects::BillingReason::SubscriptionCreate,
+        super::objects::BillingReason::Create,
         bill_as,
     )?;
     act.emit("customer.subscription.updated", json::subscription(&sub));

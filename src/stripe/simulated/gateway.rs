@@ -4,13 +4,24 @@
 use async_trait::async_trait;
 use url::Url;
 
-use super::objects::{PaymentStatus, Portal, Session, SessionStatus};
-use super::{Simulator, price_of};
+use super::objects::{PaymentStatus, Portal, Session, SessionStatus, SubscriptionStatus};
+use super::{Simulator, json, price_of};
 use crate::domain::{Email, Money, ProductKind, Timestamp, UserId};
 use crate::stripe::gateway::{
     ChargeRefunds, CheckoutRequest, CheckoutSession, GatewayError, GatewayMode, LineItem,
     ListedEvent, RefundState, SessionSnapshot, StripeGateway, SubscriptionSnapshot,
 };
+
+impl Simulator {
+    fn up(&self) -> Result<(), GatewayError> {
+        if self.is_down() {
+            return Err(GatewayError::Unavailable(
+                "simulated outage: Stripe's API is not answering".into(),
+            ));
+        }
+        Ok(())
+    }
+}
 
 fn no_such(what: &str, id: &str) -> GatewayError {
     GatewayError::Refused(format!("No such {what}: '{id}'"))
@@ -23,10 +34,12 @@ impl StripeGateway for Simulator {
     }
 
     async fn price(&self, price: &str) -> Result<Option<Money>, GatewayError> {
+        self.up()?;
         Ok(self.prices.get(price).map(|product| price_of(*product)))
     }
 
     async fn create_customer(&self, _user: UserId, _email: &Email) -> Result<String, GatewayError> {
+        self.up()?;
         Ok(self.ids.make("cus"))
     }
 
@@ -34,6 +47,7 @@ impl StripeGateway for Simulator {
         &self,
         request: &CheckoutRequest,
     ) -> Result<CheckoutSession, GatewayError> {
+        self.up()?;
         let product = *self
             .prices
             .get(&request.price)
@@ -79,6 +93,7 @@ impl StripeGateway for Simulator {
     }
 
     async fn checkout_session(&self, session: &str) -> Result<SessionSnapshot, GatewayError> {
+        self.up()?;
         let state = self.state();
         let s = state
             .sessions
@@ -103,6 +118,7 @@ impl StripeGateway for Simulator {
     }
 
     async fn checkout_line_items(&self, session: &str) -> Result<Vec<LineItem>, GatewayError> {
+        self.up()?;
         let state = self.state();
         let s = state
             .sessions
@@ -120,6 +136,7 @@ impl StripeGateway for Simulator {
         customer: &str,
         return_url: &Url,
     ) -> Result<Url, GatewayError> {
+        self.up()?;
         let id = self.ids.make("bps");
         self.state().portals.insert(
             id.clone(),
@@ -135,6 +152,7 @@ impl StripeGateway for Simulator {
         &self,
         payment_intent: &str,
     ) -> Result<Option<String>, GatewayError> {
+        self.up()?;
         Ok(self
             .state()
             .charges
@@ -144,6 +162,7 @@ impl StripeGateway for Simulator {
     }
 
     async fn charge_refunds(&self, charge: &str) -> Result<ChargeRefunds, GatewayError> {
+        self.up()?;
         let state = self.state();
         let c = state
             .charge(charge)
@@ -166,6 +185,7 @@ impl StripeGateway for Simulator {
     }
 
     async fn subscription(&self, subscription: &str) -> Result<SubscriptionSnapshot, GatewayError> {
+        self.up()?;
         let state = self.state();
         let s = state
             .subscriptions
@@ -184,11 +204,54 @@ impl StripeGateway for Simulator {
         })
     }
 
+    async fn live_subscriptions(
+        &self,
+        customer: &str,
+    ) -> Result<Vec<SubscriptionSnapshot>, GatewayError> {
+        self.up()?;
+        let ids: Vec<String> = self
+            .state()
+            .subscriptions
+            .values()
+            .filter(|s| s.customer == customer && s.status != SubscriptionStatus::Canceled)
+            .map(|s| s.id.clone())
+            .collect();
+        let mut live = Vec::new();
+        for id in ids {
+            live.push(self.subscription(&id).await?);
+        }
+        Ok(live)
+    }
+
+    async fn invoice(&self, invoice: &str) -> Result<serde_json::Value, GatewayError> {
+        self.up()?;
+        let answer = self.api_get(&format!("/v1/invoices/{invoice}"), &[]);
+        match answer.status {
+            200 => Ok(answer.body),
+            _ => Err(no_such("invoice", invoice)),
+        }
+    }
+
+    async fn invoice_lines(&self, invoice: &str) -> Result<Vec<serde_json::Value>, GatewayError> {
+        self.up()?;
+        let state = self.state();
+        let i = state
+            .invoices
+            .get(invoice)
+            .ok_or_else(|| no_such("invoice", invoice))?;
+        let sub = state
+            .subscriptions
+            .get(&i.subscription)
+            .ok_or_else(|| no_such("subscription", &i.subscription))?;
+        Ok(json::invoice_lines(i, sub, self.shape))
+    }
+
     async fn events_since(
         &self,
         since: Timestamp,
         progress: &(dyn Fn(usize) + Send + Sync),
     ) -> Result<Vec<ListedEvent>, GatewayError> {
+        self.up()?;
         let since = since.as_millis().div_euclid(1000);
         let events: Vec<ListedEvent> = self
             .state()

@@ -249,11 +249,70 @@ fn price(id: &str, s: &Subscription) -> Value {
     })
 }
 
+/// How many lines an invoice object carries; the rest are at `/v1/invoices/{id}/lines`.
+pub(super) const LINES_IN_AN_INVOICE: usize = 10;
+
 pub(super) fn invoice(i: &Invoice, s: &Subscription, shape: ApiShape) -> Value {
     let currency = s.unit.currency();
     let currency = currency.as_str();
-    let lines: Vec<Value> = i
-        .lines
+    let lines = invoice_lines(i, s, shape);
+    let total_count = lines.len();
+    let more = total_count > LINES_IN_AN_INVOICE;
+    let lines: Vec<Value> = lines.into_iter().take(LINES_IN_AN_INVOICE).collect();
+    let subtotal: i64 = i.lines.iter().map(|l| l.amount).sum();
+    let metadata = metadata(s);
+    let mut value = json!({
+        "id": i.id,
+        "object": "invoice",
+        "customer": s.customer,
+        "status": "paid",
+        "billing_reason": i.reason.as_str(),
+        "collection_method": "charge_automatically",
+        "subtotal": subtotal,
+        "total": i.total,
+        "starting_balance": i.starting_balance,
+        "ending_balance": i.ending_balance,
+        "amount_due": i.amount_paid,
+        "amount_paid": i.amount_paid,
+        "amount_remaining": 0,
+        "currency": currency,
+        "created": i.created,
+        "period_start": s.period_start,
+        "period_end": s.period_end,
+        "livemode": false,
+        "lines": {
+            "object": "list",
+            "has_more": more,
+            "total_count": total_count,
+            "url": format!("/v1/invoices/{}/lines", i.id),
+            "data": lines,
+        },
+    });
+    match shape {
+        ApiShape::Current => {
+            value["parent"] = json!({
+                "type": "subscription_details",
+                "quote_details": null,
+                "subscription_details": { "subscription": s.id, "metadata": metadata },
+            });
+        }
+        ApiShape::Before2025 => {
+            value["subscription"] = s.id.clone().into();
+            value["subscription_details"] = json!({ "metadata": metadata });
+            value["paid"] = true.into();
+            value["charge"] = i.charge.clone().into();
+            value["payment_intent"] = i.payment_intent.clone().into();
+        }
+    }
+    value
+}
+
+/// Every line of an invoice, in order (prorations first, then the period), as Stripe writes
+/// them.
+pub(super) fn invoice_lines(i: &Invoice, s: &Subscription, shape: ApiShape) -> Vec<Value> {
+    let currency = s.unit.currency();
+    let currency = currency.as_str();
+    i.lines
         .iter()
         .map(|line| {
             let mut value = json!({
@@ -321,45 +380,7 @@ pub(super) fn invoice(i: &Invoice, s: &Subscription, shape: ApiShape) -> Value {
             }
             value
         })
-        .collect();
-    let subtotal: i64 = i.lines.iter().map(|l| l.amount).sum();
-    let metadata = metadata(s);
-    let mut value = json!({
-        "id": i.id,
-        "object": "invoice",
-        "customer": s.customer,
-        "status": "paid",
-        "billing_reason": i.reason.as_str(),
-        "collection_method": "charge_automatically",
-        "subtotal": subtotal,
-        "total": i.total,
-        "amount_due": i.total.max(0),
-        "amount_paid": i.total.max(0),
-        "amount_remaining": 0,
-        "currency": currency,
-        "created": i.created,
-        "period_start": s.period_start,
-        "period_end": s.period_end,
-        "livemode": false,
-        "lines": { "object": "list", "has_more": false, "total_count": lines.len(), "data": lines },
-    });
-    match shape {
-        ApiShape::Current => {
-            value["parent"] = json!({
-                "type": "subscription_details",
-                "quote_details": null,
-                "subscription_details": { "subscription": s.id, "metadata": metadata },
-            });
-        }
-        ApiShape::Before2025 => {
-            value["subscription"] = s.id.clone().into();
-            value["subscription_details"] = json!({ "metadata": metadata });
-            value["paid"] = true.into();
-            value["charge"] = i.charge.clone().into();
-            value["payment_intent"] = i.payment_intent.clone().into();
-        }
-    }
-    value
+        .collect()
 }
 
 pub(super) fn charge(c: &Charge, refunded: i64, disputed: bool) -> Value {

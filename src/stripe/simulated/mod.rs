@@ -81,6 +81,8 @@ pub struct Simulator {
     shape: ApiShape,
     ids: Ids,
     state: Mutex<State>,
+    /// An outage: the API answers only errors while it lasts.
+    down: std::sync::atomic::AtomicBool,
 }
 
 /// Ids shaped like Stripe's: a prefix, then letters and digits unique to this account.
@@ -215,7 +217,18 @@ impl Simulator {
             shape: ApiShape::Current,
             ids: Ids::new(),
             state: Mutex::new(State::default()),
+            down: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Starts (`true`) or ends an outage of the API: until it ends, every request the app
+    /// makes fails as Stripe's do when it is unavailable (the account itself goes on).
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    fn is_down(&self) -> bool {
+        self.down.load(Ordering::SeqCst)
     }
 
     /// Times events and periods by `clock` (tests move it) instead of the system's.

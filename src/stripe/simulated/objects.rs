@@ -172,15 +172,17 @@ pub(super) struct InvoiceLine {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum BillingReason {
-    SubscriptionCreate,
-    SubscriptionCycle,
+    Create,
+    Cycle,
+    Update,
 }
 
 impl BillingReason {
     pub(super) fn as_str(self) -> &'static str {
         match self {
-            BillingReason::SubscriptionCreate => "subscription_create",
-            BillingReason::SubscriptionCycle => "subscription_cycle",
+            BillingReason::Create => "subscription_create",
+            BillingReason::Cycle => "subscription_cycle",
+            BillingReason::Update => "subscription_update",
         }
     }
 }
@@ -188,10 +190,16 @@ impl BillingReason {
 #[derive(Debug, Clone)]
 pub(super) struct Invoice {
     pub id: String,
+    pub subscription: String,
     pub reason: BillingReason,
     pub lines: Vec<InvoiceLine>,
-    /// After discounts.
+    /// After discounts; negative when time given back is worth more than what is billed.
     pub total: i64,
+    /// What was charged to the card.
+    pub amount_paid: i64,
+    /// The customer's credit balance before and after this invoice (negative: a credit).
+    pub starting_balance: i64,
+    pub ending_balance: i64,
     pub charge: Option<String>,
     pub payment_intent: Option<String>,
     pub created: i64,
@@ -232,7 +240,7 @@ impl DisputeStatus {
 pub(super) struct Dispute {
     pub id: String,
     pub charge: String,
-    /// Minor units: what was left of the charge after refunds.
+    /// Minor units: the whole charge, as banks dispute it.
     pub amount: i64,
     pub status: DisputeStatus,
     pub created: i64,
@@ -254,6 +262,9 @@ pub(super) struct State {
     pub invoices: BTreeMap<String, Invoice>,
     pub disputes: Vec<Dispute>,
     pub portals: BTreeMap<String, Portal>,
+    /// Customers' credit balances, minor units (what Stripe keeps as a negative balance):
+    /// time given back on an invoice that came to less than nothing.
+    pub credit: BTreeMap<String, i64>,
     /// Every event made, oldest first (what `GET /v1/events` lists).
     pub log: Vec<(i64, ListedEvent)>,
 }

@@ -77,8 +77,7 @@ impl Simulator {
         .map(|((), emitted)| emitted)
     }
 
-    /// The customer's bank disputes what is left of the payment: a chargeback, the money
-    /// withdrawn at once.
+    /// The customer's bank disputes the payment: a chargeback, the money withdrawn at once.
     pub fn dispute(&self, portal: &str, charge: &str) -> Result<Emitted, SimError> {
         self.open_dispute(portal, charge, DisputeStatus::NeedsResponse)
     }
@@ -115,18 +114,14 @@ impl Simulator {
                 }
                 (DisputeStatus::WarningNeedsResponse, false) => {
                     escalate(act, d, charge);
-                    d.status = DisputeStatus::Lost;
-                    act.emit("charge.dispute.closed", json::dispute(d, charge));
+                    lose(act, d, charge);
                 }
                 (DisputeStatus::NeedsResponse, true) => {
                     d.status = DisputeStatus::Won;
                     act.emit("charge.dispute.closed", json::dispute(d, charge));
                     act.emit("charge.dispute.funds_reinstated", json::dispute(d, charge));
                 }
-                (DisputeStatus::NeedsResponse, false) => {
-                    d.status = DisputeStatus::Lost;
-                    act.emit("charge.dispute.closed", json::dispute(d, charge));
-                }
+                (DisputeStatus::NeedsResponse, false) => lose(act, d, charge),
                 _ => return Err(SimError::Refused("the dispute is already closed")),
             }
             Ok(())
@@ -143,14 +138,15 @@ impl Simulator {
             if act.state.dispute_of(&charge.id).is_some() {
                 return Err(SimError::Refused("the payment is already disputed"));
             }
-            let amount = charge.amount.minor() - act.state.refunded(&charge.id);
-            if amount <= 0 {
+            // A bank disputes the whole payment, even one partly refunded (a fully refunded
+            // card payment cannot be disputed).
+            if act.state.refunded(&charge.id) >= charge.amount.minor() {
                 return Err(SimError::Refused("a refunded payment cannot be disputed"));
             }
             let dispute = Dispute {
                 id: act.id("du"),
                 charge: charge.id.clone(),
-                amount,
+                amount: charge.amount.minor(),
                 status,
                 created: act.now,
             };
@@ -215,6 +211,16 @@ impl Simulator {
             Ok(())
         })
         .map(|((), emitted)| emitted)
+    }
+}
+
+/// The bank keeps the disputed money, but for what had been refunded already: Stripe gives
+/// that back (a payment disputed in full after a partial refund).
+fn lose(act: &mut Act<'_>, d: &mut Dispute, charge: &Charge) {
+    d.status = DisputeStatus::Lost;
+    act.emit("charge.dispute.closed", json::dispute(d, charge));
+    if act.state.refunded(&charge.id) > 0 {
+        act.emit("charge.dispute.funds_reinstated", json::dispute(d, charge));
     }
 }
 

@@ -44,29 +44,42 @@ pub(super) fn bill(
             period_end: p.period_end,
         })
         .collect();
-    lines.push(InvoiceLine {
-        id: act.id("il"),
-        quantity: sub.quantity,
-        amount: sub.unit.minor() * sub.quantity,
-        proration: false,
-        invoice_item: None,
-        description: format!("{} × {}", sub.quantity, ProductId::Starter.label()),
-        period_start: sub.period_start,
-        period_end: sub.period_end,
-    });
+    // A plan change invoiced at once bills its prorations alone; a period bills the period.
+    if reason != BillingReason::Update {
+        lines.push(InvoiceLine {
+            id: act.id("il"),
+            quantity: sub.quantity,
+            amount: sub.unit.minor() * sub.quantity,
+            proration: false,
+            invoice_item: None,
+            description: format!("{} × {}", sub.quantity, ProductId::Starter.label()),
+            period_start: sub.period_start,
+            period_end: sub.period_end,
+        });
+    }
     let subtotal: i64 = lines.iter().map(|l| l.amount).sum();
-    // A negative total would go to the customer's credit balance; nothing is paid then.
     let total = match how {
-        Bill::Charged => subtotal.max(0),
+        Bill::Charged => subtotal,
         Bill::Free => 0,
     };
+    // The customer's credit balance pays first; an invoice that comes to less than nothing
+    // adds to it (as Stripe does with the unused time of seats given up).
+    let credit = act.state.credit.entry(sub.customer.clone()).or_insert(0);
+    let starting_balance = -*credit;
+    let from_balance = total.clamp(0, *credit);
+    *credit -= from_balance;
+    if total < 0 {
+        *credit += -total;
+    }
+    let ending_balance = -*credit;
+    let amount_paid = total.max(0) - from_balance;
     let id = act.id("in");
-    let (charge, payment_intent) = if total > 0 {
+    let (charge, payment_intent) = if amount_paid > 0 {
         let charge = Charge {
             id: act.id("ch"),
             payment_intent: act.id("pi"),
             customer: sub.customer.clone(),
-            amount: crate::domain::Money::new(total, sub.unit.currency()).expect("positive"),
+            amount: crate::domain::Money::new(amount_paid, sub.unit.currency()).expect("positive"),
             invoice: Some(id.clone()),
             description: format!("{} invoice", ProductId::Starter.label()),
             created: act.now,
@@ -79,9 +92,13 @@ pub(super) fn bill(
     };
     let invoice = Invoice {
         id: id.clone(),
+        subscription: sub.id.clone(),
         reason,
         lines,
         total,
+        amount_paid,
+        starting_balance,
+        ending_balance,
         charge,
         payment_intent,
         created: act.now,
@@ -89,7 +106,7 @@ pub(super) fn bill(
     let object = json::invoice(&invoice, &sub, act.shape());
     act.state.invoices.insert(id.clone(), invoice);
     act.emit("invoice.paid", object.clone());
-    if total > 0 {
+    if amount_paid > 0 {
         act.emit("invoice.payment_succeeded", object);
     }
     Ok(id)
@@ -124,7 +141,7 @@ impl Simulator {
             bill(
                 act,
                 &sub.id,
-                BillingReason::SubscriptionCreate,
+                BillingReason::Create,
                 Bill::Charged,
             )?;
             Ok(())
@@ -170,6 +187,27 @@ impl Simulator {
         sub: &str,
         quantity: i64,
     ) -> Result<Emitted, SimError> {
+        self.change_quantity(portal, sub, quantity, false)
+    }
+
+    /// As [`Simulator::set_quantity`], with the prorations invoiced (and charged) at once, as
+    /// Stripe does with `proration_behavior=always_invoice`.
+    pub fn set_quantity_invoiced_now(
+        &self,
+        portal: &str,
+        sub: &str,
+        quantity: i64,
+    ) -> Result<Emitted, SimError> {
+        self.change_quantity(portal, sub, quantity, true)
+    }
+
+    fn change_quantity(
+        &self,
+        portal: &str,
+        sub: &str,
+        quantity: i64,
+        invoice_now: bool,
+    ) -> Result<Emitted, SimError> {
         self.change_subscription(portal, sub, |act, s| {
             if s.status != SubscriptionStatus::Active {
                 return Err(SimError::Refused("the subscription is not active"));
@@ -201,6 +239,12 @@ impl Simulator {
             });
             s.quantity = quantity;
             act.emit("customer.subscription.updated", json::subscription(s));
+            if invoice_now {
+                // Billed from the stored subscription, which must hold the change first.
+                act.state.subscriptions.insert(s.id.clone(), s.clone());
+                bill(act, &s.id, BillingReason::Update, Bill::Charged)?;
+                s.pending.clear();
+            }
             Ok(())
         })
     }
@@ -225,7 +269,7 @@ impl Simulator {
             s.period_start = s.period_end;
             s.period_end += PERIOD_SECS;
             let id = s.id.clone();
-            bill(act, &id, BillingReason::SubscriptionCycle, Bill::Charged)?;
+            bill(act, &id, BillingReason::Cycle, Bill::Charged)?;
             let snapshot = json::subscription(&act.state.subscriptions[&id]);
             act.emit("customer.subscription.updated", snapshot);
             Ok(())

@@ -279,7 +279,7 @@ async fn an_inquiry_escalates_to_a_chargeback_and_can_be_lost() {
     assert_eq!(kinds(&inquiry), ["charge.dispute.created"]);
     let opened = &object(&inquiry.now[0])["data"]["object"];
     assert_eq!(opened["status"], "warning_needs_response");
-    assert_eq!(opened["amount"], 3000, "what is left after the refund");
+    assert_eq!(opened["amount"], 4000, "banks dispute the whole payment");
     let dispute = opened["id"].as_str().unwrap().to_owned();
 
     let lost = a.sim.close_dispute(&portal, &dispute, false).unwrap();
@@ -288,9 +288,12 @@ async fn an_inquiry_escalates_to_a_chargeback_and_can_be_lost() {
         [
             "charge.dispute.updated",
             "charge.dispute.funds_withdrawn",
-            "charge.dispute.closed"
-        ]
+            "charge.dispute.closed",
+            "charge.dispute.funds_reinstated"
+        ],
+        "lost, but the refunded part comes back"
     );
+    assert_eq!(object(&lost.now[3])["data"]["object"]["status"], "lost");
     assert_eq!(object(&lost.now[2])["data"]["object"]["status"], "lost");
     assert!(
         a.sim.refund(&portal, &charge, 100).is_err(),

@@ -38,10 +38,10 @@ use crate::catalog::Catalog;
 use crate::clock::ManualClock;
 use crate::config::PriceIds;
 use crate::domain::{Email, IdempotencyKey, ProductId, Reason, Role, Timestamp, TokenDelta};
-use crate::ledger::Posting;
-use crate::store::{NewUser, SqlStore, Store};
+use crate::ledger::{LedgerError, Posting};
+use crate::store::{NewUser, SqlStore, Store, StoreError};
 use crate::stripe::gateway::{CheckoutRequest, ListedEvent, StripeGateway};
-use crate::stripe::simulated::{DisputeStatus, PayMethod, Simulator};
+use crate::stripe::simulated::{ApiShape, DisputeStatus, PayMethod, Simulator};
 
 /// How big a history is.
 #[derive(Debug, Clone, Copy)]
@@ -266,6 +266,8 @@ struct ConsumeCall {
 /// One history being run.
 struct Run<'a> {
     bench: &'a Bench<'a>,
+    /// Whether the endpoint listens to every event (or only to the ones billing needs).
+    every_event: bool,
     /// Tells this run's keys from other runs' on the same database.
     nonce: u64,
     sim: Arc<Simulator>,
@@ -284,6 +286,8 @@ struct Run<'a> {
     disputes: Vec<String>,
     plans: Vec<Plan>,
     consumed: BTreeMap<usize, ConsumeCall>,
+    /// Consume calls made during deliveries so far (each with a key of its own).
+    live_consumes: usize,
     /// Events by the step that made them and their place among its events.
     events: BTreeMap<(usize, usize), ListedEvent>,
     pending: BTreeSet<(usize, usize)>,
@@ -307,7 +311,13 @@ impl<'a> Run<'a> {
                     .map(|(p, id)| (p, id.to_owned()))
                     .collect::<Vec<_>>(),
             )
-            .with_clock(Arc::new(clock.clone())),
+            .with_clock(Arc::new(clock.clone()))
+            // Some accounts' endpoints are pinned to an API version from before 2025.
+            .with_shape(if seed % 4 == 1 {
+                ApiShape::Before2025
+            } else {
+                ApiShape::Current
+            }),
         );
         let trial = bench.cluster.trial_allowance(seed);
         let nodes = bench.cluster.nodes(sim.clone(), trial).await;
@@ -346,6 +356,7 @@ impl<'a> Run<'a> {
         }
         Self {
             bench,
+            every_event: seed % 5 != 2,
             nonce: run,
             sim,
             clock,
@@ -361,6 +372,7 @@ impl<'a> Run<'a> {
             disputes: Vec::new(),
             plans: Vec::new(),
             consumed: BTreeMap::new(),
+            live_consumes: 0,
             events: BTreeMap::new(),
             pending: BTreeSet::new(),
             delivered: BTreeSet::new(),
@@ -384,9 +396,23 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// Keeps the events a step made, to be delivered later.
+    /// Keeps the events a step made, to be delivered later: those the endpoint listens to
+    /// (some endpoints are not subscribed to a dispute's updates, withdrawals and
+    /// reinstatements, and must do with its opening and its close).
     fn sent(&mut self, step: &Step, events: Vec<ListedEvent>) {
+        const EXTRAS: [&str; 3] = [
+            "charge.dispute.updated",
+            "charge.dispute.funds_withdrawn",
+            "charge.dispute.funds_reinstated",
+        ];
         for (ordinal, event) in events.into_iter().enumerate() {
+            let kind = serde_json::from_str::<serde_json::Value>(&event.payload)
+                .ok()
+                .and_then(|e| e["type"].as_str().map(str::to_owned))
+                .unwrap_or_default();
+            if !self.every_event && EXTRAS.contains(&kind.as_str()) {
+                continue;
+            }
             let tag = (step.id, ordinal);
             self.events.insert(tag, event);
             self.pending.insert(tag);
@@ -653,7 +679,11 @@ impl<'a> Run<'a> {
                     return;
                 };
                 if let Ok(emitted) = self.sim.escalate(&portal, &dispute) {
-                    self.model.dispute_now(&dispute, Dispute::Chargeback);
+                    // An endpoint that hears neither updates nor withdrawals learns of the
+                    // escalation only when the dispute closes.
+                    if self.every_event {
+                        self.model.dispute_now(&dispute, Dispute::Chargeback);
+                    }
                     self.sent(step, emitted.now);
                 }
             }
@@ -701,6 +731,28 @@ impl<'a> Run<'a> {
                 match self.bench.store.post(posting).await {
                     Ok(_) => self.model.credited(u, tokens),
                     Err(e) => self.problems.push(format!("an admin credit failed: {e}")),
+                }
+            }
+            Act::AdminDebit { user: u, tokens } => {
+                let u = user(u, self);
+                let posting = Posting::adjustment(
+                    self.users[u].user,
+                    TokenDelta::new(-tokens).unwrap(),
+                    Reason::parse("Correction").unwrap(),
+                    IdempotencyKey::parse(&format!("admin:{}:{}", self.users[u].user, step.id))
+                        .unwrap(),
+                    self.admin,
+                );
+                match self.bench.store.post(posting).await {
+                    Ok(posted) => {
+                        if posted.entry.balance_after.get() < 0 {
+                            self.problems
+                                .push(format!("an admin debit left user {u} below zero"));
+                        }
+                        self.model.debited(u, tokens);
+                    }
+                    Err(StoreError::Ledger(LedgerError::InsufficientTokens { .. })) => {}
+                    Err(e) => self.problems.push(format!("an admin debit failed: {e}")),
                 }
             }
             Act::Deliver { picks } => self.deliver(&picks).await,
@@ -826,8 +878,28 @@ impl<'a> Run<'a> {
     async fn deliver(&mut self, picks: &[Pick]) {
         let mut faulted = Vec::new();
         let mut tasks = Vec::new();
+        let mut spent = Vec::new();
+        let outage = picks.iter().any(|p| matches!(p, Pick::StripeDown));
+        if outage {
+            self.sim.set_down(true);
+        }
         for pick in picks {
             match *pick {
+                Pick::StripeDown => {}
+                Pick::Consume { user, tokens, node } => {
+                    let u = user % self.users.len();
+                    let node = self.nodes[node % self.nodes.len()].clone();
+                    let (who, key) = (
+                        self.users[u].user,
+                        format!("live-{}-{}", self.nonce, self.live_consumes),
+                    );
+                    self.live_consumes += 1;
+                    spent.push((
+                        u,
+                        tokens,
+                        tokio::spawn(async move { node.consume(who, tokens, &key).await }),
+                    ));
+                }
                 Pick::Event {
                     step,
                     ordinal,
@@ -842,12 +914,14 @@ impl<'a> Run<'a> {
                         self.bench.faults.fail(&event.id).await;
                         faulted.push(event.id.clone());
                     }
+                    // A failure is expected from a fault, or while Stripe is down.
+                    let excused = fault || outage;
                     for _ in 0..copies.max(1) {
                         let node = self.nodes[node % self.nodes.len()].clone();
                         let payload = event.payload.clone();
                         let tag = (step, ordinal);
                         tasks.push(tokio::spawn(async move {
-                            (Some(tag), fault, Ok(node.deliver(&payload).await))
+                            (Some(tag), excused, Ok(node.deliver(&payload).await))
                         }));
                     }
                 }
@@ -862,7 +936,7 @@ impl<'a> Run<'a> {
                         let page = node.success_page(&session, user, &email).await;
                         (
                             None,
-                            false,
+                            outage,
                             page.map(|()| Heard::Acknowledged("page".into())),
                         )
                     }));
@@ -870,8 +944,30 @@ impl<'a> Run<'a> {
             }
         }
         for task in tasks {
-            let (tag, fault, outcome) = task.await.expect("a delivery task ended");
-            self.delivered_as(tag, fault, outcome);
+            let (tag, excused, outcome) = task.await.expect("a delivery task ended");
+            self.delivered_as(tag, excused, outcome);
+        }
+        for (user, tokens, task) in spent {
+            match task.await.expect("a consume task ended") {
+                Consumed::Applied {
+                    replayed: false,
+                    balance,
+                    ..
+                } => {
+                    if balance < 0 {
+                        self.problems
+                            .push(format!("a debit took user {user} below zero ({balance})"));
+                    }
+                    self.model.debited(user, tokens);
+                }
+                Consumed::Insufficient => {}
+                other => self.problems.push(format!(
+                    "a consume call during deliveries answered {other:?}"
+                )),
+            }
+        }
+        if outage {
+            self.sim.set_down(false);
         }
         if !faulted.is_empty() {
             self.bench.faults.heal().await;
@@ -903,6 +999,7 @@ impl<'a> Run<'a> {
                 self.events[&tag].id
             )),
             (None, Ok(_)) => {}
+            (None, Err(_)) if fault => {}
             (_, Err(error)) => self
                 .problems
                 .push(format!("a success page failed: {error}")),
@@ -957,6 +1054,50 @@ impl<'a> Run<'a> {
             if balance != expected {
                 self.problems.push(format!(
                     "user {n} has {balance} tokens; Stripe's side says {expected}"
+                ));
+            }
+        }
+        // What the model says is left is exactly what can be spent: all of it, and no more.
+        for n in 0..self.users.len() {
+            let expected = self.model.balance(n);
+            let node = self.nodes[n % self.nodes.len()].clone();
+            let user = self.users[n].user;
+            if expected > 0 {
+                let key = format!("drain-{}-{n}", self.nonce);
+                match node.consume(user, expected, &key).await {
+                    Consumed::Applied { balance: 0, .. } => self.model.debited(n, expected),
+                    other => self.problems.push(format!(
+                        "user {n} could not spend the {expected} tokens the model says are left: {other:?}"
+                    )),
+                }
+            }
+            let key = format!("beyond-{}-{n}", self.nonce);
+            match node.consume(user, 1, &key).await {
+                Consumed::Insufficient => {}
+                other => self.problems.push(format!(
+                    "user {n} spent a token the model says is not there: {other:?}"
+                )),
+            }
+        }
+        // Every subscription is as Stripe has it now.
+        for plan in &self.plans {
+            let kept = store
+                .subscription(&plan.id)
+                .await
+                .unwrap()
+                .map(|s| s.status);
+            let now = self
+                .sim
+                .portal_view(&self.users[plan.user].portal)
+                .unwrap()
+                .subscriptions
+                .into_iter()
+                .find(|s| s.id == plan.id)
+                .map(|s| s.status);
+            if kept != now {
+                self.problems.push(format!(
+                    "subscription {} is kept as {kept:?}; Stripe has {now:?}",
+                    plan.id
                 ));
             }
         }

@@ -9,7 +9,9 @@
 //! - a charge's refunds take back `grant × refunded / charged` (rounded down), refunds that
 //!   failed not counted;
 //! - a dispute takes `grant × disputed / charged` while the bank holds the money (a
-//!   chargeback, or lost); an inquiry, a closed inquiry and a won dispute take nothing;
+//!   chargeback), and `grant × min(disputed, charged − refunded) / charged` once lost (the
+//!   refunded part of a payment disputed in full comes back); an inquiry, a closed inquiry
+//!   and a won dispute take nothing;
 //! - a debit answered as applied takes its tokens; an admin credit adds its tokens.
 
 use std::collections::BTreeMap;
@@ -145,10 +147,17 @@ impl Model {
                 .map(|(a, _)| a)
                 .sum();
             let mut taken = share(payment.granted, refunded, payment.charged);
-            if let Some((_, amount, state)) = &payment.dispute
-                && matches!(state, Dispute::Chargeback | Dispute::Lost)
-            {
-                taken += share(payment.granted, *amount, payment.charged);
+            match &payment.dispute {
+                // The bank holds the whole disputed amount until it is decided...
+                Some((_, amount, Dispute::Chargeback)) => {
+                    taken += share(payment.granted, *amount, payment.charged);
+                }
+                // ...and, lost, keeps it but for what had been refunded already.
+                Some((_, amount, Dispute::Lost)) => {
+                    let kept = (*amount).min(payment.charged - refunded);
+                    taken += share(payment.granted, kept, payment.charged);
+                }
+                _ => {}
             }
             balance += payment.granted - taken;
         }
@@ -180,10 +189,16 @@ mod tests {
         m.refund_failed("re_2");
         assert_eq!(m.balance(0), 3_750);
         assert_eq!(m.refundable("ch_1"), 3_000);
-        m.disputed("ch_1", "du_1", 3_000, true);
+        m.disputed("ch_1", "du_1", 4_000, true);
         assert_eq!(m.balance(0), 3_750, "an inquiry takes nothing");
+        m.dispute_now("du_1", Dispute::Chargeback);
+        assert_eq!(
+            m.balance(0),
+            3_750 - 5_000,
+            "the bank holds all of it for now"
+        );
         m.dispute_now("du_1", Dispute::Lost);
-        assert_eq!(m.balance(0), 0);
+        assert_eq!(m.balance(0), 0, "lost: all but the refunded part");
         m.debited(0, 100);
         m.credited(0, 40);
         assert_eq!(m.balance(0), -60);

@@ -87,6 +87,11 @@ pub enum Act {
         user: usize,
         tokens: i64,
     },
+    /// An admin takes tokens back by hand (refused below zero).
+    AdminDebit {
+        user: usize,
+        tokens: i64,
+    },
     /// Stripe delivers some of the events sent so far, all at once, as the picks say; the
     /// user may be back on a success page at the same moment.
     Deliver {
@@ -125,6 +130,14 @@ pub enum Pick {
     },
     /// The user of the `nth` Checkout session is back on its success page.
     SuccessPage { nth: usize, node: usize },
+    /// The product spends a user's tokens (a new key), during the deliveries.
+    Consume {
+        user: usize,
+        tokens: i64,
+        node: usize,
+    },
+    /// Stripe's API answers nothing but errors while this delivery lasts.
+    StripeDown,
 }
 
 /// What a history can draw on when it draws its next step.
@@ -171,12 +184,12 @@ pub(super) fn draw(rng: &mut StdRng, id: usize, known: &Known) -> Step {
                 user,
                 nth: nth(rng),
             },
-            29..=30 => Act::SetQuantity {
+            29..=31 => Act::SetQuantity {
                 user,
                 nth: nth(rng),
-                quantity: rng.random_range(1..=3),
+                quantity: rng.random_range(1..=5),
             },
-            31 => Act::CancelAtPeriodEnd {
+            32 if rng.random_bool(0.5) => Act::CancelAtPeriodEnd {
                 user,
                 nth: nth(rng),
             },
@@ -211,7 +224,11 @@ pub(super) fn draw(rng: &mut StdRng, id: usize, known: &Known) -> Step {
                     _ => Key::New,
                 },
             },
-            60..=61 => Act::AdminCredit {
+            60 => Act::AdminCredit {
+                user,
+                tokens: rng.random_range(1..=2_000),
+            },
+            61 => Act::AdminDebit {
                 user,
                 tokens: rng.random_range(1..=2_000),
             },
@@ -262,6 +279,16 @@ fn picks(rng: &mut StdRng, known: &Known) -> Vec<Pick> {
             nth: rng.random_range(0..usize::MAX / 2),
             node: rng.random_range(0..known.nodes),
         });
+    }
+    if rng.random_bool(0.3) {
+        picks.push(Pick::Consume {
+            user: rng.random_range(0..known.users),
+            tokens: [1, 100, 2_500][rng.random_range(0..3)],
+            node: rng.random_range(0..known.nodes),
+        });
+    }
+    if rng.random_bool(0.05) {
+        picks.push(Pick::StripeDown);
     }
     picks
 }
