@@ -1,12 +1,19 @@
-//! What tests share: a fresh database per test, on SQLite and on the PostgreSQL server named
-//! by `TEST_POSTGRES_URL` (`scripts/test` starts one); real database failures on demand
-//! ([`faults`]); and the model-based history checker ([`history`]).
+//! What tests share (this crate's, the server's and the benchmark, behind the `testing`
+//! feature): a fresh database per test, on SQLite and on the PostgreSQL server named by
+//! `TEST_POSTGRES_URL` (`scripts/test` starts one); users and purchases made straight in the
+//! store ([`fakes`]); Stripe events built from the recorded fixtures ([`events`]); real
+//! database failures on demand ([`faults`]); and the model-based history checker
+//! ([`history`]).
 
+pub mod events;
+pub mod fakes;
 pub mod faults;
 pub mod history;
 
 use std::sync::Arc;
 
+pub use events::StripeEvent;
+pub use fakes::{FakeUser, balance, paid_purchase};
 pub use faults::Faults;
 
 use crate::config::{DatabaseTarget, Secret};
@@ -20,6 +27,14 @@ pub struct TestDb {
 }
 
 impl TestDb {
+    /// The database's URL, for a server process to connect to.
+    pub fn url(&self) -> String {
+        match &self.target {
+            DatabaseTarget::Sqlite { path } => format!("sqlite://{}", path.display()),
+            DatabaseTarget::Postgres { url } => url.expose().to_owned(),
+        }
+    }
+
     /// Another store on the same database, with a pool of its own: a second server.
     pub async fn another_node(&self) -> Arc<SqlStore> {
         Arc::new(connect(&self.target).await.expect("a second node connects"))
@@ -58,6 +73,14 @@ pub async fn postgres() -> Option<TestDb> {
         target,
         _dir: None,
     })
+}
+
+/// The URL of a new, empty database on the test PostgreSQL server, for a server process.
+pub async fn empty_postgres_url() -> Option<String> {
+    match empty_postgres().await? {
+        DatabaseTarget::Postgres { url } => Some(url.expose().to_owned()),
+        DatabaseTarget::Sqlite { .. } => unreachable!("a PostgreSQL target"),
+    }
 }
 
 /// A new, empty database on the test PostgreSQL server (nothing migrated yet).

@@ -3,7 +3,7 @@
 use billing::domain::Role;
 use serde_json::json;
 
-use crate::helpers::{TestApp, capture_logs, spawn_app};
+use crate::support::{TestApp, capture_logs, spawn_app};
 
 fn nested(depth: usize) -> String {
     format!("{}{}", "[".repeat(depth), "]".repeat(depth))

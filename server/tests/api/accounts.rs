@@ -6,7 +6,7 @@ use billing::domain::Role;
 use reqwest::Client;
 use serde_json::Value;
 
-use crate::helpers::{PASSWORD, TestApp, spawn_app, spawn_app_with};
+use crate::support::{PASSWORD, TestApp, spawn_app, spawn_app_with};
 
 async fn sign_up(app: &TestApp, client: &Client, email: &str, password: &str) -> reqwest::Response {
     client

@@ -5,7 +5,7 @@ use std::time::Duration;
 use billing::domain::Role;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app, spawn_app_with};
+use crate::support::{TestApp, spawn_app, spawn_app_with};
 
 async fn credit(app: &TestApp, client: &reqwest::Client, body: Value) -> reqwest::Response {
     client

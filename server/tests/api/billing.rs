@@ -7,7 +7,7 @@ use billing::domain::{Role, User};
 use reqwest::Client;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::support::{TestApp, spawn_app};
 
 async fn start_checkout(app: &TestApp, client: &Client, body: Value) -> reqwest::Response {
     client

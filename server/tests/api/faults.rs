@@ -10,8 +10,8 @@ use billing::store::{LedgerQuery, NewUser, Store};
 use billing::stripe::signature;
 use serde_json::json;
 
-use crate::helpers::fresh_postgres_database;
-use crate::process::ServerProcess;
+use crate::support::ServerProcess;
+use billing::testing::empty_postgres_url;
 
 fn invoice_paid(n: usize, user: UserId) -> String {
     json!({
@@ -36,7 +36,7 @@ async fn deliver(client: &reqwest::Client, server: &str, body: &str) -> Option<u
             "stripe-signature",
             signature::sign(
                 body.as_bytes(),
-                crate::process::WEBHOOK_SECRET,
+                crate::support::process::WEBHOOK_SECRET,
                 Timestamp::now().as_millis() / 1000,
             ),
         )
@@ -192,7 +192,7 @@ async fn sigterm_finishes_a_webhook_in_flight_before_exiting() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_unreachable_database_answers_5xx_so_stripe_retries_and_nothing_is_half_written() {
-    let Some(url) = fresh_postgres_database().await else {
+    let Some(url) = empty_postgres_url().await else {
         return;
     };
     let name = url.rsplit('/').next().unwrap().to_owned();

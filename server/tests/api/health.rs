@@ -3,7 +3,7 @@
 use billing::domain::Role;
 use serde_json::{Value, json};
 
-use crate::helpers::spawn_app;
+use crate::support::spawn_app;
 
 #[tokio::test]
 async fn healthz_answers_ok() {
@@ -92,7 +92,7 @@ async fn metrics_count_requests_ledger_entries_and_refusals() {
     }
 }
 
-async fn metrics_lines(app: &crate::helpers::TestApp) -> Vec<String> {
+async fn metrics_lines(app: &crate::support::TestApp) -> Vec<String> {
     let response = app.get("/metrics").await;
     assert_eq!(response.status(), 200);
     let text = response.text().await.unwrap();
@@ -145,7 +145,7 @@ async fn made_up_methods_and_unknown_paths_do_not_grow_the_metrics() {
 #[tokio::test]
 async fn metrics_need_the_bearer_token_when_one_is_set() {
     let token = "a-long-random-metrics-token-for-tests";
-    let app = crate::helpers::spawn_app_with(&[("METRICS_TOKEN", token)]).await;
+    let app = crate::support::spawn_app_with(&[("METRICS_TOKEN", token)]).await;
     for authorization in [None, Some("Bearer wrong"), Some(token)] {
         let mut request = app.client.get(app.url("/metrics"));
         if let Some(value) = authorization {

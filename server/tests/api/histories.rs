@@ -24,8 +24,8 @@ use billing::testing::history::nodes::{Cluster, Consumed, Heard, Node};
 use billing::testing::history::{self, Settings};
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, password_hash};
-use crate::process::ServerProcess;
+use crate::support::ServerProcess;
+use crate::support::{PASSWORD, password_hash};
 
 const SECRET_KEY: &str = "sk_test_history";
 const WEBHOOK_SECRET: &str = "whsec_history";

@@ -4,7 +4,7 @@ use billing::domain::{IdempotencyKey, Reason, Role, Tokens, User};
 use billing::ledger::Posting;
 use serde_json::Value;
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::support::{TestApp, spawn_app};
 
 /// 25 purchases and, after each fifth, a use of 10 tokens: 30 entries.
 async fn busy_user(app: &TestApp) -> User {

@@ -1,10 +1,10 @@
 //! HTTP tests of the server: each test spawns the whole application on a free port.
+//! What they share is in [`support`].
 //!
 //! Run them one at a time (`-- --test-threads=1`, as `scripts/test` does): several Leptos
 //! apps rendering pages at once in one process can leave a render waiting forever.
 
-mod helpers;
-mod process;
+mod support;
 
 mod abuse;
 mod accounts;
@@ -19,6 +19,5 @@ mod ledger;
 mod nodes;
 mod pages;
 mod reconcile;
-mod stripe_api;
 mod stripe_live;
 mod webhook;

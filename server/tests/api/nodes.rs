@@ -9,8 +9,10 @@ use billing::store::{NewUser, Store};
 use billing::stripe::signature;
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, fresh_postgres_database, password_hash};
-use crate::process::ServerProcess;
+use billing::testing::empty_postgres_url;
+
+use crate::support::ServerProcess;
+use crate::support::{PASSWORD, password_hash};
 
 struct Cluster {
     a: ServerProcess,
@@ -19,7 +21,7 @@ struct Cluster {
 }
 
 async fn cluster() -> Option<Cluster> {
-    let url = fresh_postgres_database().await?;
+    let url = empty_postgres_url().await?;
     let vars = [
         ("DATABASE_URL", url.as_str()),
         ("RATE_LIMIT_BACKEND", "database"),
@@ -84,7 +86,7 @@ async fn one_webhook_delivered_to_both_nodes_at_once_credits_once() {
                     "stripe-signature",
                     signature::sign(
                         body.as_bytes(),
-                        crate::process::WEBHOOK_SECRET,
+                        crate::support::process::WEBHOOK_SECRET,
                         Timestamp::now().as_millis() / 1000,
                     ),
                 )

@@ -1,6 +1,6 @@
 use billing::domain::Role;
 
-use crate::helpers::spawn_app;
+use crate::support::spawn_app;
 
 #[tokio::test]
 async fn the_billing_page_is_rendered_on_the_server_with_its_hydration_scripts() {
@@ -127,7 +127,7 @@ async fn every_page_carries_a_content_security_policy_that_its_own_scripts_meet(
 
 #[tokio::test]
 async fn a_site_served_over_https_asks_browsers_to_keep_to_https() {
-    let app = crate::helpers::spawn_app_with(&[("SITE_URL", "https://billing.example.com")]).await;
+    let app = crate::support::spawn_app_with(&[("SITE_URL", "https://billing.example.com")]).await;
     for path in ["/login", "/healthz"] {
         let response = app.get(path).await;
         assert_eq!(

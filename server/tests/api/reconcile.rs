@@ -4,8 +4,8 @@
 use billing::domain::{Role, Timestamp, UserId};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app};
-use crate::stripe_api::StripeApi;
+use crate::support::StripeApi;
+use crate::support::{TestApp, spawn_app};
 
 const DAY: i64 = 24 * 3600;
 

@@ -8,8 +8,8 @@ use billing::stripe::{CheckoutRequest, GatewayError, StripeGateway};
 use serde_json::Value;
 use url::Url;
 
-use crate::helpers::{TestApp, spawn_app_with};
-use crate::stripe_api::StripeApi;
+use crate::support::StripeApi;
+use crate::support::{TestApp, spawn_app_with};
 
 fn gateway(base: &Url) -> LiveGateway {
     LiveGateway::new(&Secret::new("sk_test_standin"), Some(base)).unwrap()

@@ -4,7 +4,7 @@ use billing::domain::{Role, Timestamp, UserId};
 use billing::stripe::signature;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::support::{TestApp, spawn_app};
 
 /// A paid first invoice of the simulated plan, for `user`.
 fn invoice_paid(id: &str, invoice: &str, user: UserId) -> String {
@@ -175,7 +175,7 @@ async fn an_event_for_an_unknown_user_is_kept_for_an_operator() {
 
 #[tokio::test]
 async fn a_development_server_signs_with_a_secret_of_its_own_kept_in_its_data_folder() {
-    let logs = crate::helpers::capture_logs();
+    let logs = crate::support::capture_logs();
     let app = spawn_app().await;
     let user = app.account("ada@example.com", Role::User).await;
     let body = invoice_paid("evt_public", "in_public", user.id);
@@ -212,7 +212,7 @@ async fn a_development_server_signs_with_a_secret_of_its_own_kept_in_its_data_fo
 
     // Kept across restarts: a second start on the same folder uses the same one.
     let folder = app.data_dir.path().display().to_string();
-    let again = crate::helpers::spawn_app_with(&[("DATA_DIR", &folder)]).await;
+    let again = crate::support::spawn_app_with(&[("DATA_DIR", &folder)]).await;
     assert_eq!(std::fs::read_to_string(&path).unwrap().trim(), secret);
     let body = invoice_paid("evt_public_2", "in_public_2", user.id);
     let own = signature::sign(body.as_bytes(), secret, now());

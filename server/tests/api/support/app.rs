@@ -1,4 +1,5 @@
-//! `spawn_app`: a fresh server with its own data folder, and a client that keeps cookies.
+//! `spawn_app`: a fresh server with its own data folder, the users and browsers of a test, and
+//! Stripe's deliveries to it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -7,12 +8,15 @@ use billing::api_key::{NewApiKey, SCOPE_CONSUME};
 use billing::auth::{self, Password};
 use billing::clock::ManualClock;
 use billing::config::{Config, Secret};
-use billing::domain::{Email, IdempotencyKey, Reason, Role, Source, Timestamp, Tokens, User};
-use billing::ledger::Posting;
-use billing::store::{NewUser, Store};
+use billing::domain::{Email, Role, Timestamp, User};
+use billing::store::Store;
+use billing::testing::{FakeUser, StripeEvent, balance, paid_purchase};
 use leptos::prelude::LeptosOptions;
 use server::startup::Application;
 use tempfile::TempDir;
+use tokio::sync::OnceCell;
+
+use super::requests::{Answer, Browser};
 
 pub struct TestApp {
     pub address: String,
@@ -43,28 +47,11 @@ impl TestApp {
         self.sign_at(body, Timestamp::now().as_millis() / 1000)
     }
 
-    /// A user with `tokens` already bought (none when zero).
+    /// A user with `tokens` already bought (none when zero), without a password.
     pub async fn user_with_tokens(&self, email: &str, tokens: i64) -> User {
-        let user = self
-            .store
-            .create_user(NewUser {
-                email: Email::parse(email).unwrap(),
-                password_hash: None,
-                role: Role::User,
-            })
-            .await
-            .unwrap();
+        let user = FakeUser::new(email).create(&*self.store).await;
         if tokens > 0 {
-            self.store
-                .post(Posting::credit(
-                    user.id,
-                    Tokens::new(tokens).unwrap(),
-                    Source::StripeCheckout,
-                    Reason::parse("Test purchase").unwrap(),
-                    IdempotencyKey::parse(&format!("test:{email}")).unwrap(),
-                ))
-                .await
-                .unwrap();
+            paid_purchase(&*self.store, user.id, tokens, &format!("test:{email}")).await;
         }
         user
     }
@@ -79,20 +66,38 @@ impl TestApp {
         made.secret.expose().to_owned()
     }
 
-    /// A user or admin with a password, made directly in the store.
+    /// A user or admin with the test password, made directly in the store.
     pub async fn account(&self, email: &str, role: Role) -> User {
-        let email = Email::parse(email).unwrap();
-        let hash = auth::hash_password(Password::choose(PASSWORD, &email).unwrap())
-            .await
-            .unwrap();
-        self.store
-            .create_user(NewUser {
-                email,
-                password_hash: Some(hash),
-                role,
-            })
-            .await
-            .unwrap()
+        let user = FakeUser::new(email).password_hash(&password_hash().await);
+        let user = match role {
+            Role::Admin => user.admin(),
+            Role::User => user,
+        };
+        user.create(&*self.store).await
+    }
+
+    /// `name@example.com`, a new user, signed in in a browser of their own.
+    pub async fn user(&self, name: &str) -> Browser<'_> {
+        self.signed_in(name, Role::User).await
+    }
+
+    /// `name@example.com`, a new admin, signed in in a browser of their own.
+    pub async fn admin(&self, name: &str) -> Browser<'_> {
+        self.signed_in(name, Role::Admin).await
+    }
+
+    async fn signed_in(&self, name: &str, role: Role) -> Browser<'_> {
+        let email = format!("{name}@example.com");
+        let user = self.account(&email, role).await;
+        let mut browser = Browser::new(self, client(), Some(user));
+        let login = browser.log_in(&email).await;
+        assert_eq!(login.status, 200, "login of {email}: {}", login.text);
+        browser
+    }
+
+    /// A browser of its own, signed in as nobody.
+    pub fn browser(&self) -> Browser<'_> {
+        Browser::new(self, client(), None)
     }
 
     /// A client with a cookie jar of its own (another browser).
@@ -119,6 +124,25 @@ impl TestApp {
             .send()
             .await
             .expect("the request is sent")
+    }
+
+    /// Stripe delivering `event`, signed now with the app's secret.
+    pub async fn stripe_sends(&self, event: &StripeEvent) -> Answer {
+        let body = event.payload();
+        self.browser()
+            .send(
+                self.client
+                    .post(self.url("/api/webhooks/stripe"))
+                    .header("content-type", "application/json")
+                    .header("stripe-signature", self.sign(&body))
+                    .body(body),
+            )
+            .await
+    }
+
+    /// The user's balance, in tokens.
+    pub async fn balance(&self, user: &User) -> i64 {
+        balance(&*self.store, user.id).await
     }
 }
 
@@ -188,85 +212,17 @@ fn client() -> reqwest::Client {
         .expect("a client")
 }
 
-/// A fresh database on the PostgreSQL server named by `TEST_POSTGRES_URL` (`scripts/test`
-/// starts one); `None`, skipping the test loudly, only outside CI when none is configured.
-pub async fn fresh_postgres_database() -> Option<String> {
-    let Ok(admin_url) = std::env::var("TEST_POSTGRES_URL") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "TEST_POSTGRES_URL is required in CI: run the tests through scripts/test"
-        );
-        eprintln!("SKIPPED: TEST_POSTGRES_URL is unset (scripts/test starts a PostgreSQL)");
-        return None;
-    };
-    use sqlx::Connection;
-    let name = format!("billing_server_{}", hex::encode(rand::random::<[u8; 8]>()));
-    let mut admin = sqlx::PgConnection::connect(&admin_url)
-        .await
-        .expect("the test PostgreSQL answers");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let (server, _) = admin_url.rsplit_once('/').expect("a URL naming a database");
-    Some(format!("{server}/{name}"))
-}
-
-/// A password hash for [`PASSWORD`], for accounts made straight in the database.
+/// A password hash for [`PASSWORD`], for accounts made straight in the database (made once:
+/// argon2 is slow on purpose, and one hash verifies for any account).
 pub async fn password_hash() -> String {
-    auth::hash_password(
-        Password::choose(PASSWORD, &Email::parse("someone@example.com").unwrap()).unwrap(),
-    )
+    static HASH: OnceCell<String> = OnceCell::const_new();
+    HASH.get_or_init(|| async {
+        auth::hash_password(
+            Password::choose(PASSWORD, &Email::parse("someone@example.com").unwrap()).unwrap(),
+        )
+        .await
+        .unwrap()
+    })
     .await
-    .unwrap()
-}
-
-/// What the tests' server wrote to its logs, for as long as this is kept (on this thread: a
-/// `#[tokio::test]` runs the server it spawned on its own thread).
-pub struct CapturedLogs {
-    text: Arc<std::sync::Mutex<Vec<u8>>>,
-    _guard: tracing::subscriber::DefaultGuard,
-}
-
-impl CapturedLogs {
-    /// Every log line at or above `level` so far.
-    pub fn at_least(&self, level: tracing::Level) -> Vec<String> {
-        let text = String::from_utf8_lossy(&self.text.lock().unwrap()).into_owned();
-        text.lines()
-            .filter(|line| {
-                line.split_whitespace()
-                    .next()
-                    .and_then(|word| word.parse::<tracing::Level>().ok())
-                    .is_some_and(|found| found <= level)
-            })
-            .map(str::to_owned)
-            .collect()
-    }
-}
-
-/// Starts capturing the logs of everything that runs on this thread.
-pub fn capture_logs() -> CapturedLogs {
-    #[derive(Clone)]
-    struct Sink(Arc<std::sync::Mutex<Vec<u8>>>);
-    impl std::io::Write for Sink {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let text = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let sink = Sink(text.clone());
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .without_time()
-        .with_writer(move || sink.clone())
-        .finish();
-    CapturedLogs {
-        text,
-        _guard: tracing::subscriber::set_default(subscriber),
-    }
+    .clone()
 }
