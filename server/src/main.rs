@@ -115,6 +115,8 @@ async fn serve(config: Config) -> ExitCode {
         }
     };
     tracing::info!(address = %app.address(), "listening");
+    // Whatever the log settings, on stdout: started on port 0, a caller reads where it is.
+    println!("listening on http://{}", app.address());
     if let Err(e) = app.run_until_stopped().await {
         tracing::error!(error = %e, "server stopped with an error");
         return ExitCode::FAILURE;

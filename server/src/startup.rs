@@ -92,6 +92,26 @@ impl Application {
         leptos_options: LeptosOptions,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartupError> {
+        Self::build_listening(None, config, leptos_options, clock).await
+    }
+
+    /// As [`Application::build_with_clock`], serving on `listener` (bound already, so a test
+    /// keeps the port it took) instead of binding `leptos_options.site_addr`.
+    pub async fn build_on(
+        listener: TcpListener,
+        config: Config,
+        leptos_options: LeptosOptions,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartupError> {
+        Self::build_listening(Some(listener), config, leptos_options, clock).await
+    }
+
+    async fn build_listening(
+        listener: Option<TcpListener>,
+        config: Config,
+        leptos_options: LeptosOptions,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartupError> {
         // Installed before anything is counted.
         observability::prometheus();
         let store: Arc<dyn Store> = Arc::new(store::connect(&config.database).await?);
@@ -102,7 +122,10 @@ impl Application {
         }
 
         let secrets = ServerSecrets::load(&config).map_err(StartupError::Secrets)?;
-        let listener = TcpListener::bind(leptos_options.site_addr).await?;
+        let listener = match listener {
+            Some(listener) => listener,
+            None => TcpListener::bind(leptos_options.site_addr).await?,
+        };
         let mut catalog =
             Catalog::from_prices(&config.prices).with_trial_allowance(config.trial_allowance);
         let (gateway, simulator): (Arc<dyn StripeGateway>, _) = match &config.stripe {
