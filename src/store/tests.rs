@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
-use crate::testing::contract;
+use crate::testing::{FakeUser, contract};
 
 use crate::api_key::{NewApiKey, SCOPE_CONSUME};
 use crate::clock::ManualClock;
@@ -50,14 +50,7 @@ fn key(text: &str) -> IdempotencyKey {
 }
 
 async fn new_user(store: &dyn Store, email: &str) -> User {
-    store
-        .create_user(NewUser {
-            email: Email::parse(email).unwrap(),
-            password_hash: None,
-            role: Role::User,
-        })
-        .await
-        .unwrap()
+    FakeUser::new(email).create(store).await
 }
 
 fn purchase(user: &User, n: i64, k: &str) -> Posting {
@@ -214,14 +207,10 @@ async fn a_reversal_may_go_below_zero_and_says_so(store: Arc<SqlStore>) {
 
 async fn an_adjustment_records_the_admin_and_a_negative_one_stops_at_zero(store: Arc<SqlStore>) {
     let user = new_user(&*store, "ada@example.com").await;
-    let admin = store
-        .create_user(NewUser {
-            email: Email::parse("root@example.com").unwrap(),
-            password_hash: None,
-            role: Role::Admin,
-        })
-        .await
-        .unwrap();
+    let admin = FakeUser::new("root@example.com")
+        .admin()
+        .create(&*store)
+        .await;
     let adjust = |delta: i64, k: &str| {
         Posting::adjustment(
             user.id,
@@ -506,12 +495,9 @@ async fn the_ledger_is_append_only_and_the_audit_finds_tampering(store: Arc<SqlS
 
 async fn users_are_unique_by_email(store: Arc<SqlStore>) {
     let ada = new_user(&*store, "ada@example.com").await;
-    let again = store
-        .create_user(NewUser {
-            email: Email::parse("ADA@example.com").unwrap(),
-            password_hash: None,
-            role: Role::Admin,
-        })
+    let again = FakeUser::new("ADA@example.com")
+        .admin()
+        .try_create(&*store)
         .await;
     assert!(matches!(again, Err(StoreError::AlreadyExists)));
 
@@ -574,14 +560,10 @@ async fn migrations_apply_once(store: Arc<SqlStore>) {
 
 async fn credentials_carry_the_password_hash(store: Arc<SqlStore>) {
     let email = Email::parse("ada@example.com").unwrap();
-    let made = store
-        .create_user(NewUser {
-            email: email.clone(),
-            password_hash: Some("$argon2id$stored".into()),
-            role: Role::User,
-        })
-        .await
-        .unwrap();
+    let made = FakeUser::new(email.as_str())
+        .password_hash("$argon2id$stored")
+        .create(&*store)
+        .await;
     assert_eq!(
         store.credentials(&email).await.unwrap(),
         Some((made, Some("$argon2id$stored".to_owned())))

@@ -86,6 +86,11 @@ impl StripeEvent {
         &self.0
     }
 
+    /// The event as JSON, for a stand-in of Stripe's API to list.
+    pub fn into_json(self) -> Value {
+        self.0
+    }
+
     /// The body Stripe would send.
     pub fn payload(&self) -> String {
         self.0.to_string()

@@ -4,7 +4,7 @@ use crate::domain::{
     Email, IdempotencyKey, LedgerEntry, Reason, Role, Source, Tokens, User, UserId,
 };
 use crate::ledger::Posting;
-use crate::store::{NewUser, Store};
+use crate::store::{NewUser, Store, StoreError};
 
 /// A user to create: `FakeUser::new("ada@example.com").admin().create(store)`.
 #[derive(Debug, Clone)]
@@ -34,7 +34,18 @@ impl FakeUser {
         self
     }
 
+    /// With this argon2 hash when there is one (a password the caller may or may not have).
+    pub fn maybe_password_hash(mut self, hash: Option<&str>) -> Self {
+        self.password_hash = hash.map(str::to_owned);
+        self
+    }
+
     pub async fn create(self, store: &dyn Store) -> User {
+        self.try_create(store).await.expect("the test user is new")
+    }
+
+    /// As [`FakeUser::create`], answering the store's refusal (an email already taken).
+    pub async fn try_create(self, store: &dyn Store) -> Result<User, StoreError> {
         store
             .create_user(NewUser {
                 email: self.email,
@@ -42,7 +53,6 @@ impl FakeUser {
                 role: self.role,
             })
             .await
-            .expect("the test user is new")
     }
 }
 

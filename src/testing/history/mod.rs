@@ -33,13 +33,13 @@ use url::Url;
 use self::model::{Dispute, Model, PLAN_TOKENS};
 use self::nodes::{Cluster, Consumed, Heard, InProcess, Node};
 use self::steps::{Act, Key, Known, Pick, Step};
-use super::{Faults, TestDb};
+use super::{FakeUser, Faults, TestDb};
 use crate::catalog::Catalog;
 use crate::clock::ManualClock;
 use crate::config::PriceIds;
-use crate::domain::{Email, IdempotencyKey, ProductId, Reason, Role, Timestamp, TokenDelta};
+use crate::domain::{Email, IdempotencyKey, ProductId, Reason, Timestamp, TokenDelta};
 use crate::ledger::{LedgerError, Posting};
-use crate::store::{NewUser, SqlStore, Store, StoreError};
+use crate::store::{SqlStore, Store, StoreError};
 use crate::stripe::gateway::{CheckoutRequest, ListedEvent, StripeGateway};
 use crate::stripe::simulated::{ApiShape, DisputeStatus, PayMethod, Simulator};
 
@@ -322,25 +322,17 @@ impl<'a> Run<'a> {
         let trial = bench.cluster.trial_allowance(seed);
         let nodes = bench.cluster.nodes(sim.clone(), trial).await;
         let store = &bench.store;
-        let admin = store
-            .create_user(NewUser {
-                email: Email::parse(&format!("admin-{seed}-{run}@example.com")).unwrap(),
-                password_hash: None,
-                role: Role::Admin,
-            })
+        let admin = FakeUser::new(&format!("admin-{seed}-{run}@example.com"))
+            .admin()
+            .create(&**store)
             .await
-            .unwrap()
             .id;
         let mut users = Vec::new();
         for n in 0..settings.users {
-            let user = store
-                .create_user(NewUser {
-                    email: Email::parse(&format!("u{n}-{seed}-{run}@example.com")).unwrap(),
-                    password_hash: bench.password_hash.clone(),
-                    role: Role::User,
-                })
-                .await
-                .unwrap();
+            let user = FakeUser::new(&format!("u{n}-{seed}-{run}@example.com"))
+                .maybe_password_hash(bench.password_hash.as_deref())
+                .create(&**store)
+                .await;
             let customer = sim.create_customer(user.id, &user.email).await.unwrap();
             store.link_customer(user.id, &customer).await.unwrap();
             let portal = sim
