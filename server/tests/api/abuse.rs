@@ -1,6 +1,5 @@
 //! Hostile input over HTTP: deeply nested JSON, oversized bodies, SQL- and HTML-looking text.
 
-use billing::domain::Role;
 use serde_json::json;
 
 use crate::support::{TestApp, capture_logs, spawn_app};
@@ -12,51 +11,36 @@ fn nested(depth: usize) -> String {
 #[tokio::test]
 async fn deeply_nested_json_is_refused_everywhere_and_the_server_stays_up() {
     let app = spawn_app().await;
-    app.account("root@example.com", Role::Admin).await;
-    let admin = app.logged_in("root@example.com").await;
+    let admin = app.admin("root").await;
     let key = app.api_key().await;
     // Small enough for every endpoint's size limit, far deeper than any parser allows.
     let body = format!(r#"{{"user":{}}}"#, nested(5_000));
 
-    let webhook = app
-        .client
-        .post(app.url("/api/webhooks/stripe"))
-        .header("stripe-signature", app.sign(&body))
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(webhook.status(), 400);
+    let webhook = app.webhooks().send_payload(&body).await;
+    assert_eq!(webhook.status, 400);
 
     let consume = app
-        .client
-        .post(app.url("/api/tokens/consume"))
-        .bearer_auth(&key)
-        .header("idempotency-key", "deep")
+        .service(&key)
+        .consume_request(Some("deep"))
         .header("content-type", "application/json")
         .body(body.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(consume.status(), 422);
+        .await;
+    assert_eq!(consume.status, 422);
 
     let credit = admin
-        .post(app.url("/api/admin/tokens/credit"))
+        .post("/api/admin/tokens/credit")
         .header("content-type", "application/json")
         .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(credit.status(), 422);
+        .await;
+    assert_eq!(credit.status, 422);
 
-    assert_eq!(app.get("/healthz").await.status(), 200);
+    assert_eq!(app.browser().get("/healthz").await.status, 200);
 }
 
 #[tokio::test]
 async fn oversized_bodies_are_refused_before_they_are_read() {
     let app = spawn_app().await;
-    app.account("root@example.com", Role::Admin).await;
-    let admin = app.logged_in("root@example.com").await;
+    let admin = app.admin("root").await;
     let huge = format!(
         r#"{{"user":"a@b.co","tokens":1,"reason":"{}"}}"#,
         "x".repeat(2 * 1024 * 1024)
@@ -67,50 +51,41 @@ async fn oversized_bodies_are_refused_before_they_are_read() {
         "/api/billing/create-checkout-session",
     ] {
         let response = admin
-            .post(app.url(path))
+            .post(path)
             .header("content-type", "application/json")
             .body(huge.clone())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 413, "{path}");
+            .await;
+        assert_eq!(response.status, 413, "{path}");
     }
 }
 
 #[tokio::test]
 async fn sql_and_html_in_a_reason_are_kept_as_text_and_escaped_on_the_page() {
     let app = spawn_app().await;
-    app.account("root@example.com", Role::Admin).await;
-    let ada = app.account("ada@example.com", Role::User).await;
-    let admin = app.logged_in("root@example.com").await;
+    let admin = app.admin("root").await;
+    let ada = app.user("ada").await;
     let reason = r#"<script>alert("x")</script>'); DROP TABLE users; --"#;
     let response = admin
-        .post(app.url("/api/admin/tokens/credit"))
-        .json(&json!({ "user": "ada@example.com", "tokens": 42, "reason": reason }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+        .post_json(
+            "/api/admin/tokens/credit",
+            json!({ "user": "ada@example.com", "tokens": 42, "reason": reason }),
+        )
+        .await;
+    assert_eq!(response.status, 200);
 
     // Stored verbatim, and the users are all still there.
     let page = app
         .store
-        .ledger_page(ada.id, &billing::store::LedgerQuery::first(1))
+        .ledger_page(ada.me().id, &billing::store::LedgerQuery::first(1))
         .await
         .unwrap();
     assert_eq!(page.entries[0].reason, reason);
     assert_eq!(app.store.user_count().await.unwrap(), 2);
 
     // Shown as text: escaped in the HTML the server renders.
-    let ada_client = app.logged_in("ada@example.com").await;
-    let html = ada_client
-        .get(app.url("/app/billing"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = ada.get("/app/billing").await;
+    assert_eq!(page.status, 200);
+    let html = page.text;
     assert!(
         !html.contains("<script>alert"),
         "the reason must be escaped"
@@ -164,7 +139,7 @@ async fn chunked_bodies_over_the_limit_answer_413_without_an_error_in_the_logs()
     }
     // A chunked body within the limit is read as usual (and lacks the fields a login needs).
     assert_eq!(post_chunked(&app, "/api/auth/login", 1024).await, 422);
-    assert_eq!(app.get("/healthz").await.status(), 200);
+    assert_eq!(app.browser().get("/healthz").await.status, 200);
     let errors = logs.at_least(tracing::Level::ERROR);
     assert!(errors.is_empty(), "{errors:#?}");
 }
@@ -179,16 +154,13 @@ async fn non_utf8_form_bodies_answer_400_without_an_error_in_the_logs() {
         "/api/admin/tokens/credit",
     ] {
         let response = app
-            .client
-            .post(app.url(path))
+            .browser()
+            .post(path)
             .header("content-type", "application/x-www-form-urlencoded")
             .body(b"email=ada%40example.com&password=\xff\xfe\xfd".to_vec())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 400, "{path}");
-        let error: serde_json::Value = response.json().await.unwrap();
-        assert_eq!(error["error"], "bad_request", "{path}");
+            .await;
+        assert_eq!(response.status, 400, "{path}");
+        assert_eq!(response.json()["error"], "bad_request", "{path}");
     }
     assert_eq!(app.store.user_count().await.unwrap(), 0, "nothing was made");
     let errors = logs.at_least(tracing::Level::ERROR);

@@ -5,99 +5,76 @@ use std::time::Duration;
 use billing::domain::Role;
 use serde_json::{Value, json};
 
-use crate::support::{TestApp, spawn_app, spawn_app_with};
+use crate::support::{Answer, Browser, spawn_app, spawn_app_with};
 
-async fn credit(app: &TestApp, client: &reqwest::Client, body: Value) -> reqwest::Response {
-    client
-        .post(app.url("/api/admin/tokens/credit"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn balance(app: &TestApp, email: &str) -> i64 {
-    let user = app
-        .store
-        .user_by_email(&billing::domain::Email::parse(email).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    app.store.balance(user.id).await.unwrap().get()
+async fn credit(admin: &Browser, body: Value) -> Answer {
+    admin.post_json("/api/admin/tokens/credit", body).await
 }
 
 #[tokio::test]
 async fn an_admin_credits_a_user_by_email_or_id_with_a_reason() {
     let app = spawn_app().await;
-    let admin = app.account("root@example.com", Role::Admin).await;
+    let admin = app.admin("root").await;
     let ada = app.account("ada@example.com", Role::User).await;
-    let client = app.logged_in("root@example.com").await;
 
     let response = credit(
-        &app,
-        &client,
+        &admin,
         json!({ "user": "ada@example.com", "tokens": 500, "reason": "Goodwill for the outage" }),
     )
     .await;
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
+    assert_eq!(response.status, 200);
+    let body = response.json();
     assert_eq!(body["entry"]["delta"], 500);
     assert_eq!(body["entry"]["balance_after"], 500);
     assert_eq!(body["entry"]["source"], "manual");
-    assert_eq!(body["entry"]["actor_id"], admin.id.get());
+    assert_eq!(body["entry"]["actor_id"], admin.me().id.get());
     assert_eq!(body["entry"]["reason"], "Goodwill for the outage");
 
     // By id, as a plain form (the admin page before hydration).
-    let response = client
-        .post(app.url("/api/admin/tokens/credit"))
-        .form(&[
-            ("user", ada.id.to_string().as_str()),
-            ("tokens", "250"),
-            ("reason", "Beta tester"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(balance(&app, "ada@example.com").await, 750);
+    let response = admin
+        .post_form(
+            "/api/admin/tokens/credit",
+            &[
+                ("user", ada.id.to_string().as_str()),
+                ("tokens", "250"),
+                ("reason", "Beta tester"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status, 200);
+    assert_eq!(app.balance(&ada).await, 750);
 
-    let debit = client
-        .post(app.url("/api/admin/tokens/debit"))
-        .json(&json!({ "user": "ada@example.com", "tokens": 1000, "reason": "Too much" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(debit.status(), 402, "a debit never goes below zero");
-    assert_eq!(balance(&app, "ada@example.com").await, 750);
+    let debit = admin
+        .post_json(
+            "/api/admin/tokens/debit",
+            json!({ "user": "ada@example.com", "tokens": 1000, "reason": "Too much" }),
+        )
+        .await;
+    assert_eq!(debit.status, 402, "a debit never goes below zero");
+    assert_eq!(app.balance(&ada).await, 750);
     assert!(app.store.audit_balances().await.unwrap().is_empty());
 }
 
 #[tokio::test]
 async fn a_resubmitted_request_id_credits_once() {
     let app = spawn_app().await;
-    app.account("root@example.com", Role::Admin).await;
-    app.account("ada@example.com", Role::User).await;
-    let client = app.logged_in("root@example.com").await;
+    let admin = app.admin("root").await;
+    let ada = app.account("ada@example.com", Role::User).await;
     let body = json!({ "user": "ada@example.com", "tokens": 100, "reason": "Promo", "request_id": "form-1" });
 
-    let first: Value = credit(&app, &client, body.clone())
-        .await
-        .json()
-        .await
-        .unwrap();
-    let again: Value = credit(&app, &client, body).await.json().await.unwrap();
+    let first = credit(&admin, body.clone()).await.json();
+    let again = credit(&admin, body).await.json();
     assert_eq!(first["replayed"], false);
     assert_eq!(again["replayed"], true);
     assert_eq!(again["entry"]["id"], first["entry"]["id"]);
-    assert_eq!(balance(&app, "ada@example.com").await, 100);
+    assert_eq!(app.balance(&ada).await, 100);
 }
 
 #[tokio::test]
 async fn bad_adjustments_are_refused_and_change_nothing() {
     let app = spawn_app().await;
-    app.account("root@example.com", Role::Admin).await;
-    app.account("ada@example.com", Role::User).await;
-    let client = app.logged_in("root@example.com").await;
+    let admin = app.admin("root").await;
+    let ada = app.account("ada@example.com", Role::User).await;
 
     for (body, status) in [
         (
@@ -130,62 +107,52 @@ async fn bad_adjustments_are_refused_and_change_nothing() {
             422,
         ),
     ] {
-        let response = credit(&app, &client, body.clone()).await;
-        assert_eq!(response.status(), status, "{body}");
-        let error: Value = response.json().await.unwrap();
+        let response = credit(&admin, body.clone()).await;
+        assert_eq!(response.status, status, "{body}");
+        let error = response.json();
         assert!(
             error["message"].as_str().is_some_and(|m| !m.is_empty()),
             "{body}: {error}"
         );
     }
-    let malformed = client
-        .post(app.url("/api/admin/tokens/credit"))
+    let malformed = admin
+        .post("/api/admin/tokens/credit")
         .header("content-type", "application/json")
         .body("{\"user\": ")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(malformed.status(), 422);
-    assert_eq!(balance(&app, "ada@example.com").await, 0);
+        .await;
+    assert_eq!(malformed.status, 422);
+    assert_eq!(app.balance(&ada).await, 0);
 }
 
 #[tokio::test]
 async fn only_admins_may_adjust_or_look_up_users() {
     let app = spawn_app().await;
-    app.account("ada@example.com", Role::User).await;
+    let ada = app.user("ada").await;
     let body = json!({ "user": "ada@example.com", "tokens": 100, "reason": "Free tokens" });
 
-    let anonymous = credit(&app, &app.new_client(), body.clone()).await;
-    assert_eq!(anonymous.status(), 401);
+    let anonymous = credit(&app.browser(), body.clone()).await;
+    assert_eq!(anonymous.status, 401);
 
-    let ada = app.logged_in("ada@example.com").await;
-    let response = credit(&app, &ada, body).await;
-    assert_eq!(response.status(), 403);
-    let error: Value = response.json().await.unwrap();
-    assert_eq!(error["error"], "forbidden");
+    let response = credit(&ada, body).await;
+    assert_eq!(response.status, 403);
+    assert_eq!(response.json()["error"], "forbidden");
     let lookup = ada
-        .get(app.url("/api/admin/users/find?query=ada%40example.com"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(lookup.status(), 403);
-    assert_eq!(balance(&app, "ada@example.com").await, 0);
+        .get("/api/admin/users/find?query=ada%40example.com")
+        .await;
+    assert_eq!(lookup.status, 403);
+    assert_eq!(app.balance(ada.me()).await, 0);
 }
 
 #[tokio::test]
 async fn admins_find_users_with_their_balance_and_ledger() {
     let app = spawn_app().await;
-    app.account("root@example.com", Role::Admin).await;
+    let admin = app.admin("root").await;
     app.user_with_tokens("ada@example.com", 5000).await;
-    let client = app.logged_in("root@example.com").await;
-    let found: Value = client
-        .get(app.url("/api/admin/users/find?query=ADA%40example.com"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let found = admin
+        .get("/api/admin/users/find?query=ADA%40example.com")
+        .await;
+    assert_eq!(found.status, 200);
+    let found = found.json();
     assert_eq!(found["user"]["email"], "ada@example.com");
     assert_eq!(found["balance"], 5000);
     assert_eq!(found["ledger"]["entries"].as_array().unwrap().len(), 1);
@@ -194,35 +161,30 @@ async fn admins_find_users_with_their_balance_and_ledger() {
 #[tokio::test]
 async fn billing_writes_are_limited_to_five_a_minute() {
     let app = spawn_app().await;
-    app.account("root@example.com", Role::Admin).await;
-    app.account("ada@example.com", Role::User).await;
-    let client = app.logged_in("root@example.com").await;
+    let admin = app.admin("root").await;
+    let ada = app.account("ada@example.com", Role::User).await;
     let body = json!({ "user": "ada@example.com", "tokens": 1, "reason": "Test" });
 
     for i in 0..5 {
-        assert_eq!(
-            credit(&app, &client, body.clone()).await.status(),
-            200,
-            "write {i}"
-        );
+        assert_eq!(credit(&admin, body.clone()).await.status, 200, "write {i}");
     }
-    let limited = credit(&app, &client, body.clone()).await;
-    assert_eq!(limited.status(), 429);
-    assert_eq!(limited.headers()["retry-after"], "12");
-    let error: Value = limited.json().await.unwrap();
+    let limited = credit(&admin, body.clone()).await;
+    assert_eq!(limited.status, 429);
+    assert_eq!(limited.header("retry-after"), Some("12"));
+    let error = limited.json();
     assert_eq!(error["error"], "rate_limited");
     assert_eq!(
         error["message"],
         "Too many requests. Please wait 12 seconds and try again."
     );
     assert_eq!(
-        balance(&app, "ada@example.com").await,
+        app.balance(&ada).await,
         5,
         "the refused write changed nothing"
     );
 
     app.clock.advance(Duration::from_secs(12));
-    assert_eq!(credit(&app, &client, body).await.status(), 200);
+    assert_eq!(credit(&admin, body).await.status, 200);
 }
 
 #[tokio::test]
@@ -232,24 +194,22 @@ async fn the_memory_limiter_enforces_the_same_limit() {
         ("RATE_LIMIT_PER_MINUTE", "2"),
     ])
     .await;
-    app.account("root@example.com", Role::Admin).await;
+    let admin = app.admin("root").await;
     app.account("ada@example.com", Role::User).await;
-    let client = app.logged_in("root@example.com").await;
     let body = json!({ "user": "ada@example.com", "tokens": 1, "reason": "Test" });
     for _ in 0..2 {
-        assert_eq!(credit(&app, &client, body.clone()).await.status(), 200);
+        assert_eq!(credit(&admin, body.clone()).await.status, 200);
     }
-    let limited = credit(&app, &client, body).await;
-    assert_eq!(limited.status(), 429);
-    assert_eq!(limited.headers()["retry-after"], "30");
+    let limited = credit(&admin, body).await;
+    assert_eq!(limited.status, 429);
+    assert_eq!(limited.header("retry-after"), Some("30"));
 }
 
 #[tokio::test]
 async fn cross_site_writes_are_refused() {
     let app = spawn_app().await;
-    app.account("root@example.com", Role::Admin).await;
-    app.account("ada@example.com", Role::User).await;
-    let client = app.logged_in("root@example.com").await;
+    let admin = app.admin("root").await;
+    let ada = app.account("ada@example.com", Role::User).await;
     let body = json!({ "user": "ada@example.com", "tokens": 100, "reason": "Forged" });
 
     for (name, value) in [
@@ -257,35 +217,28 @@ async fn cross_site_writes_are_refused() {
         ("sec-fetch-site", "cross-site"),
         ("origin", "null"),
     ] {
-        let response = client
-            .post(app.url("/api/admin/tokens/credit"))
+        let response = admin
+            .post("/api/admin/tokens/credit")
             .header(name, value)
             .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 403, "{name}: {value}");
-        let error: Value = response.json().await.unwrap();
-        assert_eq!(error["error"], "cross_site_request");
+            .await;
+        assert_eq!(response.status, 403, "{name}: {value}");
+        assert_eq!(response.json()["error"], "cross_site_request");
     }
-    let logout = client
-        .post(app.url("/api/auth/logout"))
+    let logout = admin
+        .post("/api/auth/logout")
         .header("origin", "https://evil.example")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(logout.status(), 403, "even logging out is a write");
-    assert_eq!(balance(&app, "ada@example.com").await, 0);
+        .await;
+    assert_eq!(logout.status, 403, "even logging out is a write");
+    assert_eq!(app.balance(&ada).await, 0);
 
     // The same request from the site itself passes.
-    let same = client
-        .post(app.url("/api/admin/tokens/credit"))
+    let same = admin
+        .post("/api/admin/tokens/credit")
         .header("origin", app.address.as_str())
         .header("sec-fetch-site", "same-origin")
         .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(same.status(), 200);
-    assert_eq!(balance(&app, "ada@example.com").await, 100);
+        .await;
+    assert_eq!(same.status, 200);
+    assert_eq!(app.balance(&ada).await, 100);
 }

@@ -71,21 +71,9 @@ async fn api_keys_are_created_listed_and_revoked_from_the_command_line() {
     assert!(!listed.contains(&secret), "a list never shows secrets");
 
     let user = app.user_with_tokens("ada@example.com", 10).await;
-    let consume = |key: String| {
-        let app = &app;
-        async move {
-            app.client
-                .post(app.url("/api/tokens/consume"))
-                .bearer_auth(key)
-                .header("Idempotency-Key", "cli-test")
-                .json(&serde_json::json!({ "user": user.id, "tokens": 1, "reason": "Chat" }))
-                .send()
-                .await
-                .unwrap()
-                .status()
-        }
-    };
-    assert_eq!(consume(secret.clone()).await, 200);
+    let body = serde_json::json!({ "user": user.id, "tokens": 1, "reason": "Chat" });
+    let consume = async |key: &str| app.service(key).consume("cli-test", &body).await.status;
+    assert_eq!(consume(&secret).await, 200);
 
     let id = app.store.api_keys().await.unwrap()[0].id.to_string();
     assert!(server(&app, &["api-key", "revoke", &id]).status.success());
@@ -94,5 +82,5 @@ async fn api_keys_are_created_listed_and_revoked_from_the_command_line() {
         Some(1)
     );
     assert!(stdout(&server(&app, &["api-key", "list"])).contains("revoked"));
-    assert_eq!(consume(secret).await, 401);
+    assert_eq!(consume(&secret).await, 401);
 }

@@ -1,28 +1,8 @@
 //! `POST /api/tokens/consume` over HTTP.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::support::{TestApp, spawn_app};
-
-async fn consume(
-    app: &TestApp,
-    api_key: Option<&str>,
-    idempotency_key: Option<&str>,
-    body: &Value,
-) -> reqwest::Response {
-    let mut request = app.client.post(app.url("/api/tokens/consume")).json(body);
-    if let Some(key) = api_key {
-        request = request.bearer_auth(key);
-    }
-    if let Some(key) = idempotency_key {
-        request = request.header("Idempotency-Key", key);
-    }
-    request.send().await.unwrap()
-}
-
-async fn balance(app: &TestApp, user: billing::domain::UserId) -> i64 {
-    app.store.balance(user).await.unwrap().get()
-}
+use crate::support::spawn_app;
 
 #[tokio::test]
 async fn consuming_debits_once_and_a_replay_returns_the_original_answer() {
@@ -31,36 +11,22 @@ async fn consuming_debits_once_and_a_replay_returns_the_original_answer() {
     let key = app.api_key().await;
     let body = json!({ "user": user.id, "tokens": 150, "reason": "Image generation" });
 
-    let first = consume(&app, Some(&key), Some("req-1"), &body).await;
-    assert_eq!(first.status(), 200);
-    assert!(first.headers().get("idempotent-replayed").is_none());
-    let first = first.bytes().await.unwrap();
-    let answer: Value = serde_json::from_slice(&first).unwrap();
+    let first = app.service(&key).consume("req-1", &body).await;
+    assert_eq!(first.status, 200);
+    assert!(first.header("idempotent-replayed").is_none());
+    let answer = first.json();
     assert_eq!(answer["balance"], 850);
     assert_eq!(answer["tokens"], 150);
 
     // The balance moves on; a replay still answers what the first call answered, byte for
     // byte, and says it is a replay in its header alone.
     let other = json!({ "user": user.id, "tokens": 50, "reason": "Audio" });
-    assert_eq!(
-        consume(&app, Some(&key), Some("req-2"), &other)
-            .await
-            .status(),
-        200
-    );
-    let again = consume(&app, Some(&key), Some("req-1"), &body).await;
-    assert_eq!(again.status(), 200);
-    assert_eq!(again.headers()["idempotent-replayed"], "true");
-    assert_eq!(
-        again.bytes().await.unwrap(),
-        first,
-        "the first answer, byte for byte"
-    );
-    assert_eq!(
-        balance(&app, user.id).await,
-        800,
-        "the replay spent nothing"
-    );
+    assert_eq!(app.service(&key).consume("req-2", &other).await.status, 200);
+    let again = app.service(&key).consume("req-1", &body).await;
+    assert_eq!(again.status, 200);
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.bytes, first.bytes, "the first answer, byte for byte");
+    assert_eq!(app.balance(&user).await, 800, "the replay spent nothing");
 }
 
 #[tokio::test]
@@ -69,19 +35,13 @@ async fn the_same_key_with_a_different_body_is_a_conflict() {
     let user = app.user_with_tokens("ada@example.com", 1000).await;
     let key = app.api_key().await;
     let body = json!({ "user": user.id, "tokens": 150, "reason": "Image generation" });
-    assert_eq!(
-        consume(&app, Some(&key), Some("req-1"), &body)
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(app.service(&key).consume("req-1", &body).await.status, 200);
 
     let changed = json!({ "user": user.id, "tokens": 300, "reason": "Image generation" });
-    let response = consume(&app, Some(&key), Some("req-1"), &changed).await;
-    assert_eq!(response.status(), 409);
-    let error: Value = response.json().await.unwrap();
-    assert_eq!(error["error"], "idempotency_conflict");
-    assert_eq!(balance(&app, user.id).await, 850);
+    let response = app.service(&key).consume("req-1", &changed).await;
+    assert_eq!(response.status, 409);
+    assert_eq!(response.json()["error"], "idempotency_conflict");
+    assert_eq!(app.balance(&user).await, 850);
 }
 
 #[tokio::test]
@@ -91,11 +51,11 @@ async fn keys_of_different_services_never_collide() {
     let (a, b) = (app.api_key().await, app.api_key().await);
     let body = json!({ "user": user.id, "tokens": 100, "reason": "Chat" });
     for key in [&a, &b] {
-        let response = consume(&app, Some(key), Some("same-client-key"), &body).await;
-        assert_eq!(response.status(), 200);
-        assert!(response.headers().get("idempotent-replayed").is_none());
+        let response = app.service(key).consume("same-client-key", &body).await;
+        assert_eq!(response.status, 200);
+        assert!(response.header("idempotent-replayed").is_none());
     }
-    assert_eq!(balance(&app, user.id).await, 800);
+    assert_eq!(app.balance(&user).await, 800);
 }
 
 #[tokio::test]
@@ -105,9 +65,9 @@ async fn insufficient_tokens_is_402_with_the_balance_and_changes_nothing() {
     let key = app.api_key().await;
     let body = json!({ "user": user.id, "tokens": 101, "reason": "Video" });
 
-    let response = consume(&app, Some(&key), Some("req-1"), &body).await;
-    assert_eq!(response.status(), 402);
-    let error: Value = response.json().await.unwrap();
+    let response = app.service(&key).consume("req-1", &body).await;
+    assert_eq!(response.status, 402);
+    let error = response.json();
     assert_eq!(error["error"], "insufficient_tokens");
     assert_eq!(error["balance"], 100);
     assert_eq!(error["requested"], 101);
@@ -117,7 +77,7 @@ async fn insufficient_tokens_is_402_with_the_balance_and_changes_nothing() {
             .unwrap()
             .contains("Nothing was consumed")
     );
-    assert_eq!(balance(&app, user.id).await, 100);
+    assert_eq!(app.balance(&user).await, 100);
 }
 
 #[tokio::test]
@@ -128,20 +88,20 @@ async fn bad_missing_and_revoked_api_keys_are_401() {
     let forged = format!("pbk_{}", "0".repeat(64));
 
     for key in [None, Some("not-a-key"), Some(forged.as_str())] {
-        let response = consume(&app, key, Some("req"), &body).await;
-        assert_eq!(response.status(), 401, "{key:?}");
-        let error: Value = response.json().await.unwrap();
-        assert_eq!(error["error"], "unauthorized");
+        let service = match key {
+            Some(key) => app.service(key),
+            None => app.service_without_key(),
+        };
+        let response = service.consume("req", &body).await;
+        assert_eq!(response.status, 401, "{key:?}");
+        assert_eq!(response.json()["error"], "unauthorized");
     }
 
     let key = app.api_key().await;
     let id = app.store.api_keys().await.unwrap().last().unwrap().id;
     assert!(app.store.revoke_api_key(id).await.unwrap());
-    assert_eq!(
-        consume(&app, Some(&key), Some("req"), &body).await.status(),
-        401
-    );
-    assert_eq!(balance(&app, user.id).await, 100);
+    assert_eq!(app.service(&key).consume("req", &body).await.status, 401);
+    assert_eq!(app.balance(&user).await, 100);
 }
 
 #[tokio::test]
@@ -151,24 +111,19 @@ async fn the_idempotency_key_header_is_required_and_bounded() {
     let key = app.api_key().await;
     let body = json!({ "user": user.id, "tokens": 1, "reason": "Chat" });
 
-    let missing = consume(&app, Some(&key), None, &body).await;
-    assert_eq!(missing.status(), 400);
-    let error: Value = missing.json().await.unwrap();
+    let missing = app.service(&key).consume_request(None).json(&body).await;
+    assert_eq!(missing.status, 400);
     assert!(
-        error["message"]
-            .as_str()
-            .unwrap()
-            .contains("Idempotency-Key")
+        missing.message().contains("Idempotency-Key"),
+        "{}",
+        missing.text
     );
 
     let too_long = "k".repeat(201);
     for bad in [too_long.as_str(), "has space"] {
-        assert_eq!(
-            consume(&app, Some(&key), Some(bad), &body).await.status(),
-            400
-        );
+        assert_eq!(app.service(&key).consume(bad, &body).await.status, 400);
     }
-    assert_eq!(balance(&app, user.id).await, 100);
+    assert_eq!(app.balance(&user).await, 100);
 }
 
 #[tokio::test]
@@ -194,48 +149,30 @@ async fn invalid_bodies_are_refused_with_a_clear_error() {
         ),
         (json!({ "user": -1, "tokens": 1, "reason": "x" }), 422),
     ] {
-        let response = consume(&app, Some(&key), Some("req"), &body).await;
-        assert_eq!(response.status(), status, "{body}");
-        let error: Value = response.json().await.unwrap();
-        assert_eq!(error["error"], "invalid_request", "{body}");
+        let response = app.service(&key).consume("req", &body).await;
+        assert_eq!(response.status, status, "{body}");
+        assert_eq!(response.json()["error"], "invalid_request", "{body}");
     }
 
-    let malformed = app
-        .client
-        .post(app.url("/api/tokens/consume"))
-        .bearer_auth(&key)
-        .header("Idempotency-Key", "req")
+    let service = app.service(&key);
+    let malformed = service
+        .consume_request(Some("req"))
         .header("Content-Type", "application/json")
         .body("{\"user\": ")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(malformed.status(), 400);
+        .await;
+    assert_eq!(malformed.status, 400);
 
-    let not_json = app
-        .client
-        .post(app.url("/api/tokens/consume"))
-        .bearer_auth(&key)
-        .header("Idempotency-Key", "req")
-        .body("user=1")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(not_json.status(), 415);
+    let not_json = service.consume_request(Some("req")).body("user=1").await;
+    assert_eq!(not_json.status, 415);
 
-    let huge = app
-        .client
-        .post(app.url("/api/tokens/consume"))
-        .bearer_auth(&key)
-        .header("Idempotency-Key", "req")
+    let huge = service
+        .consume_request(Some("req"))
         .header("Content-Type", "application/json")
         .body(format!("{{\"reason\": \"{}\"}}", "x".repeat(100_000)))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(huge.status(), 413);
+        .await;
+    assert_eq!(huge.status, 413);
 
-    assert_eq!(balance(&app, user.id).await, 100, "nothing was consumed");
+    assert_eq!(app.balance(&user).await, 100, "nothing was consumed");
 }
 
 #[tokio::test]
@@ -243,8 +180,7 @@ async fn an_unknown_user_is_404() {
     let app = spawn_app().await;
     let key = app.api_key().await;
     let body = json!({ "user": 424242, "tokens": 1, "reason": "Chat" });
-    let response = consume(&app, Some(&key), Some("req"), &body).await;
-    assert_eq!(response.status(), 404);
-    let error: Value = response.json().await.unwrap();
-    assert_eq!(error["error"], "unknown_user");
+    let response = app.service(&key).consume("req", &body).await;
+    assert_eq!(response.status, 404);
+    assert_eq!(response.json()["error"], "unknown_user");
 }

@@ -5,46 +5,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use billing::config::{DatabaseTarget, Secret};
-use billing::domain::{Email, Role, Timestamp, UserId};
-use billing::store::{LedgerQuery, NewUser, Store};
-use billing::stripe::signature;
-use serde_json::json;
+use billing::domain::UserId;
+use billing::store::{LedgerQuery, Store};
+use billing::testing::{FakeUser, StripeEvent, empty_postgres_url};
 
-use crate::support::ServerProcess;
-use billing::testing::empty_postgres_url;
+use crate::support::{ServerProcess, Webhooks, eventually_within};
 
-fn invoice_paid(n: usize, user: UserId) -> String {
-    json!({
-        "id": format!("evt_fault_{n}"), "object": "event", "type": "invoice.paid",
-        "created": Timestamp::now().as_millis() / 1000,
-        "data": { "object": {
-            "id": format!("in_fault_{n}"), "object": "invoice", "customer": "cus_fault",
-            "billing_reason": "subscription_cycle", "amount_paid": 3500, "currency": "usd",
-            "parent": { "type": "subscription_details", "subscription_details": {
-                "subscription": "sub_fault", "metadata": { "user_id": user.to_string() } } },
-            "lines": { "object": "list", "data": [{ "quantity": 1, "pricing": { "type": "price_details",
-                "price_details": { "price": "price_sim_subscription_starter" } } }] }
-        }}
-    })
-    .to_string()
+/// The `n`th monthly invoice of `user`'s plan, paid.
+fn invoice_paid(n: usize, user: UserId) -> StripeEvent {
+    StripeEvent::invoice_paid(user)
+        .id(&format!("evt_fault_{n}"))
+        .object_id(&format!("in_fault_{n}"))
+        .set("/data/object/billing_reason", "subscription_cycle")
 }
 
-async fn deliver(client: &reqwest::Client, server: &str, body: &str) -> Option<u16> {
-    client
-        .post(format!("{server}/api/webhooks/stripe"))
-        .header(
-            "stripe-signature",
-            signature::sign(
-                body.as_bytes(),
-                crate::support::process::WEBHOOK_SECRET,
-                Timestamp::now().as_millis() / 1000,
-            ),
-        )
-        .body(body.to_owned())
-        .send()
-        .await
-        .ok()
-        .map(|r| r.status().as_u16())
+/// Delivers `event`; its status, or `None` when no answer came (the server is gone).
+async fn deliver(webhooks: &Webhooks, event: &StripeEvent) -> Option<u16> {
+    webhooks.try_send(event).await.map(|answer| answer.status)
 }
 
 async fn sqlite_store(dir: &std::path::Path) -> Arc<dyn Store> {
@@ -58,15 +35,7 @@ async fn sqlite_store(dir: &std::path::Path) -> Arc<dyn Store> {
 }
 
 async fn user(store: &dyn Store) -> UserId {
-    store
-        .create_user(NewUser {
-            email: Email::parse("ada@example.com").unwrap(),
-            password_hash: None,
-            role: Role::User,
-        })
-        .await
-        .unwrap()
-        .id
+    FakeUser::new("ada@example.com").create(store).await.id
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -75,18 +44,17 @@ async fn killed_while_applying_webhooks_then_retried_every_invoice_credits_exact
     let data = dir.path().display().to_string();
     let store = sqlite_store(dir.path()).await;
     let ada = user(&*store).await;
-    let events: Arc<Vec<String>> = Arc::new((0..150).map(|n| invoice_paid(n, ada)).collect());
+    let events: Arc<Vec<StripeEvent>> = Arc::new((0..150).map(|n| invoice_paid(n, ada)).collect());
 
     // Deliveries stream in, eight at a time; the process is killed part way through.
     let server = ServerProcess::start(&[("DATA_DIR", &data)]).await;
-    let base = server.base.clone();
-    let client = reqwest::Client::new();
+    let webhooks = server.webhooks();
     let flood: Vec<_> = (0..8)
         .map(|lane| {
-            let (client, base, events) = (client.clone(), base.clone(), events.clone());
+            let (webhooks, events) = (webhooks.clone(), events.clone());
             tokio::spawn(async move {
-                for body in events.iter().skip(lane).step_by(8) {
-                    if deliver(&client, &base, body).await.is_none() {
+                for event in events.iter().skip(lane).step_by(8) {
+                    if deliver(&webhooks, event).await.is_none() {
                         break; // the server is gone
                     }
                 }
@@ -95,12 +63,13 @@ async fn killed_while_applying_webhooks_then_retried_every_invoice_credits_exact
         .collect();
     // Killed once some invoices are credited, while the rest are still arriving (a slow or
     // busy machine only makes the wait longer).
-    for _ in 0..6_000 {
-        if store.balance(ada).await.unwrap().get() >= 10 * 6_000 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    eventually_within(
+        "ten invoices credited",
+        Duration::from_secs(30),
+        Duration::from_millis(5),
+        async || store.balance(ada).await.unwrap().get() >= 10 * 6_000,
+    )
+    .await;
     server.kill();
     for lane in flood {
         lane.await.unwrap();
@@ -117,8 +86,9 @@ async fn killed_while_applying_webhooks_then_retried_every_invoice_credits_exact
 
     // Restarted on the same file; Stripe retries every delivery.
     let server = ServerProcess::start(&[("DATA_DIR", &data)]).await;
-    for body in events.iter() {
-        assert_eq!(deliver(&client, &server.base, body).await, Some(200));
+    let webhooks = server.webhooks();
+    for event in events.iter() {
+        assert_eq!(deliver(&webhooks, event).await, Some(200));
     }
     assert_eq!(store.balance(ada).await.unwrap().get(), 150 * 6_000);
     let mut entries = 0;
@@ -164,10 +134,8 @@ async fn sigterm_finishes_a_webhook_in_flight_before_exiting() {
         .execute(&mut blocker)
         .await
         .unwrap();
-    let base = server.base.clone();
-    let delivery = tokio::spawn(async move {
-        deliver(&reqwest::Client::new(), &base, &invoice_paid(1, ada)).await
-    });
+    let webhooks = server.webhooks();
+    let delivery = tokio::spawn(async move { deliver(&webhooks, &invoice_paid(1, ada)).await });
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // ...when the server is told to stop. It must not exit with the delivery half-done.
@@ -206,8 +174,8 @@ async fn an_unreachable_database_answers_5xx_so_stripe_retries_and_nothing_is_ha
     );
     let ada = user(&*store).await;
     let server = ServerProcess::start(&[("DATABASE_URL", &url)]).await;
-    let client = reqwest::Client::new();
-    let body = invoice_paid(1, ada);
+    let webhooks = server.webhooks();
+    let event = invoice_paid(1, ada);
 
     // The database goes away: no new connections, existing ones cut.
     use sqlx::Connection;
@@ -218,10 +186,10 @@ async fn an_unreachable_database_answers_5xx_so_stripe_retries_and_nothing_is_ha
     ] {
         sqlx::query(&statement).execute(&mut admin).await.unwrap();
     }
-    let status = deliver(&client, &server.base, &body).await;
+    let status = deliver(&webhooks, &event).await;
     assert!(matches!(status, Some(500..=599)), "{status:?}");
-    let ready = client.get(server.url("/readyz")).send().await.unwrap();
-    assert_eq!(ready.status(), 503);
+    let ready = server.browser().get("/readyz").await;
+    assert_eq!(ready.status, 503);
 
     // It comes back: nothing was half-written, and Stripe's retry credits once.
     sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
@@ -239,7 +207,7 @@ async fn an_unreachable_database_answers_5xx_so_stripe_retries_and_nothing_is_ha
     assert_eq!(store.balance(ada).await.unwrap().get(), 0);
     let mut retried = None;
     for _ in 0..50 {
-        retried = deliver(&client, &server.base, &body).await;
+        retried = deliver(&webhooks, &event).await;
         if retried == Some(200) {
             break;
         }
@@ -247,7 +215,7 @@ async fn an_unreachable_database_answers_5xx_so_stripe_retries_and_nothing_is_ha
     }
     assert_eq!(retried, Some(200));
     assert_eq!(store.balance(ada).await.unwrap().get(), 6_000);
-    assert_eq!(deliver(&client, &server.base, &body).await, Some(200));
+    assert_eq!(deliver(&webhooks, &event).await, Some(200));
     assert_eq!(store.balance(ada).await.unwrap().get(), 6_000);
 }
 

@@ -1,26 +1,27 @@
 //! `/healthz`, `/readyz`, `/metrics` and request ids.
 
 use billing::domain::Role;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::support::spawn_app;
+use crate::support::{TestApp, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn healthz_answers_ok() {
     let app = spawn_app().await;
-    let response = app.get("/healthz").await;
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["status"], "ok");
+    let response = app.browser().get("/healthz").await;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.json()["status"], "ok");
 }
 
 #[tokio::test]
 async fn readyz_checks_the_database_and_its_migrations() {
     let app = spawn_app().await;
-    let response = app.get("/readyz").await;
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body, json!({ "status": "ready", "database": "sqlite" }));
+    let response = app.browser().get("/readyz").await;
+    assert_eq!(response.status, 200);
+    assert_eq!(
+        response.json(),
+        json!({ "status": "ready", "database": "sqlite" })
+    );
 
     // A build that needs a migration the database lacks is not ready.
     use sqlx::Connection;
@@ -34,52 +35,52 @@ async fn readyz_checks_the_database_and_its_migrations() {
     .execute(&mut conn)
     .await
     .unwrap();
-    assert_eq!(app.get("/readyz").await.status(), 503);
+    assert_eq!(app.browser().get("/readyz").await.status, 503);
 }
 
 #[tokio::test]
 async fn every_response_carries_a_request_id_and_keeps_the_callers() {
     let app = spawn_app().await;
-    let generated = app.get("/healthz").await;
-    let id = generated.headers()["x-request-id"].to_str().unwrap();
+    let generated = app.browser().get("/healthz").await;
+    let id = generated.header("x-request-id").unwrap();
     assert_eq!(id.len(), 36, "a UUID: {id}");
     let kept = app
-        .client
-        .get(app.url("/healthz"))
+        .browser()
+        .get("/healthz")
         .header("x-request-id", "trace-me-123")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(kept.headers()["x-request-id"], "trace-me-123");
+        .await;
+    assert_eq!(kept.header("x-request-id"), Some("trace-me-123"));
 }
 
 #[tokio::test]
 async fn metrics_count_requests_ledger_entries_and_refusals() {
     let app = spawn_app().await;
-    app.account("root@example.com", Role::Admin).await;
+    let admin = app.admin("root").await;
     app.account("ada@example.com", Role::User).await;
-    let admin = app.logged_in("root@example.com").await;
+    let mut statuses = Vec::new();
     for _ in 0..6 {
-        admin
-            .post(app.url("/api/admin/tokens/credit"))
-            .json(&json!({ "user": "ada@example.com", "tokens": 10, "reason": "Metrics" }))
-            .send()
-            .await
-            .unwrap();
+        let credit = admin
+            .post_json(
+                "/api/admin/tokens/credit",
+                json!({ "user": "ada@example.com", "tokens": 10, "reason": "Metrics" }),
+            )
+            .await;
+        statuses.push(credit.status);
     }
+    assert_eq!(
+        statuses,
+        [200, 200, 200, 200, 200, 429],
+        "the sixth is refused"
+    );
     let forged = app
-        .new_client()
-        .post(app.url("/api/webhooks/stripe"))
-        .header("stripe-signature", "t=1,v1=00")
-        .body(r#"{"id":"evt_forged"}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(forged.status(), 400);
-    assert_eq!(app.get("/healthz").await.status(), 200);
-    let response = app.get("/metrics").await;
-    assert_eq!(response.status(), 200);
-    let text = response.text().await.unwrap();
+        .webhooks()
+        .delivery(r#"{"id":"evt_forged"}"#, Some("t=1,v1=00"))
+        .await;
+    assert_eq!(forged.status, 400);
+    assert_eq!(app.browser().get("/healthz").await.status, 200);
+    let response = app.browser().get("/metrics").await;
+    assert_eq!(response.status, 200);
+    let text = response.text;
     for expected in [
         "http_requests_total{method=\"GET\",route=\"/healthz\"",
         "http_request_duration_seconds_bucket{",
@@ -92,22 +93,24 @@ async fn metrics_count_requests_ledger_entries_and_refusals() {
     }
 }
 
-async fn metrics_lines(app: &crate::support::TestApp) -> Vec<String> {
-    let response = app.get("/metrics").await;
-    assert_eq!(response.status(), 200);
-    let text = response.text().await.unwrap();
-    text.lines().map(str::to_owned).collect()
+async fn metrics_lines(app: &TestApp) -> Vec<String> {
+    let response = app.browser().get("/metrics").await;
+    assert_eq!(response.status, 200);
+    response.text.lines().map(str::to_owned).collect()
 }
 
 #[tokio::test]
 async fn made_up_methods_and_unknown_paths_do_not_grow_the_metrics() {
     let app = spawn_app().await;
-    let probe = |method: String, path: String| {
-        let request = app.client.request(
-            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
-            app.url(&path),
-        );
-        async move { request.send().await.unwrap().status() }
+    let browser = app.browser();
+    let probe = async |method: String, path: String| {
+        browser
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                &path,
+            )
+            .await
+            .status
     };
     // One of each, so that their collapsed series exist...
     probe("XPROBEMETHOD".into(), "/healthz".into()).await;
@@ -145,29 +148,17 @@ async fn made_up_methods_and_unknown_paths_do_not_grow_the_metrics() {
 #[tokio::test]
 async fn metrics_need_the_bearer_token_when_one_is_set() {
     let token = "a-long-random-metrics-token-for-tests";
-    let app = crate::support::spawn_app_with(&[("METRICS_TOKEN", token)]).await;
+    let app = spawn_app_with(&[("METRICS_TOKEN", token)]).await;
     for authorization in [None, Some("Bearer wrong"), Some(token)] {
-        let mut request = app.client.get(app.url("/metrics"));
+        let mut request = app.browser().get("/metrics");
         if let Some(value) = authorization {
             request = request.header("authorization", value);
         }
-        let response = request.send().await.unwrap();
-        assert_eq!(response.status(), 401, "{authorization:?}");
-        assert_eq!(response.headers()["www-authenticate"], "Bearer");
+        let response = request.await;
+        assert_eq!(response.status, 401, "{authorization:?}");
+        assert_eq!(response.header("www-authenticate"), Some("Bearer"));
     }
-    let response = app
-        .client
-        .get(app.url("/metrics"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    assert!(
-        response
-            .text()
-            .await
-            .unwrap()
-            .contains("http_requests_total")
-    );
+    let response = app.browser().get("/metrics").bearer(token).await;
+    assert_eq!(response.status, 200);
+    assert!(response.text.contains("http_requests_total"));
 }

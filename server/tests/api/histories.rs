@@ -14,18 +14,16 @@ use axum::response::{IntoResponse, Response};
 use billing::api_key::{NewApiKey, SCOPE_CONSUME};
 use billing::catalog::Catalog;
 use billing::config::{DatabaseTarget, Secret};
-use billing::domain::{Email, Timestamp, Tokens, UserId};
+use billing::domain::{Email, Tokens, UserId};
 use billing::fulfilment::Fulfilment;
 use billing::store::{SqlStore, Store};
 use billing::stripe::live::LiveGateway;
-use billing::stripe::signature;
 use billing::stripe::simulated::Simulator;
 use billing::testing::history::nodes::{Cluster, Consumed, Heard, Node};
 use billing::testing::history::{self, Settings};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::support::ServerProcess;
-use crate::support::{PASSWORD, password_hash};
+use crate::support::{ApiClient, Browser, ServerProcess, Webhooks, password_hash};
 
 const SECRET_KEY: &str = "sk_test_history";
 const WEBHOOK_SECRET: &str = "whsec_history";
@@ -92,110 +90,97 @@ impl Cluster for Servers {
 /// One server process, reached over HTTP.
 struct ServerNode {
     server: ServerProcess,
-    http: reqwest::Client,
-    api_key: String,
-    /// Logged-in clients by email: sessions live in the database, so any node accepts them.
-    sessions: Arc<Mutex<HashMap<String, reqwest::Client>>>,
+    webhooks: Webhooks,
+    service: ApiClient,
+    /// Logged-in browsers by email: sessions live in the database, so any node accepts them.
+    sessions: Arc<Mutex<HashMap<String, Browser>>>,
     /// The sweep every server runs each minute, run here on demand.
     sweeper: Fulfilment,
 }
 
 impl ServerNode {
-    /// A client logged in as `email`, from an address of its own (the servers trust one proxy,
-    /// so each user's login counts against their own address's limit).
-    async fn session(&self, email: &Email) -> Result<reqwest::Client, String> {
-        if let Some(client) = self.sessions.lock().unwrap().get(email.as_str()) {
-            return Ok(client.clone());
+    /// A browser logged in as `email`, from an address of its own (the servers trust one
+    /// proxy, so each user's login counts against their own address's limit).
+    async fn session(&self, email: &Email) -> Result<Browser, String> {
+        if let Some(browser) = self.sessions.lock().unwrap().get(email.as_str()) {
+            return Ok(browser.on(&self.server.base));
         }
         let address = format!("10.{}.{}.{}", rand::random::<u8>(), rand::random::<u8>(), 1);
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert("x-forwarded-for", address.parse().unwrap());
-        let client = reqwest::Client::builder()
-            .cookie_store(true)
-            .default_headers(headers)
-            .build()
-            .unwrap();
-        let login = client
-            .post(self.server.url("/api/auth/login"))
-            .form(&[("email", email.as_str()), ("password", PASSWORD)])
-            .send()
+        let browser = Browser::with_headers(&self.server.base, headers);
+        let login = browser
+            .post("/api/auth/login")
+            .form(&[
+                ("email", email.as_str()),
+                ("password", crate::support::PASSWORD),
+            ])
+            .try_send()
             .await
             .map_err(|e| e.to_string())?;
-        if login.status() != 200 {
-            return Err(format!("login of {email}: {}", login.status()));
+        if login.status != 200 {
+            return Err(format!("login of {email}: {}", login.status));
         }
         self.sessions
             .lock()
             .unwrap()
-            .insert(email.as_str().to_owned(), client.clone());
-        Ok(client)
+            .insert(email.as_str().to_owned(), browser.clone());
+        Ok(browser)
     }
 }
 
 #[async_trait]
 impl Node for ServerNode {
     async fn deliver(&self, payload: &str) -> Heard {
-        let now = Timestamp::now().as_millis() / 1000;
+        let signature = self.webhooks.sign(payload);
         let sent = self
-            .http
-            .post(self.server.url("/api/webhooks/stripe"))
-            .header("content-type", "application/json")
-            .header(
-                "stripe-signature",
-                signature::sign(payload.as_bytes(), WEBHOOK_SECRET, now),
-            )
-            .body(payload.to_owned())
-            .send()
+            .webhooks
+            .delivery(payload, Some(&signature))
+            .try_send()
             .await;
         match sent {
-            Ok(response) if response.status().is_success() => {
-                let body: Value = response.json().await.unwrap_or_default();
+            Ok(answer) if (200..300).contains(&answer.status) => {
+                let body = answer.try_json().unwrap_or_default();
                 Heard::Acknowledged(body["outcome"].as_str().unwrap_or("?").to_owned())
             }
-            Ok(response) => Heard::NotAcknowledged(format!(
-                "{} {}",
-                response.status(),
-                response.text().await.unwrap_or_default()
-            )),
+            Ok(answer) => Heard::NotAcknowledged(format!("{} {}", answer.status, answer.text)),
             Err(error) => Heard::NotAcknowledged(error.to_string()),
         }
     }
 
     async fn success_page(&self, session: &str, _: UserId, email: &Email) -> Result<(), String> {
-        let client = self.session(email).await?;
-        let response = client
-            .get(self.server.url(&format!(
+        let browser = self.session(email).await?;
+        let answer = browser
+            .get(&format!(
                 "/api/billing/checkout-status?session_id={session}"
-            )))
-            .send()
+            ))
+            .try_send()
             .await
             .map_err(|e| e.to_string())?;
-        match response.status().as_u16() {
+        match answer.status {
             200 => Ok(()),
             status => Err(format!(
                 "the success page answered {status}: {}",
-                response.text().await.unwrap_or_default()
+                answer.text
             )),
         }
     }
 
     async fn consume(&self, user: UserId, tokens: i64, key: &str) -> Consumed {
         let sent = self
-            .http
-            .post(self.server.url("/api/tokens/consume"))
-            .bearer_auth(&self.api_key)
-            .header("idempotency-key", key)
+            .service
+            .consume_request(Some(key))
             .json(&json!({ "user": user, "tokens": tokens, "reason": "Usage" }))
-            .send()
+            .try_send()
             .await;
-        let response = match sent {
-            Ok(response) => response,
+        let answer = match sent {
+            Ok(answer) => answer,
             Err(error) => return Consumed::Other(error.to_string()),
         };
-        let replayed = response.headers().contains_key("idempotent-replayed");
-        match response.status().as_u16() {
+        let replayed = answer.header("idempotent-replayed").is_some();
+        match answer.status {
             200 => {
-                let body: Value = response.json().await.unwrap_or_default();
+                let body = answer.try_json().unwrap_or_default();
                 Consumed::Applied {
                     entry: body["entry_id"].as_i64().unwrap_or(-1),
                     replayed,
@@ -204,10 +189,7 @@ impl Node for ServerNode {
             }
             402 => Consumed::Insufficient,
             409 => Consumed::Conflict,
-            status => Consumed::Other(format!(
-                "{status} {}",
-                response.text().await.unwrap_or_default()
-            )),
+            status => Consumed::Other(format!("{status} {}", answer.text)),
         }
     }
 
@@ -271,9 +253,9 @@ async fn histories_hold_on_two_server_processes_on_postgres() {
         .into_iter()
         .map(|server| {
             Arc::new(ServerNode {
+                webhooks: Webhooks::new(&server.base, WEBHOOK_SECRET),
+                service: ApiClient::new(&server.base, Some(key.secret.expose())),
                 server,
-                http: reqwest::Client::new(),
-                api_key: key.secret.expose().to_owned(),
                 sessions: sessions.clone(),
                 sweeper: sweeper(),
             }) as Arc<dyn Node>

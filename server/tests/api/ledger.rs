@@ -1,25 +1,18 @@
 //! The ledger as the billing page and a spreadsheet read it: pages, the source filter, CSV.
 
-use billing::domain::{IdempotencyKey, Reason, Role, Tokens, User};
+use billing::domain::{IdempotencyKey, Reason, Tokens};
 use billing::ledger::Posting;
+use billing::testing::paid_purchase;
 use serde_json::Value;
 
-use crate::support::{TestApp, spawn_app};
+use crate::support::{Browser, TestApp, spawn_app};
 
-/// 25 purchases and, after each fifth, a use of 10 tokens: 30 entries.
-async fn busy_user(app: &TestApp) -> User {
-    let ada = app.account("ada@example.com", Role::User).await;
+/// 25 purchases and, after each fifth, a use of 10 tokens: 30 entries; signed in.
+async fn busy_user(app: &TestApp) -> Browser {
+    let browser = app.user("ada").await;
+    let ada = browser.me();
     for n in 1..=25 {
-        app.store
-            .post(Posting::credit(
-                ada.id,
-                Tokens::new(100).unwrap(),
-                billing::domain::Source::StripeCheckout,
-                Reason::parse(&format!("Purchase {n}")).unwrap(),
-                IdempotencyKey::parse(&format!("test:buy:{n}")).unwrap(),
-            ))
-            .await
-            .unwrap();
+        paid_purchase(&*app.store, ada.id, 100, &format!("buy-{n}")).await;
         if n % 5 == 0 {
             let reason = if n == 5 {
                 // What a spreadsheet would run, and a comma.
@@ -38,24 +31,19 @@ async fn busy_user(app: &TestApp) -> User {
                 .unwrap();
         }
     }
-    ada
+    browser
 }
 
-async fn page(client: &reqwest::Client, app: &TestApp, query: &str) -> Value {
-    let response = client
-        .get(app.url(&format!("/api/tokens/ledger?{query}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "{query}");
-    response.json().await.unwrap()
+async fn page(browser: &Browser, query: &str) -> Value {
+    let response = browser.get(&format!("/api/tokens/ledger?{query}")).await;
+    assert_eq!(response.status, 200, "{query}");
+    response.json()
 }
 
 #[tokio::test]
 async fn the_ledger_pages_newest_first_and_filters_by_source() {
     let app = spawn_app().await;
-    busy_user(&app).await;
-    let client = app.logged_in("ada@example.com").await;
+    let ada = busy_user(&app).await;
 
     let ids_of = |page: &Value| -> Vec<i64> {
         page["entries"]
@@ -68,7 +56,7 @@ async fn the_ledger_pages_newest_first_and_filters_by_source() {
     let mut pages = Vec::new();
     let mut query = "limit=12".to_owned();
     loop {
-        let page = page(&client, &app, &query).await;
+        let page = page(&ada, &query).await;
         pages.push(page.clone());
         match page["next_cursor"].as_i64() {
             Some(cursor) => query = format!("limit=12&before={cursor}"),
@@ -82,60 +70,41 @@ async fn the_ledger_pages_newest_first_and_filters_by_source() {
 
     // Back from the last page, newer and newer, to the first.
     assert_eq!(pages[0]["prev_cursor"], Value::Null);
-    let back = page(
-        &client,
-        &app,
-        &format!("limit=12&after={}", pages[2]["prev_cursor"]),
-    )
-    .await;
+    let back = page(&ada, &format!("limit=12&after={}", pages[2]["prev_cursor"])).await;
     assert_eq!(ids_of(&back), ids_of(&pages[1]));
-    let first = page(
-        &client,
-        &app,
-        &format!("limit=12&after={}", back["prev_cursor"]),
-    )
-    .await;
+    let first = page(&ada, &format!("limit=12&after={}", back["prev_cursor"])).await;
     assert_eq!(ids_of(&first), ids_of(&pages[0]));
     assert_eq!(first["prev_cursor"], Value::Null, "nothing newer");
 
-    let usage = page(&client, &app, "source=consume").await;
+    let usage = page(&ada, "source=consume").await;
     let usage = usage["entries"].as_array().unwrap();
     assert_eq!(usage.len(), 5);
     assert!(usage.iter().all(|e| e["source"] == "consume"));
-    let newest = &page(&client, &app, "limit=1").await["entries"][0];
+    let newest = &page(&ada, "limit=1").await["entries"][0];
     assert_eq!(newest["balance_after"], 25 * 100 - 5 * 10);
 
-    let unknown = client
-        .get(app.url("/api/tokens/ledger?source=gift"))
-        .send()
-        .await
-        .unwrap();
-    assert!(unknown.status().is_client_error(), "{}", unknown.status());
+    let unknown = ada.get("/api/tokens/ledger?source=gift").await;
+    assert!((400..500).contains(&unknown.status), "{}", unknown.status);
 }
 
 #[tokio::test]
 async fn the_ledger_exports_as_csv_with_formulas_defused() {
     let app = spawn_app().await;
-    busy_user(&app).await;
-    let client = app.logged_in("ada@example.com").await;
+    let ada = busy_user(&app).await;
 
-    let response = client
-        .get(app.url("/api/tokens/ledger.csv"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    let response = ada.get("/api/tokens/ledger.csv").await;
+    assert_eq!(response.status, 200);
     assert_eq!(
-        response.headers()["content-type"],
-        "text/csv; charset=utf-8"
+        response.header("content-type"),
+        Some("text/csv; charset=utf-8")
     );
     assert!(
-        response.headers()["content-disposition"]
-            .to_str()
+        response
+            .header("content-disposition")
             .unwrap()
             .starts_with("attachment;")
     );
-    let csv = response.text().await.unwrap();
+    let csv = response.text;
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(
         lines[0],
@@ -156,14 +125,10 @@ async fn the_ledger_exports_as_csv_with_formulas_defused() {
         "the formula is quoted and defused:\n{csv}"
     );
 
-    let purchases = client
-        .get(app.url("/api/tokens/ledger.csv?source=stripe_checkout"))
-        .send()
+    let purchases = ada
+        .get("/api/tokens/ledger.csv?source=stripe_checkout")
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .text;
     assert_eq!(purchases.lines().count(), 1 + 25);
     assert!(
         purchases
@@ -173,25 +138,20 @@ async fn the_ledger_exports_as_csv_with_formulas_defused() {
     );
 
     // Someone else's browser gets nothing.
-    let anonymous = app.get("/api/tokens/ledger.csv").await;
-    assert_eq!(anonymous.status(), 401);
+    let anonymous = app.browser().get("/api/tokens/ledger.csv").await;
+    assert_eq!(anonymous.status, 401);
 }
 
 #[tokio::test]
 async fn the_billing_page_links_older_and_newer_pages_without_javascript() {
     let app = spawn_app().await;
-    busy_user(&app).await;
-    let client = app.logged_in("ada@example.com").await;
-    let html = |path: String| {
-        let client = client.clone();
-        let url = app.url(&path);
-        async move {
-            let response = client.get(url).send().await.unwrap();
-            assert_eq!(response.status(), 200);
-            response.text().await.unwrap()
-        }
+    let ada = busy_user(&app).await;
+    let html = async |path: String| {
+        let response = ada.get(&path).await;
+        assert_eq!(response.status, 200);
+        response.text
     };
-    let first_page = page(&client, &app, "limit=20").await;
+    let first_page = page(&ada, "limit=20").await;
     let oldest_shown = first_page["next_cursor"].as_i64().unwrap();
 
     // The newest page: only an older one.
@@ -204,7 +164,7 @@ async fn the_billing_page_links_older_and_newer_pages_without_javascript() {
 
     // The second page: newer (back to where it started) and the newest, nothing older.
     let second = html(format!("/app/billing?before={oldest_shown}")).await;
-    let second_page = page(&client, &app, &format!("before={oldest_shown}")).await;
+    let second_page = page(&ada, &format!("before={oldest_shown}")).await;
     let newest_shown = second_page["prev_cursor"].as_i64().unwrap();
     assert!(second.contains(&format!("href=\"/app/billing?after={newest_shown}\"")));
     assert!(second.contains("« Newest") && second.contains("← Newer"));

@@ -4,15 +4,12 @@
 use std::sync::Arc;
 
 use billing::config::{DatabaseTarget, Secret};
-use billing::domain::{Email, Role, Timestamp, UserId};
-use billing::store::{NewUser, Store};
-use billing::stripe::signature;
+use billing::domain::UserId;
+use billing::store::Store;
+use billing::testing::{FakeUser, StripeEvent, empty_postgres_url};
 use serde_json::{Value, json};
 
-use billing::testing::empty_postgres_url;
-
-use crate::support::ServerProcess;
-use crate::support::{PASSWORD, password_hash};
+use crate::support::{ServerProcess, password_hash};
 
 struct Cluster {
     a: ServerProcess,
@@ -39,32 +36,13 @@ async fn cluster() -> Option<Cluster> {
     Some(Cluster { a, b, store })
 }
 
-async fn account(store: &dyn Store, email: &str, role: Role) -> UserId {
-    store
-        .create_user(NewUser {
-            email: Email::parse(email).unwrap(),
-            password_hash: Some(password_hash().await),
-            role,
-        })
+/// A user who logs in with the test password.
+async fn account(store: &dyn Store, email: &str) -> UserId {
+    FakeUser::new(email)
+        .password_hash(&password_hash().await)
+        .create(store)
         .await
-        .unwrap()
         .id
-}
-
-fn invoice_paid(user: UserId) -> String {
-    json!({
-        "id": "evt_cluster", "object": "event", "type": "invoice.paid",
-        "created": Timestamp::now().as_millis() / 1000,
-        "data": { "object": {
-            "id": "in_cluster", "object": "invoice", "customer": "cus_cluster",
-            "billing_reason": "subscription_create", "amount_paid": 3500, "currency": "usd",
-            "parent": { "type": "subscription_details", "subscription_details": {
-                "subscription": "sub_cluster", "metadata": { "user_id": user.to_string() } } },
-            "lines": { "object": "list", "data": [{ "quantity": 1, "pricing": { "type": "price_details",
-                "price_details": { "price": "price_sim_subscription_starter" } } }] }
-        }}
-    })
-    .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -72,34 +50,24 @@ async fn one_webhook_delivered_to_both_nodes_at_once_credits_once() {
     let Some(cluster) = cluster().await else {
         return;
     };
-    let ada = account(&*cluster.store, "ada@example.com", Role::User).await;
-    let body = invoice_paid(ada);
-    let client = reqwest::Client::new();
+    let ada = account(&*cluster.store, "ada@example.com").await;
+    let event = StripeEvent::invoice_paid(ada)
+        .id("evt_cluster")
+        .object_id("in_cluster");
 
     // Stripe retrying eagerly: ten deliveries to each node, all at once.
     let deliveries: Vec<_> = (0..20)
         .map(|i| {
             let node = if i % 2 == 0 { &cluster.a } else { &cluster.b };
-            let request = client
-                .post(node.url("/api/webhooks/stripe"))
-                .header(
-                    "stripe-signature",
-                    signature::sign(
-                        body.as_bytes(),
-                        crate::support::process::WEBHOOK_SECRET,
-                        Timestamp::now().as_millis() / 1000,
-                    ),
-                )
-                .body(body.clone());
-            tokio::spawn(async move { request.send().await.unwrap() })
+            let (webhooks, event) = (node.webhooks(), event.clone());
+            tokio::spawn(async move { webhooks.send(&event).await })
         })
         .collect();
     let mut outcomes = Vec::new();
     for delivery in deliveries {
-        let response = delivery.await.unwrap();
-        assert_eq!(response.status(), 200);
-        let body: Value = response.json().await.unwrap();
-        outcomes.push(body["outcome"].as_str().unwrap().to_owned());
+        let answer = delivery.await.unwrap();
+        assert_eq!(answer.status, 200);
+        outcomes.push(answer.json()["outcome"].as_str().unwrap().to_owned());
     }
     assert_eq!(
         outcomes.iter().filter(|o| *o == "credited").count(),
@@ -115,61 +83,39 @@ async fn a_session_made_on_one_node_works_on_the_other_and_the_rate_limit_spans_
     let Some(cluster) = cluster().await else {
         return;
     };
-    account(&*cluster.store, "root@example.com", Role::Admin).await;
-    let ada = account(&*cluster.store, "ada@example.com", Role::User).await;
+    FakeUser::new("root@example.com")
+        .admin()
+        .password_hash(&password_hash().await)
+        .create(&*cluster.store)
+        .await;
+    let ada = account(&*cluster.store, "ada@example.com").await;
     // One cookie jar: the cookie a node sets goes to the other too (same host, other port).
-    let browser = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let login = browser
-        .post(cluster.a.url("/api/auth/login"))
-        .form(&[("email", "root@example.com"), ("password", PASSWORD)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(login.status(), 200);
-    let me: Value = browser
-        .get(cluster.b.url("/api/auth/me"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let on_a = cluster.a.browser();
+    let on_b = on_a.on(&cluster.b.base);
+    let login = on_a.log_in("root@example.com").await;
+    assert_eq!(login.status, 200);
     assert_eq!(
-        me["email"], "root@example.com",
+        on_b.whoami().await["email"],
+        "root@example.com",
         "node B knows node A's session"
     );
 
     // Billing writes alternate between the nodes: the sixth within the minute is refused.
     let mut statuses = Vec::new();
     for i in 0..6 {
-        let node = if i % 2 == 0 { &cluster.a } else { &cluster.b };
-        let response = browser
-            .post(node.url("/api/admin/tokens/credit"))
-            .json(&json!({ "user": "ada@example.com", "tokens": 10, "reason": "Across nodes" }))
-            .send()
-            .await
-            .unwrap();
-        statuses.push(response.status().as_u16());
+        let node = if i % 2 == 0 { &on_a } else { &on_b };
+        let response = node
+            .post_json(
+                "/api/admin/tokens/credit",
+                json!({ "user": "ada@example.com", "tokens": 10, "reason": "Across nodes" }),
+            )
+            .await;
+        statuses.push(response.status);
     }
     assert_eq!(statuses, [200, 200, 200, 200, 200, 429]);
     assert_eq!(cluster.store.balance(ada).await.unwrap().get(), 50);
 
     // Logging out on B ends the session on A too.
-    browser
-        .post(cluster.b.url("/api/auth/logout"))
-        .send()
-        .await
-        .unwrap();
-    let me: Value = browser
-        .get(cluster.a.url("/api/auth/me"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(me, Value::Null);
+    assert_eq!(on_b.post("/api/auth/logout").await.status, 200);
+    assert_eq!(on_a.whoami().await, Value::Null);
 }

@@ -1,42 +1,45 @@
 //! `server stripe reconcile|replay|pending`, run as the real binary against a stand-in for
 //! Stripe's API (the live gateway pointed at it through STRIPE_API_BASE).
 
-use billing::domain::{Role, Timestamp, UserId};
-use serde_json::{Value, json};
+use billing::domain::{Role, UserId};
+use billing::testing::StripeEvent;
 
-use crate::support::StripeApi;
-use crate::support::{TestApp, spawn_app};
+use crate::support::webhooks::now;
+use crate::support::{StripeApi, TestApp, spawn_app};
 
 const DAY: i64 = 24 * 3600;
 
-fn now() -> i64 {
-    Timestamp::now().as_millis() / 1000
-}
+/// The live catalog's plan price (`cli` below sells it).
+const LIVE_PLAN_PRICE: &str = "price_live_starter";
 
 /// A Stripe account whose event list holds `events`, oldest first.
-async fn stripe_with(events: Vec<Value>) -> StripeApi {
+async fn stripe_with(events: Vec<StripeEvent>) -> StripeApi {
     let stripe = StripeApi::start().await;
     for event in events {
-        stripe.add_event(event);
+        stripe.add_event(event.into_json());
     }
     stripe
 }
 
-fn invoice_paid(id: &str, user: UserId, created: i64) -> Value {
-    json!({
-        "id": id, "object": "event", "api_version": "2026-09-30.endive",
-        "created": created, "livemode": false,
-        "type": "invoice.paid",
-        "data": { "object": {
-            "id": format!("in_{id}"), "object": "invoice", "customer": "cus_live",
-            "billing_reason": "subscription_cycle", "amount_paid": 3500, "total": 3500,
-            "currency": "usd",
-            "parent": { "type": "subscription_details", "subscription_details": {
-                "subscription": "sub_live", "metadata": { "user_id": user.to_string() } } },
-            "lines": { "object": "list", "data": [{ "id": "il_1", "quantity": 1, "amount": 3500,
-                "pricing": { "type": "price_details", "price_details": { "price": "price_live_starter" } } }] }
-        }}
-    })
+/// A paid monthly invoice of the live plan for `user`, as Stripe lists it.
+fn invoice_paid(id: &str, user: UserId, created: i64) -> StripeEvent {
+    StripeEvent::invoice_paid(user)
+        .id(id)
+        .object_id(&format!("in_{id}"))
+        .created(created)
+        .set("/data/object/billing_reason", "subscription_cycle")
+        .set(
+            "/data/object/lines/data/0/pricing/price_details/price",
+            LIVE_PLAN_PRICE,
+        )
+}
+
+/// An event billing does not act on.
+fn customer_created(id: &str, customer: &str, created: i64) -> StripeEvent {
+    StripeEvent::customer_created()
+        .id(id)
+        .object_id(customer)
+        .created(created)
 }
 
 async fn cli(app: &TestApp, stripe: &StripeApi, args: &[&str]) -> (Option<i32>, String) {
@@ -56,7 +59,7 @@ async fn cli(app: &TestApp, stripe: &StripeApi, args: &[&str]) -> (Option<i32>, 
             .env("STRIPE_PRICE_TOKENS_SMALL", "price_live_small")
             .env("STRIPE_PRICE_TOKENS_MEDIUM", "price_live_medium")
             .env("STRIPE_PRICE_TOKENS_LARGE", "price_live_large")
-            .env("STRIPE_PRICE_SUBSCRIPTION_STARTER", "price_live_starter")
+            .env("STRIPE_PRICE_SUBSCRIPTION_STARTER", LIVE_PLAN_PRICE)
             .output()
             .expect("the server binary runs");
         let text = format!(
@@ -79,11 +82,11 @@ async fn reconciliation_applies_the_events_the_inbox_missed_once() {
     events.push(invoice_paid("evt_missed", ada.id, now() - 3600));
     // More than one page of events, so that paging has to work.
     for n in 0..120 {
-        events.push(json!({
-            "id": format!("evt_other{n:03}"), "object": "event", "created": now() - 1800 + n,
-            "type": "customer.created",
-            "data": { "object": { "id": format!("cus_{n}"), "object": "customer" } }
-        }));
+        events.push(customer_created(
+            &format!("evt_other{n:03}"),
+            &format!("cus_{n}"),
+            now() - 1800 + n,
+        ));
     }
     let stripe = stripe_with(events).await;
 
@@ -141,12 +144,7 @@ async fn reconciliation_applies_the_events_the_inbox_missed_once() {
 async fn a_list_that_does_not_move_on_stops_the_reconciliation() {
     let app = spawn_app().await;
     let events = (0..150)
-        .map(|n| {
-            json!({
-                "id": format!("evt_{n:03}"), "object": "event", "created": now() - 600 + n,
-                "type": "customer.created", "data": { "object": { "id": "cus_1", "object": "customer" } }
-            })
-        })
+        .map(|n| customer_created(&format!("evt_{n:03}"), "cus_1", now() - 600 + n))
         .collect();
     let stripe = stripe_with(events).await;
     stripe.repeat_pages();

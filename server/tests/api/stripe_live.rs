@@ -2,14 +2,12 @@
 //! API base records each request and answers as Stripe would.
 
 use billing::config::Secret;
-use billing::domain::{ProductKind, Role, UserId};
+use billing::domain::{ProductKind, UserId};
 use billing::stripe::live::LiveGateway;
 use billing::stripe::{CheckoutRequest, GatewayError, StripeGateway};
-use serde_json::Value;
 use url::Url;
 
-use crate::support::StripeApi;
-use crate::support::{TestApp, spawn_app_with};
+use crate::support::{Answer, Browser, StripeApi, TestApp, spawn_app_with};
 
 fn gateway(base: &Url) -> LiveGateway {
     LiveGateway::new(&Secret::new("sk_test_standin"), Some(base)).unwrap()
@@ -251,7 +249,7 @@ async fn crafted_ids_never_reach_stripe_from_the_gateway() {
 }
 
 /// An app on live Stripe (the stand-in), with a user signed in.
-async fn live_app(stripe: &StripeApi) -> (TestApp, reqwest::Client) {
+async fn live_app(stripe: &StripeApi) -> (TestApp, Browser) {
     let settings = stripe.settings();
     let vars: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let app = spawn_app_with(&vars).await;
@@ -259,32 +257,29 @@ async fn live_app(stripe: &StripeApi) -> (TestApp, reqwest::Client) {
     stripe.add_customer(serde_json::json!({
         "id": "cus_known", "object": "customer", "email": "someone.else@example.com"
     }));
-    app.account("ada@example.com", Role::User).await;
-    let ada = app.logged_in("ada@example.com").await;
+    let ada = app.user("ada").await;
     stripe.forget_requests(); // the prices read at start-up
     (app, ada)
 }
 
-async fn checkout_status(app: &TestApp, client: &reqwest::Client, id: &str) -> reqwest::Response {
-    client
-        .get(app.url("/api/billing/checkout-status"))
+async fn checkout_status(browser: &Browser, id: &str) -> Answer {
+    browser
+        .get("/api/billing/checkout-status")
         .query(&[("session_id", id)])
-        .send()
         .await
-        .unwrap()
 }
 
 #[tokio::test]
 async fn a_crafted_session_id_on_the_success_page_never_reaches_stripe() {
     let stripe = StripeApi::start().await;
-    let (app, ada) = live_app(&stripe).await;
+    let (_app, ada) = live_app(&stripe).await;
     let long = long_id();
     for id in CRAFTED_IDS.iter().copied().chain([long.as_str()]) {
-        let response = checkout_status(&app, &ada, id).await;
-        assert_eq!(response.status(), 422, "{id:?}");
-        let error: Value = response.json().await.unwrap();
+        let response = checkout_status(&ada, id).await;
+        assert_eq!(response.status, 422, "{id:?}");
         assert_eq!(
-            error["message"], "That is not a Checkout session id.",
+            response.json()["message"],
+            "That is not a Checkout session id.",
             "{id:?}"
         );
     }
@@ -292,8 +287,8 @@ async fn a_crafted_session_id_on_the_success_page_never_reaches_stripe() {
 
     // A well-formed id is asked about, at its own path and nothing more; an unknown one is
     // "not yours", the same answer as a session of someone else's.
-    let response = checkout_status(&app, &ada, "cs_test_a1B2c3").await;
-    assert_eq!(response.status(), 404);
+    let response = checkout_status(&ada, "cs_test_a1B2c3").await;
+    assert_eq!(response.status, 404);
     let seen = stripe.requests();
     assert_eq!(seen.len(), 1, "{seen:#?}");
     assert_eq!(seen[0].path, "/v1/checkout/sessions/cs_test_a1B2c3");
@@ -305,27 +300,16 @@ async fn the_success_page_check_is_rate_limited_per_user() {
     let stripe = StripeApi::start().await;
     let (app, ada) = live_app(&stripe).await;
     for _ in 0..30 {
-        assert_eq!(
-            checkout_status(&app, &ada, "cs_test_missing")
-                .await
-                .status(),
-            404
-        );
+        assert_eq!(checkout_status(&ada, "cs_test_missing").await.status, 404);
     }
-    let limited = checkout_status(&app, &ada, "cs_test_missing").await;
-    assert_eq!(limited.status(), 429);
-    assert_eq!(limited.headers()["retry-after"], "2");
+    let limited = checkout_status(&ada, "cs_test_missing").await;
+    assert_eq!(limited.status, 429);
+    assert_eq!(limited.header("retry-after"), Some("2"));
     // Crafted ids count too: guessing ids is what the limit is for.
-    assert_eq!(checkout_status(&app, &ada, "../x").await.status(), 429);
+    assert_eq!(checkout_status(&ada, "../x").await.status, 429);
     assert_eq!(stripe.requests().len(), 30);
 
     // Another user has a limit of their own.
-    app.account("bob@example.com", Role::User).await;
-    let bob = app.logged_in("bob@example.com").await;
-    assert_eq!(
-        checkout_status(&app, &bob, "cs_test_missing")
-            .await
-            .status(),
-        404
-    );
+    let bob = app.user("bob").await;
+    assert_eq!(checkout_status(&bob, "cs_test_missing").await.status, 404);
 }

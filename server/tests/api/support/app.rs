@@ -16,11 +16,13 @@ use server::startup::Application;
 use tempfile::TempDir;
 use tokio::sync::OnceCell;
 
-use super::requests::{Answer, Browser};
+use super::requests::{Answer, ApiClient, Browser};
+use super::wait::eventually;
+use super::webhooks::Webhooks;
 
 pub struct TestApp {
+    /// `http://127.0.0.1:port`, where the app listens.
     pub address: String,
-    pub client: reqwest::Client,
     pub store: Arc<dyn Store>,
     pub data_dir: TempDir,
     /// The clock the rate limits read: move it instead of sleeping.
@@ -37,14 +39,24 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
+    /// Stripe's deliveries to this app, signed with its secret.
+    pub fn webhooks(&self) -> Webhooks {
+        Webhooks::new(&self.address, self.webhook_secret.expose())
+    }
+
+    /// Stripe delivering `event`, signed now with the app's secret.
+    pub async fn stripe_sends(&self, event: &StripeEvent) -> Answer {
+        self.webhooks().send(event).await
+    }
+
     /// A `Stripe-Signature` header for `body`, signed `at` (seconds) with the app's secret.
     pub fn sign_at(&self, body: &str, at: i64) -> String {
-        billing::stripe::signature::sign(body.as_bytes(), self.webhook_secret.expose(), at)
+        self.webhooks().sign_at(body, at)
     }
 
     /// A `Stripe-Signature` header for `body`, signed now with the app's secret.
     pub fn sign(&self, body: &str) -> String {
-        self.sign_at(body, Timestamp::now().as_millis() / 1000)
+        self.webhooks().sign(body)
     }
 
     /// A user with `tokens` already bought (none when zero), without a password.
@@ -66,6 +78,16 @@ impl TestApp {
         made.secret.expose().to_owned()
     }
 
+    /// A service calling the consume API with `key`.
+    pub fn service(&self, key: &str) -> ApiClient {
+        ApiClient::new(&self.address, Some(key))
+    }
+
+    /// A caller of the consume API without any key.
+    pub fn service_without_key(&self) -> ApiClient {
+        ApiClient::new(&self.address, None)
+    }
+
     /// A user or admin with the test password, made directly in the store.
     pub async fn account(&self, email: &str, role: Role) -> User {
         let user = FakeUser::new(email).password_hash(&password_hash().await);
@@ -77,72 +99,47 @@ impl TestApp {
     }
 
     /// `name@example.com`, a new user, signed in in a browser of their own.
-    pub async fn user(&self, name: &str) -> Browser<'_> {
+    pub async fn user(&self, name: &str) -> Browser {
         self.signed_in(name, Role::User).await
     }
 
     /// `name@example.com`, a new admin, signed in in a browser of their own.
-    pub async fn admin(&self, name: &str) -> Browser<'_> {
+    pub async fn admin(&self, name: &str) -> Browser {
         self.signed_in(name, Role::Admin).await
     }
 
-    async fn signed_in(&self, name: &str, role: Role) -> Browser<'_> {
+    async fn signed_in(&self, name: &str, role: Role) -> Browser {
         let email = format!("{name}@example.com");
         let user = self.account(&email, role).await;
-        let mut browser = Browser::new(self, client(), Some(user));
-        let login = browser.log_in(&email).await;
+        self.log_in(&email, user).await
+    }
+
+    /// A new browser signed in as `user` (an account made with the test password).
+    pub async fn log_in(&self, email: &str, user: User) -> Browser {
+        let mut browser = self.browser();
+        let login = browser.log_in(email).await;
         assert_eq!(login.status, 200, "login of {email}: {}", login.text);
+        browser.user = Some(user);
         browser
     }
 
     /// A browser of its own, signed in as nobody.
-    pub fn browser(&self) -> Browser<'_> {
-        Browser::new(self, client(), None)
-    }
-
-    /// A client with a cookie jar of its own (another browser).
-    pub fn new_client(&self) -> reqwest::Client {
-        client()
-    }
-
-    /// A new client, logged in as `email`.
-    pub async fn logged_in(&self, email: &str) -> reqwest::Client {
-        let client = self.new_client();
-        let response = client
-            .post(self.url("/api/auth/login"))
-            .form(&[("email", email), ("password", PASSWORD)])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200, "login of {email}");
-        client
-    }
-
-    pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client
-            .get(self.url(path))
-            .send()
-            .await
-            .expect("the request is sent")
-    }
-
-    /// Stripe delivering `event`, signed now with the app's secret.
-    pub async fn stripe_sends(&self, event: &StripeEvent) -> Answer {
-        let body = event.payload();
-        self.browser()
-            .send(
-                self.client
-                    .post(self.url("/api/webhooks/stripe"))
-                    .header("content-type", "application/json")
-                    .header("stripe-signature", self.sign(&body))
-                    .body(body),
-            )
-            .await
+    pub fn browser(&self) -> Browser {
+        Browser::at(&self.address)
     }
 
     /// The user's balance, in tokens.
     pub async fn balance(&self, user: &User) -> i64 {
         balance(&*self.store, user.id).await
+    }
+
+    /// Waits until `check` holds and no Stripe event is left unfinished (the simulated
+    /// Stripe's webhooks arrive in the background).
+    pub async fn settled(&self, what: &str, check: impl AsyncFn() -> bool) {
+        eventually(what, async || {
+            check().await && self.store.inbox_unfinished().await.unwrap().is_empty()
+        })
+        .await
     }
 }
 
@@ -158,10 +155,11 @@ pub async fn spawn_app_with(vars: &[(&str, &str)]) -> TestApp {
     }
     let data_dir = tempfile::tempdir().expect("a temporary folder");
     // The site's own URL must be known before it starts (the simulated Stripe's pages and
-    // return URLs point at it): take a free port now.
-    let address = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
+    // return URLs point at it): the port is taken now, and the app serves on this listener.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
         .expect("a free port");
+    let address = listener.local_addr().expect("a bound listener's address");
     let mut settings: HashMap<String, String> = vars
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -183,33 +181,25 @@ pub async fn spawn_app_with(vars: &[(&str, &str)]) -> TestApp {
         .build();
 
     let clock = ManualClock::starting_at(Timestamp::now());
-    let app = Application::build_with_clock(config, leptos_options, Arc::new(clock.clone()))
+    let app = Application::build_on(listener, config, leptos_options, Arc::new(clock.clone()))
         .await
         .expect("the app starts");
-    let address = format!("http://{}", app.address());
+    assert_eq!(
+        app.address(),
+        address,
+        "the app serves on the listener it was given"
+    );
     let store = app.state().store.clone();
     let webhook_secret = app.state().webhook_secret.clone();
     tokio::spawn(app.run_until_stopped());
 
     TestApp {
-        address,
-        client: client(),
+        address: format!("http://{address}"),
         store,
         data_dir,
         clock,
         webhook_secret,
     }
-}
-
-/// A client that keeps cookies and shows redirects instead of following them.
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        // A request that never gets an answer fails its test instead of hanging the run.
-        .timeout(std::time::Duration::from_secs(60))
-        .build()
-        .expect("a client")
 }
 
 /// A password hash for [`PASSWORD`], for accounts made straight in the database (made once:

@@ -1,17 +1,27 @@
 //! The server as a real process (the built binary), for tests of several nodes, of crashes and
-//! of shutdown: started on a free port, waited for, killed or stopped.
+//! of shutdown, and for the benchmark: started on port 0 (the server says on its standard
+//! output where it listens, and nothing else binds the port), killed or stopped.
 
 use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 /// What the processes check Stripe's signatures with.
 pub const WEBHOOK_SECRET: &str = "whsec_test_processes_secret";
 /// What the processes sign device cookies with: one key for every node, as in production.
 const DEVICE_COOKIE_KEY: &str = "test-processes-device-cookie-key-0123456789";
+/// What the server prints once it listens (`server/src/main.rs`).
+const LISTENING: &str = "listening on ";
+/// How much of a server's output is kept for a failed start's message.
+const KEPT_OUTPUT: usize = 1 << 20;
+/// How long a server may take to migrate its database and listen.
+const START_PATIENCE: Duration = Duration::from_secs(20);
 
 pub struct ServerProcess {
     child: Child,
+    /// `http://127.0.0.1:port`, where it listens.
     pub base: String,
 }
 
@@ -26,21 +36,28 @@ impl ServerProcess {
 
     /// Starts the server; `Err` with its output when it exits instead of serving.
     pub async fn try_start(vars: &[(&str, &str)]) -> Result<Self, String> {
-        let address = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port");
-        let base = format!("http://{address}");
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        // Reading the child's output blocks: on a thread of its own, off the test's runtime.
+        tokio::task::spawn_blocking(move || Self::spawn(&vars))
+            .await
+            .expect("the start-up thread finishes")
+    }
+
+    fn spawn(vars: &[(String, String)]) -> Result<Self, String> {
         let mut env: HashMap<String, String> = HashMap::from([
-            ("LEPTOS_SITE_ADDR".into(), address.to_string()),
+            // Port 0: the system picks a free port when the server binds.
+            ("LEPTOS_SITE_ADDR".into(), "127.0.0.1:0".into()),
             ("LEPTOS_OUTPUT_NAME".into(), "billing".into()),
             ("LEPTOS_SITE_ROOT".into(), "target/site".into()),
-            ("SITE_URL".into(), base.clone()),
             ("DEMO_ACCOUNTS".into(), "false".into()),
             ("STRIPE_WEBHOOK_SECRET".into(), WEBHOOK_SECRET.into()),
             ("DEVICE_COOKIE_KEY".into(), DEVICE_COOKIE_KEY.into()),
             ("RUST_LOG".into(), "warn".into()),
         ]);
-        env.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        env.extend(vars.iter().cloned());
         let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
             .env_clear()
             .envs(&env)
@@ -48,28 +65,40 @@ impl ServerProcess {
             .stderr(Stdio::piped())
             .spawn()
             .expect("the server binary starts");
-        let client = reqwest::Client::new();
-        for _ in 0..200 {
-            if let Ok(Some(_)) = child.try_wait() {
-                let output = child.wait_with_output().expect("its output");
-                return Err(format!(
-                    "{}{}",
-                    String::from_utf8_lossy(&output.stdout),
-                    String::from_utf8_lossy(&output.stderr)
-                ));
+
+        // Both streams are read to their end (a full pipe would stop the server), kept for a
+        // failure's message; the first `listening on` line says where the server is.
+        let output = Arc::new(Mutex::new(String::new()));
+        let (listening, heard) = mpsc::channel::<String>();
+        let stdout = child.stdout.take().expect("a piped stdout");
+        let stderr = child.stderr.take().expect("a piped stderr");
+        let readers = [
+            collect(stdout, output.clone(), Some(listening)),
+            collect(stderr, output.clone(), None),
+        ];
+        let failed = |mut child: Child, why: &str| {
+            let _ = child.kill();
+            let _ = child.wait();
+            for reader in readers {
+                let _ = reader.join();
             }
-            if client.get(format!("{base}/healthz")).send().await.is_ok() {
-                return Ok(Self { child, base });
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            Err(format!("{why}{}", output.lock().unwrap()))
+        };
+        match heard.recv_timeout(START_PATIENCE) {
+            Ok(base) => Ok(Self { child, base }),
+            // Its standard output closed without the line: the server exited.
+            Err(mpsc::RecvTimeoutError::Disconnected) => failed(child, ""),
+            Err(mpsc::RecvTimeoutError::Timeout) => failed(
+                child,
+                &format!("the server did not listen within {START_PATIENCE:?}:\n"),
+            ),
         }
-        let _ = child.kill();
-        let _ = child.wait();
-        Err("the server did not answer /healthz within 10 s".into())
     }
 
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
+    /// The process id (the benchmark reads its memory from `/proc`).
+    #[allow(dead_code)]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// SIGKILL: no shutdown, no flushing; whatever was in flight is cut off.
@@ -93,6 +122,30 @@ impl ServerProcess {
         let _ = self.child.kill();
         None
     }
+}
+
+/// Reads `stream` line by line until it closes, into `output` (up to a limit: only a failed
+/// start shows it); sends the address of the first `listening on` line to `listening`.
+fn collect(
+    stream: impl Read + Send + 'static,
+    output: Arc<Mutex<String>>,
+    mut listening: Option<mpsc::Sender<String>>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            if let Some(base) = line.strip_prefix(LISTENING)
+                && let Some(sender) = listening.take()
+            {
+                let _ = sender.send(base.trim().to_owned());
+            }
+            let mut output = output.lock().unwrap();
+            if output.len() < KEPT_OUTPUT {
+                output.push_str(&line);
+                output.push('\n');
+            }
+        }
+    })
 }
 
 impl Drop for ServerProcess {
