@@ -1,97 +1,92 @@
-//! Load benchmarks: figures printed, nothing asserted about speed.
+//! Load benchmarks: figures printed, nothing asserted about speed; the ledger is checked
+//! afterwards, and a benchmark whose ledger disagrees with what it sent fails.
 //!
 //!   scripts/bench                      (both backends; starts a private PostgreSQL)
 //!   cargo bench -p server --bench load -- sqlite
+//!   BENCH_QUICK=1 cargo bench -p server --bench load --profile dev -- sqlite
+//!                                      (a tiny load: checks the benchmark itself, in seconds)
 //!
 //! The server runs as its own process (the release binary); this process is the client.
 //! Measured: consume over HTTP at a fixed concurrency (many users, one hot user) beside the
 //! same postings made straight through the store (the ceiling); signed webhook ingest with 30%
-//! duplicates (the ledger is checked afterwards); server-rendered billing pages; and the
-//! server's peak memory.
+//! duplicates; server-rendered billing pages; and the server's peak memory. Checked: every
+//! call succeeded, the ledger holds exactly one entry per consume call and per distinct
+//! invoice delivered, every balance is the sum of its ledger, and the page measured is the
+//! signed-in billing page (a failed login stops the benchmark).
 
-use std::process::{Child, Command, Stdio};
+use std::collections::HashSet;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use billing::api_key::{NewApiKey, SCOPE_CONSUME};
-use billing::config::{DatabaseTarget, Secret};
-use billing::domain::{Email, IdempotencyKey, Reason, Role, Source, Timestamp, Tokens, UserId};
+use billing::config::DatabaseTarget;
+use billing::domain::{Email, IdempotencyKey, Reason, Source, Timestamp, Tokens, UserId};
 use billing::ledger::Posting;
-use billing::store::{NewUser, Store};
+use billing::store::Store;
 use billing::stripe::signature;
+use billing::testing::{FakeUser, StripeEvent, paid_purchase};
 use serde_json::json;
 
-const CONCURRENCY: usize = 32;
-const CONSUME_REQUESTS: usize = 20_000;
-const USERS: usize = 1_000;
-const WEBHOOK_EVENTS: usize = 5_000;
-const PAGE_REQUESTS: usize = 2_000;
-/// What the benchmark's server checks Stripe's signatures with.
-const WEBHOOK_SECRET: &str = "whsec_benchmark_secret";
+// The server as a child process, shared with the server's tests (which use the rest of it).
+#[allow(dead_code)]
+#[path = "../tests/api/support/process.rs"]
+mod process;
 
-struct Server {
-    child: Child,
-    base: String,
+use process::{ServerProcess, WEBHOOK_SECRET};
+
+/// How much load: the full benchmark, or a tiny one (`BENCH_QUICK=1`) that checks the
+/// benchmark works without loading the machine.
+#[derive(Clone, Copy)]
+struct Load {
+    concurrency: usize,
+    consume_requests: usize,
+    users: usize,
+    webhook_events: usize,
+    page_requests: usize,
 }
 
-impl Server {
-    async fn start(vars: &[(&str, String)]) -> Self {
-        let address = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .unwrap();
-        let base = format!("http://{address}");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
-            .env_clear()
-            .env("LEPTOS_SITE_ADDR", address.to_string())
-            .env("LEPTOS_OUTPUT_NAME", "billing")
-            .env("LEPTOS_SITE_ROOT", "target/site")
-            .env("SITE_URL", &base)
-            .env("DEMO_ACCOUNTS", "false")
-            .env("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET)
-            .env(
-                "DEVICE_COOKIE_KEY",
-                "benchmark-device-cookie-key-0123456789abcdef",
-            )
-            .env("RUST_LOG", "error")
-            .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the server binary starts");
-        let client = reqwest::Client::new();
-        for _ in 0..400 {
-            if client.get(format!("{base}/healthz")).send().await.is_ok() {
-                return Self { child, base };
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+impl Load {
+    const FULL: Load = Load {
+        concurrency: 32,
+        consume_requests: 20_000,
+        users: 1_000,
+        webhook_events: 5_000,
+        page_requests: 2_000,
+    };
+    const QUICK: Load = Load {
+        concurrency: 4,
+        consume_requests: 200,
+        users: 20,
+        webhook_events: 100,
+        page_requests: 20,
+    };
+
+    fn from_env() -> Self {
+        match std::env::var("BENCH_QUICK") {
+            Ok(v) if !v.is_empty() && v != "0" => Self::QUICK,
+            _ => Self::FULL,
         }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("the server did not start");
-    }
-
-    /// The server's peak resident memory so far (VmHWM), in MiB.
-    fn peak_mib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find(|l| l.starts_with("VmHWM:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<f64>().ok())
-            .map_or(0.0, |kb| kb / 1024.0)
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Why a benchmark's results cannot be trusted.
+type Failed = String;
+
+/// The server's peak resident memory so far (VmHWM), in MiB.
+fn peak_mib(server: &ServerProcess) -> f64 {
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
 }
 
-/// Throughput and latency of `total` calls of `call(i)`, `CONCURRENCY` at a time.
+/// Throughput and latency of `total` calls of `call(i)`, `concurrency` at a time.
 struct Figures {
     per_second: f64,
     p50_ms: f64,
@@ -99,7 +94,7 @@ struct Figures {
     errors: usize,
 }
 
-async fn run<F, Fut>(total: usize, call: F) -> Figures
+async fn run<F, Fut>(concurrency: usize, total: usize, call: F) -> Figures
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = bool> + Send,
@@ -107,7 +102,7 @@ where
     let call = Arc::new(call);
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
-    let workers: Vec<_> = (0..CONCURRENCY)
+    let workers: Vec<_> = (0..concurrency)
         .map(|_| {
             let (call, next) = (call.clone(), next.clone());
             tokio::spawn(async move {
@@ -161,35 +156,46 @@ fn line(name: &str, f: &Figures) {
     );
 }
 
+/// `count` users, each with `tokens_each` tokens bought.
 async fn users(store: &Arc<dyn Store>, count: usize, tokens_each: i64) -> Vec<UserId> {
     let mut ids = Vec::with_capacity(count);
     for i in 0..count {
-        let user = store
-            .create_user(NewUser {
-                email: Email::parse(&format!("bench{i}@example.com")).unwrap(),
-                password_hash: None,
-                role: Role::User,
-            })
-            .await
-            .unwrap();
-        store
-            .post(Posting::credit(
-                user.id,
-                Tokens::new(tokens_each).unwrap(),
-                Source::Manual,
-                Reason::parse("Benchmark").unwrap(),
-                IdempotencyKey::parse(&format!("bench-grant-{i}")).unwrap(),
-            ))
-            .await
-            .unwrap();
+        let user = FakeUser::new(&format!("bench{i}@example.com"))
+            .create(&**store)
+            .await;
+        paid_purchase(&**store, user.id, tokens_each, &format!("bench-grant-{i}")).await;
         ids.push(user.id);
     }
     ids
 }
 
+/// The ledger entries of `source` over every one of `users`.
+async fn entries_of(store: &Arc<dyn Store>, users: &[UserId], source: Source) -> i64 {
+    let mut total = 0;
+    for &user in users {
+        let totals = store.ledger_totals(user).await.unwrap();
+        total += totals
+            .by_source
+            .iter()
+            .filter(|t| t.source == source)
+            .map(|t| t.entries)
+            .sum::<i64>();
+    }
+    total
+}
+
+/// Fails unless every one of `total` calls succeeded.
+fn all_succeeded(what: &str, total: usize, figures: &Figures) -> Result<(), Failed> {
+    match figures.errors {
+        0 => Ok(()),
+        errors => Err(format!("{what}: {errors} of {total} calls failed")),
+    }
+}
+
 /// The consume transaction as plain SQL on a bare, typed sqlx pool: the guarded balance
 /// update and the ledger insert, committed together.
 async fn plain_sql(
+    load: Load,
     target: &DatabaseTarget,
     hot_only: bool,
     ids: Arc<Vec<UserId>>,
@@ -208,7 +214,7 @@ async fn plain_sql(
                 .connect(url.expose())
                 .await
                 .unwrap();
-            run(CONSUME_REQUESTS, move |i| {
+            run(load.concurrency, load.consume_requests, move |i| {
                 let user = if hot_only { hot } else { ids[i % ids.len()] }.get();
                 let pool = pool.clone();
                 async move {
@@ -250,7 +256,7 @@ async fn plain_sql(
                 )
                 .await
                 .unwrap();
-            run(CONSUME_REQUESTS, move |i| {
+            run(load.concurrency, load.consume_requests, move |i| {
                 let user = if hot_only { hot } else { ids[i % ids.len()] }.get();
                 let pool = pool.clone();
                 async move {
@@ -283,9 +289,19 @@ async fn plain_sql(
     }
 }
 
-async fn bench(backend: &str, target: DatabaseTarget, vars: Vec<(&'static str, String)>) {
+async fn bench(
+    load: Load,
+    backend: &str,
+    target: DatabaseTarget,
+    vars: Vec<(&'static str, String)>,
+) -> Result<(), Failed> {
+    let Load {
+        concurrency,
+        consume_requests,
+        ..
+    } = load;
     let store: Arc<dyn Store> = Arc::new(billing::store::connect(&target).await.unwrap());
-    let ids = Arc::new(users(&store, USERS, 1_000_000).await);
+    let ids = Arc::new(users(&store, load.users, 1_000_000).await);
     let hot = ids[0];
     let key = NewApiKey::generate();
     store
@@ -293,12 +309,14 @@ async fn bench(backend: &str, target: DatabaseTarget, vars: Vec<(&'static str, S
         .await
         .unwrap();
     let secret = Arc::new(key.secret.expose().to_owned());
-    let server = Server::start(&vars).await;
+    let mut vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    vars.push(("RUST_LOG", "error"));
+    let server = ServerProcess::start(&vars).await;
     let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(CONCURRENCY)
+        .pool_max_idle_per_host(concurrency)
         .build()
         .unwrap();
-    println!("{backend} (concurrency {CONCURRENCY}):");
+    println!("{backend} (concurrency {concurrency}):");
 
     // Consume over HTTP: many users, then one hot user.
     for (name, hot_only) in [
@@ -312,7 +330,7 @@ async fn bench(backend: &str, target: DatabaseTarget, vars: Vec<(&'static str, S
             ids.clone(),
         );
         let tag = if hot_only { "hot" } else { "many" };
-        let figures = run(CONSUME_REQUESTS, move |i| {
+        let figures = run(concurrency, consume_requests, move |i| {
             let user = if hot_only { hot } else { who[i % who.len()] };
             let request = http
                 .post(format!("{base}/api/tokens/consume"))
@@ -326,7 +344,7 @@ async fn bench(backend: &str, target: DatabaseTarget, vars: Vec<(&'static str, S
 
         // The ceiling: the same postings straight through the store, no HTTP.
         let (direct, who) = (store.clone(), ids.clone());
-        let ceiling = run(CONSUME_REQUESTS, move |i| {
+        let ceiling = run(concurrency, consume_requests, move |i| {
             let user = if hot_only { hot } else { who[i % who.len()] };
             let store = direct.clone();
             async move {
@@ -345,7 +363,7 @@ async fn bench(backend: &str, target: DatabaseTarget, vars: Vec<(&'static str, S
         line("  same postings through the Store trait", &ceiling);
 
         // The ceiling: the same two statements in one transaction, on a bare sqlx pool.
-        let plain = plain_sql(&target, hot_only, ids.clone(), tag).await;
+        let plain = plain_sql(load, &target, hot_only, ids.clone(), tag).await;
         line("  same transaction as plain SQL (ceiling)", &plain);
         println!(
             "  {:<44} {:>9.0} %   (Store trait / plain SQL: {:.0} %)",
@@ -353,37 +371,44 @@ async fn bench(backend: &str, target: DatabaseTarget, vars: Vec<(&'static str, S
             figures.per_second / plain.per_second * 100.0,
             ceiling.per_second / plain.per_second * 100.0
         );
+        all_succeeded(name, consume_requests, &figures)?;
+        all_succeeded("the Store trait's postings", consume_requests, &ceiling)?;
+        all_succeeded("the plain SQL transactions", consume_requests, &plain)?;
+    }
+    // Each of the six runs above made one entry per call, and nothing else consumed.
+    let consumed = entries_of(&store, &ids, Source::Consume).await;
+    let sent = 6 * consume_requests as i64;
+    println!(
+        "  {:<44} {consumed} consume entries for {sent} calls",
+        "  ledger afterwards"
+    );
+    if consumed != sent {
+        return Err(format!(
+            "the ledger holds {consumed} consume entries for {sent} successful calls"
+        ));
     }
 
     // Webhook ingest: signed invoice events, 30% of them duplicates.
-    let unique = WEBHOOK_EVENTS * 7 / 10;
+    let unique = load.webhook_events * 7 / 10;
     let events: Arc<Vec<String>> = Arc::new(
         (0..unique)
             .map(|n| {
-                let user = ids[n % ids.len()];
-                json!({
-                    "id": format!("evt_bench_{n}"), "object": "event", "type": "invoice.paid",
-                    "created": Timestamp::now().as_millis() / 1000,
-                    "data": { "object": {
-                        "id": format!("in_bench_{n}"), "object": "invoice", "customer": "cus_bench",
-                        "billing_reason": "subscription_cycle", "amount_paid": 3500, "currency": "usd",
-                        "parent": { "type": "subscription_details", "subscription_details": {
-                            "subscription": "sub_bench", "metadata": { "user_id": user.to_string() } } },
-                        "lines": { "object": "list", "data": [{ "quantity": 1, "pricing": { "type": "price_details",
-                            "price_details": { "price": "price_sim_subscription_starter" } } }] }
-                    }}
-                })
-                .to_string()
+                StripeEvent::invoice_paid(ids[n % ids.len()])
+                    .id(&format!("evt_bench_{n}"))
+                    .object_id(&format!("in_bench_{n}"))
+                    .set("/data/object/billing_reason", "subscription_cycle")
+                    .payload()
             })
             .collect(),
     );
     let (c, base, ev) = (client.clone(), server.base.clone(), events.clone());
-    let ingest = run(WEBHOOK_EVENTS, move |i| {
+    let ingest = run(concurrency, load.webhook_events, move |i| {
         // Every tenth-or-so delivery repeats an earlier event, as Stripe's retries do.
         let body = ev[(i * 7919) % ev.len()].clone();
         let now = Timestamp::now().as_millis() / 1000;
         let request = c
             .post(format!("{base}/api/webhooks/stripe"))
+            .header("content-type", "application/json")
             .header(
                 "stripe-signature",
                 signature::sign(body.as_bytes(), WEBHOOK_SECRET, now),
@@ -393,128 +418,173 @@ async fn bench(backend: &str, target: DatabaseTarget, vars: Vec<(&'static str, S
     })
     .await;
     line("signed webhook ingest (30% duplicates)", &ingest);
-    let audit = store.audit_balances().await.unwrap();
-    let credited: i64 = {
-        let mut seen = std::collections::HashSet::new();
-        (0..WEBHOOK_EVENTS)
-            .filter(|i| seen.insert((i * 7919) % unique))
-            .count() as i64
-    };
-    let invoiced = {
-        let mut total = 0;
-        for n in 0..unique {
-            let key = IdempotencyKey::parse(&format!("stripe:invoice:in_bench_{n}")).unwrap();
-            if store.entry_by_key(&key).await.unwrap().is_some() {
-                total += 1;
+    all_succeeded("webhook ingest", load.webhook_events, &ingest)?;
+    let delivered: HashSet<usize> = (0..load.webhook_events)
+        .map(|i| (i * 7919) % unique)
+        .collect();
+    let mut credited_delivered = 0;
+    let mut credited_unsent = 0;
+    for n in 0..unique {
+        let key = IdempotencyKey::scoped("stripe:invoice", &format!("in_bench_{n}")).unwrap();
+        if store.entry_by_key(&key).await.unwrap().is_some() {
+            if delivered.contains(&n) {
+                credited_delivered += 1;
+            } else {
+                credited_unsent += 1;
             }
         }
-        total
-    };
+    }
+    let invoice_entries = entries_of(&store, &ids, Source::StripeInvoice).await;
     println!(
-        "  {:<44} {invoiced} invoices credited for {credited} distinct events; audit: {}",
+        "  {:<44} {credited_delivered} invoices credited for {} distinct events, {invoice_entries} invoice entries",
         "  ledger afterwards",
-        if audit.is_empty() {
-            "balance = sum(ledger) for every user".to_owned()
-        } else {
-            format!("{} MISMATCHES", audit.len())
-        }
+        delivered.len(),
     );
+    if credited_delivered != delivered.len() || credited_unsent != 0 {
+        return Err(format!(
+            "{credited_delivered} invoices credited for {} distinct events delivered \
+             ({credited_unsent} credited that were never sent)",
+            delivered.len()
+        ));
+    }
+    if invoice_entries != delivered.len() as i64 {
+        return Err(format!(
+            "{invoice_entries} invoice entries in the ledger for {} distinct invoices",
+            delivered.len()
+        ));
+    }
 
     // Server-rendered billing pages for a signed-in user.
+    let email = "page@example.com";
+    let password = "bench sunflower meadow";
     let hash = billing::auth::hash_password(
-        billing::auth::Password::choose(
-            "bench sunflower meadow",
-            &Email::parse("page@example.com").unwrap(),
-        )
-        .unwrap(),
+        billing::auth::Password::choose(password, &Email::parse(email).unwrap()).unwrap(),
     )
     .await
     .unwrap();
-    store
-        .create_user(NewUser {
-            email: Email::parse("page@example.com").unwrap(),
-            password_hash: Some(hash),
-            role: Role::User,
-        })
-        .await
-        .unwrap();
+    FakeUser::new(email)
+        .password_hash(&hash)
+        .create(&*store)
+        .await;
+    // Redirects are not followed: a lost session answers 302 (to the login page), an error
+    // here, rather than the login page measured as if it were the billing page.
     let browser = reqwest::Client::builder()
         .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    browser
+    let login = browser
         .post(format!("{}/api/auth/login", server.base))
-        .form(&[
-            ("email", "page@example.com"),
-            ("password", "bench sunflower meadow"),
-        ])
+        .form(&[("email", email), ("password", password)])
         .send()
         .await
-        .unwrap();
+        .map_err(|e| format!("the login before the page benchmark failed: {e}"))?;
+    if login.status() != 200 {
+        let status = login.status();
+        return Err(format!(
+            "the login before the page benchmark answered {status}: {}",
+            login.text().await.unwrap_or_default()
+        ));
+    }
+    let page = browser
+        .get(format!("{}/app/billing", server.base))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .map_err(|e| format!("the billing page failed: {e}"))?;
+    let status = page.status();
+    let html = page.text().await.unwrap_or_default();
+    if status != 200 || !html.contains(email) {
+        return Err(format!(
+            "the signed-in billing page answered {status} without the user's email: not the page to measure"
+        ));
+    }
     let base = server.base.clone();
-    let pages = run(PAGE_REQUESTS, move |_| {
+    let pages = run(concurrency, load.page_requests, move |_| {
         let request = browser
             .get(format!("{base}/app/billing"))
             .header("accept", "text/html");
         async move {
             match request.send().await {
-                Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
+                Ok(r) if r.status() == 200 => r.bytes().await.is_ok(),
                 _ => false,
             }
         }
     })
     .await;
     line("billing page, server-rendered", &pages);
+    all_succeeded("billing pages", load.page_requests, &pages)?;
     println!(
         "  {:<44} {:>9.1} MiB",
         "server peak memory (VmHWM)",
-        server.peak_mib()
+        peak_mib(&server)
     );
+
+    let audit = store.audit_balances().await.unwrap();
+    println!(
+        "  {:<44} {}",
+        "  audit",
+        if audit.is_empty() {
+            "balance = sum(ledger) for every user".to_owned()
+        } else {
+            format!("{} MISMATCHES", audit.len())
+        }
+    );
+    if !audit.is_empty() {
+        return Err(format!(
+            "{} user(s) whose balance is not the sum of their ledger: {audit:?}",
+            audit.len()
+        ));
+    }
     println!();
+    Ok(())
 }
 
 #[tokio::main(flavor = "multi_thread")]
-async fn main() {
+async fn main() -> ExitCode {
     let wanted: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
     let run_sqlite = wanted.is_empty() || wanted.iter().any(|w| w == "sqlite");
     let run_postgres = wanted.is_empty() || wanted.iter().any(|w| w == "postgres");
+    let load = Load::from_env();
 
+    let mut failed = Vec::new();
     if run_sqlite {
         let dir = tempfile::tempdir().unwrap();
         let target = DatabaseTarget::Sqlite {
             path: dir.path().join("billing.sqlite3"),
         };
-        bench(
-            "SQLite (WAL, synchronous=NORMAL)",
-            target,
-            vec![("DATA_DIR", dir.path().display().to_string())],
-        )
-        .await;
+        let backend = "SQLite (WAL, synchronous=NORMAL)";
+        let vars = vec![("DATA_DIR", dir.path().display().to_string())];
+        if let Err(why) = bench(load, backend, target, vars).await {
+            failed.push(format!("{backend}: {why}"));
+        }
     }
     if run_postgres {
-        let Ok(admin_url) = std::env::var("TEST_POSTGRES_URL") else {
-            println!("PostgreSQL: skipped (TEST_POSTGRES_URL is unset; scripts/bench starts one)");
-            return;
-        };
-        use sqlx::Connection;
-        let name = format!("billing_bench_{}", std::process::id());
-        let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        let url = format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0);
-        let target = DatabaseTarget::Postgres {
-            url: Secret::new(url.clone()),
-        };
-        bench(
-            "PostgreSQL 15 (durable commits)",
-            target,
-            vec![("DATABASE_URL", url)],
-        )
-        .await;
+        match billing::testing::empty_postgres().await {
+            None => println!(
+                "PostgreSQL: skipped (TEST_POSTGRES_URL is unset; scripts/bench starts one)"
+            ),
+            Some(target) => {
+                let DatabaseTarget::Postgres { url } = &target else {
+                    unreachable!("a PostgreSQL target")
+                };
+                let backend = "PostgreSQL 15 (durable commits)";
+                let vars = vec![("DATABASE_URL", url.expose().to_owned())];
+                if let Err(why) = bench(load, backend, target, vars).await {
+                    failed.push(format!("{backend}: {why}"));
+                }
+            }
+        }
+    }
+    for why in &failed {
+        eprintln!("error: {why}");
+    }
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
