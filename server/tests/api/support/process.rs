@@ -1,6 +1,7 @@
 //! The server as a real process (the built binary), for tests of several nodes, of crashes and
 //! of shutdown, and for the benchmark: started on port 0 (the server says on its standard
-//! output where it listens, and nothing else binds the port), killed or stopped.
+//! output where it listens, and nothing else binds the port), waited for until it answers,
+//! killed or stopped.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
@@ -23,6 +24,8 @@ pub struct ServerProcess {
     child: Child,
     /// `http://127.0.0.1:port`, where it listens.
     pub base: String,
+    /// What it wrote (the start of it), for a failed start's message.
+    output: Arc<Mutex<String>>,
 }
 
 impl ServerProcess {
@@ -41,9 +44,33 @@ impl ServerProcess {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         // Reading the child's output blocks: on a thread of its own, off the test's runtime.
-        tokio::task::spawn_blocking(move || Self::spawn(&vars))
+        let mut server = tokio::task::spawn_blocking(move || Self::spawn(&vars))
             .await
-            .expect("the start-up thread finishes")
+            .expect("the start-up thread finishes")?;
+        // Listening is not serving yet: only once it answers does it also handle SIGTERM
+        // (a signal before that would kill it the default way).
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .expect("a client");
+        let deadline = tokio::time::Instant::now() + START_PATIENCE;
+        while tokio::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                let output = server.output.lock().unwrap().clone();
+                return Err(format!(
+                    "the server exited ({status}) once listening:\n{output}"
+                ));
+            }
+            if client.get(server.url("/healthz")).send().await.is_ok() {
+                return Ok(server);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let output = server.output.lock().unwrap().clone();
+        Err(format!(
+            "the server listened at {} but did not answer within {START_PATIENCE:?}:\n{output}",
+            server.base
+        ))
     }
 
     fn spawn(vars: &[(String, String)]) -> Result<Self, String> {
@@ -85,7 +112,11 @@ impl ServerProcess {
             Err(format!("{why}{}", output.lock().unwrap()))
         };
         match heard.recv_timeout(START_PATIENCE) {
-            Ok(base) => Ok(Self { child, base }),
+            Ok(base) => Ok(Self {
+                child,
+                base,
+                output: output.clone(),
+            }),
             // Its standard output closed without the line: the server exited.
             Err(mpsc::RecvTimeoutError::Disconnected) => failed(child, ""),
             Err(mpsc::RecvTimeoutError::Timeout) => failed(
@@ -93,6 +124,10 @@ impl ServerProcess {
                 &format!("the server did not listen within {START_PATIENCE:?}:\n"),
             ),
         }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
     }
 
     /// The process id (the benchmark reads its memory from `/proc`).
