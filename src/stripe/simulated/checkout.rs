@@ -122,12 +122,7 @@ fn subscribe(act: &mut Act<'_>, session: &mut Session, method: PayMethod) -> Res
     act.emit("customer.subscription.created", json::subscription(&sub));
     sub.status = SubscriptionStatus::Active;
     act.state.subscriptions.insert(sub.id.clone(), sub.clone());
-    let invoice = bill(
-        act,
-        &sub.id,
-        super::objects::BillingReason::Create,
-        bill_as,
-    )?;
+    let invoice = bill(act, &sub.id, super::objects::BillingReason::Create, bill_as)?;
     act.emit("customer.subscription.updated", json::subscription(&sub));
 
     session.payment_status = match bill_as {

@@ -138,12 +138,7 @@ impl Simulator {
             };
             act.state.subscriptions.insert(sub.id.clone(), sub.clone());
             act.emit("customer.subscription.created", json::subscription(&sub));
-            bill(
-                act,
-                &sub.id,
-                BillingReason::Create,
-                Bill::Charged,
-            )?;
+            bill(act, &sub.id, BillingReason::Create, Bill::Charged)?;
             Ok(())
         })
         .map(|((), emitted)| emitted)
