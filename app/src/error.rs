@@ -1,11 +1,135 @@
-//! The errors server functions answer with: a sentence for the person, a stable code for
-//! programs (the JSON's `error` field), and an HTTP status. Internal failures never carry their
-//! cause here: the server logs it and answers [`AppError::Internal`].
+//! The error vocabulary of every answer the server gives, and the one place it is written
+//! down. A JSON error body, from a server function or from one of the server's own routes
+//! (consume, the webhook, the CSV export, the stream), is
+//! `{"error": CODE, "message": "A sentence for people.", ...details}`, with the HTTP status
+//! that goes with `CODE`:
+//!
+//! | code | status | meaning |
+//! |---|---:|---|
+//! | `bad_request` | 400 | the request cannot be read: malformed JSON, a missing header, a form that is not UTF-8, a webhook whose signature is refused |
+//! | `unauthorized` | 401 | no session (or no valid API key) |
+//! | `wrong_credentials` | 401 | login: the email or the password is wrong (never says which) |
+//! | `insufficient_tokens` | 402 | a debit larger than the balance (`balance`, `requested`); nothing changed |
+//! | `forbidden` | 403 | signed in, but not allowed (an admin function, an API key without the scope) |
+//! | `cross_site_request` | 403 | a state-changing request from another site |
+//! | `not_found` | 404 | no such object (or someone else's) |
+//! | `unknown_user` | 404 | consume: no such user |
+//! | `conflict` | 409 | the request clashes with what exists (an email taken, a second subscription) |
+//! | `idempotency_conflict` | 409 | an `Idempotency-Key` used before for a different request |
+//! | `payload_too_large` | 413 | the body is over the limit |
+//! | `unsupported_media_type` | 415 | the body is not JSON where JSON is required |
+//! | `invalid` | 422 | the request reads, but a value is not acceptable (the message says which) |
+//! | `rate_limited` | 429 | too many requests (`retry_after_secs`, and a `Retry-After` header) |
+//! | `internal` | 500 | a failure on our side; its cause is logged, never sent |
+//! | `payments_unavailable` | 503 | Stripe could not be reached or failed; try again later |
+//! | `unavailable` | 503 | the database could not be reached or failed; try again later |
+//! | `network` | 503 | made by the browser itself: the request got no answer |
+//!
+//! [`ErrorCode`] is that list. Server functions answer [`AppError`], whose variants carry their
+//! code; the server's routes answer `server::error::ApiError`, made from an [`ErrorCode`] (or
+//! from an [`AppError`]). Internal failures never carry their cause to the client: the server
+//! logs it and answers `internal` (or `unavailable`).
 
 use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
 use leptos::server_fn::{Bytes, ContentType, Decodes, Encodes, Format, FormatType};
 use serde::{Deserialize, Serialize};
 
+/// Every code an error body may carry (the table above), with its HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadRequest,
+    Unauthorized,
+    WrongCredentials,
+    InsufficientTokens,
+    Forbidden,
+    CrossSiteRequest,
+    NotFound,
+    UnknownUser,
+    Conflict,
+    IdempotencyConflict,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    Invalid,
+    RateLimited,
+    Internal,
+    PaymentsUnavailable,
+    Unavailable,
+    Network,
+}
+
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 18] = [
+        ErrorCode::BadRequest,
+        ErrorCode::Unauthorized,
+        ErrorCode::WrongCredentials,
+        ErrorCode::InsufficientTokens,
+        ErrorCode::Forbidden,
+        ErrorCode::CrossSiteRequest,
+        ErrorCode::NotFound,
+        ErrorCode::UnknownUser,
+        ErrorCode::Conflict,
+        ErrorCode::IdempotencyConflict,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::UnsupportedMediaType,
+        ErrorCode::Invalid,
+        ErrorCode::RateLimited,
+        ErrorCode::Internal,
+        ErrorCode::PaymentsUnavailable,
+        ErrorCode::Unavailable,
+        ErrorCode::Network,
+    ];
+
+    /// The code as the JSON's `error` field carries it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::WrongCredentials => "wrong_credentials",
+            ErrorCode::InsufficientTokens => "insufficient_tokens",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::CrossSiteRequest => "cross_site_request",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::UnknownUser => "unknown_user",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::IdempotencyConflict => "idempotency_conflict",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::Invalid => "invalid",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Internal => "internal",
+            ErrorCode::PaymentsUnavailable => "payments_unavailable",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Network => "network",
+        }
+    }
+
+    /// The HTTP status that goes with the code.
+    pub fn status(self) -> u16 {
+        match self {
+            ErrorCode::BadRequest => 400,
+            ErrorCode::Unauthorized | ErrorCode::WrongCredentials => 401,
+            ErrorCode::InsufficientTokens => 402,
+            ErrorCode::Forbidden | ErrorCode::CrossSiteRequest => 403,
+            ErrorCode::NotFound | ErrorCode::UnknownUser => 404,
+            ErrorCode::Conflict | ErrorCode::IdempotencyConflict => 409,
+            ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::UnsupportedMediaType => 415,
+            ErrorCode::Invalid => 422,
+            ErrorCode::RateLimited => 429,
+            ErrorCode::Internal => 500,
+            ErrorCode::PaymentsUnavailable | ErrorCode::Unavailable | ErrorCode::Network => 503,
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a server function answers when it fails; serialized with its [`ErrorCode`] as the tag.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[serde(tag = "error", rename_all = "snake_case")]
 pub enum AppError {
@@ -53,19 +177,26 @@ impl AppError {
         }
     }
 
+    /// The code a JSON client reads in `error`.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            AppError::Unauthorized => ErrorCode::Unauthorized,
+            AppError::WrongCredentials => ErrorCode::WrongCredentials,
+            AppError::Forbidden => ErrorCode::Forbidden,
+            AppError::RateLimited { .. } => ErrorCode::RateLimited,
+            AppError::Invalid { .. } => ErrorCode::Invalid,
+            AppError::Conflict { .. } => ErrorCode::Conflict,
+            AppError::NotFound { .. } => ErrorCode::NotFound,
+            AppError::InsufficientTokens { .. } => ErrorCode::InsufficientTokens,
+            AppError::PaymentsUnavailable => ErrorCode::PaymentsUnavailable,
+            AppError::Internal => ErrorCode::Internal,
+            AppError::Network => ErrorCode::Network,
+        }
+    }
+
     /// The HTTP status a JSON client sees.
     pub fn status(&self) -> u16 {
-        match self {
-            AppError::Unauthorized | AppError::WrongCredentials => 401,
-            AppError::Forbidden => 403,
-            AppError::NotFound { .. } => 404,
-            AppError::Conflict { .. } => 409,
-            AppError::InsufficientTokens { .. } => 402,
-            AppError::Invalid { .. } => 422,
-            AppError::RateLimited { .. } => 429,
-            AppError::PaymentsUnavailable | AppError::Network => 503,
-            AppError::Internal => 500,
-        }
+        self.code().status()
     }
 }
 
@@ -167,6 +298,48 @@ mod tests {
             })
         );
         assert_eq!(ErrorJson::decode(bytes).unwrap(), AppError::Forbidden);
+    }
+
+    #[test]
+    fn every_error_travels_under_its_code() {
+        let errors = [
+            AppError::Unauthorized,
+            AppError::WrongCredentials,
+            AppError::Forbidden,
+            AppError::RateLimited {
+                retry_after_secs: 1,
+            },
+            AppError::invalid("x"),
+            AppError::conflict("x"),
+            AppError::not_found("x"),
+            AppError::InsufficientTokens {
+                balance: 1,
+                requested: 2,
+            },
+            AppError::PaymentsUnavailable,
+            AppError::Internal,
+            AppError::Network,
+        ];
+        for error in errors {
+            let json = serde_json::to_value(&error).unwrap();
+            assert_eq!(json["error"], error.code().as_str(), "{error:?}");
+            assert_eq!(
+                serde_json::to_value(error.code()).unwrap(),
+                json["error"],
+                "{error:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn codes_are_unique_and_statuses_are_errors() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            assert!(seen.insert(code.as_str()), "{code} twice");
+            assert!((400..600).contains(&code.status()), "{code}");
+            let back: ErrorCode = serde_json::from_value(serde_json::json!(code.as_str())).unwrap();
+            assert_eq!(back, code);
+        }
     }
 
     #[test]

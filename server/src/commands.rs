@@ -3,14 +3,15 @@
 use std::process::ExitCode;
 
 use billing::api_key::{NewApiKey, SCOPE_CONSUME};
-use billing::auth::{self, Password};
+use billing::auth::Password;
 use billing::domain::{Email, Role};
-use billing::store::{NewUser, Store, StoreError};
+use billing::store::{Store, StoreError};
 use rand::RngCore;
 
+use crate::accounts::{self, AccountError};
 use crate::cli::{ApiKeyCommand, LedgerCommand, StripeCommand, UserCommand};
 
-pub async fn user(store: &dyn Store, command: UserCommand) -> Result<ExitCode, StoreError> {
+pub async fn user(store: &dyn Store, command: UserCommand) -> Result<ExitCode, AccountError> {
     let UserCommand::Create {
         email,
         admin,
@@ -41,18 +42,8 @@ pub async fn user(store: &dyn Store, command: UserCommand) -> Result<ExitCode, S
             return Ok(ExitCode::from(2));
         }
     };
-    let hash = auth::hash_password(password)
-        .await
-        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let role = if admin { Role::Admin } else { Role::User };
-    match store
-        .create_user(NewUser {
-            email: email.clone(),
-            password_hash: Some(hash),
-            role,
-        })
-        .await
-    {
+    match accounts::create(store, email.clone(), password, role).await {
         Ok(user) => {
             println!("Created {} {email} (id {}).", role.as_str(), user.id);
             if generated {
@@ -61,7 +52,7 @@ pub async fn user(store: &dyn Store, command: UserCommand) -> Result<ExitCode, S
             }
             Ok(ExitCode::SUCCESS)
         }
-        Err(StoreError::AlreadyExists) => {
+        Err(AccountError::Store(StoreError::AlreadyExists)) => {
             eprintln!("error: there is already an account for {email}");
             Ok(ExitCode::FAILURE)
         }

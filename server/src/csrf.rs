@@ -10,10 +10,12 @@
 //! The webhook and the consume API carry no cookies (a signature, an API key) and are exempt.
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use url::Url;
+
+use app::error::ErrorCode;
 
 use crate::error::ApiError;
 
@@ -42,8 +44,7 @@ pub async fn same_origin_only(
         "refused a cross-site request"
     );
     ApiError::new(
-        StatusCode::FORBIDDEN,
-        "cross_site_request",
+        ErrorCode::CrossSiteRequest,
         "This request came from another site and was refused.",
     )
     .into_response()

@@ -1,16 +1,18 @@
 //! Demo accounts for development: with an empty database, a user and an admin whose
 //! credentials are printed at start-up. Never in production (the settings refuse it).
 
-use billing::auth::{self, Password};
+use billing::auth::Password;
 use billing::domain::{Email, Role};
-use billing::store::{NewUser, Store, StoreError};
+use billing::store::{Store, StoreError};
+
+use crate::accounts::{self, AccountError};
 
 const ACCOUNTS: [(&str, &str, Role); 2] = [
     ("demo@promptbloom.test", "sunflower-meadow-42", Role::User),
     ("admin@promptbloom.test", "orchard-lantern-97", Role::Admin),
 ];
 
-pub async fn seed_when_empty(store: &dyn Store) -> Result<(), StoreError> {
+pub async fn seed_when_empty(store: &dyn Store) -> Result<(), AccountError> {
     if store.user_count().await? > 0 {
         return Ok(());
     }
@@ -18,19 +20,9 @@ pub async fn seed_when_empty(store: &dyn Store) -> Result<(), StoreError> {
     for (address, password, role) in ACCOUNTS {
         let email = Email::parse(address).expect("a valid literal email");
         let chosen = Password::choose(password, &email).expect("the demo password passes");
-        let hash = auth::hash_password(chosen)
-            .await
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        match store
-            .create_user(NewUser {
-                email: email.clone(),
-                password_hash: Some(hash),
-                role,
-            })
-            .await
-        {
+        match accounts::create(store, email, chosen, role).await {
             // Another node seeded it first.
-            Ok(_) | Err(StoreError::AlreadyExists) => {}
+            Ok(_) | Err(AccountError::Store(StoreError::AlreadyExists)) => {}
             Err(e) => return Err(e),
         }
         lines.push(format!(

@@ -1,28 +1,53 @@
-//! Errors of the JSON routes: a status, a stable code for programs and a sentence for people.
-//! Internal failures are logged with their context and answered with a generic message.
+//! Errors of the server's own routes (consume, the webhook, the ledger export, the stream, and
+//! the layers in front of everything). They speak the vocabulary of `app::error`, where the
+//! codes and their statuses are written down once: a route answers the same code a server
+//! function would for the same failure.
+//!
+//! An internal failure keeps its cause with the response (never in its body), and
+//! [`log_causes`], a layer over every route, logs it once, on the request's span.
 
+use std::fmt;
+use std::sync::Arc;
+
+use app::error::{AppError, ErrorCode};
 use axum::Json;
+use axum::extract::Request;
 use axum::http::StatusCode;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use billing::store::StoreError;
 use serde_json::json;
 
 #[derive(Debug)]
 pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
+    code: ErrorCode,
     message: String,
     /// More fields for the body, e.g. the balance of an insufficient-tokens answer.
     details: serde_json::Map<String, serde_json::Value>,
+    /// What went wrong inside, for the log only.
+    cause: Option<Cause>,
+}
+
+/// An internal failure behind an answer: what was being done, and the error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cause {
+    pub context: &'static str,
+    pub error: String,
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.context, self.error)
+    }
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            status,
             code,
             message: message.into(),
             details: serde_json::Map::new(),
+            cause: None,
         }
     }
 
@@ -32,48 +57,132 @@ impl ApiError {
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+        Self::new(ErrorCode::Unauthorized, message)
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+        Self::new(ErrorCode::BadRequest, message)
     }
 
     pub fn invalid(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message)
+        Self::new(ErrorCode::Invalid, message)
     }
 
-    /// Logs `error` with `context` and answers 500 without details.
-    pub fn internal(context: &str, error: impl std::fmt::Display) -> Self {
-        tracing::error!(%error, "{context}");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            "Something went wrong on our side. Please try again.",
-        )
+    /// A failure on our side: 500 without details; `error` is logged with `context`.
+    pub fn internal(context: &'static str, error: impl fmt::Display) -> Self {
+        Self::from(AppError::Internal).caused_by(context, error)
     }
 
     /// The store could not be reached or failed: 503, so callers retry later.
-    pub fn unavailable(context: &str, error: &StoreError) -> Self {
+    pub fn unavailable(context: &'static str, error: &StoreError) -> Self {
         Self::internal_unavailable(context, error)
     }
 
-    /// Logs `error` with `context` and answers 503 without details: a retry may pass.
-    pub fn internal_unavailable(context: &str, error: &dyn std::fmt::Display) -> Self {
-        tracing::error!(%error, "{context}");
+    /// A failure a retry may get past: 503 without details; `error` is logged with `context`.
+    pub fn internal_unavailable(context: &'static str, error: &dyn fmt::Display) -> Self {
         Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
+            ErrorCode::Unavailable,
             "The service is temporarily unavailable. Please try again.",
         )
+        .caused_by(context, error)
+    }
+
+    fn caused_by(mut self, context: &'static str, error: impl fmt::Display) -> Self {
+        self.cause = Some(Cause {
+            context,
+            error: error.to_string(),
+        });
+        self
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    /// What will be logged for this answer, if anything.
+    pub fn cause(&self) -> Option<&Cause> {
+        self.cause.as_ref()
+    }
+}
+
+/// A server function's error answered by a route: the same code, sentence and fields.
+impl From<AppError> for ApiError {
+    fn from(error: AppError) -> Self {
+        let message = error.to_string();
+        let mut fields = match serde_json::to_value(&error) {
+            Ok(serde_json::Value::Object(fields)) => fields,
+            _ => serde_json::Map::new(),
+        };
+        fields.remove("error");
+        Self {
+            code: error.code(),
+            message,
+            details: fields,
+            cause: None,
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = self.details;
-        body.insert("error".into(), json!(self.code));
+        body.insert("error".into(), json!(self.code.as_str()));
         body.insert("message".into(), json!(self.message));
-        (self.status, Json(body)).into_response()
+        let status =
+            StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = (status, Json(body)).into_response();
+        if let Some(cause) = self.cause {
+            response.extensions_mut().insert(Arc::new(cause));
+        }
+        response
+    }
+}
+
+/// Logs the cause of every answer that carries one, once, where the request's span is.
+pub async fn log_causes(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    if let Some(cause) = response.extensions().get::<Arc<Cause>>() {
+        tracing::error!(error = %cause.error, status = response.status().as_u16(), "{}", cause.context);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_come_with_the_code() {
+        for (error, status) in [
+            (ApiError::bad_request("x"), 400),
+            (ApiError::unauthorized("x"), 401),
+            (ApiError::invalid("x"), 422),
+            (ApiError::internal("doing", "boom"), 500),
+            (ApiError::unavailable("doing", &StoreError::Contended), 503),
+        ] {
+            assert_eq!(error.into_response().status().as_u16(), status);
+        }
+    }
+
+    #[test]
+    fn a_server_function_error_is_answered_with_its_own_code_and_fields() {
+        let error = ApiError::from(AppError::RateLimited {
+            retry_after_secs: 7,
+        });
+        assert_eq!(error.code(), ErrorCode::RateLimited);
+        assert_eq!(error.details["retry_after_secs"], 7);
+        assert!(!error.details.contains_key("error"));
+        assert_eq!(
+            error.into_response().status(),
+            StatusCode::TOO_MANY_REQUESTS
+        );
+    }
+
+    #[test]
+    fn internal_causes_stay_out_of_the_body_and_go_with_the_response() {
+        let response =
+            ApiError::internal("reading the ledger", "connection refused").into_response();
+        let cause = response.extensions().get::<Arc<Cause>>().unwrap();
+        assert_eq!(cause.to_string(), "reading the ledger: connection refused");
     }
 }

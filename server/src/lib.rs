@@ -1,5 +1,6 @@
 //! The axum server: start-up, HTTP routes, sessions and operator subcommands.
 
+pub mod accounts;
 pub mod cli;
 pub mod commands;
 pub mod csrf;
@@ -10,5 +11,6 @@ pub mod request_body;
 pub mod routes;
 pub mod security_headers;
 pub mod session;
+pub mod shutdown;
 pub mod startup;
 pub mod telemetry;

@@ -37,9 +37,15 @@ async fn main() -> ExitCode {
     }
     let outcome = match command {
         Command::Serve | Command::Stripe(_) => unreachable!("handled above"),
-        Command::User(command) => commands::user(&store, command).await,
-        Command::ApiKey(command) => commands::api_key(&store, command).await,
-        Command::Ledger(command) => commands::ledger(&store, command).await,
+        Command::User(command) => commands::user(&store, command)
+            .await
+            .map_err(|e| e.to_string()),
+        Command::ApiKey(command) => commands::api_key(&store, command)
+            .await
+            .map_err(|e| e.to_string()),
+        Command::Ledger(command) => commands::ledger(&store, command)
+            .await
+            .map_err(|e| e.to_string()),
     };
     outcome.unwrap_or_else(|e| {
         eprintln!("error: {e}");

@@ -11,10 +11,12 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use app::state::AppState;
+use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderName, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -39,6 +41,10 @@ pub fn prometheus() -> &'static PrometheusHandle {
             .install_recorder()
             .expect("no other metrics recorder is installed")
     })
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/metrics", get(metrics))
 }
 
 /// `GET /metrics`: the Prometheus text format, for the bearer of the token when one is set.

@@ -7,9 +7,11 @@
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+
+use app::error::ErrorCode;
 
 use crate::error::ApiError;
 
@@ -21,8 +23,7 @@ pub async fn read_whole(State(limit): State<usize>, request: Request, next: Next
         Err(error) if exceeds_limit(&error) => {
             tracing::info!(limit, "refused a request body over the limit");
             return ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                ErrorCode::PayloadTooLarge,
                 format!("The request is larger than {limit} bytes."),
             )
             .into_response();

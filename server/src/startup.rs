@@ -8,7 +8,6 @@ use std::time::Duration;
 use app::state::{AppState, Limits};
 use app::{App, shell};
 use axum::Router;
-use axum::routing::{get, post};
 use billing::catalog::Catalog;
 use billing::clock::{Clock, SystemClock};
 use billing::config::{Config, RateLimitBackend};
@@ -25,14 +24,17 @@ use leptos_axum::{LeptosRoutes, generate_route_list};
 use tokio::net::TcpListener;
 use url::Url;
 
+use crate::accounts::AccountError;
 use crate::csrf::{self, SiteOrigin};
 use crate::demo;
+use crate::error;
 use crate::observability;
 use crate::request_body;
 use crate::routes::simulator::SimulatorPages;
 use crate::routes::{consume, health, tokens, webhook};
 use crate::security_headers;
 use crate::session::Sessions;
+use crate::shutdown::{self, Shutdown};
 
 /// The largest request body accepted anywhere (the webhook's own limit is the same).
 const MAX_REQUEST_BYTES: usize = webhook::MAX_BODY_BYTES;
@@ -48,6 +50,8 @@ const RELEASE_PERIOD: Duration = Duration::from_secs(60);
 pub enum StartupError {
     #[error("cannot open the database: {0}")]
     Database(#[from] StoreError),
+    #[error("cannot make the demo accounts: {0}")]
+    DemoAccounts(#[from] AccountError),
     #[error("cannot open the session store: {0}")]
     Sessions(#[from] sqlx::Error),
     #[error("cannot listen: {0}")]
@@ -63,17 +67,6 @@ pub struct Application {
     router: Router,
     state: AppState,
     shutdown: Shutdown,
-}
-
-/// Tells long-lived responses (the balance streams) that the server is stopping, so that a
-/// graceful shutdown waits only for real work in flight (a webhook being applied).
-#[derive(Clone)]
-pub struct Shutdown(tokio::sync::watch::Sender<bool>);
-
-impl Shutdown {
-    pub fn watch(&self) -> tokio::sync::watch::Receiver<bool> {
-        self.0.subscribe()
-    }
 }
 
 impl Application {
@@ -183,7 +176,7 @@ impl Application {
         sessions.spawn_cleanup();
         spawn_housekeeping(state.limits.clone());
         spawn_release_sweep(state.fulfilment.clone());
-        let shutdown = Shutdown(tokio::sync::watch::channel(false).0);
+        let shutdown = Shutdown::new();
         Ok(Self {
             listener,
             router: router(state.clone(), &sessions, simulator, shutdown.clone()),
@@ -211,9 +204,9 @@ impl Application {
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move {
-            shutdown_signal().await;
+            shutdown::signal().await;
             // Streams end now; requests in flight (a webhook being applied) finish first.
-            let _ = shutdown.0.send(true);
+            shutdown.begin();
         })
         .await
     }
@@ -317,13 +310,11 @@ fn router(
             request_body::read_whole,
         ));
     let router = Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(observability::metrics))
-        .route("/api/tokens/consume", post(consume::consume))
-        .route("/api/webhooks/stripe", post(webhook::receive))
-        .route("/api/tokens/stream", get(tokens::stream))
-        .route("/api/tokens/ledger.csv", get(tokens::export_csv))
+        .merge(health::router())
+        .merge(observability::router())
+        .merge(consume::router())
+        .merge(webhook::router())
+        .merge(tokens::router())
         .merge(simulator)
         .merge(pages_and_server_functions)
         .fallback(leptos_axum::file_and_error_handler_with_context::<
@@ -336,6 +327,7 @@ fn router(
             },
             shell,
         ))
+        .layer(axum::middleware::from_fn(error::log_causes))
         // On every route and on the fallback (counted as one `unmatched` route).
         .layer(axum::middleware::from_fn(observability::track_requests))
         .layer(sessions.layer(&state.config))
@@ -351,26 +343,4 @@ fn router(
         .with_state(state.clone());
     let router = security_headers::layer(router, &state.config.site_url);
     observability::request_ids(router)
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutting down");
 }

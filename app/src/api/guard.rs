@@ -13,6 +13,7 @@ use axum::extract::ConnectInfo;
 use billing::device_cookie::{self, Device};
 use billing::domain::{User, UserId};
 use billing::rate_limit::{Decision, RateLimiter, client_address};
+use billing::store::StoreError;
 use http::request::Parts;
 use http::{HeaderName, HeaderValue, StatusCode, header};
 use leptos::prelude::use_context;
@@ -62,23 +63,27 @@ pub fn internal<E: std::fmt::Display>(context: &'static str) -> impl FnOnce(E) -
     }
 }
 
+/// Why the signed-in user could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("reading the session failed: {0}")]
+    Session(#[from] tower_sessions::session::Error),
+    #[error("loading the session's user failed: {0}")]
+    Store(#[from] StoreError),
+}
+
 /// The user a session is signed in as (also for the server's own routes).
-pub async fn session_user(state: &AppState, session: &Session) -> Result<Option<User>, AppError> {
-    let Some(id) = session
-        .get::<i64>(SESSION_USER)
-        .await
-        .map_err(internal("reading the session failed"))?
-    else {
+pub async fn session_user(
+    state: &AppState,
+    session: &Session,
+) -> Result<Option<User>, SessionError> {
+    let Some(id) = session.get::<i64>(SESSION_USER).await? else {
         return Ok(None);
     };
     let Ok(id) = UserId::new(id) else {
         return Ok(None);
     };
-    state
-        .store
-        .user_by_id(id)
-        .await
-        .map_err(internal("loading the session's user failed"))
+    Ok(state.store.user_by_id(id).await?)
 }
 
 /// One server function call: the app's state, the request, and its response's options.
@@ -182,7 +187,9 @@ impl Call {
 
     /// The signed-in user, if any.
     pub async fn current_user(&self) -> Result<Option<User>, AppError> {
-        session_user(&self.state, &self.session()?).await
+        session_user(&self.state, &self.session()?)
+            .await
+            .map_err(internal("reading the signed-in user failed"))
     }
 
     /// The signed-in user, or 401.

@@ -5,12 +5,14 @@
 //! for byte, and `Idempotent-Replayed: true`; the same key with a different body is refused
 //! with 409.
 
+use app::error::ErrorCode;
 use app::state::AppState;
-use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
 use billing::api_key::{KeyDigest, SCOPE_CONSUME, looks_like_key};
 use billing::domain::{IdempotencyKey, LedgerEntryId, Reason, Tokens, UserId};
 use billing::ledger::{LedgerError, Posting};
@@ -42,6 +44,10 @@ struct ConsumeResponse {
     balance: i64,
 }
 
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/tokens/consume", post(consume))
+}
+
 pub async fn consume(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -70,8 +76,7 @@ pub async fn consume(
         }
         Err(StoreError::Ledger(LedgerError::InsufficientTokens { balance, requested })) => {
             Err(ApiError::new(
-                StatusCode::PAYMENT_REQUIRED,
-                "insufficient_tokens",
+                ErrorCode::InsufficientTokens,
                 format!(
                     "The user has {} tokens; {} were requested. Nothing was consumed.",
                     balance.grouped(),
@@ -82,14 +87,12 @@ pub async fn consume(
             .with("requested", requested.get()))
         }
         Err(StoreError::Ledger(LedgerError::IdempotencyConflict { .. })) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "idempotency_conflict",
+            ErrorCode::IdempotencyConflict,
             "This Idempotency-Key was already used for a different request. \
              Use a new key for a new request.",
         )),
         Err(StoreError::Ledger(LedgerError::UnknownUser(user))) => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_user",
+            ErrorCode::UnknownUser,
             format!("There is no user {user}."),
         )),
         Err(e) => Err(ApiError::unavailable(
@@ -119,8 +122,7 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<ApiKey, A
         .ok_or_else(|| ApiError::unauthorized("The API key is not valid or was revoked."))?;
     if !key.allows(SCOPE_CONSUME) {
         return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
+            ErrorCode::Forbidden,
             "This API key may not consume tokens.",
         ));
     }
@@ -158,8 +160,7 @@ async fn parse_body(headers: &HeaderMap, body: Body) -> Result<ConsumeRequest, A
         .is_some_and(|v| v.starts_with("application/json"));
     if !is_json {
         return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "Send the request as JSON (Content-Type: application/json).",
         ));
     }
@@ -167,8 +168,7 @@ async fn parse_body(headers: &HeaderMap, body: Body) -> Result<ConsumeRequest, A
         .await
         .map_err(|_| {
             ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                ErrorCode::PayloadTooLarge,
                 format!("The request body is larger than {MAX_BODY_BYTES} bytes."),
             )
         })?;

@@ -2,10 +2,17 @@
 //! answers and has every migration this build needs): what a load balancer should route by.
 
 use app::state::AppState;
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
 use serde_json::{Value, json};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+}
 
 pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))

@@ -4,13 +4,15 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use app::api::guard::session_user;
+use app::api::guard::{SessionError, session_user};
+use app::error::AppError;
 use app::state::AppState;
-use axum::Extension;
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Router};
 use billing::domain::{LedgerEntry, LedgerEntryId, Source, User, UserId};
 use billing::store::{LedgerQuery, Store};
 use futures_util::Stream;
@@ -19,17 +21,28 @@ use serde_json::json;
 use tower_sessions::Session;
 
 use crate::error::ApiError;
-use crate::startup::Shutdown;
+use crate::shutdown::Shutdown;
 
 /// How often the stream looks for a change. Reading one row is cheap, and a database poll
 /// works across every node, where an in-process notification would not.
 const POLL: Duration = Duration::from_secs(1);
 
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/tokens/stream", get(stream))
+        .route("/api/tokens/ledger.csv", get(export_csv))
+}
+
 async fn signed_in(state: &AppState, session: &Session) -> Result<User, ApiError> {
     session_user(state, session)
         .await
-        .map_err(|_| ApiError::internal("reading the session failed", "session store"))?
-        .ok_or_else(|| ApiError::unauthorized("Please log in to continue."))
+        .map_err(session_failure)?
+        .ok_or_else(|| ApiError::from(AppError::Unauthorized))
+}
+
+/// The session or the user store failed: answered 500, the real cause logged.
+fn session_failure(error: SessionError) -> ApiError {
+    ApiError::internal("reading the signed-in user failed", error)
 }
 
 /// `GET /api/tokens/stream`: a `balance` event now and whenever the balance or the ledger
@@ -159,7 +172,21 @@ fn text_field(value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::text_field;
+    use billing::store::StoreError;
+
+    use super::{SessionError, session_failure, text_field};
+
+    #[test]
+    fn a_failed_session_lookup_is_logged_with_its_real_cause() {
+        let error = session_failure(SessionError::Store(StoreError::Contended));
+        assert_eq!(error.code(), app::error::ErrorCode::Internal);
+        let cause = error.cause().expect("an internal failure keeps its cause");
+        assert_eq!(
+            cause.to_string(),
+            "reading the signed-in user failed: loading the session's user failed: \
+             the balance kept changing; try again"
+        );
+    }
 
     #[test]
     fn csv_fields_are_quoted_and_formulas_defused() {

@@ -5,11 +5,13 @@
 //! operator), 400 for a forged, stale or malformed delivery (nothing is kept), 413 for an
 //! oversized body, 503 when the database or Stripe failed (Stripe retries).
 
+use app::error::ErrorCode;
 use app::state::AppState;
-use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
+use axum::routing::post;
+use axum::{Json, Router};
 use billing::fulfilment::{FulfilmentError, Outcome};
 use billing::stripe::signature;
 use serde_json::json;
@@ -18,6 +20,10 @@ use crate::error::ApiError;
 
 /// Stripe's events are a few kilobytes; an invoice with many lines, a few dozen.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/webhooks/stripe", post(receive))
+}
 
 pub async fn receive(
     State(state): State<AppState>,
@@ -29,8 +35,7 @@ pub async fn receive(
         .map_err(|_| {
             refused("too_large");
             ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                ErrorCode::PayloadTooLarge,
                 format!("The event is larger than {MAX_BODY_BYTES} bytes."),
             )
         })?;

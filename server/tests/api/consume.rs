@@ -151,7 +151,7 @@ async fn invalid_bodies_are_refused_with_a_clear_error() {
     ] {
         let response = app.service(&key).consume("req", &body).await;
         assert_eq!(response.status, status, "{body}");
-        assert_eq!(response.json()["error"], "invalid_request", "{body}");
+        assert_eq!(response.json()["error"], "invalid", "{body}");
     }
 
     let service = app.service(&key);
