@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use app::state::{AppState, Limits};
@@ -20,7 +20,7 @@ use billing::stripe::live::LiveGateway;
 use billing::stripe::simulated::Simulator;
 use billing::stripe::{GatewayError, StripeGateway};
 use leptos::prelude::*;
-use leptos_axum::{LeptosRoutes, generate_route_list};
+use leptos_axum::{AxumRouteListing, LeptosRoutes, generate_route_list};
 use tokio::net::TcpListener;
 use url::Url;
 
@@ -289,13 +289,23 @@ fn spawn_release_sweep(fulfilment: Arc<Fulfilment>) {
     });
 }
 
+/// The Leptos app's routes, found once per process by rendering the app with its resources
+/// held back. That hold is one flag for the whole process (`leptos_server`'s
+/// `SuppressResourceLoad`): a resource first polled while it is up, by a page rendering for
+/// another app in the same process (the server's tests start many), waits forever. So the
+/// list is made before any app of the process serves, and never again.
+fn app_routes() -> Vec<AxumRouteListing> {
+    static ROUTES: OnceLock<Vec<AxumRouteListing>> = OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
+}
+
 fn router(
     state: AppState,
     sessions: &Sessions,
     simulator: Option<SimulatorPages>,
     shutdown: Shutdown,
 ) -> Router {
-    let routes = generate_route_list(App);
+    let routes = app_routes();
     let context = state.clone();
     let site = SiteOrigin(state.config.site_url.clone());
     let simulator = simulator.map_or_else(Router::new, SimulatorPages::router);
@@ -343,4 +353,67 @@ fn router(
         .with_state(state.clone());
     let router = security_headers::layer(router, &state.config.site_url);
     observability::request_ids(router)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+
+    /// Several apps in one process (the server's tests): one starting while another renders.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pages_render_while_another_app_in_the_process_starts() {
+        let data_dir = tempfile::tempdir().unwrap();
+        let settings = [
+            ("DATA_DIR", data_dir.path().display().to_string()),
+            ("DEMO_ACCOUNTS", "false".to_owned()),
+        ];
+        let config = Config::from_lookup(|name| {
+            settings
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| value.clone())
+        })
+        .unwrap();
+        let leptos_options = LeptosOptions::builder()
+            .output_name("billing")
+            .site_root("target/site")
+            .site_addr(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .build();
+        let app = Application::build(config, leptos_options).await.unwrap();
+        let login = format!("http://{}/login", app.address());
+        tokio::spawn(app.run_until_stopped());
+
+        // What each app does as it starts, over and over, beside the renders below.
+        let done = Arc::new(AtomicBool::new(false));
+        let starting = std::thread::spawn({
+            let done = done.clone();
+            let runtime = tokio::runtime::Handle::current();
+            move || {
+                let _in_runtime = runtime.enter();
+                while !done.load(Ordering::Relaxed) {
+                    let _ = app_routes();
+                }
+            }
+        });
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        let mut stalled = 0;
+        for _ in 0..30 {
+            let page = match client.get(&login).send().await {
+                Ok(response) => response.text().await,
+                Err(error) => Err(error),
+            };
+            match page {
+                Ok(html) => assert!(html.contains("</html>"), "{html}"),
+                Err(_) => stalled += 1,
+            }
+        }
+        done.store(true, Ordering::Relaxed);
+        starting.join().unwrap();
+        assert_eq!(stalled, 0, "renders that never finished");
+    }
 }
