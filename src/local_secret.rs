@@ -32,7 +32,7 @@ impl ServerSecrets {
     pub fn load(config: &Config) -> io::Result<Self> {
         Ok(Self {
             webhook: webhook_secret(config)?,
-            device_cookie_key: match &config.device_cookie_key {
+            device_cookie_key: match &config.server.device_cookie_key {
                 Some(key) => key.clone(),
                 None => kept(
                     config,
@@ -47,7 +47,7 @@ impl ServerSecrets {
 
 /// The webhook secret alone (for operator commands, which sign no cookie).
 pub fn webhook_secret(config: &Config) -> io::Result<Secret> {
-    match &config.webhook_secret {
+    match &config.stripe.webhook_secret {
         Some(secret) => Ok(secret.clone()),
         None => kept(
             config,

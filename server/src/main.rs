@@ -16,7 +16,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(config.log_format);
+    telemetry::init(config.server.log_format);
 
     let command = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => return serve(config).await,
@@ -66,9 +66,11 @@ async fn stripe_command(
     use billing::stripe::live::LiveGateway;
     use billing::stripe::simulated::Simulator;
 
-    let catalog =
-        Arc::new(Catalog::from_prices(&config.prices).with_trial_allowance(config.trial_allowance));
-    let (gateway, live): (Arc<dyn StripeGateway>, bool) = match &config.stripe {
+    let catalog = Arc::new(
+        Catalog::from_prices(&config.stripe.prices)
+            .with_trial_allowance(config.stripe.trial_allowance),
+    );
+    let (gateway, live): (Arc<dyn StripeGateway>, bool) = match &config.stripe.keys {
         Some(keys) => match LiveGateway::new(&keys.secret_key, keys.api_base.as_ref()) {
             Ok(gateway) => (Arc::new(gateway), true),
             Err(e) => {
@@ -78,7 +80,7 @@ async fn stripe_command(
         },
         None => (
             Arc::new(Simulator::new(
-                config.site_url.clone(),
+                config.site.url.clone(),
                 match billing::local_secret::webhook_secret(&config) {
                     Ok(secret) => secret,
                     Err(e) => {

@@ -49,7 +49,7 @@ pub fn router() -> Router<AppState> {
 
 /// `GET /metrics`: the Prometheus text format, for the bearer of the token when one is set.
 pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(token) = &state.config.metrics_token
+    if let Some(token) = &state.config.server.metrics_token
         && !bears(&headers, token.expose())
     {
         tracing::info!("refused a metrics scrape without the token");

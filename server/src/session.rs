@@ -78,7 +78,7 @@ impl Sessions {
             // signed-in request saves. Anonymous visitors have no session to save.
             .with_always_save(true)
             .with_expiry(Expiry::OnInactivity(
-                time::Duration::try_from(config.session_idle_timeout)
+                time::Duration::try_from(config.server.session_idle_timeout)
                     .unwrap_or(time::Duration::DAY),
             ))
     }

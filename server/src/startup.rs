@@ -110,7 +110,7 @@ impl Application {
         let store: Arc<dyn Store> = Arc::new(store::connect(&config.database).await?);
         tracing::info!(backend = store.backend().name(), "database ready");
         let sessions = Sessions::connect(&config.database).await?;
-        if config.demo_accounts {
+        if config.server.demo_accounts {
             demo::seed_when_empty(&*store).await?;
         }
 
@@ -119,9 +119,9 @@ impl Application {
             Some(listener) => listener,
             None => TcpListener::bind(leptos_options.site_addr).await?,
         };
-        let mut catalog =
-            Catalog::from_prices(&config.prices).with_trial_allowance(config.trial_allowance);
-        let (gateway, simulator): (Arc<dyn StripeGateway>, _) = match &config.stripe {
+        let mut catalog = Catalog::from_prices(&config.stripe.prices)
+            .with_trial_allowance(config.stripe.trial_allowance);
+        let (gateway, simulator): (Arc<dyn StripeGateway>, _) = match &config.stripe.keys {
             Some(keys) => (
                 Arc::new(LiveGateway::new(&keys.secret_key, keys.api_base.as_ref())?),
                 None,
@@ -129,7 +129,7 @@ impl Application {
             None => {
                 tracing::warn!("no STRIPE_SECRET_KEY: payments are simulated");
                 let sim = Arc::new(Simulator::new(
-                    config.site_url.clone(),
+                    config.site.url.clone(),
                     secrets.webhook.expose(),
                     catalog
                         .price_ids()
@@ -215,7 +215,7 @@ impl Application {
 /// The rate limits, in the database (every node shares them) or in this process.
 fn limits(config: &Config, store: &Arc<dyn Store>, clock: &Arc<dyn Clock>) -> Limits {
     let make = |name: &'static str, quota: Quota| -> Arc<dyn RateLimiter> {
-        match config.rate_limit_backend {
+        match config.limits.backend {
             RateLimitBackend::Database => Arc::new(DatabaseLimiter::new(
                 name,
                 quota,
@@ -232,7 +232,7 @@ fn limits(config: &Config, store: &Arc<dyn Store>, clock: &Arc<dyn Clock>) -> Li
     Limits {
         billing_writes: make(
             "billing",
-            Quota::per_minute(config.billing_writes_per_minute),
+            Quota::per_minute(config.limits.billing_writes_per_minute),
         ),
         // The success page asks every 3 s while a payment clears: 20 a minute.
         checkout_status: make("checkout-status", per(30, Duration::from_secs(60))),
@@ -307,7 +307,7 @@ fn router(
 ) -> Router {
     let routes = app_routes();
     let context = state.clone();
-    let site = SiteOrigin(state.config.site_url.clone());
+    let site = SiteOrigin(state.config.site.url.clone());
     let simulator = simulator.map_or_else(Router::new, SimulatorPages::router);
     // Server functions (and pages) get their bodies read whole first: see `request_body`.
     let pages_and_server_functions = Router::new()
@@ -351,7 +351,7 @@ fn router(
             MAX_REQUEST_BYTES,
         ))
         .with_state(state.clone());
-    let router = security_headers::layer(router, &state.config.site_url);
+    let router = security_headers::layer(router, &state.config.site.url);
     observability::request_ids(router)
 }
 

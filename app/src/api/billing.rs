@@ -245,7 +245,7 @@ mod ssr {
                 rand::rng().fill_bytes(&mut bytes);
                 hex::encode(bytes)
             });
-        let return_url = state.config.billing_return_url.as_str();
+        let return_url = state.config.site.billing_return_url.as_str();
         let joiner = if return_url.contains('?') { '&' } else { '?' };
         let session = state
             .gateway
@@ -256,7 +256,7 @@ mod ssr {
                 kind: product.kind(),
                 // Stripe fills in the session id; the success page checks it.
                 success_url: format!("{return_url}{joiner}session_id={{CHECKOUT_SESSION_ID}}"),
-                cancel_url: state.config.billing_cancel_url.to_string(),
+                cancel_url: state.config.site.billing_cancel_url.to_string(),
                 idempotency_key: format!("checkout-{}-{}-{request_id}", user.id, product),
             })
             .await
@@ -276,7 +276,8 @@ mod ssr {
         let state = call.state();
         let return_url = state
             .config
-            .site_url
+            .site
+            .url
             .join("/app/billing")
             .map_err(internal("building the portal's return URL failed"))?;
         let url = state

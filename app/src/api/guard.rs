@@ -149,7 +149,7 @@ impl Call {
         Some(client_address(
             peer.ip(),
             &forwarded_for,
-            self.state.config.trusted_proxies,
+            self.state.config.limits.trusted_proxies,
         ))
     }
 
