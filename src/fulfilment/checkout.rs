@@ -6,6 +6,7 @@ use crate::domain::{IdempotencyKey, LedgerEntry, ProductKind, Source, Tokens, Us
 use crate::ledger::{LedgerError, Posting, StripeRefs};
 use crate::store::{Awaiting, StoreError};
 use crate::stripe::events::{CheckoutPaid, EventError};
+use crate::stripe::status::{CheckoutMode, PaymentStatus, SessionStatus};
 
 use super::plan::{Credit, group, reason};
 use super::{Fulfilment, FulfilmentError};
@@ -94,8 +95,8 @@ impl Fulfilment {
         if snapshot.user != Some(user) {
             return Ok(None);
         }
-        if snapshot.mode == "subscription" {
-            return Ok(Some(if snapshot.status == "complete" {
+        if snapshot.mode == CheckoutMode::Subscription {
+            return Ok(Some(if snapshot.status == Some(SessionStatus::Complete) {
                 CheckoutStatus::Subscribed
             } else {
                 CheckoutStatus::Unpaid
@@ -108,9 +109,9 @@ impl Fulfilment {
             payment_intent: snapshot.payment_intent.clone(),
             amount_total: snapshot.amount_total,
         };
-        match snapshot.payment_status.as_str() {
-            "paid" => {}
-            "unpaid" if snapshot.status == "complete" => {
+        match snapshot.payment_status {
+            PaymentStatus::Paid => {}
+            PaymentStatus::Unpaid if snapshot.status == Some(SessionStatus::Complete) => {
                 // What the payment will add once it clears, for the page to say so.
                 let tokens = match self.checkout_credit(&paid).await? {
                     Credit::Post(posting) => Some(posting.delta.magnitude()),

@@ -9,6 +9,7 @@ use crate::domain::{LedgerEntryId, Reason, Timestamp, UserId};
 use crate::ledger::{Posted, Posting, StripeRefs};
 use crate::stripe::events::DisputeStatus;
 use crate::stripe::gateway::RefundState;
+use crate::stripe::status::SubscriptionStatus;
 
 /// A verified Stripe event, as delivered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,13 +163,14 @@ pub enum Applied {
     Recorded,
 }
 
-/// Stripe's statuses of a subscription that is not over: it charges, or is about to (a first
-/// payment still being made).
-pub const LIVE_SUBSCRIPTION_STATUSES: [&str; 4] = ["incomplete", "trialing", "active", "past_due"];
+/// Stripe's statuses of a subscription that is not over (see [`SubscriptionStatus::is_live`]).
+pub fn live_subscription_statuses() -> impl Iterator<Item = SubscriptionStatus> {
+    SubscriptionStatus::ALL.iter().copied().filter(|s| s.is_live())
+}
 
 impl SubscriptionRecord {
     pub fn is_live(&self) -> bool {
-        LIVE_SUBSCRIPTION_STATUSES.contains(&self.status.as_str())
+        self.status.is_live()
     }
 }
 
@@ -178,7 +180,7 @@ pub struct SubscriptionRecord {
     pub subscription: String,
     pub user: UserId,
     pub customer: String,
-    pub status: String,
+    pub status: SubscriptionStatus,
     pub price: Option<String>,
     /// Unix seconds.
     pub current_period_end: Option<i64>,

@@ -14,7 +14,7 @@ mod tests;
 use async_trait::async_trait;
 
 pub use billing::{
-    Applied, Awaiting, Change, DisputeNews, InboxEvent, LIVE_SUBSCRIPTION_STATUSES, Recorded,
+    Applied, Awaiting, Change, DisputeNews, InboxEvent, live_subscription_statuses, Recorded,
     ReversalReasons, ReversalSync, StoredEvent, SubscriptionRecord, Unfinished,
 };
 pub use database::{Backend, connect};

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::domain::{Currency, Money, UserId};
+use crate::stripe::status::SubscriptionStatus;
 
 /// The envelope every event shares.
 #[derive(Debug, Clone, Deserialize)]
@@ -232,7 +233,7 @@ pub struct SubscriptionState {
     pub subscription: String,
     pub customer: String,
     pub user: Option<UserId>,
-    pub status: String,
+    pub status: SubscriptionStatus,
     pub price: Option<String>,
     /// Unix seconds; from the first item (Stripe moved it off the subscription in 2025).
     pub current_period_end: Option<i64>,
@@ -333,9 +334,12 @@ pub fn interpret(event: &Envelope) -> Result<Effect, EventError> {
                 customer: str_at(object, &["customer"]).ok_or_else(|| missing("customer"))?,
                 user: object.get("metadata").and_then(user_in_metadata),
                 status: if event.kind == "customer.subscription.deleted" {
-                    "canceled".to_owned()
+                    SubscriptionStatus::Canceled
                 } else {
-                    str_at(object, &["status"]).ok_or_else(|| missing("status"))?
+                    let raw = str_at(object, &["status"]).ok_or_else(|| missing("status"))?;
+                    SubscriptionStatus::parse(&raw).ok_or_else(|| {
+                        EventError::Malformed(format!("unknown subscription status `{raw}`"))
+                    })?
                 },
                 price: first_item.and_then(|item| str_at(item, &["price", "id"])),
                 // On the item since 2025; on the subscription before (events listed by
@@ -672,7 +676,7 @@ mod tests {
                 subscription: "sub_1QfJ9AL".into(),
                 customer: "cus_RY2s9xN1mT0aQe".into(),
                 user: user(),
-                status: "active".into(),
+                status: SubscriptionStatus::Active,
                 price: Some("price_starter".into()),
                 current_period_end: Some(1_798_192_090),
                 cancel_at_period_end: true,

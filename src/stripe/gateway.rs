@@ -5,6 +5,9 @@ use async_trait::async_trait;
 use url::Url;
 
 use crate::domain::{Email, Money, ProductKind, Timestamp, UserId};
+pub use crate::stripe::status::{
+    CheckoutMode, PaymentStatus, RefundStatus, SessionStatus, SubscriptionStatus,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GatewayMode {
@@ -48,12 +51,10 @@ pub struct SessionSnapshot {
     pub id: String,
     pub user: Option<UserId>,
     pub customer: Option<String>,
-    /// `payment` or `subscription`.
-    pub mode: String,
-    /// `paid`, `unpaid` or `no_payment_required`.
-    pub payment_status: String,
-    /// `open`, `complete` or `expired`.
-    pub status: String,
+    pub mode: CheckoutMode,
+    pub payment_status: PaymentStatus,
+    /// `None` when Stripe does not say.
+    pub status: Option<SessionStatus>,
     pub payment_intent: Option<String>,
     pub amount_total: Option<Money>,
 }
@@ -63,47 +64,6 @@ pub struct SessionSnapshot {
 pub struct ListedEvent {
     pub id: String,
     pub payload: String,
-}
-
-/// Where a refund stands, as Stripe says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RefundStatus {
-    Pending,
-    RequiresAction,
-    Succeeded,
-    /// The money never left (an expired card, a closed account): it is back with the merchant.
-    Failed,
-    /// Canceled before it was sent.
-    Canceled,
-}
-
-impl RefundStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RefundStatus::Pending => "pending",
-            RefundStatus::RequiresAction => "requires_action",
-            RefundStatus::Succeeded => "succeeded",
-            RefundStatus::Failed => "failed",
-            RefundStatus::Canceled => "canceled",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        [
-            RefundStatus::Pending,
-            RefundStatus::RequiresAction,
-            RefundStatus::Succeeded,
-            RefundStatus::Failed,
-            RefundStatus::Canceled,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == raw)
-    }
-
-    /// Whether the refund's money goes (or went) back to the customer.
-    pub fn returns_money(self) -> bool {
-        !matches!(self, RefundStatus::Failed | RefundStatus::Canceled)
-    }
 }
 
 /// One refund of a charge.
@@ -131,7 +91,7 @@ pub struct SubscriptionSnapshot {
     pub id: String,
     pub customer: String,
     pub user: Option<UserId>,
-    pub status: String,
+    pub status: SubscriptionStatus,
     pub price: Option<String>,
     /// Unix seconds.
     pub current_period_end: Option<i64>,

@@ -25,6 +25,7 @@ use super::gateway::{
     ListedEvent, RefundState, RefundStatus, SessionSnapshot, StripeGateway, SubscriptionSnapshot,
 };
 use super::id::{StripeId, StripeObject};
+use super::status::{CheckoutMode, PaymentStatus, SessionStatus, SubscriptionStatus};
 use crate::config::Secret;
 use crate::domain::{Currency, Email, Money, ProductKind, Timestamp, UserId};
 
@@ -75,6 +76,12 @@ fn classify(error: stripe::StripeError) -> GatewayError {
 
 fn user_metadata(user: UserId) -> HashMap<String, String> {
     HashMap::from([("user_id".to_owned(), user.to_string())])
+}
+
+/// A status Stripe named, read as ours; one this build does not know is Stripe's answer
+/// misunderstood, so the call fails (and is retried) rather than guessing.
+fn named<T>(parse: fn(&str) -> Option<T>, raw: &str, what: &str) -> Result<T, GatewayError> {
+    parse(raw).ok_or_else(|| GatewayError::Unavailable(format!("unknown {what} `{raw}`")))
 }
 
 fn money(amount: Option<i64>, currency: Option<String>) -> Option<Money> {
@@ -252,12 +259,21 @@ impl StripeGateway for LiveGateway {
                 .as_deref()
                 .and_then(|id| id.parse().ok()),
             customer: s.customer.as_ref().map(|c| c.id().to_string()),
-            mode: s.mode.as_str().to_owned(),
-            payment_status: s.payment_status.as_str().to_owned(),
+            mode: named(
+                CheckoutMode::parse,
+                s.mode.as_str(),
+                "checkout session mode",
+            )?,
+            payment_status: named(
+                PaymentStatus::parse,
+                s.payment_status.as_str(),
+                "checkout payment status",
+            )?,
             status: s
                 .status
                 .as_ref()
-                .map_or_else(String::new, |st| st.as_str().to_owned()),
+                .map(|st| named(SessionStatus::parse, st.as_str(), "checkout session status"))
+                .transpose()?,
             payment_intent: s.payment_intent.as_ref().map(|p| p.id().to_string()),
             amount_total: money(s.amount_total, s.currency.map(|c| c.to_string())),
         })
@@ -391,12 +407,7 @@ impl StripeGateway for LiveGateway {
             .map(subscription_snapshot)
             .collect::<Result<Vec<_>, _>>()?
             .into_iter()
-            .filter(|s| {
-                matches!(
-                    s.status.as_str(),
-                    "incomplete" | "trialing" | "active" | "past_due"
-                )
-            })
+            .filter(|s| s.status.is_live())
             .collect())
     }
 
@@ -448,8 +459,13 @@ fn subscription_snapshot(s: &serde_json::Value) -> Result<SubscriptionSnapshot, 
         user: s["metadata"]["user_id"]
             .as_str()
             .and_then(|id| id.parse().ok()),
-        status: text(&s["status"])
-            .ok_or_else(|| GatewayError::Unavailable(format!("subscription {id} has no status")))?,
+        status: named(
+            SubscriptionStatus::parse,
+            &text(&s["status"]).ok_or_else(|| {
+                GatewayError::Unavailable(format!("subscription {id} has no status"))
+            })?,
+            "subscription status",
+        )?,
         price: text(&item["price"]["id"]),
         current_period_end: item["current_period_end"]
             .as_i64()

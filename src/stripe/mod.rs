@@ -13,12 +13,14 @@ pub mod id;
 pub mod live;
 pub mod signature;
 pub mod simulated;
+pub mod status;
 
 #[cfg(test)]
 mod abuse_tests;
 
 pub use gateway::{
     ChargeRefunds, CheckoutRequest, CheckoutSession, GatewayError, GatewayMode, LineItem,
-    ListedEvent, RefundState, RefundStatus, SessionSnapshot, StripeGateway, SubscriptionSnapshot,
+    ListedEvent, RefundState, SessionSnapshot, StripeGateway, SubscriptionSnapshot,
 };
 pub use id::{InvalidStripeId, StripeId, StripeObject};
+pub use status::{CheckoutMode, PaymentStatus, RefundStatus, SessionStatus, SubscriptionStatus};

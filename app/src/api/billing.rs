@@ -153,7 +153,7 @@ mod ssr {
                     .as_deref()
                     .and_then(|price| state.catalog.product_of(price))
                     .map(|product| product.label().to_owned()),
-                status: s.status,
+                status: s.status.as_str().to_owned(),
                 period_end: s
                     .current_period_end
                     .map(|secs| Timestamp::from_millis(secs * 1000)),

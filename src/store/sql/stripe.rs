@@ -11,9 +11,11 @@ use crate::domain::{LedgerEntry, Timestamp, UserId};
 use crate::ledger::Posted;
 use crate::store::StoreError;
 use crate::store::billing::{
-    Applied, Awaiting, Change, InboxEvent, LIVE_SUBSCRIPTION_STATUSES, Recorded, StoredEvent,
+    live_subscription_statuses,
+    Applied, Awaiting, Change, InboxEvent, Recorded, StoredEvent,
     SubscriptionRecord, Unfinished,
 };
+use crate::stripe::status::SubscriptionStatus;
 
 const EVENT_COLUMNS: &str =
     "id, type, payload, received_at, processed_at, outcome, detail, attempts, awaiting";
@@ -285,7 +287,7 @@ async fn upsert_subscription(
     .bind(&s.subscription)
     .bind(s.user.get())
     .bind(&s.customer)
-    .bind(&s.status)
+    .bind(s.status.as_str())
     .bind(s.price.as_deref())
     .bind(s.current_period_end)
     .bind(i64::from(s.cancel_at_period_end))
@@ -304,8 +306,7 @@ pub(super) async fn subscriptions_of(
     user: UserId,
 ) -> Result<Vec<SubscriptionRecord>, StoreError> {
     // Live ones first, then the most recently changed.
-    let live = LIVE_SUBSCRIPTION_STATUSES
-        .iter()
+    let live = live_subscription_statuses()
         .map(|s| format!("'{s}'"))
         .collect::<Vec<_>>()
         .join(", ");
@@ -338,7 +339,12 @@ fn subscription_from_row(row: &AnyRow) -> Result<SubscriptionRecord, StoreError>
         subscription: row.try_get("stripe_subscription_id")?,
         user: UserId::new(row.try_get("user_id")?)?,
         customer: row.try_get("stripe_customer_id")?,
-        status: row.try_get("status")?,
+        status: {
+            let raw: String = row.try_get("status")?;
+            SubscriptionStatus::parse(&raw).ok_or_else(|| {
+                StoreError::Corrupt(format!("unknown subscription status `{raw}`"))
+            })?
+        },
         price: row.try_get("price_id")?,
         current_period_end: row.try_get("current_period_end")?,
         cancel_at_period_end: row.try_get::<i64, _>("cancel_at_period_end")? != 0,

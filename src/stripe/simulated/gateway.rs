@@ -11,6 +11,7 @@ use crate::stripe::gateway::{
     ChargeRefunds, CheckoutRequest, CheckoutSession, GatewayError, GatewayMode, LineItem,
     ListedEvent, RefundState, SessionSnapshot, StripeGateway, SubscriptionSnapshot,
 };
+use crate::stripe::status::CheckoutMode;
 
 impl Simulator {
     fn up(&self) -> Result<(), GatewayError> {
@@ -105,13 +106,12 @@ impl StripeGateway for Simulator {
             user: Some(s.user),
             customer: Some(s.customer.clone()),
             mode: if s.product.kind() == ProductKind::Subscription {
-                "subscription"
+                CheckoutMode::Subscription
             } else {
-                "payment"
-            }
-            .to_owned(),
-            payment_status: s.payment_status.as_str().to_owned(),
-            status: s.status.as_str().to_owned(),
+                CheckoutMode::Payment
+            },
+            payment_status: s.payment_status,
+            status: Some(s.status),
             payment_intent: s.payment_intent.clone(),
             amount_total: Money::new(s.amount_total, currency).ok(),
         })
@@ -195,7 +195,7 @@ impl StripeGateway for Simulator {
             id: s.id.clone(),
             customer: s.customer.clone(),
             user: s.user,
-            status: s.status.as_str().to_owned(),
+            status: s.status,
             price: Some(s.price.clone()),
             current_period_end: Some(s.period_end),
             cancel_at_period_end: s.cancel_at_period_end,

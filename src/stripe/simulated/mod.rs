@@ -34,6 +34,7 @@ pub use objects::{DisputeStatus, PayMethod};
 
 use super::gateway::{ListedEvent, RefundStatus};
 use super::signature;
+use super::status::SubscriptionStatus;
 use crate::clock::{Clock, SystemClock};
 use crate::domain::{Currency, Money, ProductId, Timestamp};
 use objects::State;
@@ -177,7 +178,7 @@ pub struct PortalView {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubscriptionView {
     pub id: String,
-    pub status: String,
+    pub status: SubscriptionStatus,
     pub quantity: i64,
     pub amount: Money,
     pub period_end: Timestamp,
@@ -307,7 +308,7 @@ impl Simulator {
             .filter(|s| s.customer == portal.customer)
             .map(|s| SubscriptionView {
                 id: s.id.clone(),
-                status: s.status.as_str().to_owned(),
+                status: s.status,
                 quantity: s.quantity,
                 amount: s.unit,
                 period_end: Timestamp::from_millis(s.period_end * 1000),

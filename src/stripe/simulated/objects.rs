@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 use url::Url;
 
 use crate::domain::{Money, ProductId, UserId};
-use crate::stripe::gateway::{ListedEvent, RefundStatus};
+use crate::stripe::gateway::ListedEvent;
+pub(super) use crate::stripe::status::{
+    PaymentStatus, RefundStatus, SessionStatus, SubscriptionStatus,
+};
 
 /// How the simulated customer pays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,40 +21,6 @@ pub enum PayMethod {
     DelayedFailure,
     /// A card, with a promotion code worth 100% of the first payment: nothing is charged.
     FreeCoupon,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum SessionStatus {
-    Open,
-    Complete,
-    Expired,
-}
-
-impl SessionStatus {
-    pub(super) fn as_str(self) -> &'static str {
-        match self {
-            SessionStatus::Open => "open",
-            SessionStatus::Complete => "complete",
-            SessionStatus::Expired => "expired",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum PaymentStatus {
-    Paid,
-    Unpaid,
-    NoPaymentRequired,
-}
-
-impl PaymentStatus {
-    pub(super) fn as_str(self) -> &'static str {
-        match self {
-            PaymentStatus::Paid => "paid",
-            PaymentStatus::Unpaid => "unpaid",
-            PaymentStatus::NoPaymentRequired => "no_payment_required",
-        }
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -97,24 +66,6 @@ pub(super) struct Refund {
     pub amount: i64,
     pub status: RefundStatus,
     pub created: i64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum SubscriptionStatus {
-    /// Created by Checkout, its first payment not yet made.
-    Incomplete,
-    Active,
-    Canceled,
-}
-
-impl SubscriptionStatus {
-    pub(super) fn as_str(self) -> &'static str {
-        match self {
-            SubscriptionStatus::Incomplete => "incomplete",
-            SubscriptionStatus::Active => "active",
-            SubscriptionStatus::Canceled => "canceled",
-        }
-    }
 }
 
 /// A line added to the next invoice: what a mid-period change costs or credits.
