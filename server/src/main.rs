@@ -64,7 +64,6 @@ async fn stripe_command(
     use billing::fulfilment::Fulfilment;
     use billing::stripe::StripeGateway;
     use billing::stripe::live::LiveGateway;
-    use billing::stripe::simulated::Simulator;
 
     let catalog = Arc::new(
         Catalog::from_prices(&config.stripe.prices)
@@ -78,24 +77,27 @@ async fn stripe_command(
                 return ExitCode::FAILURE;
             }
         },
-        None => (
-            Arc::new(Simulator::new(
-                config.site.url.clone(),
-                match billing::local_secret::webhook_secret(&config) {
-                    Ok(secret) => secret,
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        return ExitCode::FAILURE;
-                    }
+        #[cfg(feature = "simulator")]
+        None => {
+            let secret = match billing::local_secret::webhook_secret(&config) {
+                Ok(secret) => secret,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
                 }
-                .expose(),
-                catalog
-                    .price_ids()
-                    .map(|(p, id)| (p, id.to_owned()))
-                    .collect::<Vec<_>>(),
-            )),
-            false,
-        ),
+            };
+            let prices = catalog.price_ids().map(|(p, id)| (p, id.to_owned()));
+            let simulator = billing::stripe::simulated::Simulator::new(
+                config.site.url.clone(),
+                secret.expose(),
+                prices.collect::<Vec<_>>(),
+            );
+            (Arc::new(simulator), false)
+        }
+        #[cfg(not(feature = "simulator"))]
+        None => {
+            unreachable!("the settings require STRIPE_SECRET_KEY in a build without the simulator")
+        }
     };
     let store: Arc<dyn billing::store::Store> = Arc::new(store);
     let fulfilment = Fulfilment::new(store.clone(), gateway.clone(), catalog);

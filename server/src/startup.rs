@@ -17,12 +17,10 @@ use billing::local_secret::ServerSecrets;
 use billing::rate_limit::{DatabaseLimiter, MemoryLimiter, Quota, RateLimiter};
 use billing::store::{self, Store, StoreError};
 use billing::stripe::live::LiveGateway;
-use billing::stripe::simulated::Simulator;
 use billing::stripe::{GatewayError, StripeGateway};
 use leptos::prelude::*;
 use leptos_axum::{AxumRouteListing, LeptosRoutes, generate_route_list};
 use tokio::net::TcpListener;
-use url::Url;
 
 use crate::accounts::AccountError;
 use crate::csrf::{self, SiteOrigin};
@@ -30,7 +28,6 @@ use crate::demo;
 use crate::error;
 use crate::observability;
 use crate::request_body;
-use crate::routes::simulator::SimulatorPages;
 use crate::routes::{consume, health, tokens, webhook};
 use crate::security_headers;
 use crate::session::Sessions;
@@ -60,6 +57,8 @@ pub enum StartupError {
     Secrets(std::io::Error),
     #[error("cannot set up Stripe: {0}")]
     Stripe(#[from] GatewayError),
+    #[error("no STRIPE_SECRET_KEY, and this build has no simulated Stripe")]
+    NoStripe,
 }
 
 pub struct Application {
@@ -121,24 +120,7 @@ impl Application {
         };
         let mut catalog = Catalog::from_prices(&config.stripe.prices)
             .with_trial_allowance(config.stripe.trial_allowance);
-        let (gateway, simulator): (Arc<dyn StripeGateway>, _) = match &config.stripe.keys {
-            Some(keys) => (
-                Arc::new(LiveGateway::new(&keys.secret_key, keys.api_base.as_ref())?),
-                None,
-            ),
-            None => {
-                tracing::warn!("no STRIPE_SECRET_KEY: payments are simulated");
-                let sim = Arc::new(Simulator::new(
-                    config.site.url.clone(),
-                    secrets.webhook.expose(),
-                    catalog
-                        .price_ids()
-                        .map(|(product, id)| (product, id.to_owned()))
-                        .collect::<Vec<_>>(),
-                ));
-                (sim.clone() as Arc<dyn StripeGateway>, Some(sim))
-            }
-        };
+        let (gateway, stripe_pages) = stripe(&config, &catalog, &secrets, listener.local_addr()?)?;
         show_prices(&mut catalog, &*gateway).await;
         let catalog = Arc::new(catalog);
         let state = AppState {
@@ -157,29 +139,13 @@ impl Application {
             webhook_secret: secrets.webhook,
             device_cookies: DeviceCookies::new(secrets.device_cookie_key),
         };
-        let simulator = simulator.map(|sim| {
-            let address = listener
-                .local_addr()
-                .expect("a bound listener has an address");
-            let webhook = Url::parse(&format!(
-                "http://{}:{}/api/webhooks/stripe",
-                if address.ip().is_unspecified() {
-                    "127.0.0.1".to_owned()
-                } else {
-                    address.ip().to_string()
-                },
-                address.port()
-            ))
-            .expect("a valid URL");
-            SimulatorPages::new(sim, webhook)
-        });
         sessions.spawn_cleanup();
         spawn_housekeeping(state.limits.clone());
         spawn_release_sweep(state.fulfilment.clone());
         let shutdown = Shutdown::new();
         Ok(Self {
             listener,
-            router: router(state.clone(), &sessions, simulator, shutdown.clone()),
+            router: router(state.clone(), &sessions, stripe_pages, shutdown.clone()),
             state,
             shutdown,
         })
@@ -209,6 +175,33 @@ impl Application {
             shutdown.begin();
         })
         .await
+    }
+}
+
+/// Stripe: the real one with keys; without them, the simulated one and its pages, in a build
+/// that has it (the settings refuse a build without it and without keys).
+fn stripe(
+    config: &Config,
+    catalog: &Catalog,
+    secrets: &ServerSecrets,
+    address: SocketAddr,
+) -> Result<(Arc<dyn StripeGateway>, Router<AppState>), StartupError> {
+    match &config.stripe.keys {
+        Some(keys) => Ok((
+            Arc::new(LiveGateway::new(&keys.secret_key, keys.api_base.as_ref())?),
+            Router::new(),
+        )),
+        #[cfg(feature = "simulator")]
+        None => {
+            let (simulator, pages) =
+                crate::routes::simulator::start(config, catalog, &secrets.webhook, address);
+            Ok((simulator, pages))
+        }
+        #[cfg(not(feature = "simulator"))]
+        None => {
+            let _ = (catalog, secrets, address);
+            Err(StartupError::NoStripe)
+        }
     }
 }
 
@@ -302,13 +295,12 @@ fn app_routes() -> Vec<AxumRouteListing> {
 fn router(
     state: AppState,
     sessions: &Sessions,
-    simulator: Option<SimulatorPages>,
+    stripe_pages: Router<AppState>,
     shutdown: Shutdown,
 ) -> Router {
     let routes = app_routes();
     let context = state.clone();
     let site = SiteOrigin(state.config.site.url.clone());
-    let simulator = simulator.map_or_else(Router::new, SimulatorPages::router);
     // Server functions (and pages) get their bodies read whole first: see `request_body`.
     let pages_and_server_functions = Router::new()
         .leptos_routes_with_context(&state, routes, move || provide_context(context.clone()), {
@@ -325,7 +317,7 @@ fn router(
         .merge(consume::router())
         .merge(webhook::router())
         .merge(tokens::router())
-        .merge(simulator)
+        .merge(stripe_pages)
         .merge(pages_and_server_functions)
         .fallback(leptos_axum::file_and_error_handler_with_context::<
             AppState,

@@ -41,8 +41,11 @@ pub struct StripeSettings {
     pub trial_allowance: Option<Tokens>,
 }
 
+/// Whether this build has the simulated Stripe (the `simulator` feature; tests always do).
+const SIMULATOR_BUILT: bool = cfg!(any(test, feature = "simulator"));
+
 pub(super) fn from_env(vars: &Vars, env: AppEnv) -> Result<StripeSettings, ConfigError> {
-    let keys = keys(vars, env)?;
+    let keys = keys(vars, env, SIMULATOR_BUILT)?;
     let webhook_secret = match &keys {
         Some(keys) => Some(keys.webhook_secret.clone()),
         None => vars.var("STRIPE_WEBHOOK_SECRET").map(Secret::new),
@@ -55,12 +58,19 @@ pub(super) fn from_env(vars: &Vars, env: AppEnv) -> Result<StripeSettings, Confi
     })
 }
 
-fn keys(vars: &Vars, env: AppEnv) -> Result<Option<StripeKeys>, ConfigError> {
+fn keys(vars: &Vars, env: AppEnv, simulator: bool) -> Result<Option<StripeKeys>, ConfigError> {
     let Some(key) = vars.var("STRIPE_SECRET_KEY") else {
         if env.is_production() {
             return Err(ConfigError::new(
                 "STRIPE_SECRET_KEY",
                 "required in production: simulated payments are for development only",
+            ));
+        }
+        if !simulator {
+            return Err(ConfigError::new(
+                "STRIPE_SECRET_KEY",
+                "required: this server was built without the simulated Stripe \
+                 (the `simulator` feature), so payments need real Stripe keys",
             ));
         }
         return Ok(None);
@@ -133,5 +143,26 @@ fn trial_allowance(vars: &Vars) -> Result<Option<Tokens>, ConfigError> {
             "TRIAL_TOKENS",
             format!("expected a whole number of tokens, 0 to {}", Tokens::MAX),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_build_without_the_simulator_needs_stripe_keys() {
+        let none = |_: &str| None;
+        let err = keys(&Vars(&none), AppEnv::Development, false).unwrap_err();
+        assert_eq!(err.var, "STRIPE_SECRET_KEY");
+        assert!(
+            err.problem.contains("without the simulated Stripe"),
+            "{err}"
+        );
+        assert!(
+            keys(&Vars(&none), AppEnv::Development, true)
+                .unwrap()
+                .is_none()
+        );
     }
 }

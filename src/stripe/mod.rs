@@ -12,6 +12,7 @@ pub mod gateway;
 pub mod id;
 pub mod live;
 pub mod signature;
+#[cfg(any(test, feature = "simulator"))]
 pub mod simulated;
 pub mod status;
 

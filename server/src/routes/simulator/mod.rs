@@ -2,8 +2,12 @@
 //! pays or cancels, and the Customer Portal, where they manage their subscription. For
 //! testing the rest of billing, the portal also plays the part of Stripe's dashboard:
 //! refunds, disputes and renewals. Each action delivers the events it causes, signed, to the
-//! app's own webhook endpoint over HTTP, exactly as Stripe would.
+//! app's own webhook endpoint over HTTP, exactly as Stripe would. The pages themselves are
+//! Leptos views (`pages`); this module routes the forms to the simulator's actions.
 
+mod pages;
+
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +16,9 @@ use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use billing::domain::{Money, ProductKind};
+use billing::catalog::Catalog;
+use billing::config::{Config, Secret};
+use billing::domain::Money;
 use billing::stripe::ListedEvent;
 use billing::stripe::simulated::{Emitted, PATH_PREFIX, PayMethod, SimError, Simulator};
 use serde::Deserialize;
@@ -23,6 +29,37 @@ const DELIVERY_ATTEMPTS: u32 = 5;
 
 /// How long an asynchronous payment takes to settle.
 const ASYNC_PAYMENT_DELAY: Duration = Duration::from_secs(3);
+
+/// The simulated Stripe of a server without Stripe keys, and its pages. `address` is where the
+/// server listens: the simulator delivers its events there.
+pub fn start<S>(
+    config: &Config,
+    catalog: &Catalog,
+    webhook_secret: &Secret,
+    address: SocketAddr,
+) -> (Arc<Simulator>, Router<S>) {
+    tracing::warn!("no STRIPE_SECRET_KEY: payments are simulated");
+    let simulator = Arc::new(Simulator::new(
+        config.site.url.clone(),
+        webhook_secret.expose(),
+        catalog
+            .price_ids()
+            .map(|(product, id)| (product, id.to_owned()))
+            .collect::<Vec<_>>(),
+    ));
+    let host = if address.ip().is_unspecified() {
+        "127.0.0.1".to_owned()
+    } else {
+        address.ip().to_string()
+    };
+    let webhook = Url::parse(&format!(
+        "http://{host}:{}/api/webhooks/stripe",
+        address.port()
+    ))
+    .expect("a valid URL");
+    let pages = SimulatorPages::new(simulator.clone(), webhook);
+    (simulator, pages.router())
+}
 
 #[derive(Clone)]
 pub struct SimulatorPages {
@@ -120,18 +157,7 @@ impl SimulatorPages {
 }
 
 /// The pages' look, served as a file: their policy allows no inline style or script.
-const STYLE: &str = "\
-body { font-family: system-ui, sans-serif; margin: 0; background: #f6f9fc; color: #1a1f36; }
-.banner { background: #fff4d6; color: #6b4a00; padding: .75rem 1rem; text-align: center; font-weight: 600; }
-main { max-width: 34rem; margin: 2rem auto; padding: 0 1rem; }
-.card { background: #fff; border: 1px solid #e3e8ee; border-radius: 10px; padding: 1.25rem; margin-bottom: 1rem; }
-.amount { font-size: 2rem; font-weight: 700; margin: .25rem 0 1rem; }
-form { margin: .5rem 0; } form.inline { display: inline-block; margin: .25rem .25rem .25rem 0; }
-button { font: inherit; font-weight: 600; padding: .6rem 1rem; border-radius: 8px; border: 1px solid #635bff; background: #635bff; color: #fff; cursor: pointer; }
-button.secondary { background: #fff; color: #635bff; }
-input { font: inherit; padding: .5rem; width: 7rem; }
-.muted { color: #697386; }
-";
+const STYLE: &str = include_str!("style.css");
 
 /// The policy of these pages: this site's stylesheet, forms posted to this site, no scripts.
 const POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
@@ -141,34 +167,9 @@ async fn style() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE)
 }
 
-fn page(title: &str, body: &str) -> impl IntoResponse + use<> {
-    let html = Html(format!(
-        r#"<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} · Simulated Stripe</title>
-<link rel="stylesheet" href="{PATH_PREFIX}/style.css">
-</head>
-<body>
-<p class="banner" role="status">Simulated Stripe: payments here are not real and no card is charged.</p>
-<main>
-{body}
-</main>
-</body>
-</html>"#
-    ));
-    ([(header::CONTENT_SECURITY_POLICY, POLICY)], html)
-}
-
-/// Escapes text for HTML.
-fn esc(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
+/// A page under its own policy.
+fn page(html: String) -> impl IntoResponse + use<> {
+    ([(header::CONTENT_SECURITY_POLICY, POLICY)], Html(html))
 }
 
 fn refused(error: SimError) -> Response {
@@ -178,13 +179,7 @@ fn refused(error: SimError) -> Response {
     };
     (
         status,
-        page(
-            "Not possible",
-            &format!(
-                r#"<div class="card"><h1>Not possible</h1><p>{}.</p></div>"#,
-                esc(&error.to_string())
-            ),
-        ),
+        page(pages::render("Not possible", || pages::refusal(&error))),
     )
         .into_response()
 }
@@ -196,48 +191,7 @@ async fn checkout_page(State(pages): State<SimulatorPages>, Path(id): Path<Strin
     if !view.open {
         return refused(SimError::Refused("this checkout session is no longer open"));
     }
-    let base = format!("{PATH_PREFIX}/checkout/{}", esc(&view.id));
-    let what = match view.product.kind() {
-        ProductKind::Pack => format!(
-            "{} · {} tokens",
-            view.product.label(),
-            grouped(view.product.tokens().get())
-        ),
-        ProductKind::Subscription => format!(
-            "{} · {} tokens every month",
-            view.product.label(),
-            grouped(view.product.tokens().get())
-        ),
-    };
-    let per = if view.product.kind() == ProductKind::Subscription {
-        " / month"
-    } else {
-        ""
-    };
-    let delayed = if view.product.kind() == ProductKind::Pack {
-        format!(
-            r#"<form method="post" action="{base}/pay"><input type="hidden" name="method" value="delayed_success"><button class="secondary" type="submit">Pay by bank debit (clears in a few seconds)</button></form>
-<form method="post" action="{base}/pay"><input type="hidden" name="method" value="delayed_failure"><button class="secondary" type="submit">Pay by bank debit that fails</button></form>"#
-        )
-    } else {
-        String::new()
-    };
-    page(
-        "Checkout",
-        &format!(
-            r#"<div class="card">
-<h1>Pay PromptBloom</h1>
-<p>{what}</p>
-<p class="amount">{amount}{per}</p>
-<form method="post" action="{base}/pay"><input type="hidden" name="method" value="card"><button type="submit">Pay {amount}</button></form>
-{delayed}
-<form method="post" action="{base}/cancel"><button class="secondary" type="submit">Cancel and return</button></form>
-</div>"#,
-            what = esc(&what),
-            amount = esc(&view.amount.to_string()),
-        ),
-    )
-    .into_response()
+    page(pages::render("Checkout", || pages::checkout(&view))).into_response()
 }
 
 #[derive(Deserialize)]
@@ -278,91 +232,10 @@ async fn portal_page(State(pages): State<SimulatorPages>, Path(id): Path<String>
     let Some(view) = pages.sim.portal_view(&id) else {
         return refused(SimError::NotFound);
     };
-    let base = format!("{PATH_PREFIX}/portal/{}", esc(&id));
-    let mut html = String::from("<h1>Manage billing</h1>");
-    html.push_str(r#"<section class="card"><h2>Subscription</h2>"#);
-    if view.subscriptions.is_empty() {
-        html.push_str(r#"<p class="muted">No subscription.</p>"#);
-    }
-    for sub in &view.subscriptions {
-        let action = |name: &str, label: &str, class: &str| {
-            format!(
-                r#"<form class="inline" method="post" action="{base}/subscriptions/{}/{name}"><button class="{class}" type="submit">{label}</button></form>"#,
-                esc(&sub.id)
-            )
-        };
-        let state = match (sub.status.as_str(), sub.cancel_at_period_end) {
-            ("active", true) => format!("Cancels on {}", sub.period_end.date()),
-            ("active", false) => format!("Renews on {}", sub.period_end.date()),
-            (other, _) => other.to_owned(),
-        };
-        html.push_str(&format!(
-            r#"<p>Starter monthly · {} / month · <strong data-testid="sim-subscription-state">{}</strong></p>"#,
-            esc(&sub.amount.to_string()),
-            esc(&state)
-        ));
-        if sub.status == "active" {
-            html.push_str(&if sub.cancel_at_period_end {
-                action("resume", "Don't cancel", "")
-            } else {
-                action("cancel", "Cancel plan", "")
-            });
-            html.push_str(&action("renew", "Renew now (next month)", "secondary"));
-            html.push_str(&action("end", "End now", "secondary"));
-        }
-    }
-    html.push_str(&format!(
-        r#"<form method="post" action="{base}/dashboard-subscription"><button class="secondary" type="submit">Add a subscription, as Stripe's Dashboard would</button></form>"#
-    ));
-    html.push_str("</section>");
-    html.push_str(r#"<section class="card"><h2>Payments</h2><p class="muted">Refunds and disputes are made by Stripe's dashboard and banks; the simulator offers them here.</p>"#);
-    for payment in &view.payments {
-        let action = |name: &str, label: &str, extra: &str| {
-            format!(
-                r#"<form class="inline" method="post" action="{base}/payments/{}/{name}">{extra}<button class="secondary" type="submit">{label}</button></form>"#,
-                esc(&payment.charge)
-            )
-        };
-        html.push_str(&format!(
-            r#"<div class="payment"><p><strong>{}</strong> · {} · refunded {}</p>"#,
-            esc(&payment.description),
-            esc(&payment.amount.to_string()),
-            esc(&payment.refunded.to_string())
-        ));
-        if payment.refunded.minor() < payment.amount.minor() {
-            html.push_str(&action(
-                "refund",
-                "Refund",
-                r#"<label>Amount <input name="amount" inputmode="decimal" placeholder="10.00" required></label> "#,
-            ));
-            html.push_str(&action("refund-all", "Refund in full", ""));
-        }
-        match &payment.dispute {
-            None => html.push_str(&action("dispute", "Dispute", "")),
-            Some((dispute, status)) if status.is_open() => {
-                let close = |won: bool, label: &str| {
-                    format!(
-                        r#"<form class="inline" method="post" action="{base}/payments/{}/close-dispute"><input type="hidden" name="dispute" value="{}"><input type="hidden" name="won" value="{won}"><button class="secondary" type="submit">{label}</button></form>"#,
-                        esc(&payment.charge),
-                        esc(dispute)
-                    )
-                };
-                html.push_str("<p>Disputed.</p>");
-                html.push_str(&close(true, "Dispute won"));
-                html.push_str(&close(false, "Dispute lost"));
-            }
-            Some((_, status)) => {
-                html.push_str(&format!("<p>Dispute {}.</p>", esc(status.as_str())));
-            }
-        }
-        html.push_str("</div>");
-    }
-    html.push_str("</section>");
-    html.push_str(&format!(
-        r#"<p><a href="{}">Return to PromptBloom</a></p>"#,
-        esc(view.return_url.as_str())
-    ));
-    page("Customer portal", &html).into_response()
+    page(pages::render("Customer portal", || {
+        pages::portal(&id, &view)
+    }))
+    .into_response()
 }
 
 async fn subscription_action(
@@ -469,10 +342,6 @@ fn parse_amount(raw: &str, like: Money) -> Option<i64> {
     (minor > 0).then_some(minor)
 }
 
-fn grouped(n: i64) -> String {
-    billing::domain::Balance::new(n).map_or_else(|_| n.to_string(), |b| b.grouped())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -490,13 +359,5 @@ mod tests {
         let yen = Money::new(500, Currency::parse("jpy").unwrap()).unwrap();
         assert_eq!(parse_amount("500", yen), Some(500));
         assert_eq!(parse_amount("5.5", yen), None);
-    }
-
-    #[test]
-    fn html_is_escaped() {
-        assert_eq!(
-            esc("<script>\"x\"&'y'"),
-            "&lt;script&gt;&quot;x&quot;&amp;&#39;y&#39;"
-        );
     }
 }
