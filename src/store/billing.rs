@@ -165,7 +165,10 @@ pub enum Applied {
 
 /// Stripe's statuses of a subscription that is not over (see [`SubscriptionStatus::is_live`]).
 pub fn live_subscription_statuses() -> impl Iterator<Item = SubscriptionStatus> {
-    SubscriptionStatus::ALL.iter().copied().filter(|s| s.is_live())
+    SubscriptionStatus::ALL
+        .iter()
+        .copied()
+        .filter(|s| s.is_live())
 }
 
 impl SubscriptionRecord {

@@ -14,8 +14,8 @@ mod tests;
 use async_trait::async_trait;
 
 pub use billing::{
-    Applied, Awaiting, Change, DisputeNews, InboxEvent, live_subscription_statuses, Recorded,
-    ReversalReasons, ReversalSync, StoredEvent, SubscriptionRecord, Unfinished,
+    Applied, Awaiting, Change, DisputeNews, InboxEvent, Recorded, ReversalReasons, ReversalSync,
+    StoredEvent, SubscriptionRecord, Unfinished, live_subscription_statuses,
 };
 pub use database::{Backend, connect};
 pub use sql::SqlStore;

@@ -11,9 +11,8 @@ use crate::domain::{LedgerEntry, Timestamp, UserId};
 use crate::ledger::Posted;
 use crate::store::StoreError;
 use crate::store::billing::{
+    Applied, Awaiting, Change, InboxEvent, Recorded, StoredEvent, SubscriptionRecord, Unfinished,
     live_subscription_statuses,
-    Applied, Awaiting, Change, InboxEvent, Recorded, StoredEvent,
-    SubscriptionRecord, Unfinished,
 };
 use crate::stripe::status::SubscriptionStatus;
 

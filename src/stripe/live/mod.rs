@@ -2,11 +2,10 @@
 //! stripe-mock server) can stand in for Stripe. Every method parses the ids it sends
 //! ([`StripeId`]) before anything else: no id from outside can become a path or a query.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use stripe::{Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeRequest};
+use stripe::{Client, ClientBuilder, StripeRequest};
 use stripe_billing::billing_portal_session::CreateBillingPortalSession;
 use stripe_billing::invoice_payment::{
     ListInvoicePayment, ListInvoicePaymentPayment, ListInvoicePaymentPaymentType,
@@ -15,7 +14,6 @@ use stripe_checkout::checkout_session::{
     CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionPaymentIntentData,
     CreateCheckoutSessionSubscriptionData, ListLineItemsCheckoutSession, RetrieveCheckoutSession,
 };
-use stripe_client_core::{RequestBuilder, StripeMethod};
 use stripe_core::customer::CreateCustomer;
 use stripe_shared::CheckoutSessionMode;
 use url::Url;
@@ -27,9 +25,13 @@ use super::gateway::{
 use super::id::{StripeId, StripeObject};
 use super::status::{CheckoutMode, PaymentStatus, SessionStatus, SubscriptionStatus};
 use crate::config::Secret;
-use crate::domain::{Currency, Email, Money, ProductKind, Timestamp, UserId};
+use crate::domain::{Email, Money, ProductKind, Timestamp, UserId};
 
 /// Each Stripe call gets this long before it counts as failed.
+mod requests;
+
+use requests::{classify, idempotent, money, named, user_metadata};
+
 const TIMEOUT: Duration = Duration::from_secs(20);
 
 pub struct LiveGateway {
@@ -53,120 +55,6 @@ impl LiveGateway {
             .build()
             .map_err(|e| GatewayError::Unavailable(e.to_string()))?;
         Ok(Self { client })
-    }
-}
-
-fn idempotent(key: &str) -> Result<RequestStrategy, GatewayError> {
-    IdempotencyKey::new(key)
-        .map(RequestStrategy::Idempotent)
-        .map_err(|e| GatewayError::Refused(format!("idempotency key: {e}")))
-}
-
-/// Stripe's own refusals (4xx) are final; anything else may pass on a retry.
-fn classify(error: stripe::StripeError) -> GatewayError {
-    match &error {
-        stripe::StripeError::Stripe(api, status)
-            if (400..500).contains(status) && *status != 429 =>
-        {
-            GatewayError::Refused(api.message.clone().unwrap_or_else(|| error.to_string()))
-        }
-        _ => GatewayError::Unavailable(error.to_string()),
-    }
-}
-
-fn user_metadata(user: UserId) -> HashMap<String, String> {
-    HashMap::from([("user_id".to_owned(), user.to_string())])
-}
-
-/// A status Stripe named, read as ours; one this build does not know is Stripe's answer
-/// misunderstood, so the call fails (and is retried) rather than guessing.
-fn named<T>(parse: fn(&str) -> Option<T>, raw: &str, what: &str) -> Result<T, GatewayError> {
-    parse(raw).ok_or_else(|| GatewayError::Unavailable(format!("unknown {what} `{raw}`")))
-}
-
-fn money(amount: Option<i64>, currency: Option<String>) -> Option<Money> {
-    let currency = Currency::parse(&currency?).ok()?;
-    Money::new(amount?, currency).ok()
-}
-
-/// A `GET` whose answer is kept as raw JSON: the events the inbox keeps exactly as Stripe
-/// sends them, and objects only a field or two of which are read.
-struct RawGet {
-    path: String,
-    query: Vec<(&'static str, String)>,
-}
-
-impl StripeRequest for RawGet {
-    type Output = miniserde::json::Value;
-
-    fn build(&self) -> RequestBuilder {
-        let mut request = RequestBuilder::new(StripeMethod::Get, self.path.as_str());
-        if !self.query.is_empty() {
-            request.query = Some(query_string(&self.query));
-        }
-        request
-    }
-}
-
-/// `created[gte]=1796106296&limit=100`, as Stripe reads parameters: each name as it stands
-/// (brackets and all), each value percent-encoded.
-fn query_string(pairs: &[(&'static str, String)]) -> String {
-    pairs
-        .iter()
-        .map(|(name, value)| {
-            let value: String = url::form_urlencoded::byte_serialize(value.as_bytes()).collect();
-            format!("{name}={value}")
-        })
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-impl LiveGateway {
-    /// Every object of a list, page by page as Stripe pages it (newest first, 100 a page,
-    /// `starting_after` the last one); `progress` hears how many so far. A page that does
-    /// not move on is an error: asked for again it would be asked for forever.
-    async fn list_all(
-        &self,
-        path: &str,
-        filters: Vec<(&'static str, String)>,
-        progress: &(dyn Fn(usize) + Send + Sync),
-    ) -> Result<Vec<serde_json::Value>, GatewayError> {
-        let mut all: Vec<serde_json::Value> = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let mut query = filters.clone();
-            query.push(("limit", "100".to_owned()));
-            if let Some(after) = &after {
-                query.push(("starting_after", after.clone()));
-            }
-            let page = self.get_json(path.to_owned(), query).await?;
-            all.extend(page["data"].as_array().cloned().unwrap_or_default());
-            progress(all.len());
-            let last = all.last().and_then(|o| o["id"].as_str()).map(str::to_owned);
-            match (page["has_more"].as_bool().unwrap_or(false), last) {
-                (true, Some(last)) if after.as_ref() != Some(&last) => after = Some(last),
-                (true, _) => {
-                    return Err(GatewayError::Unavailable(format!(
-                        "Stripe's list at {path} did not move past its last page"
-                    )));
-                }
-                _ => return Ok(all),
-            }
-        }
-    }
-
-    async fn get_json(
-        &self,
-        path: String,
-        query: Vec<(&'static str, String)>,
-    ) -> Result<serde_json::Value, GatewayError> {
-        let value = RawGet { path, query }
-            .customize()
-            .send(&self.client)
-            .await
-            .map_err(classify)?;
-        serde_json::from_str(&miniserde::json::to_string(&value))
-            .map_err(|e| GatewayError::Unavailable(e.to_string()))
     }
 }
 
