@@ -8,8 +8,16 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::domain::{Currency, Money, UserId};
+mod disputes;
+mod fields;
+mod invoices;
+
+pub use disputes::DisputeStatus;
+pub use invoices::{BillingReason, InvoiceLine, InvoicePaid, invoice, invoice_line};
+
+use crate::domain::{Money, UserId};
 use crate::stripe::status::SubscriptionStatus;
+use fields::{int_at, money, str_at, user_in_metadata, user_of};
 
 /// The envelope every event shares.
 #[derive(Debug, Clone, Deserialize)]
@@ -88,67 +96,6 @@ pub struct CheckoutPaid {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InvoicePaid {
-    pub invoice: String,
-    pub customer: Option<String>,
-    pub subscription: Option<String>,
-    /// From the subscription's metadata, which our Checkout sessions set.
-    pub user: Option<UserId>,
-    /// `None` for an invoice that gives none.
-    pub billing_reason: Option<BillingReason>,
-    /// The lines the payload carries: Stripe sends only the first page of a long invoice.
-    pub lines: Vec<InvoiceLine>,
-    /// False when the invoice has more lines than the payload carries (`lines.has_more`).
-    pub lines_complete: bool,
-    /// The money actually paid: zero for a trial, a 100% coupon, or an invoice the customer's
-    /// credit balance paid.
-    pub amount_paid: Option<Money>,
-}
-
-/// Why Stripe made an invoice.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BillingReason {
-    /// A subscription's first period.
-    SubscriptionCreate,
-    /// A renewal.
-    SubscriptionCycle,
-    /// A change mid-period (prorations).
-    SubscriptionUpdate,
-    /// A one-off invoice.
-    Manual,
-    /// Anything else Stripe names (`subscription_threshold`, `upcoming`...).
-    Other(String),
-}
-
-impl BillingReason {
-    pub fn parse(raw: &str) -> Self {
-        match raw {
-            "subscription_create" => Self::SubscriptionCreate,
-            "subscription_cycle" => Self::SubscriptionCycle,
-            "subscription_update" => Self::SubscriptionUpdate,
-            "manual" => Self::Manual,
-            other => Self::Other(other.to_owned()),
-        }
-    }
-
-    /// Whether the invoice starts or renews a period, the only kind that brings tokens.
-    pub fn starts_a_period(&self) -> bool {
-        matches!(self, Self::SubscriptionCreate | Self::SubscriptionCycle)
-    }
-}
-
-/// One line of an invoice, wherever the API version puts its fields.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InvoiceLine {
-    pub price: String,
-    pub quantity: i64,
-    /// Minor units; negative for time given back.
-    pub amount: i64,
-    /// A proration of a change mid-period, not the period itself.
-    pub proration: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundsChanged {
     pub charge: String,
     pub payment_intent: Option<String>,
@@ -162,70 +109,6 @@ pub struct DisputeEvent {
     /// Minor units disputed.
     pub amount: i64,
     pub status: DisputeStatus,
-}
-
-/// Where a dispute stands. An inquiry takes no money; a chargeback takes it until it is won.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DisputeStatus {
-    /// `warning_needs_response`, `warning_under_review`.
-    Inquiry,
-    /// `warning_closed`: the inquiry ended without a chargeback.
-    InquiryClosed,
-    /// `needs_response`, `under_review`: the money is withdrawn.
-    Chargeback,
-    Won,
-    Lost,
-    /// A status this build does not know (kept as Stripe wrote it); it moves no tokens.
-    Other(String),
-}
-
-impl DisputeStatus {
-    pub fn parse(raw: &str) -> Self {
-        match raw {
-            "warning_needs_response" | "warning_under_review" => Self::Inquiry,
-            "warning_closed" => Self::InquiryClosed,
-            "needs_response" | "under_review" => Self::Chargeback,
-            "won" => Self::Won,
-            "lost" => Self::Lost,
-            other => Self::Other(other.to_owned()),
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        match self {
-            Self::Inquiry => "warning_needs_response",
-            Self::InquiryClosed => "warning_closed",
-            Self::Chargeback => "needs_response",
-            Self::Won => "won",
-            Self::Lost => "lost",
-            Self::Other(raw) => raw,
-        }
-    }
-
-    /// Whether the customer's bank holds the money: the disputed tokens are taken.
-    pub fn takes(&self) -> bool {
-        matches!(self, Self::Chargeback | Self::Lost)
-    }
-
-    /// A dispute that ended stays ended, whatever older events arrive after.
-    pub fn is_final(&self) -> bool {
-        matches!(self, Self::InquiryClosed | Self::Won | Self::Lost)
-    }
-
-    /// What the store keeps when it knew `self` and hears `news`: an end never reopens, and
-    /// a chargeback never goes back to being an inquiry.
-    pub fn merged(self, news: DisputeStatus) -> DisputeStatus {
-        let rank = |s: &DisputeStatus| match s {
-            s if s.is_final() => 2,
-            DisputeStatus::Chargeback => 1,
-            _ => 0,
-        };
-        if rank(&news) > rank(&self) || (rank(&news) == rank(&self) && !self.is_final()) {
-            news
-        } else {
-            self
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -362,94 +245,10 @@ pub fn interpret(event: &Envelope) -> Result<Effect, EventError> {
     })
 }
 
-/// An invoice object, in the current shape or the one before 2025; `Err` names a field it
-/// lacks.
-pub fn invoice(object: &Value) -> Result<InvoicePaid, &'static str> {
-    let lines = object
-        .pointer("/lines/data")
-        .and_then(Value::as_array)
-        .map(|lines| lines.iter().filter_map(invoice_line).collect())
-        .unwrap_or_default();
-    // Since 2025 the subscription is under `parent`; before, at the top level.
-    let details = object.pointer("/parent/subscription_details");
-    let metadata = details
-        .and_then(|d| d.get("metadata"))
-        .or_else(|| object.pointer("/subscription_details/metadata"));
-    Ok(InvoicePaid {
-        invoice: str_at(object, &["id"]).ok_or("id")?,
-        customer: str_at(object, &["customer"]),
-        subscription: details
-            .and_then(|d| str_at(d, &["subscription"]))
-            .or_else(|| str_at(object, &["subscription"])),
-        user: metadata.and_then(user_in_metadata),
-        billing_reason: str_at(object, &["billing_reason"])
-            .as_deref()
-            .map(BillingReason::parse),
-        lines,
-        lines_complete: !object
-            .pointer("/lines/has_more")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-        amount_paid: money(object, "amount_paid"),
-    })
-}
-
-/// A line of an invoice in the current shape (`pricing.price_details.price`, the proration
-/// under `parent`) or the shape before 2025 (`price`, `plan`, `proration` on the line).
-pub fn invoice_line(line: &Value) -> Option<InvoiceLine> {
-    let price = str_at(line, &["pricing", "price_details", "price"])
-        .or_else(|| str_at(line, &["price"]))
-        .or_else(|| str_at(line, &["plan"]))?;
-    let parent = line.get("parent");
-    let proration = ["subscription_item_details", "invoice_item_details"]
-        .iter()
-        .find_map(|details| parent?.get(details)?.get("proration")?.as_bool())
-        .or_else(|| line.get("proration").and_then(Value::as_bool))
-        .unwrap_or(false);
-    Some(InvoiceLine {
-        price,
-        quantity: line.get("quantity").and_then(Value::as_i64).unwrap_or(1),
-        amount: int_at(line, "amount").unwrap_or(0),
-        proration,
-    })
-}
-
-/// A string at `path`; an expanded object counts by its `id`.
-fn str_at(value: &Value, path: &[&str]) -> Option<String> {
-    let mut at = value;
-    for key in path {
-        at = at.get(key)?;
-    }
-    match at {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Object(o) => o.get("id").and_then(Value::as_str).map(str::to_owned),
-        _ => None,
-    }
-}
-
-fn int_at(value: &Value, key: &str) -> Option<i64> {
-    value.get(key).and_then(Value::as_i64)
-}
-
-fn money(object: &Value, key: &str) -> Option<Money> {
-    let currency = Currency::parse(object.get("currency")?.as_str()?).ok()?;
-    Money::new(int_at(object, key)?, currency).ok()
-}
-
-/// Our user id: `client_reference_id` first, then `metadata.user_id`.
-fn user_of(object: &Value) -> Option<UserId> {
-    str_at(object, &["client_reference_id"])
-        .and_then(|id| id.parse().ok())
-        .or_else(|| object.get("metadata").and_then(user_in_metadata))
-}
-
-fn user_in_metadata(metadata: &Value) -> Option<UserId> {
-    metadata.get("user_id")?.as_str()?.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Currency;
 
     fn read(fixture: &str) -> Envelope {
         let path = format!(
