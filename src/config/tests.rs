@@ -7,6 +7,17 @@ use std::path::PathBuf;
 use super::*;
 use crate::domain::Tokens;
 
+/// Production with live Stripe, short of its device-cookie key and metrics token.
+const PRODUCTION: [(&str, &str); 7] = [
+    ("APP_ENV", "production"),
+    ("SITE_URL", "https://promptbloom.app"),
+    ("STRIPE_SECRET_KEY", "sk_live_123"),
+    ("STRIPE_WEBHOOK_SECRET", "whsec_abc"),
+    ("STRIPE_PRICE_TOKENS_SMALL", "price_s"),
+    ("STRIPE_PRICE_TOKENS_MEDIUM", "price_m"),
+    ("STRIPE_PRICE_TOKENS_LARGE", "price_l"),
+];
+
 fn load(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
     let vars: HashMap<String, String> = pairs
         .iter()
@@ -69,15 +80,7 @@ fn a_trial_allowance_is_offered_only_when_set() {
 
 #[test]
 fn production_needs_its_own_device_cookie_key_and_metrics_token() {
-    let production = [
-        ("APP_ENV", "production"),
-        ("SITE_URL", "https://promptbloom.app"),
-        ("STRIPE_SECRET_KEY", "sk_live_123"),
-        ("STRIPE_WEBHOOK_SECRET", "whsec_abc"),
-        ("STRIPE_PRICE_TOKENS_SMALL", "price_s"),
-        ("STRIPE_PRICE_TOKENS_MEDIUM", "price_m"),
-        ("STRIPE_PRICE_TOKENS_LARGE", "price_l"),
-    ];
+    let production = PRODUCTION;
     let key = ("DEVICE_COOKIE_KEY", "0123456789abcdef0123456789abcdef");
     let token = ("METRICS_TOKEN", "a-metrics-token-of-some-length");
     let err = load(&production).unwrap_err();
@@ -204,18 +207,11 @@ fn choices_keep_their_messages() {
     let config = load(&[("APP_ENV", "dev"), ("DEMO_ACCOUNTS", "0")]).unwrap();
     assert_eq!(config.env, AppEnv::Development);
     assert!(!config.server.demo_accounts);
-    let err = load(&[
-        ("APP_ENV", "production"),
-        ("SITE_URL", "https://promptbloom.app"),
-        ("STRIPE_SECRET_KEY", "sk_live_123"),
-        ("STRIPE_WEBHOOK_SECRET", "whsec_abc"),
-        ("STRIPE_PRICE_TOKENS_SMALL", "price_s"),
-        ("STRIPE_PRICE_TOKENS_MEDIUM", "price_m"),
-        ("STRIPE_PRICE_TOKENS_LARGE", "price_l"),
+    let demo = [
         ("DEVICE_COOKIE_KEY", "0123456789abcdef0123456789abcdef"),
         ("METRICS_TOKEN", "a-metrics-token-of-some-length"),
         ("DEMO_ACCOUNTS", "1"),
-    ])
-    .unwrap_err();
+    ];
+    let err = load(&[&PRODUCTION[..], &demo].concat()).unwrap_err();
     assert_eq!(err.var, "DEMO_ACCOUNTS");
 }
