@@ -17,6 +17,7 @@ use tempfile::TempDir;
 use tokio::sync::OnceCell;
 
 use super::requests::{Answer, ApiClient, Browser};
+use super::stripe_api::StripeApi;
 use super::wait::eventually;
 use super::webhooks::Webhooks;
 
@@ -141,6 +142,21 @@ impl TestApp {
         })
         .await
     }
+}
+
+/// The webhook secret of an app on live Stripe ([`spawn_app_on`]).
+pub const LIVE_WEBHOOK_SECRET: &str = "whsec_standin";
+
+/// Spawns the app on live Stripe, the stand-in `stripe`, with settings on top; the prices it
+/// reads as it starts are forgotten, so that a test sees only the requests it causes.
+pub async fn spawn_app_on(stripe: &StripeApi, vars: &[(&str, &str)]) -> TestApp {
+    let settings = stripe.settings();
+    let mut all: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    all.push(("STRIPE_WEBHOOK_SECRET", LIVE_WEBHOOK_SECRET));
+    all.extend_from_slice(vars);
+    let app = spawn_app_with(&all).await;
+    stripe.forget_requests();
+    app
 }
 
 pub async fn spawn_app() -> TestApp {
