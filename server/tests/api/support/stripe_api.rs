@@ -285,6 +285,11 @@ impl StripeApi {
         self.account.lock().unwrap().repeats_pages = true;
     }
 
+    /// Starts (`true`) or ends an outage: meanwhile every request answers 500 `api_error`.
+    pub fn set_down(&self, down: bool) {
+        self.account.lock().unwrap().down = down;
+    }
+
     pub fn requests(&self) -> Vec<Seen> {
         self.account.lock().unwrap().seen.clone()
     }
