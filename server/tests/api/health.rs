@@ -24,11 +24,7 @@ async fn readyz_checks_the_database_and_its_migrations() {
     );
 
     // A build that needs a migration the database lacks is not ready.
-    use sqlx::Connection;
-    let path = app.data_dir.path().join("billing.sqlite3");
-    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
+    let mut conn = app.sqlite().await;
     sqlx::query(
         "DELETE FROM _sqlx_migrations WHERE version = (SELECT MAX(version) FROM _sqlx_migrations)",
     )

@@ -134,6 +134,16 @@ impl TestApp {
         balance(&*self.store, user.id).await
     }
 
+    /// A connection of the test's own to the app's SQLite database, for what no route or
+    /// store method shows (a session's deadline, an inbox row as stored).
+    pub async fn sqlite(&self) -> sqlx::SqliteConnection {
+        use sqlx::Connection;
+        let path = self.data_dir.path().join("billing.sqlite3");
+        sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .expect("the app's database opens")
+    }
+
     /// Waits until `check` holds and no Stripe event is left unfinished (the simulated
     /// Stripe's webhooks arrive in the background).
     pub async fn settled(&self, what: &str, check: impl AsyncFn() -> bool) {
