@@ -321,7 +321,7 @@ fn router(
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(observability::metrics))
         .route("/api/tokens/consume", post(consume::consume))
-        .route("/api/webhooks/stripe", post(webhook::receive))
+        .route(webhook::PATH, post(webhook::receive))
         .route("/api/tokens/stream", get(tokens::stream))
         .route("/api/tokens/ledger.csv", get(tokens::export_csv))
         .merge(simulator)
@@ -348,6 +348,7 @@ fn router(
         .layer(tower_http::limit::RequestBodyLimitLayer::new(
             MAX_REQUEST_BYTES,
         ))
+        .layer(axum::middleware::from_fn(webhook::count_oversized))
         .with_state(state.clone());
     let router = security_headers::layer(router, &state.config.site_url);
     observability::request_ids(router)

@@ -9,6 +9,7 @@ use billing::domain::UserId;
 use billing::store::{LedgerQuery, Store};
 use billing::testing::{FakeUser, StripeEvent, empty_postgres_url};
 
+use crate::support::process::sqlite_store;
 use crate::support::{ServerProcess, Webhooks, eventually_within};
 
 /// The `n`th monthly invoice of `user`'s plan, paid.
@@ -22,16 +23,6 @@ fn invoice_paid(n: usize, user: UserId) -> StripeEvent {
 /// Delivers `event`; its status, or `None` when no answer came (the server is gone).
 async fn deliver(webhooks: &Webhooks, event: &StripeEvent) -> Option<u16> {
     webhooks.try_send(event).await.map(|answer| answer.status)
-}
-
-async fn sqlite_store(dir: &std::path::Path) -> Arc<dyn Store> {
-    Arc::new(
-        billing::store::connect(&DatabaseTarget::Sqlite {
-            path: dir.join("billing.sqlite3"),
-        })
-        .await
-        .unwrap(),
-    )
 }
 
 async fn user(store: &dyn Store) -> UserId {

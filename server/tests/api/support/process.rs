@@ -183,6 +183,18 @@ fn collect(
     })
 }
 
+/// The database a server process keeps in `data_dir` (SQLite, the default), opened (and
+/// migrated) by the test: users made here log in there.
+pub async fn sqlite_store(data_dir: &std::path::Path) -> Arc<dyn billing::store::Store> {
+    Arc::new(
+        billing::store::connect(&billing::config::DatabaseTarget::Sqlite {
+            path: data_dir.join("billing.sqlite3"),
+        })
+        .await
+        .expect("the data folder's database opens"),
+    )
+}
+
 impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
