@@ -342,6 +342,7 @@ fn router(
         .layer(tower_http::limit::RequestBodyLimitLayer::new(
             MAX_REQUEST_BYTES,
         ))
+        .layer(axum::middleware::from_fn(webhook::count_oversized))
         .with_state(state.clone());
     let router = security_headers::layer(router, &state.config.site.url);
     observability::request_ids(router)

@@ -38,6 +38,31 @@ impl StripeEvent {
         .created_now()
     }
 
+    /// A plan's Checkout session for `user`, completed and paid, now (its customer is
+    /// `cus_RY2s9xN1mT0aQe`, the fixtures' customer).
+    pub fn checkout_completed_subscription(user: UserId) -> Self {
+        fixture(include_str!(
+            "../stripe/fixtures/checkout_session_completed_subscription.json"
+        ))
+        .set("/data/object/client_reference_id", user.to_string())
+        .user_in("/data/object/metadata", user)
+        .created_now()
+    }
+
+    /// A chargeback opened on the fixtures' pack payment (`pi_3QfJ8jLkdIwHu7ix0x9Y`, 40.00
+    /// USD disputed in full), now.
+    pub fn dispute_created() -> Self {
+        fixture(include_str!(
+            "../stripe/fixtures/charge_dispute_created.json"
+        ))
+        .created_now()
+    }
+
+    /// An event as Stripe delivered it (one the simulated Stripe made, say).
+    pub fn parse(payload: &str) -> Self {
+        StripeEvent(serde_json::from_str(payload).expect("an event is JSON"))
+    }
+
     /// An event nobody acts on.
     pub fn customer_created() -> Self {
         fixture(include_str!("../stripe/fixtures/customer_created.json")).created_now()

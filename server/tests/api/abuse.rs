@@ -1,5 +1,7 @@
 //! Hostile input over HTTP: deeply nested JSON, oversized bodies, SQL- and HTML-looking text.
 
+use billing::domain::Role;
+use billing::testing::StripeEvent;
 use serde_json::json;
 
 use crate::support::{TestApp, capture_logs, spawn_app};
@@ -14,27 +16,120 @@ async fn deeply_nested_json_is_refused_everywhere_and_the_server_stays_up() {
     let admin = app.admin("root").await;
     let key = app.api_key().await;
     // Small enough for every endpoint's size limit, far deeper than any parser allows.
-    let body = format!(r#"{{"user":{}}}"#, nested(5_000));
+    let deep = nested(5_000);
 
-    let webhook = app.webhooks().send_payload(&body).await;
+    // Deep where the parser must descend: an event's object is any JSON.
+    let event = format!(
+        r#"{{"id":"evt_deep","object":"event","type":"invoice.paid","created":1,"data":{{"object":{deep}}}}}"#
+    );
+    let webhook = app.webhooks().send_payload(&event).await;
     assert_eq!(webhook.status, 400);
-
-    let consume = app
-        .service(&key)
-        .consume_request(Some("deep"))
-        .header("content-type", "application/json")
-        .body(body.clone())
-        .await;
-    assert_eq!(consume.status, 422);
+    assert!(
+        webhook.message().contains("recursion limit exceeded"),
+        "{}",
+        webhook.text
+    );
+    assert!(app.store.inbox_event("evt_deep").await.unwrap().is_none());
 
     let credit = admin
         .post("/api/admin/tokens/credit")
         .header("content-type", "application/json")
-        .body(body)
+        .body(format!(r#"{{"user":{deep}}}"#))
         .await;
     assert_eq!(credit.status, 422);
+    assert!(
+        credit.message().contains("recursion limit exceeded"),
+        "{}",
+        credit.text
+    );
+
+    // Consume reads its fields by type: a number where the nesting starts, so it never
+    // descends into it.
+    let consume = app
+        .service(&key)
+        .consume_request(Some("deep"))
+        .header("content-type", "application/json")
+        .body(format!(r#"{{"user":{deep}}}"#))
+        .await;
+    assert_eq!(consume.status, 422);
+    assert_eq!(consume.json()["error"], "invalid_request");
+    assert!(
+        consume
+            .message()
+            .contains("invalid type: sequence, expected i64 at line 1 column 8"),
+        "{}",
+        consume.text
+    );
 
     assert_eq!(app.browser().get("/healthz").await.status, 200);
+}
+
+/// `json` (an object) with a `pad` field that brings it to exactly `bytes` bytes.
+fn padded_to(json: &str, bytes: usize) -> String {
+    let empty = format!(r#"{{"pad":"",{}"#, &json[1..]);
+    let padded = format!(
+        r#"{{"pad":"{}",{}"#,
+        "x".repeat(bytes - empty.len()),
+        &json[1..]
+    );
+    assert_eq!(padded.len(), bytes);
+    padded
+}
+
+#[tokio::test]
+async fn a_body_at_the_limit_is_read_and_one_byte_more_is_refused() {
+    const LIMIT: usize = 256 * 1024;
+    let app = spawn_app().await;
+    let ada = app.account("ada@example.com", Role::User).await;
+    let key = app.api_key().await;
+
+    // A webhook delivery: Stripe's event, padded.
+    let event = |id: &str| {
+        StripeEvent::invoice_paid(ada.id)
+            .id(id)
+            .object_id(&format!("in_{id}"))
+            .payload()
+    };
+    let over = app
+        .webhooks()
+        .send_payload(&padded_to(&event("evt_over"), LIMIT + 1))
+        .await;
+    assert_eq!(over.status, 413, "{}", over.text);
+    let at = app
+        .webhooks()
+        .send_payload(&padded_to(&event("evt_at"), LIMIT))
+        .await;
+    assert_eq!(at.status, 200, "{}", at.text);
+    assert_eq!(at.json()["outcome"], "credited");
+    assert_eq!(app.balance(&ada).await, 6_000);
+
+    // A server function's form (a login, its `next` padded): read, and answered on its merits.
+    let form = |bytes: usize| {
+        let head = "email=ada%40example.com&password=not+the+password&next=%2F";
+        format!("{head}{}", "x".repeat(bytes - head.len()))
+    };
+    for (bytes, status) in [(LIMIT + 1, 413), (LIMIT, 401)] {
+        let login = app
+            .browser()
+            .post("/api/auth/login")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(bytes))
+            .await;
+        assert_eq!(login.status, status, "{bytes} bytes: {}", login.text);
+    }
+
+    // Consume's own limit is 16 KiB.
+    let body = json!({ "user": ada.id, "tokens": 1, "reason": "Chat" }).to_string();
+    for (bytes, status) in [(16 * 1024 + 1, 413), (16 * 1024, 422)] {
+        let consume = app
+            .service(&key)
+            .consume_request(Some(&format!("limit-{bytes}")))
+            .header("content-type", "application/json")
+            .body(padded_to(&body, bytes))
+            .await;
+        assert_eq!(consume.status, status, "{bytes} bytes: {}", consume.text);
+    }
+    assert!(app.store.inbox_event("evt_over").await.unwrap().is_none());
 }
 
 #[tokio::test]

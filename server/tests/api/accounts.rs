@@ -127,11 +127,7 @@ async fn an_expired_session_is_refused() {
     assert_eq!(ada.get("/api/tokens/balance").await.status, 200);
 
     // Let the session's inactivity deadline pass.
-    use sqlx::Connection;
-    let path = app.data_dir.path().join("billing.sqlite3");
-    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
+    let mut conn = app.sqlite().await;
     // Bound as the store binds it (SQLite keeps it as text, and compares it so).
     let expired = sqlx::query("UPDATE sessions SET expiry_date = $1")
         .bind(time::OffsetDateTime::now_utc() - time::Duration::SECOND)
@@ -150,11 +146,7 @@ async fn activity_keeps_a_session_alive() {
     let ada = app.user("ada").await;
 
     // Seconds before the inactivity deadline, the user does something...
-    use sqlx::Connection;
-    let path = app.data_dir.path().join("billing.sqlite3");
-    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
+    let mut conn = app.sqlite().await;
     let now = time::OffsetDateTime::now_utc();
     sqlx::query("UPDATE sessions SET expiry_date = $1")
         .bind(now + time::Duration::seconds(5))
@@ -189,11 +181,16 @@ async fn billing_reads_need_a_session() {
         assert_eq!(response.json()["error"], "unauthorized", "{path}");
     }
 
-    app.user_with_tokens("ada@example.com", 0).await;
+    // Each user reads their own: Ada's tokens are not Bob's.
+    let ada = app.user_with_tokens("ada@example.com", 700).await;
     let bob = app.user("bob").await;
     let balance = bob.get("/api/tokens/balance").await;
     assert_eq!(balance.status, 200);
     assert_eq!(balance.json()["balance"], 0);
+    let ledger = bob.get("/api/tokens/ledger").await;
+    assert_eq!(ledger.status, 200);
+    assert_eq!(ledger.json()["entries"], serde_json::json!([]));
+    assert_eq!(app.balance(&ada).await, 700);
 }
 
 #[tokio::test]

@@ -1,10 +1,9 @@
 //! Checkout and the Customer Portal over HTTP, through the simulated Stripe's own pages and
 //! its signed webhooks to the app.
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 
+use crate::support::wait::eventually;
 use crate::support::{Answer, Browser, TestApp, spawn_app};
 
 async fn start_checkout(browser: &Browser, body: Value) -> Answer {
@@ -50,38 +49,78 @@ async fn read(browser: &Browser, path: &str) -> Value {
     answer.json()
 }
 
-async fn ledger_entries(app: &TestApp, browser: &Browser) -> usize {
-    app.store
-        .ledger_page(browser.me().id, &billing::store::LedgerQuery::first(10))
-        .await
-        .unwrap()
-        .entries
-        .len()
+/// The Stripe events of a type in the app's inbox, as stored: id, payload, whether applied.
+async fn inbox_of_type(app: &TestApp, kind: &str) -> Vec<(String, String, bool)> {
+    sqlx::query_as::<_, (String, String, Option<i64>)>(
+        "SELECT id, payload, processed_at FROM stripe_events WHERE type = $1",
+    )
+    .bind(kind)
+    .fetch_all(&mut app.sqlite().await)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|(id, payload, processed)| (id, payload, processed.is_some()))
+    .collect()
 }
 
 #[tokio::test]
-async fn buying_a_pack_credits_it_once_from_the_success_page_and_the_webhook() {
+async fn buying_a_pack_credits_it_once_from_the_webhook_and_the_success_page() {
     let app = spawn_app().await;
     let ada = app.user("ada").await;
 
     let session = buy(&ada, "medium").await;
 
-    // Back on the success page: it asks about the session.
+    // Stripe's webhook is on its way as the browser comes back: wait until it is applied.
+    // (The success page coming first is `stripe_live`'s, where the test delivers events.)
+    let completed = "checkout.session.completed";
+    eventually("the webhook to be applied", async || {
+        inbox_of_type(&app, completed)
+            .await
+            .iter()
+            .any(|(_, _, applied)| *applied)
+    })
+    .await;
+    let [(event, payload, true)] = &inbox_of_type(&app, completed).await[..] else {
+        panic!("one delivery, applied");
+    };
+
+    // Back on the success page: it asks Stripe about the session and finds it credited.
     let status = read(
         &ada,
         &format!("/api/billing/checkout-status?session_id={session}"),
     )
     .await;
-    assert_eq!(status["Credited"]["tokens"], 5_000, "{status}");
-    app.settled("the webhook", async || {
-        ledger_entries(&app, &ada).await == 1
-    })
-    .await;
-    // The webhook came after the success page had credited: it found the purchase done.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(app.store.inbox_unfinished().await.unwrap().is_empty());
+    assert_eq!(
+        status,
+        json!({ "Credited": { "tokens": 5_000, "balance": 5_000 } })
+    );
+    // Stripe delivers the event again (it does, at least once): applied already.
+    let again = app.webhooks().send_payload(payload).await;
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert_eq!(again.json()["outcome"], "already_applied");
+
+    // One entry, the webhook's, for the session.
+    let entries = app
+        .store
+        .ledger_page(ada.me().id, &billing::store::LedgerQuery::first(10))
+        .await
+        .unwrap()
+        .entries;
+    assert_eq!(entries.len(), 1, "one entry: {entries:?}");
+    assert_eq!(entries[0].delta.get(), 5_000);
+    assert_eq!(
+        entries[0].stripe_object_id.as_deref(),
+        Some(session.as_str())
+    );
+    let credited_by: Option<String> =
+        sqlx::query_scalar("SELECT stripe_event_id FROM token_ledger WHERE id = $1")
+            .bind(entries[0].id.get())
+            .fetch_one(&mut app.sqlite().await)
+            .await
+            .unwrap();
+    assert_eq!(credited_by.as_ref(), Some(event));
     assert_eq!(app.balance(ada.me()).await, 5_000, "credited exactly once");
-    assert_eq!(ledger_entries(&app, &ada).await, 1, "one entry");
+    assert!(app.store.inbox_unfinished().await.unwrap().is_empty());
     assert!(app.store.audit_balances().await.unwrap().is_empty());
 
     // Someone else cannot look at this session.
@@ -135,7 +174,24 @@ async fn a_repeated_request_id_opens_one_session_and_reuses_the_customer() {
     let again = start_checkout(&ada, body).await.json();
     assert_eq!(first["session_id"], again["session_id"]);
     let customer = app.store.customer_of(ada.me().id).await.unwrap().unwrap();
-    start_checkout(&ada, json!({ "product": "small" })).await;
+
+    // Another request (no request id): another session, for what it asks, same customer.
+    let third = start_checkout(&ada, json!({ "product": "small" })).await;
+    assert_eq!(third.status, 200, "{}", third.text);
+    let third = third.json();
+    assert_ne!(third["session_id"], first["session_id"], "{third}");
+    let url = third["url"].as_str().unwrap();
+    assert!(
+        url.ends_with(&format!(
+            "/simulated-stripe/checkout/{}",
+            third["session_id"].as_str().unwrap()
+        )),
+        "{url}"
+    );
+    let page = ada.get(url).await;
+    assert_eq!(page.status, 200);
+    assert!(page.text.contains("Small pack"), "{}", page.text);
+    assert!(page.text.contains("Pay $10.00"), "{}", page.text);
     assert_eq!(
         app.store.customer_of(ada.me().id).await.unwrap().unwrap(),
         customer

@@ -29,7 +29,7 @@ async fn ledger_check_passes_on_a_consistent_ledger_and_names_users_on_a_mismatc
     assert!(stdout(&ok).starts_with("OK"));
 
     // Tamper with one balance behind the ledger's back.
-    tamper(&app.data_dir.path().join("billing.sqlite3"), ada.id.get()).await;
+    tamper(&app, ada.id.get()).await;
 
     let bad = server(&app, &["ledger", "check"]);
     assert_eq!(bad.status.code(), Some(1));
@@ -41,11 +41,8 @@ async fn ledger_check_passes_on_a_consistent_ledger_and_names_users_on_a_mismatc
     assert!(out.contains("1 user(s)"), "{out}");
 }
 
-async fn tamper(path: &std::path::Path, user: i64) {
-    use sqlx::Connection;
-    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
+async fn tamper(app: &TestApp, user: i64) {
+    let mut conn = app.sqlite().await;
     sqlx::query("UPDATE token_balances SET balance = 99 WHERE user_id = $1")
         .bind(user)
         .execute(&mut conn)

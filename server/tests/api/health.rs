@@ -1,9 +1,14 @@
 //! `/healthz`, `/readyz`, `/metrics` and request ids.
 
-use billing::domain::Role;
+use billing::domain::{ProductId, UserId};
+use billing::testing::{FakeUser, StripeEvent};
 use serde_json::json;
 
-use crate::support::{TestApp, spawn_app, spawn_app_with};
+use crate::support::process::sqlite_store;
+use crate::support::stripe_api::live_price;
+use crate::support::{
+    Metrics, ServerProcess, StripeApi, TestApp, password_hash, spawn_app, spawn_app_with,
+};
 
 #[tokio::test]
 async fn healthz_answers_ok() {
@@ -24,11 +29,7 @@ async fn readyz_checks_the_database_and_its_migrations() {
     );
 
     // A build that needs a migration the database lacks is not ready.
-    use sqlx::Connection;
-    let path = app.data_dir.path().join("billing.sqlite3");
-    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
+    let mut conn = app.sqlite().await;
     sqlx::query(
         "DELETE FROM _sqlx_migrations WHERE version = (SELECT MAX(version) FROM _sqlx_migrations)",
     )
@@ -52,44 +53,183 @@ async fn every_response_carries_a_request_id_and_keeps_the_callers() {
     assert_eq!(kept.header("x-request-id"), Some("trace-me-123"));
 }
 
-#[tokio::test]
-async fn metrics_count_requests_ledger_entries_and_refusals() {
-    let app = spawn_app().await;
-    let admin = app.admin("root").await;
-    app.account("ada@example.com", Role::User).await;
+/// A fresh server process (its own metrics, counted from zero) on live Stripe (the
+/// stand-in), with an admin and a user who can log in.
+async fn counted_server(stripe: &StripeApi, data: &tempfile::TempDir) -> (ServerProcess, UserId) {
+    let store = sqlite_store(data.path()).await;
+    let hash = password_hash().await;
+    FakeUser::new("root@example.com")
+        .admin()
+        .password_hash(&hash)
+        .create(&*store)
+        .await;
+    let ada = FakeUser::new("ada@example.com").create(&*store).await.id;
+    let mut vars = stripe.settings();
+    vars.push(("DATA_DIR", data.path().display().to_string()));
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    (ServerProcess::start(&vars).await, ada)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_ledger_entries_webhook_events_and_refusals() {
+    let stripe = StripeApi::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let (server, ada) = counted_server(&stripe, &data).await;
+    let admin = server.browser();
+    assert_eq!(admin.log_in("root@example.com").await.status, 200);
+
+    // Five billing writes (four credits of 10, a debit of 15), and a sixth refused.
     let mut statuses = Vec::new();
-    for _ in 0..6 {
-        let credit = admin
+    for (path, tokens) in [
+        ("credit", 10),
+        ("credit", 10),
+        ("credit", 10),
+        ("credit", 10),
+    ]
+    .into_iter()
+    .chain([("debit", 15), ("credit", 10)])
+    {
+        let answer = admin
             .post_json(
-                "/api/admin/tokens/credit",
-                json!({ "user": "ada@example.com", "tokens": 10, "reason": "Metrics" }),
+                &format!("/api/admin/tokens/{path}"),
+                json!({ "user": "ada@example.com", "tokens": tokens, "reason": "Metrics" }),
             )
             .await;
-        statuses.push(credit.status);
+        statuses.push(answer.status);
     }
     assert_eq!(
         statuses,
         [200, 200, 200, 200, 200, 429],
         "the sixth is refused"
     );
-    let forged = app
-        .webhooks()
+
+    // Webhooks: one of each outcome, and one of each refusal.
+    let webhooks = server.webhooks();
+    let invoice = |id: &str, user: UserId| {
+        StripeEvent::invoice_paid(user).id(id).set(
+            "/data/object/lines/data/0/pricing/price_details/price",
+            live_price(ProductId::Starter),
+        )
+    };
+    let mut outcomes = Vec::new();
+    for event in [
+        invoice("evt_paid", ada).object_id("in_paid"),
+        invoice("evt_paid", ada).object_id("in_paid"),
+        StripeEvent::customer_created().id("evt_customer"),
+        invoice("evt_nobody", UserId::new(999_999).unwrap()).object_id("in_nobody"),
+    ] {
+        let answer = webhooks.send(&event).await;
+        assert_eq!(answer.status, 200, "{}", answer.text);
+        outcomes.push(answer.json()["outcome"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(
+        outcomes,
+        ["credited", "already_applied", "ignored", "failed"]
+    );
+    let forged = webhooks
         .delivery(r#"{"id":"evt_forged"}"#, Some("t=1,v1=00"))
         .await;
     assert_eq!(forged.status, 400);
-    assert_eq!(app.browser().get("/healthz").await.status, 200);
-    let response = app.browser().get("/metrics").await;
-    assert_eq!(response.status, 200);
-    let text = response.text;
-    for expected in [
-        "http_requests_total{method=\"GET\",route=\"/healthz\"",
-        "http_request_duration_seconds_bucket{",
-        "billing_ledger_entries_total{source=\"manual\"}",
-        "billing_ledger_tokens_total{source=\"manual\",direction=\"added\"}",
-        "billing_rate_limit_refusals_total{limit=\"billing\"}",
-        "billing_webhook_refusals_total{reason=\"signature\"}",
+    assert_eq!(webhooks.send_payload("{}").await.status, 400);
+    let huge = format!(r#"{{"id":"evt_huge","pad":"{}"}}"#, "x".repeat(300 * 1024));
+    assert_eq!(webhooks.send_payload(&huge).await.status, 413);
+    let pack = stripe.paid_checkout(ada, "cus_ada", ProductId::Small).await;
+    stripe.set_down(true);
+    assert_eq!(webhooks.send(&pack.event).await.status, 503);
+    stripe.set_down(false);
+
+    let before = Metrics::scrape(&admin).await;
+    for _ in 0..3 {
+        assert_eq!(admin.get("/healthz").await.status, 200);
+    }
+    let metrics = Metrics::scrape(&admin).await;
+    let healthz = [("method", "GET"), ("route", "/healthz"), ("status", "200")];
+    assert_eq!(
+        metrics.value("http_requests_total", &healthz)
+            - before.value("http_requests_total", &healthz),
+        3.0
+    );
+    assert_eq!(
+        metrics.value("http_request_duration_seconds_count", &healthz)
+            - before.value("http_request_duration_seconds_count", &healthz),
+        3.0
+    );
+    let manual = [("source", "manual")];
+    for (name, labels, expected) in [
+        ("billing_ledger_entries_total", &manual[..], 5.0),
+        (
+            "billing_ledger_tokens_total",
+            &[("source", "manual"), ("direction", "added")],
+            40.0,
+        ),
+        (
+            "billing_ledger_tokens_total",
+            &[("source", "manual"), ("direction", "taken")],
+            15.0,
+        ),
+        (
+            "billing_ledger_entries_total",
+            &[("source", "stripe_invoice")],
+            1.0,
+        ),
+        (
+            "billing_ledger_tokens_total",
+            &[("source", "stripe_invoice"), ("direction", "added")],
+            6_000.0,
+        ),
+        (
+            "billing_ledger_entries_total",
+            &[("source", "stripe_checkout")],
+            0.0,
+        ),
+        (
+            "billing_rate_limit_refusals_total",
+            &[("limit", "billing")],
+            1.0,
+        ),
+        (
+            "billing_webhook_events_total",
+            &[("type", "invoice.paid"), ("outcome", "credited")],
+            1.0,
+        ),
+        (
+            "billing_webhook_events_total",
+            &[("type", "invoice.paid"), ("outcome", "already_applied")],
+            1.0,
+        ),
+        (
+            "billing_webhook_events_total",
+            &[("type", "invoice.paid"), ("outcome", "failed")],
+            1.0,
+        ),
+        (
+            "billing_webhook_events_total",
+            &[("type", "customer.created"), ("outcome", "ignored")],
+            1.0,
+        ),
+        ("billing_webhook_events_total", &[], 4.0),
+        (
+            "billing_webhook_refusals_total",
+            &[("reason", "signature")],
+            1.0,
+        ),
+        (
+            "billing_webhook_refusals_total",
+            &[("reason", "malformed")],
+            1.0,
+        ),
+        (
+            "billing_webhook_refusals_total",
+            &[("reason", "too_large")],
+            1.0,
+        ),
+        (
+            "billing_webhook_refusals_total",
+            &[("reason", "unavailable")],
+            1.0,
+        ),
     ] {
-        assert!(text.contains(expected), "missing {expected} in:\n{text}");
+        assert_eq!(metrics.value(name, labels), expected, "{name} {labels:?}");
     }
 }
 

@@ -4,13 +4,9 @@
 //! simulated Stripe (so line items, refunds and invoice payments are what Stripe would say).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
 use billing::api_key::{NewApiKey, SCOPE_CONSUME};
 use billing::catalog::Catalog;
 use billing::config::{DatabaseTarget, Secret};
@@ -23,61 +19,21 @@ use billing::testing::history::nodes::{Cluster, Consumed, Heard, Node};
 use billing::testing::history::{self, Settings};
 use serde_json::json;
 
-use crate::support::{ApiClient, Browser, ServerProcess, Webhooks, password_hash};
+use crate::support::{ApiClient, Browser, ServerProcess, StripeApi, Webhooks, password_hash};
 
 const SECRET_KEY: &str = "sk_test_history";
 const WEBHOOK_SECRET: &str = "whsec_history";
 
-/// Stripe's API for the servers, answered by whichever history's simulator is current.
-#[derive(Clone, Default)]
-struct SimulatedStripeApi {
-    current: Arc<RwLock<Option<Arc<Simulator>>>>,
-}
-
-impl SimulatedStripeApi {
-    async fn start(&self) -> String {
-        let router = Router::new().fallback(answer).with_state(self.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, router).await });
-        format!("http://{address}")
-    }
-}
-
-async fn answer(State(api): State<SimulatedStripeApi>, uri: Uri, headers: HeaderMap) -> Response {
-    let authorized = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == format!("Bearer {SECRET_KEY}"));
-    if !authorized {
-        let error = json!({ "error": { "type": "invalid_request_error", "message": "Invalid API Key provided" } });
-        return (StatusCode::UNAUTHORIZED, axum::Json(error)).into_response();
-    }
-    let params: Vec<(String, String)> =
-        url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
-    let sim = api.current.read().unwrap().clone();
-    let Some(sim) = sim else {
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
-    };
-    let answered = sim.api_get(uri.path(), &params);
-    (
-        StatusCode::from_u16(answered.status).unwrap(),
-        axum::Json(answered.body),
-    )
-        .into_response()
-}
-
 struct Servers {
     nodes: Vec<Arc<dyn Node>>,
-    stripe: SimulatedStripeApi,
+    /// Stripe's API for the servers, answered from the current history's simulated Stripe.
+    stripe: StripeApi,
 }
 
 #[async_trait]
 impl Cluster for Servers {
     async fn nodes(&self, sim: Arc<Simulator>, _trial: Option<Tokens>) -> Vec<Arc<dyn Node>> {
-        *self.stripe.current.write().unwrap() = Some(sim);
+        self.stripe.answer_from(sim);
         self.nodes.clone()
     }
 
@@ -206,8 +162,8 @@ async fn histories_hold_on_two_server_processes_on_postgres() {
     let DatabaseTarget::Postgres { url } = &target else {
         unreachable!("a PostgreSQL target")
     };
-    let stripe = SimulatedStripeApi::default();
-    let api_base = stripe.start().await;
+    let stripe = StripeApi::start().await;
+    let api_base = stripe.url.to_string();
     let prices = history::prices();
     let starter = prices.subscription_starter.clone().unwrap();
     let vars = [

@@ -2,12 +2,14 @@
 //! API base records each request and answers as Stripe would.
 
 use billing::config::Secret;
-use billing::domain::{ProductKind, UserId};
+use billing::domain::{Currency, Money, ProductId, ProductKind, UserId};
 use billing::stripe::live::LiveGateway;
-use billing::stripe::{CheckoutRequest, GatewayError, StripeGateway};
+use billing::stripe::status::{CheckoutMode, PaymentStatus, SessionStatus};
+use billing::stripe::{CheckoutRequest, GatewayError, LineItem, SessionSnapshot, StripeGateway};
+use serde_json::json;
 use url::Url;
 
-use crate::support::{Answer, Browser, StripeApi, TestApp, spawn_app_with};
+use crate::support::{Answer, Browser, StripeApi, TestApp, spawn_app_on};
 
 fn gateway(base: &Url) -> LiveGateway {
     LiveGateway::new(&Secret::new("sk_test_standin"), Some(base)).unwrap()
@@ -39,7 +41,10 @@ async fn a_pack_checkout_names_the_user_the_price_and_an_idempotency_key() {
     let seen = stripe.requests();
     assert_eq!(seen.len(), 1, "sent once: {seen:?}");
     let sent = &seen[0];
-    assert_eq!(sent.path, "/v1/checkout/sessions");
+    assert_eq!(
+        (sent.method.as_str(), sent.path.as_str()),
+        ("POST", "/v1/checkout/sessions")
+    );
     assert_eq!(sent.authorization, "Bearer sk_test_standin");
     assert_eq!(
         sent.idempotency_key.as_deref(),
@@ -250,15 +255,12 @@ async fn crafted_ids_never_reach_stripe_from_the_gateway() {
 
 /// An app on live Stripe (the stand-in), with a user signed in.
 async fn live_app(stripe: &StripeApi) -> (TestApp, Browser) {
-    let settings = stripe.settings();
-    let vars: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let app = spawn_app_with(&vars).await;
+    let app = spawn_app_on(stripe, &[]).await;
     // Someone else's customer: what a crafted path would have read.
     stripe.add_customer(serde_json::json!({
         "id": "cus_known", "object": "customer", "email": "someone.else@example.com"
     }));
     let ada = app.user("ada").await;
-    stripe.forget_requests(); // the prices read at start-up
     (app, ada)
 }
 
@@ -312,4 +314,208 @@ async fn the_success_page_check_is_rate_limited_per_user() {
     // Another user has a limit of their own.
     let bob = app.user("bob").await;
     assert_eq!(checkout_status(&bob, "cs_test_missing").await.status, 404);
+}
+
+#[tokio::test]
+async fn a_paid_session_its_line_items_a_price_and_a_payments_invoice_are_read_as_stripe_answers_them()
+ {
+    let stripe = StripeApi::start().await;
+    let user = UserId::new(42).unwrap();
+    let pack = stripe
+        .paid_checkout(user, "cus_standin", ProductId::Medium)
+        .await;
+    let gateway = gateway(&stripe.url);
+
+    let session = gateway.checkout_session(&pack.session).await.unwrap();
+    assert_eq!(
+        session,
+        SessionSnapshot {
+            id: pack.session.clone(),
+            user: Some(user),
+            customer: Some("cus_standin".into()),
+            mode: CheckoutMode::Payment,
+            payment_status: PaymentStatus::Paid,
+            status: Some(SessionStatus::Complete),
+            payment_intent: pack.payment_intent.clone(),
+            amount_total: Some(usd(4_000)),
+        }
+    );
+    let items = gateway.checkout_line_items(&pack.session).await.unwrap();
+    assert_eq!(
+        items,
+        [LineItem {
+            price: "price_live_medium".into(),
+            quantity: 1,
+            amount_total: Some(usd(4_000)),
+        }]
+    );
+    assert_eq!(
+        gateway.price("price_live_large").await.unwrap(),
+        Some(usd(9_000))
+    );
+
+    // A plan is paid through its first invoice: Stripe's invoice payments lead from the
+    // payment to it. A pack's payment paid no invoice.
+    let plan = stripe
+        .paid_checkout(user, "cus_standin", ProductId::Starter)
+        .await;
+    let invoice = plan.event.json()["data"]["object"]["invoice"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let payments = stripe.payments("cus_standin").await;
+    let [_, plan_payment] = &payments[..] else {
+        panic!("the pack's payment, then the plan's");
+    };
+    assert_eq!(
+        gateway
+            .invoice_of_payment_intent(&plan_payment.payment_intent)
+            .await
+            .unwrap(),
+        Some(invoice)
+    );
+    let pack_intent = pack.payment_intent.as_deref().unwrap();
+    assert_eq!(
+        gateway
+            .invoice_of_payment_intent(pack_intent)
+            .await
+            .unwrap(),
+        None
+    );
+
+    // Each asked at its own path, with the parameters Stripe reads.
+    let seen = stripe.requests();
+    let paths: Vec<_> = seen.iter().map(|r| r.path.as_str()).collect();
+    let session_path = format!("/v1/checkout/sessions/{}", pack.session);
+    let items_path = format!("{session_path}/line_items");
+    assert_eq!(
+        paths,
+        [
+            session_path.as_str(),
+            items_path.as_str(),
+            "/v1/prices/price_live_large",
+            "/v1/invoice_payments",
+            "/v1/invoice_payments",
+        ]
+    );
+    assert!(seen[0].query.is_empty(), "{:?}", seen[0].query);
+    assert_eq!(seen[1].query, [("limit".to_owned(), "100".to_owned())]);
+    for (request, intent) in [
+        (&seen[3], plan_payment.payment_intent.as_str()),
+        (&seen[4], pack_intent),
+    ] {
+        assert_eq!(request.param("payment[type]"), Some("payment_intent"));
+        assert_eq!(request.param("payment[payment_intent]"), Some(intent));
+        assert_eq!(request.param("limit"), Some("1"));
+    }
+}
+
+fn usd(minor: i64) -> Money {
+    Money::new(minor, Currency::parse("usd").unwrap()).unwrap()
+}
+
+/// The success page's answer for `session`.
+async fn progress(browser: &Browser, session: &str) -> serde_json::Value {
+    let answer = checkout_status(browser, session).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    answer.json()
+}
+
+#[tokio::test]
+async fn live_tokens_come_from_the_line_items_whichever_of_the_page_and_the_webhook_comes_first() {
+    let stripe = StripeApi::start().await;
+    let (app, ada) = live_app(&stripe).await;
+    let me = ada.me().id;
+
+    // Back on the success page first: it reads the session and its line items from Stripe.
+    let medium = stripe.paid_checkout(me, "cus_ada", ProductId::Medium).await;
+    let status = progress(&ada, &medium.session).await;
+    assert_eq!(
+        status,
+        json!({ "Credited": { "tokens": 5_000, "balance": 5_000 } })
+    );
+    // Then the webhook, whose metadata claims a bigger pack: the line items say what was paid
+    // for, and the page credited it already.
+    let claims_large = medium
+        .event
+        .clone()
+        .set("/data/object/metadata/product", "large");
+    let webhook = app.stripe_sends(&claims_large).await;
+    assert_eq!(webhook.status, 200, "{}", webhook.text);
+    assert_eq!(webhook.json()["outcome"], "already_applied");
+    assert_eq!(app.balance(ada.me()).await, 5_000);
+
+    // The webhook first this time: it credits from the line items; the page finds it done.
+    let small = stripe.paid_checkout(me, "cus_ada", ProductId::Small).await;
+    let claims_large = small
+        .event
+        .clone()
+        .set("/data/object/metadata/product", "large");
+    let webhook = app.stripe_sends(&claims_large).await;
+    assert_eq!(webhook.status, 200, "{}", webhook.text);
+    assert_eq!(webhook.json()["outcome"], "credited");
+    assert_eq!(webhook.json()["detail"], "1000");
+    let status = progress(&ada, &small.session).await;
+    assert_eq!(
+        status,
+        json!({ "Credited": { "tokens": 1_000, "balance": 6_000 } })
+    );
+    let entries = app
+        .store
+        .ledger_page(me, &billing::store::LedgerQuery::first(10))
+        .await
+        .unwrap()
+        .entries;
+    let credits: Vec<i64> = entries.iter().map(|e| e.delta.get()).collect();
+    assert_eq!(credits, [1_000, 5_000], "one entry a purchase");
+    assert!(app.store.audit_balances().await.unwrap().is_empty());
+
+    // Every read of line items asked Stripe for the whole list.
+    for session in [&medium.session, &small.session] {
+        let reads = stripe.requests_to(&format!("/v1/checkout/sessions/{session}/line_items"));
+        assert_eq!(reads.len(), 2, "the page and the webhook: {reads:#?}");
+        assert!(reads.iter().all(|r| r.param("limit") == Some("100")));
+    }
+}
+
+#[tokio::test]
+async fn a_refund_of_a_plan_payment_is_traced_to_its_invoice_through_stripes_invoice_payments() {
+    let stripe = StripeApi::start().await;
+    let (app, ada) = live_app(&stripe).await;
+    let plan = stripe
+        .paid_checkout(ada.me().id, "cus_ada", ProductId::Starter)
+        .await;
+    for event in &plan.events {
+        let answer = app.stripe_sends(event).await;
+        assert_eq!(answer.status, 200, "{}", answer.text);
+    }
+    assert_eq!(app.balance(ada.me()).await, 6_000, "the first invoice");
+    assert_eq!(
+        app.store.customer_of(ada.me().id).await.unwrap().as_deref(),
+        Some("cus_ada")
+    );
+
+    // Half of the $35.00 is refunded from Stripe's dashboard.
+    let payment = stripe.payments("cus_ada").await.remove(0);
+    let refunded = stripe
+        .account()
+        .refund(&payment.portal, &payment.charge, 1_750)
+        .unwrap();
+    stripe.forget_requests();
+    for event in &refunded.now {
+        let answer = app.webhooks().send_payload(&event.payload).await;
+        assert_eq!(answer.status, 200, "{}", answer.text);
+    }
+    assert_eq!(app.balance(ada.me()).await, 3_000, "half the tokens back");
+    let asked = stripe.requests_to("/v1/invoice_payments");
+    assert!(!asked.is_empty(), "{:#?}", stripe.requests());
+    for request in &asked {
+        assert_eq!(request.param("payment[type]"), Some("payment_intent"));
+        assert_eq!(
+            request.param("payment[payment_intent]"),
+            Some(payment.payment_intent.as_str())
+        );
+    }
+    assert!(app.store.inbox_unfinished().await.unwrap().is_empty());
+    assert!(app.store.audit_balances().await.unwrap().is_empty());
 }

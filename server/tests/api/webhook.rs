@@ -1,11 +1,11 @@
 //! `POST /api/webhooks/stripe` over HTTP: good, forged, stale, replayed, malformed, oversized.
 
-use billing::domain::{Role, UserId};
+use billing::domain::{ProductId, Role, UserId};
 use billing::stripe::signature;
 use billing::testing::StripeEvent;
 
 use crate::support::webhooks::now;
-use crate::support::{Answer, TestApp, spawn_app};
+use crate::support::{Answer, StripeApi, TestApp, spawn_app, spawn_app_on};
 
 /// A paid first invoice of the simulated plan, for `user`.
 fn invoice_paid(id: &str, invoice: &str, user: UserId) -> StripeEvent {
@@ -90,6 +90,51 @@ async fn malformed_and_oversized_deliveries_are_refused() {
     let huge = format!(r#"{{"id":"evt_huge","pad":"{}"}}"#, "x".repeat(300 * 1024));
     let response = app.webhooks().send_payload(&huge).await;
     assert_eq!(response.status, 413);
+    // Nothing is kept: neither as unfinished nor as done.
+    assert!(app.store.inbox_unfinished().await.unwrap().is_empty());
+    for id in ["evt_x", "evt_huge"] {
+        assert!(
+            app.store.inbox_event(id).await.unwrap().is_none(),
+            "{id} was kept"
+        );
+    }
+}
+
+#[tokio::test]
+async fn stripe_failing_while_an_event_is_applied_answers_503_and_stripes_retry_credits() {
+    let stripe = StripeApi::start().await;
+    let app = spawn_app_on(&stripe, &[]).await;
+    let ada = app.account("ada@example.com", Role::User).await;
+    let paid = stripe
+        .paid_checkout(ada.id, "cus_ada", ProductId::Medium)
+        .await;
+    let id = paid.event.json()["id"].as_str().unwrap().to_owned();
+
+    // Stripe fails as the app reads the session's line items: 503, so that Stripe retries.
+    stripe.set_down(true);
+    let failed = app.stripe_sends(&paid.event).await;
+    assert_eq!(failed.status, 503, "{}", failed.text);
+    assert_eq!(failed.json()["error"], "unavailable");
+    assert_eq!(
+        stripe
+            .requests_to(&format!(
+                "/v1/checkout/sessions/{}/line_items",
+                paid.session
+            ))
+            .len(),
+        1,
+        "the read that failed"
+    );
+    assert_eq!(app.balance(&ada).await, 0);
+    let kept = app.store.inbox_event(&id).await.unwrap().expect("kept");
+    assert!(kept.processed_at.is_none(), "{kept:?}");
+
+    // Stripe answers again; its retry credits, once.
+    stripe.set_down(false);
+    let retried = app.stripe_sends(&paid.event).await;
+    assert_eq!(retried.status, 200, "{}", retried.text);
+    assert_eq!(retried.json()["outcome"], "credited");
+    assert_eq!(app.balance(&ada).await, 5_000);
     assert!(app.store.inbox_unfinished().await.unwrap().is_empty());
 }
 
@@ -163,4 +208,39 @@ async fn a_development_server_signs_with_a_secret_of_its_own_kept_in_its_data_fo
     let body = invoice_paid("evt_public_2", "in_public_2", user.id).payload();
     let own = signature::sign(body.as_bytes(), secret, now());
     assert_eq!(deliver(&again, &body, Some(&own)).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_plan_checkout_links_stripes_customer_to_the_user_from_the_webhook_itself() {
+    let app = spawn_app().await;
+    let ada = app.account("ada@example.com", Role::User).await;
+    assert_eq!(app.store.customer_of(ada.id).await.unwrap(), None);
+
+    let completed = StripeEvent::checkout_completed_subscription(ada.id).id("evt_plan_checkout");
+    let customer = completed.json()["data"]["object"]["customer"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let answer = app.stripe_sends(&completed).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(answer.json()["outcome"], "recorded");
+    assert_eq!(app.balance(&ada).await, 0, "tokens come with the invoice");
+    assert_eq!(
+        app.store.customer_of(ada.id).await.unwrap(),
+        Some(customer.clone())
+    );
+
+    // The plan's invoice names only the customer (no user in its metadata): the link finds
+    // whose tokens they are.
+    let invoice = StripeEvent::invoice_paid(ada.id)
+        .id("evt_plan_invoice")
+        .without("/data/object/parent/subscription_details/metadata/user_id");
+    assert_eq!(
+        invoice.json()["data"]["object"]["customer"],
+        customer.as_str()
+    );
+    let answer = app.stripe_sends(&invoice).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(answer.json()["outcome"], "credited");
+    assert_eq!(app.balance(&ada).await, 6_000);
 }

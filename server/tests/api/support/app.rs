@@ -17,6 +17,7 @@ use tempfile::TempDir;
 use tokio::sync::OnceCell;
 
 use super::requests::{Answer, ApiClient, Browser};
+use super::stripe_api::StripeApi;
 use super::wait::eventually;
 use super::webhooks::Webhooks;
 
@@ -133,6 +134,16 @@ impl TestApp {
         balance(&*self.store, user.id).await
     }
 
+    /// A connection of the test's own to the app's SQLite database, for what no route or
+    /// store method shows (a session's deadline, an inbox row as stored).
+    pub async fn sqlite(&self) -> sqlx::SqliteConnection {
+        use sqlx::Connection;
+        let path = self.data_dir.path().join("billing.sqlite3");
+        sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .expect("the app's database opens")
+    }
+
     /// Waits until `check` holds and no Stripe event is left unfinished (the simulated
     /// Stripe's webhooks arrive in the background).
     pub async fn settled(&self, what: &str, check: impl AsyncFn() -> bool) {
@@ -141,6 +152,21 @@ impl TestApp {
         })
         .await
     }
+}
+
+/// The webhook secret of an app on live Stripe ([`spawn_app_on`]).
+pub const LIVE_WEBHOOK_SECRET: &str = "whsec_standin";
+
+/// Spawns the app on live Stripe, the stand-in `stripe`, with settings on top; the prices it
+/// reads as it starts are forgotten, so that a test sees only the requests it causes.
+pub async fn spawn_app_on(stripe: &StripeApi, vars: &[(&str, &str)]) -> TestApp {
+    let settings = stripe.settings();
+    let mut all: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    all.push(("STRIPE_WEBHOOK_SECRET", LIVE_WEBHOOK_SECRET));
+    all.extend_from_slice(vars);
+    let app = spawn_app_with(&all).await;
+    stripe.forget_requests();
+    app
 }
 
 pub async fn spawn_app() -> TestApp {

@@ -130,6 +130,11 @@ impl ServerProcess {
         format!("{}{path}", self.base)
     }
 
+    /// What it writes, as it writes it (the start of it: up to a megabyte).
+    pub fn output(&self) -> Output {
+        Output(self.output.clone())
+    }
+
     /// The process id (the benchmark reads its memory from `/proc`).
     #[allow(dead_code)]
     pub fn pid(&self) -> u32 {
@@ -159,6 +164,28 @@ impl ServerProcess {
     }
 }
 
+/// A server's standard output and error, read as the server writes them.
+#[derive(Clone)]
+pub struct Output(Arc<Mutex<String>>);
+
+impl Output {
+    pub fn text(&self) -> String {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// Whether a log line (of a server logging JSON: `LOG_FORMAT=json`) has `message` and,
+    /// when given, was logged in the span of a request to `path`.
+    pub fn logged(&self, message: &str, path: Option<&str>) -> bool {
+        self.text()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .any(|line| {
+                line["fields"]["message"] == message
+                    && path.is_none_or(|path| line["span"]["path"] == path)
+            })
+    }
+}
+
 /// Reads `stream` line by line until it closes, into `output` (up to a limit: only a failed
 /// start shows it); sends the address of the first `listening on` line to `listening`.
 fn collect(
@@ -181,6 +208,18 @@ fn collect(
             }
         }
     })
+}
+
+/// The database a server process keeps in `data_dir` (SQLite, the default), opened (and
+/// migrated) by the test: users made here log in there.
+pub async fn sqlite_store(data_dir: &std::path::Path) -> Arc<dyn billing::store::Store> {
+    Arc::new(
+        billing::store::connect(&billing::config::DatabaseTarget::Sqlite {
+            path: data_dir.join("billing.sqlite3"),
+        })
+        .await
+        .expect("the data folder's database opens"),
+    )
 }
 
 impl Drop for ServerProcess {

@@ -1,9 +1,20 @@
-//! A stand-in for Stripe's API, shared by the tests of the live gateway and of the operator
-//! commands. It reads requests as Stripe does (form-encoded parameters with bracketed names;
-//! a parameter it does not know is a 400 that names it, a missing key a 401), pages lists as
-//! Stripe does (newest first, `limit` 1 to 100, `starting_after`, `has_more`), resolves paths
-//! as a web server does before routing them (`..` and `%2e%2e` segments applied), and answers
-//! with Stripe's objects and error shape. It remembers every request.
+//! A stand-in for Stripe's API, shared by the tests of the live gateway, of the operator
+//! commands and of the history checker. It reads requests as Stripe does (form-encoded
+//! parameters with bracketed names; a parameter it does not know is a 400 that names it, a
+//! missing key a 401), pages lists as Stripe does (newest first, `limit` 1 to 100,
+//! `starting_after`, `has_more`), resolves paths as a web server does before routing them (`..`
+//! and `%2e%2e` segments applied), and answers with Stripe's objects and error shape. It
+//! remembers every request.
+//!
+//! Behind it is a Stripe account: the simulated Stripe (`billing::stripe::simulated`), whose
+//! objects are written field for field as Stripe writes them (its tests read them with
+//! async-stripe's own types). A test acts on that account as Stripe's customers do ([`account`]:
+//! pay a Checkout session, subscribe, refund) and delivers the events it makes; the app then
+//! reads the session, its line items, the invoice of a payment, a price... from here. Objects a
+//! test adds itself (events, charges, refunds, subscriptions, customers) are answered instead
+//! of the account's.
+//!
+//! [`account`]: StripeApi::account
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -14,12 +25,34 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use billing::domain::{ProductId, ProductKind, UserId};
+use billing::stripe::simulated::{PayMethod, Simulator};
+use billing::stripe::{CheckoutRequest, StripeGateway};
+use billing::testing::StripeEvent;
 use serde_json::{Value, json};
 use url::Url;
+
+/// The price ids of the live catalog the stand-in's account sells ([`StripeApi::settings`]).
+pub const LIVE_PRICES: [(ProductId, &str); 4] = [
+    (ProductId::Small, "price_live_small"),
+    (ProductId::Medium, "price_live_medium"),
+    (ProductId::Large, "price_live_large"),
+    (ProductId::Starter, "price_live_starter"),
+];
+
+/// The price id of `product` in the live catalog.
+pub fn live_price(product: ProductId) -> &'static str {
+    LIVE_PRICES
+        .iter()
+        .find(|(p, _)| *p == product)
+        .map(|(_, id)| *id)
+        .expect("every product has a live price")
+}
 
 /// One request as the stand-in received it.
 #[derive(Debug, Clone)]
 pub struct Seen {
+    pub method: String,
     pub path: String,
     /// The query's parameters, decoded, in order.
     pub query: Vec<(String, String)>,
@@ -39,8 +72,9 @@ impl Seen {
     }
 }
 
-#[derive(Default)]
 struct Account {
+    /// Stripe's side: what its customers did.
+    sim: Arc<Simulator>,
     /// Events in the order they happened (Stripe lists them newest first).
     events: Vec<Value>,
     charges: BTreeMap<String, Value>,
@@ -51,6 +85,8 @@ struct Account {
     seen: Vec<Seen>,
     /// Misbehaves: answers the first page again whatever `starting_after` says.
     repeats_pages: bool,
+    /// An outage: every request fails as Stripe's do when it has trouble (500, `api_error`).
+    down: bool,
 }
 
 #[derive(Clone)]
@@ -59,25 +95,59 @@ pub struct StripeApi {
     account: Arc<Mutex<Account>>,
 }
 
+/// A Checkout session paid at Stripe, and the events Stripe sends about it.
+pub struct PaidCheckout {
+    pub session: String,
+    /// A pack's payment (a plan is paid through its invoice).
+    pub payment_intent: Option<String>,
+    /// `checkout.session.completed`, as Stripe delivers it.
+    pub event: StripeEvent,
+    /// Every event the payment caused, in the order Stripe made them (for a plan: the
+    /// subscription, its first invoice, the session).
+    pub events: Vec<StripeEvent>,
+}
+
+/// A payment as Stripe's dashboard shows it.
+pub struct Payment {
+    /// A portal session of the customer's: where the dashboard's actions are taken.
+    pub portal: String,
+    pub charge: String,
+    pub payment_intent: String,
+}
+
+/// The simulated account behind a fresh stand-in, selling the live catalog.
+fn live_account() -> Arc<Simulator> {
+    Arc::new(Simulator::new(
+        Url::parse("https://checkout.stripe.com").unwrap(),
+        "whsec_unused_the_tests_sign_their_deliveries",
+        LIVE_PRICES.map(|(product, id)| (product, id.to_owned())),
+    ))
+}
+
 impl StripeApi {
     pub async fn start() -> Self {
-        let account = Arc::new(Mutex::new(Account::default()));
+        let account = Arc::new(Mutex::new(Account {
+            sim: live_account(),
+            events: Vec::new(),
+            charges: BTreeMap::new(),
+            customers: BTreeMap::new(),
+            refunds: Vec::new(),
+            subscriptions: BTreeMap::new(),
+            seen: Vec::new(),
+            repeats_pages: false,
+            down: false,
+        }));
         let router = Router::new()
             .route("/v1/events", get(list_events))
             .route("/v1/charges/{id}", get(retrieve_charge))
             .route("/v1/refunds", get(list_refunds))
             .route("/v1/subscriptions/{id}", get(retrieve_subscription))
             .route("/v1/customers/{id}", get(retrieve_customer))
-            .route("/v1/prices/{id}", get(no_such_price))
-            .route("/v1/checkout/sessions/{id}", get(no_such_session))
-            .route(
-                "/v1/checkout/sessions/{id}/line_items",
-                get(no_such_session),
-            )
             .route("/v1/invoice_payments", get(list_invoice_payments))
             .route("/v1/checkout/sessions", post(refuse_unless_working))
             .route("/v1/billing_portal/sessions", post(refuse_unless_working))
-            .fallback(unknown_path)
+            // Checkout sessions and their line items, invoices and their lines, prices...
+            .fallback(from_the_account)
             .with_state(account.clone());
         // Paths are resolved before they are routed, as Stripe's servers do.
         let app = tower::Layer::layer(
@@ -97,6 +167,90 @@ impl StripeApi {
             url: Url::parse(&format!("http://{address}")).unwrap(),
             account,
         }
+    }
+
+    /// The Stripe account this stands in for: act on it as Stripe's customers and dashboard
+    /// do (`pay`, `refund`...), then deliver the events it answers with.
+    pub fn account(&self) -> Arc<Simulator> {
+        self.account.lock().unwrap().sim.clone()
+    }
+
+    /// Answers from another account from now on (each history of the checker has its own).
+    pub fn answer_from(&self, sim: Arc<Simulator>) {
+        self.account.lock().unwrap().sim = sim;
+    }
+
+    /// A Checkout session for `product`, opened for `user` (Stripe's customer `customer`) and
+    /// paid by card.
+    pub async fn paid_checkout(
+        &self,
+        user: UserId,
+        customer: &str,
+        product: ProductId,
+    ) -> PaidCheckout {
+        let sim = self.account();
+        let opened = sim
+            .create_checkout_session(&CheckoutRequest {
+                user,
+                customer: customer.to_owned(),
+                price: live_price(product).to_owned(),
+                kind: product.kind(),
+                success_url: "https://promptbloom.app/app/billing?session_id={CHECKOUT_SESSION_ID}"
+                    .into(),
+                cancel_url: "https://promptbloom.app/app/billing?canceled=1".into(),
+                idempotency_key: format!("checkout-{user}-{}", rand::random::<u64>()),
+            })
+            .await
+            .expect("the account sells the live catalog");
+        let (_, emitted) = sim
+            .pay(&opened.id, PayMethod::Card)
+            .expect("an open session is paid");
+        let events: Vec<StripeEvent> = emitted
+            .now
+            .iter()
+            .map(|e| StripeEvent::parse(&e.payload))
+            .collect();
+        let event = events
+            .iter()
+            .find(|e| e.json()["type"] == "checkout.session.completed")
+            .expect("Stripe says the session completed")
+            .clone();
+        let payment_intent = match product.kind() {
+            ProductKind::Pack => event.json()["data"]["object"]["payment_intent"]
+                .as_str()
+                .map(str::to_owned),
+            ProductKind::Subscription => None,
+        };
+        PaidCheckout {
+            session: opened.id,
+            payment_intent,
+            event,
+            events,
+        }
+    }
+
+    /// The payments of Stripe's customer `customer`, oldest first.
+    pub async fn payments(&self, customer: &str) -> Vec<Payment> {
+        let sim = self.account();
+        let portal = sim
+            .create_portal_session(customer, &Url::parse("https://promptbloom.app/").unwrap())
+            .await
+            .expect("a portal session");
+        let portal = portal.path().rsplit('/').next().unwrap().to_owned();
+        let view = sim.portal_view(&portal).expect("the portal just opened");
+        let mut payments = Vec::new();
+        for payment in view.payments {
+            let charge = sim
+                .charge_refunds(&payment.charge)
+                .await
+                .expect("a charge of the account");
+            payments.push(Payment {
+                portal: portal.clone(),
+                charge: payment.charge,
+                payment_intent: charge.payment_intent.expect("a charge's payment intent"),
+            });
+        }
+        payments
     }
 
     pub fn add_event(&self, event: Value) {
@@ -131,8 +285,21 @@ impl StripeApi {
         self.account.lock().unwrap().repeats_pages = true;
     }
 
+    /// Starts (`true`) or ends an outage: meanwhile every request answers 500 `api_error`.
+    pub fn set_down(&self, down: bool) {
+        self.account.lock().unwrap().down = down;
+    }
+
     pub fn requests(&self) -> Vec<Seen> {
         self.account.lock().unwrap().seen.clone()
+    }
+
+    /// The requests so far to `path`.
+    pub fn requests_to(&self, path: &str) -> Vec<Seen> {
+        self.requests()
+            .into_iter()
+            .filter(|seen| seen.path == path)
+            .collect()
     }
 
     /// Forgets the requests so far (an app reads its prices when it starts).
@@ -140,15 +307,20 @@ impl StripeApi {
         self.account.lock().unwrap().seen.clear();
     }
 
-    /// The settings that run the app on live Stripe, here.
+    /// The settings that run the app on live Stripe, here (the webhook secret is the app's
+    /// own to choose).
     pub fn settings(&self) -> Vec<(&'static str, String)> {
+        let price = |product| live_price(product).to_owned();
         vec![
             ("STRIPE_SECRET_KEY", "sk_test_standin".to_owned()),
-            ("STRIPE_WEBHOOK_SECRET", "whsec_standin".to_owned()),
             ("STRIPE_API_BASE", self.url.to_string()),
-            ("STRIPE_PRICE_TOKENS_SMALL", "price_live_small".to_owned()),
-            ("STRIPE_PRICE_TOKENS_MEDIUM", "price_live_medium".to_owned()),
-            ("STRIPE_PRICE_TOKENS_LARGE", "price_live_large".to_owned()),
+            ("STRIPE_PRICE_TOKENS_SMALL", price(ProductId::Small)),
+            ("STRIPE_PRICE_TOKENS_MEDIUM", price(ProductId::Medium)),
+            ("STRIPE_PRICE_TOKENS_LARGE", price(ProductId::Large)),
+            (
+                "STRIPE_PRICE_SUBSCRIPTION_STARTER",
+                price(ProductId::Starter),
+            ),
         ]
     }
 }
@@ -188,16 +360,23 @@ fn decode(raw: &[u8]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Records the request, checks the key, and refuses parameters not in `allowed`, as Stripe
-/// does; answers the decoded parameters.
+/// Which parameters a route takes: these, or any (the account checks them itself).
+enum Allowed<'a> {
+    Only(&'a [&'a str]),
+    Any,
+}
+
+/// Records the request, checks the key, fails it during an outage, and refuses parameters
+/// not allowed, as Stripe does; answers the decoded parameters.
 // The refusal is the answer to send as it stands: boxing it would buy nothing here.
 #[allow(clippy::result_large_err)]
 fn receive(
     account: &Mutex<Account>,
+    method: &str,
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
-    allowed: &[&str],
+    allowed: Allowed<'_>,
 ) -> Result<Vec<(String, String)>, Response> {
     let header = |name: &str| {
         headers
@@ -206,13 +385,18 @@ fn receive(
             .map(str::to_owned)
     };
     let seen = Seen {
+        method: method.to_owned(),
         path: uri.path().to_owned(),
         query: decode(uri.query().unwrap_or_default().as_bytes()),
         form: decode(body),
         authorization: header("authorization").unwrap_or_default(),
         idempotency_key: header("idempotency-key"),
     };
-    account.lock().unwrap().seen.push(seen.clone());
+    let down = {
+        let mut account = account.lock().unwrap();
+        account.seen.push(seen.clone());
+        account.down
+    };
     if !seen.authorization.starts_with("Bearer sk_") {
         return Err(error(
             StatusCode::UNAUTHORIZED,
@@ -221,8 +405,18 @@ fn receive(
             None,
         ));
     }
+    if down {
+        return Err(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "api_error",
+            "An unknown error occurred (a test's outage)".into(),
+            None,
+        ));
+    }
     let params: Vec<(String, String)> = seen.query.into_iter().chain(seen.form).collect();
-    if let Some((name, _)) = params.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
+    if let Allowed::Only(allowed) = allowed
+        && let Some((name, _)) = params.iter().find(|(k, _)| !allowed.contains(&k.as_str()))
+    {
         return Err(error(
             StatusCode::BAD_REQUEST,
             "invalid_request_error",
@@ -291,6 +485,32 @@ fn page(
     )
 }
 
+/// The account's own answer to a `GET` it was asked (parameters already decoded).
+fn ask_the_account(account: &Mutex<Account>, uri: &Uri, params: &[(String, String)]) -> Response {
+    let sim = account.lock().unwrap().sim.clone();
+    let answered = sim.api_get(uri.path(), params);
+    (
+        StatusCode::from_u16(answered.status).unwrap(),
+        axum::Json(answered.body),
+    )
+        .into_response()
+}
+
+async fn from_the_account(
+    State(account): Shared,
+    method: axum::http::Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if method != axum::http::Method::GET {
+        return unknown_path(&account, method.as_str(), &uri, &headers);
+    }
+    match receive(&account, "GET", &uri, &headers, b"", Allowed::Any) {
+        Ok(params) => ask_the_account(&account, &uri, &params),
+        Err(refused) => refused,
+    }
+}
+
 async fn list_events(State(account): Shared, uri: Uri, headers: HeaderMap) -> Response {
     let allowed = [
         "created[gte]",
@@ -301,27 +521,67 @@ async fn list_events(State(account): Shared, uri: Uri, headers: HeaderMap) -> Re
         "starting_after",
         "type",
     ];
-    let params = match receive(&account, &uri, &headers, b"", &allowed) {
+    let params = match receive(
+        &account,
+        "GET",
+        &uri,
+        &headers,
+        b"",
+        Allowed::Only(&allowed),
+    ) {
         Ok(params) => params,
         Err(refused) => return refused,
     };
     let bound = |name: &str| param(&params, name).and_then(|v| v.parse::<i64>().ok());
-    let account = account.lock().unwrap();
-    let events: Vec<Value> = account
-        .events
-        .iter()
-        .rev()
-        .filter(|e| {
-            let created = e["created"].as_i64().unwrap_or(0);
-            bound("created[gte]").is_none_or(|b| created >= b)
-                && bound("created[gt]").is_none_or(|b| created > b)
-                && bound("created[lte]").is_none_or(|b| created <= b)
-                && bound("created[lt]").is_none_or(|b| created < b)
-                && param(&params, "type").is_none_or(|t| e["type"] == t)
+    let listed = {
+        let account = account.lock().unwrap();
+        (!account.events.is_empty()).then(|| {
+            let events: Vec<Value> = account
+                .events
+                .iter()
+                .rev()
+                .filter(|e| {
+                    let created = e["created"].as_i64().unwrap_or(0);
+                    bound("created[gte]").is_none_or(|b| created >= b)
+                        && bound("created[gt]").is_none_or(|b| created > b)
+                        && bound("created[lte]").is_none_or(|b| created <= b)
+                        && bound("created[lt]").is_none_or(|b| created < b)
+                        && param(&params, "type").is_none_or(|t| e["type"] == t)
+                })
+                .cloned()
+                .collect();
+            page("/v1/events", events, &params, account.repeats_pages)
         })
-        .cloned()
-        .collect();
-    page("/v1/events", events, &params, account.repeats_pages).unwrap_or_else(|refused| refused)
+    };
+    match listed {
+        Some(page) => page.unwrap_or_else(|refused| refused),
+        None => ask_the_account(&account, &uri, &params),
+    }
+}
+
+/// An object the test added under `id`, or else the account's.
+fn added_or_the_accounts(
+    account: &Mutex<Account>,
+    uri: &Uri,
+    headers: &HeaderMap,
+    added: impl FnOnce(&Account) -> Option<Value>,
+) -> Response {
+    let params = match receive(
+        account,
+        "GET",
+        uri,
+        headers,
+        b"",
+        Allowed::Only(&["expand[]"]),
+    ) {
+        Ok(params) => params,
+        Err(refused) => return refused,
+    };
+    let found = added(&account.lock().unwrap());
+    match found {
+        Some(object) => axum::Json(object).into_response(),
+        None => ask_the_account(account, uri, &params),
+    }
 }
 
 async fn retrieve_charge(
@@ -330,14 +590,18 @@ async fn retrieve_charge(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(refused) = receive(&account, &uri, &headers, b"", &["expand[]"]) {
-        return refused;
-    }
-    let charge = account.lock().unwrap().charges.get(&id).cloned();
-    match charge {
-        Some(charge) => axum::Json(charge).into_response(),
-        None => no_such("charge", &id),
-    }
+    added_or_the_accounts(&account, &uri, &headers, |a| a.charges.get(&id).cloned())
+}
+
+async fn retrieve_subscription(
+    State(account): Shared,
+    Path(id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    added_or_the_accounts(&account, &uri, &headers, |a| {
+        a.subscriptions.get(&id).cloned()
+    })
 }
 
 async fn retrieve_customer(
@@ -346,7 +610,14 @@ async fn retrieve_customer(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(refused) = receive(&account, &uri, &headers, b"", &["expand[]"]) {
+    if let Err(refused) = receive(
+        &account,
+        "GET",
+        &uri,
+        &headers,
+        b"",
+        Allowed::Only(&["expand[]"]),
+    ) {
         return refused;
     }
     let customer = account.lock().unwrap().customers.get(&id).cloned();
@@ -356,80 +627,83 @@ async fn retrieve_customer(
     }
 }
 
-/// No price is known here: the app's read of its prices at start-up finds none.
-async fn no_such_price(
-    State(account): Shared,
-    Path(id): Path<String>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(refused) = receive(&account, &uri, &headers, b"", &["expand[]"]) {
-        return refused;
+async fn list_refunds(State(account): Shared, uri: Uri, headers: HeaderMap) -> Response {
+    let allowed = ["charge", "payment_intent", "limit", "starting_after"];
+    let params = match receive(
+        &account,
+        "GET",
+        &uri,
+        &headers,
+        b"",
+        Allowed::Only(&allowed),
+    ) {
+        Ok(params) => params,
+        Err(refused) => return refused,
+    };
+    let listed = {
+        let account = account.lock().unwrap();
+        (!account.refunds.is_empty()).then(|| {
+            let refunds: Vec<Value> = account
+                .refunds
+                .iter()
+                .rev()
+                .filter(|r| param(&params, "charge").is_none_or(|c| r["charge"] == c))
+                .filter(|r| {
+                    param(&params, "payment_intent").is_none_or(|p| r["payment_intent"] == p)
+                })
+                .cloned()
+                .collect();
+            page("/v1/refunds", refunds, &params, account.repeats_pages)
+        })
+    };
+    match listed {
+        Some(page) => page.unwrap_or_else(|refused| refused),
+        None => ask_the_account(&account, &uri, &params),
     }
-    no_such("price", &id)
 }
 
-/// No Checkout session is known here.
-async fn no_such_session(
-    State(account): Shared,
-    Path(id): Path<String>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    let allowed = ["expand[]", "limit", "starting_after"];
-    if let Err(refused) = receive(&account, &uri, &headers, b"", &allowed) {
-        return refused;
-    }
-    no_such("checkout.session", &id)
-}
-
-/// No invoice payment is known here: an empty list.
+/// Stripe's invoice payments, filtered by the payment as Stripe reads the filter: a
+/// `payment[...]` filter needs its `payment[type]`, and names a payment of that type.
 async fn list_invoice_payments(State(account): Shared, uri: Uri, headers: HeaderMap) -> Response {
     let allowed = [
         "payment[type]",
         "payment[payment_intent]",
+        "invoice",
         "limit",
         "starting_after",
     ];
-    let params = match receive(&account, &uri, &headers, b"", &allowed) {
+    let params = match receive(
+        &account,
+        "GET",
+        &uri,
+        &headers,
+        b"",
+        Allowed::Only(&allowed),
+    ) {
         Ok(params) => params,
         Err(refused) => return refused,
     };
-    page("/v1/invoice_payments", Vec::new(), &params, false).unwrap_or_else(|refused| refused)
-}
-
-async fn list_refunds(State(account): Shared, uri: Uri, headers: HeaderMap) -> Response {
-    let allowed = ["charge", "payment_intent", "limit", "starting_after"];
-    let params = match receive(&account, &uri, &headers, b"", &allowed) {
-        Ok(params) => params,
-        Err(refused) => return refused,
-    };
-    let account = account.lock().unwrap();
-    let refunds: Vec<Value> = account
-        .refunds
-        .iter()
-        .rev()
-        .filter(|r| param(&params, "charge").is_none_or(|c| r["charge"] == c))
-        .filter(|r| param(&params, "payment_intent").is_none_or(|p| r["payment_intent"] == p))
-        .cloned()
-        .collect();
-    page("/v1/refunds", refunds, &params, account.repeats_pages).unwrap_or_else(|refused| refused)
-}
-
-async fn retrieve_subscription(
-    State(account): Shared,
-    Path(id): Path<String>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(refused) = receive(&account, &uri, &headers, b"", &["expand[]"]) {
-        return refused;
+    let intent = param(&params, "payment[payment_intent]");
+    match param(&params, "payment[type]") {
+        None if intent.is_some() => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "Missing required param: payment[type].".into(),
+                Some("payment[type]"),
+            );
+        }
+        Some(kind) if kind != "payment_intent" || intent.is_none() => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                format!("Invalid payment[type] {kind:?} for the payment given"),
+                Some("payment[type]"),
+            );
+        }
+        _ => {}
     }
-    let subscription = account.lock().unwrap().subscriptions.get(&id).cloned();
-    match subscription {
-        Some(subscription) => axum::Json(subscription).into_response(),
-        None => no_such("subscription", &id),
-    }
+    ask_the_account(&account, &uri, &params)
 }
 
 /// Refuses every Checkout and portal request (400, "No such price"), or fails it (500) when
@@ -442,8 +716,7 @@ async fn refuse_unless_working(
 ) -> Response {
     let seen = decode(&body);
     // Record without refusing parameters: these endpoints take dozens.
-    let allowed: Vec<&str> = seen.iter().map(|(k, _)| k.as_str()).collect();
-    if let Err(refused) = receive(&account, &uri, &headers, &body, &allowed) {
+    if let Err(refused) = receive(&account, "POST", &uri, &headers, &body, Allowed::Any) {
         return refused;
     }
     if seen.iter().any(|(_, v)| v == "price_broken") {
@@ -471,12 +744,17 @@ fn no_such(what: &str, id: &str) -> Response {
     )
 }
 
-async fn unknown_path(State(account): Shared, uri: Uri, headers: HeaderMap) -> Response {
-    let _ = receive(&account, &uri, &headers, b"", &[]);
+fn unknown_path(
+    account: &Mutex<Account>,
+    method: &str,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Response {
+    let _ = receive(account, method, uri, headers, b"", Allowed::Any);
     error(
         StatusCode::NOT_FOUND,
         "invalid_request_error",
-        format!("Unrecognized request URL (GET: {}).", uri.path()),
+        format!("Unrecognized request URL ({method}: {}).", uri.path()),
         None,
     )
 }
