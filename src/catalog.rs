@@ -1,8 +1,10 @@
 //! The catalog: which Stripe price is which product. The one place a price id becomes tokens
 //! (the amounts themselves are fixed by [`ProductId::tokens`]).
 
-use crate::config::PriceIds;
-use crate::domain::{Money, Offer, ProductId, Tokens};
+use crate::config::{Config, CreditSettings, PriceIds};
+use crate::domain::{Expiry, GrantTerms, Money, Offer, ProductId, Rollover, Timestamp, Tokens};
+
+const DAY_MS: i64 = 86_400_000;
 
 #[derive(Debug, Clone)]
 struct Entry {
@@ -15,6 +17,7 @@ struct Entry {
 pub struct Catalog {
     entries: Vec<Entry>,
     trial_allowance: Option<Tokens>,
+    credits: CreditSettings,
 }
 
 impl Catalog {
@@ -38,6 +41,50 @@ impl Catalog {
                 })
                 .collect(),
             trial_allowance: None,
+            credits: CreditSettings::default(),
+        }
+    }
+
+    /// The catalog the settings describe: prices, the trial allowance, the expiry rules.
+    pub fn from_config(config: &Config) -> Self {
+        Self::from_prices(&config.stripe.prices)
+            .with_trial_allowance(config.stripe.trial_allowance)
+            .with_credit_rules(config.credits)
+    }
+
+    /// When the tokens it grants expire (by default packs last a year, plan tokens their
+    /// period, with nothing rolled over).
+    pub fn with_credit_rules(mut self, credits: CreditSettings) -> Self {
+        self.credits = credits;
+        self
+    }
+
+    /// The terms of a pack's tokens: they last the configured days from their credit.
+    pub fn pack_terms(&self) -> GrantTerms {
+        match self.credits.pack_expiry_days {
+            Some(days) => GrantTerms::lasting_ms(i64::from(days) * DAY_MS),
+            None => GrantTerms::NEVER,
+        }
+    }
+
+    /// The terms of a plan period's tokens (and a trial's): they expire at the period's end,
+    /// keeping up to the rollover cap for one more period of the same length. A period Stripe
+    /// did not say the end of never expires.
+    pub fn period_terms(&self, period: Option<(Timestamp, Timestamp)>) -> GrantTerms {
+        let Some((start, end)) = period else {
+            return GrantTerms::NEVER;
+        };
+        let length = end.as_millis() - start.as_millis();
+        GrantTerms {
+            expiry: Expiry::At(end),
+            rollover: self
+                .credits
+                .plan_rollover_cap
+                .filter(|_| length > 0)
+                .map(|cap| Rollover {
+                    cap,
+                    period_ms: length,
+                }),
         }
     }
 

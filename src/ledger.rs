@@ -7,8 +7,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    Balance, IdempotencyKey, LedgerEntry, LedgerEntryId, Money, Reason, Source, TokenDelta, Tokens,
-    UserId,
+    Balance, GrantTerms, HoldId, IdempotencyKey, LedgerEntry, LedgerEntryId, Money, Reason, Source,
+    TokenDelta, Tokens, UserId,
 };
 
 /// What kind of change a posting is, which decides how low the balance may go.
@@ -24,6 +24,17 @@ pub enum PostingKind {
     Reversal,
     /// An admin's correction, either way; a negative one never goes below zero.
     Adjustment,
+    /// Tokens spent through a hold, which reserved them: within what it held, always applied
+    /// (the work ran on its promise); beyond it, only from what is available.
+    Capture,
+}
+
+/// The hold a capture spends: what it reserved, and whether the capture may take more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HoldRelease {
+    pub hold: HoldId,
+    pub held: Tokens,
+    pub may_exceed: bool,
 }
 
 /// The Stripe objects behind a posting, kept on the ledger row for tracing.
@@ -50,6 +61,10 @@ pub struct Posting {
     pub actor: Option<UserId>,
     /// The purchase this posting reverses (or gives back), for refunds and disputes.
     pub reverses: Option<LedgerEntryId>,
+    /// A credit's grant: when its tokens expire.
+    pub terms: GrantTerms,
+    /// A capture's hold.
+    pub release: Option<HoldRelease>,
 }
 
 impl Posting {
@@ -72,6 +87,8 @@ impl Posting {
             amount_paid: None,
             actor: None,
             reverses: None,
+            terms: GrantTerms::NEVER,
+            release: None,
         }
     }
 
@@ -144,6 +161,33 @@ impl Posting {
         }
     }
 
+    /// Tokens spent through `release`'s hold, which is settled by the same transaction.
+    pub fn capture(
+        user: UserId,
+        tokens: Tokens,
+        reason: Reason,
+        key: IdempotencyKey,
+        release: HoldRelease,
+    ) -> Self {
+        Self {
+            release: Some(release),
+            ..Self::new(
+                user,
+                PostingKind::Capture,
+                TokenDelta::decrease(tokens),
+                Source::Capture,
+                reason,
+                key,
+            )
+        }
+    }
+
+    /// When the tokens of a credit expire (credits never expire unless told).
+    pub fn expiring(mut self, terms: GrantTerms) -> Self {
+        self.terms = terms;
+        self
+    }
+
     pub fn with_stripe(mut self, refs: StripeRefs) -> Self {
         self.stripe = refs;
         self
@@ -160,13 +204,32 @@ impl Posting {
         self
     }
 
-    /// The lowest balance this posting may leave behind.
-    pub fn floor(&self) -> i64 {
+    /// Whether this posting spends from what is available (the balance less open holds), and
+    /// so may not take that below zero. Credits and reversals may leave any balance (within
+    /// the limit); a capture within its hold was promised its tokens when the hold was made.
+    pub fn spends_available(&self) -> bool {
         match self.kind {
-            PostingKind::Reversal => -Balance::LIMIT,
-            PostingKind::Debit | PostingKind::Adjustment if !self.delta.is_increase() => 0,
-            // A credit never lowers a balance: any balance it starts from is allowed.
-            _ => -Balance::LIMIT,
+            PostingKind::Debit => true,
+            PostingKind::Adjustment => !self.delta.is_increase(),
+            PostingKind::Capture => self
+                .release
+                .is_some_and(|r| self.delta.magnitude().get() > r.held.get()),
+            PostingKind::Credit | PostingKind::Reversal => false,
+        }
+    }
+
+    /// What the posting takes off the user's reserved tokens: a capture settles its hold.
+    pub fn releases(&self) -> i64 {
+        self.release.map_or(0, |r| r.held.get())
+    }
+
+    /// The lowest value the guarded quantity may reach: what is available after the posting
+    /// when [`Posting::spends_available`], else the balance after it.
+    pub fn floor(&self) -> i64 {
+        if self.spends_available() {
+            0
+        } else {
+            -Balance::LIMIT
         }
     }
 
@@ -175,22 +238,22 @@ impl Posting {
         Balance::LIMIT
     }
 
-    /// The balance after applying this posting to `balance`, or why it cannot be applied.
-    pub fn apply_to(&self, balance: Balance) -> Result<Balance, LedgerError> {
+    /// The balance after applying this posting to a balance with `held` tokens reserved, or
+    /// why it cannot be applied.
+    pub fn apply_to(&self, balance: Balance, held: i64) -> Result<Balance, LedgerError> {
         let after = balance.get() + self.delta.get(); // both far below i64::MAX
-        if after < self.floor() {
-            if after < -Balance::LIMIT {
-                return Err(LedgerError::BalanceLimit);
-            }
+        if after < -Balance::LIMIT || after > self.ceiling() {
+            return Err(LedgerError::BalanceLimit);
+        }
+        let available_after = after - (held - self.releases());
+        if self.spends_available() && available_after < 0 {
             return Err(LedgerError::InsufficientTokens {
-                balance,
+                balance: Balance::new(balance.get() - held + self.releases())
+                    .unwrap_or(Balance::ZERO),
                 requested: self.delta.magnitude(),
             });
         }
-        if after > self.ceiling() {
-            return Err(LedgerError::BalanceLimit);
-        }
-        Ok(Balance::new(after).expect("within the floor and ceiling"))
+        Ok(Balance::new(after).expect("within the limit"))
     }
 
     /// Whether `entry` is this very posting, applied before: same user, change, source and
@@ -232,7 +295,9 @@ impl Posted {
 /// Why a posting was refused. Nothing changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LedgerError {
-    #[error("insufficient tokens: the balance is {balance:?}, {requested:?} requested")]
+    /// `balance` is what was available: the balance less open holds (plus, for a capture,
+    /// what its own hold reserved).
+    #[error("insufficient tokens: {balance:?} available, {requested:?} requested")]
     InsufficientTokens { balance: Balance, requested: Tokens },
     #[error("the balance would leave its allowed range")]
     BalanceLimit,
@@ -279,9 +344,9 @@ mod tests {
     #[test]
     fn a_debit_never_goes_below_zero() {
         let debit = Posting::debit(user(), tokens(10), reason(), key());
-        assert_eq!(debit.apply_to(balance(10)).unwrap(), balance(0));
+        assert_eq!(debit.apply_to(balance(10), 0).unwrap(), balance(0));
         assert_eq!(
-            debit.apply_to(balance(9)).unwrap_err(),
+            debit.apply_to(balance(9), 0).unwrap_err(),
             LedgerError::InsufficientTokens {
                 balance: balance(9),
                 requested: tokens(10)
@@ -293,7 +358,7 @@ mod tests {
     fn a_reversal_may_go_below_zero() {
         let reversal =
             Posting::reversal(user(), tokens(5000), Source::StripeRefund, reason(), key());
-        assert_eq!(reversal.apply_to(balance(1000)).unwrap(), balance(-4000));
+        assert_eq!(reversal.apply_to(balance(1000), 0).unwrap(), balance(-4000));
     }
 
     #[test]
@@ -307,19 +372,19 @@ mod tests {
             admin,
         );
         assert_eq!(take.actor, Some(admin));
-        assert!(take.apply_to(balance(49)).is_err());
-        assert_eq!(take.apply_to(balance(50)).unwrap(), balance(0));
+        assert!(take.apply_to(balance(49), 0).is_err());
+        assert_eq!(take.apply_to(balance(50), 0).unwrap(), balance(0));
         // A positive adjustment lifts a negative balance.
         let give =
             Posting::adjustment(user(), TokenDelta::new(50).unwrap(), reason(), key(), admin);
-        assert_eq!(give.apply_to(balance(-100)).unwrap(), balance(-50));
+        assert_eq!(give.apply_to(balance(-100), 0).unwrap(), balance(-50));
     }
 
     #[test]
     fn no_posting_passes_the_balance_limit() {
         let credit = Posting::credit(user(), tokens(Tokens::MAX), Source::Manual, reason(), key());
         assert_eq!(
-            credit.apply_to(balance(Balance::LIMIT)).unwrap_err(),
+            credit.apply_to(balance(Balance::LIMIT), 0).unwrap_err(),
             LedgerError::BalanceLimit
         );
         let reversal = Posting::reversal(
@@ -330,7 +395,7 @@ mod tests {
             key(),
         );
         assert_eq!(
-            reversal.apply_to(balance(-Balance::LIMIT)).unwrap_err(),
+            reversal.apply_to(balance(-Balance::LIMIT), 0).unwrap_err(),
             LedgerError::BalanceLimit
         );
     }

@@ -65,10 +65,7 @@ async fn stripe_command(
     use billing::stripe::StripeGateway;
     use billing::stripe::live::LiveGateway;
 
-    let catalog = Arc::new(
-        Catalog::from_prices(&config.stripe.prices)
-            .with_trial_allowance(config.stripe.trial_allowance),
-    );
+    let catalog = Arc::new(Catalog::from_config(&config));
     let (gateway, live): (Arc<dyn StripeGateway>, bool) = match &config.stripe.keys {
         Some(keys) => match LiveGateway::new(&keys.secret_key, keys.api_base.as_ref()) {
             Ok(gateway) => (Arc::new(gateway), true),

@@ -118,8 +118,7 @@ impl Application {
             Some(listener) => listener,
             None => TcpListener::bind(leptos_options.site_addr).await?,
         };
-        let mut catalog = Catalog::from_prices(&config.stripe.prices)
-            .with_trial_allowance(config.stripe.trial_allowance);
+        let mut catalog = Catalog::from_config(&config);
         let (gateway, stripe_pages) = stripe(&config, &catalog, &secrets, listener.local_addr()?)?;
         show_prices(&mut catalog, &*gateway).await;
         let catalog = Arc::new(catalog);

@@ -5,6 +5,7 @@
 //! concern reads its own variables in its own module ([`database`], [`site`], [`stripe`],
 //! [`limits`], and [`server`] for what only the HTTP server reads), on the helpers of `vars`.
 
+mod credits;
 mod database;
 mod limits;
 mod server;
@@ -15,6 +16,7 @@ mod vars;
 use std::fmt;
 use std::path::PathBuf;
 
+pub use credits::CreditSettings;
 pub use database::DatabaseTarget;
 pub use limits::{LimitSettings, RateLimitBackend};
 pub use server::{LogFormat, ServerSettings};
@@ -97,6 +99,7 @@ pub struct Config {
     pub stripe: StripeSettings,
     pub limits: LimitSettings,
     pub server: ServerSettings,
+    pub credits: CreditSettings,
 }
 
 impl Config {
@@ -123,6 +126,7 @@ impl Config {
             stripe: stripe::from_env(&vars, env)?,
             limits: limits::from_env(&vars)?,
             server: server::from_env(&vars, env)?,
+            credits: credits::from_env(&vars)?,
         })
     }
 

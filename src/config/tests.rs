@@ -215,3 +215,42 @@ fn choices_keep_their_messages() {
     let err = load(&[&PRODUCTION[..], &demo].concat()).unwrap_err();
     assert_eq!(err.var, "DEMO_ACCOUNTS");
 }
+
+#[test]
+fn packs_last_a_year_unless_set_and_plans_roll_nothing_over_unless_set() {
+    let credits = |vars: &[(&str, &str)]| load(vars).map(|c| c.credits);
+    assert_eq!(credits(&[]).unwrap().pack_expiry_days, Some(365));
+    assert_eq!(credits(&[]).unwrap().plan_rollover_cap, None);
+    assert_eq!(
+        credits(&[("PACK_EXPIRY_DAYS", "30")])
+            .unwrap()
+            .pack_expiry_days,
+        Some(30)
+    );
+    for never in ["0", "never"] {
+        assert_eq!(
+            credits(&[("PACK_EXPIRY_DAYS", never)])
+                .unwrap()
+                .pack_expiry_days,
+            None
+        );
+    }
+    assert_eq!(
+        credits(&[("PLAN_ROLLOVER_CAP", "2000")])
+            .unwrap()
+            .plan_rollover_cap,
+        Some(Tokens::new(2000).unwrap())
+    );
+    for bad in ["-1", "a year", "36501"] {
+        assert_eq!(
+            credits(&[("PACK_EXPIRY_DAYS", bad)]).unwrap_err().var,
+            "PACK_EXPIRY_DAYS"
+        );
+    }
+    for bad in ["-1", "lots", "2000000000"] {
+        assert_eq!(
+            credits(&[("PLAN_ROLLOVER_CAP", bad)]).unwrap_err().var,
+            "PLAN_ROLLOVER_CAP"
+        );
+    }
+}

@@ -25,4 +25,6 @@ pub enum DomainError {
     UnknownProduct(String),
     #[error("an id must be a positive whole number")]
     InvalidId,
+    #[error("unknown state `{0}`")]
+    UnknownState(String),
 }

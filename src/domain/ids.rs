@@ -57,3 +57,11 @@ id_type!(
     /// One ledger entry; ids grow with time, so they double as pagination cursors.
     LedgerEntryId
 );
+id_type!(
+    /// A hold: tokens reserved before work runs.
+    HoldId
+);
+id_type!(
+    /// A grant: the tokens one credit brought, spent and expired from.
+    GrantId
+);

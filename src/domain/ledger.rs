@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Balance, DomainError, LedgerEntryId, Money, TokenDelta, UserId};
+use super::{Balance, DomainError, HoldId, LedgerEntryId, Money, TokenDelta, UserId};
 
 /// What caused a ledger entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -24,10 +24,14 @@ pub enum Source {
     Consume,
     /// A trial's allowance, granted once per Stripe customer when that is offered.
     Trial,
+    /// Tokens spent on the product through a hold made before the work ran.
+    Capture,
+    /// What was left of a grant when it expired.
+    Expiry,
 }
 
 impl Source {
-    pub const ALL: [Source; 7] = [
+    pub const ALL: [Source; 9] = [
         Source::StripeCheckout,
         Source::StripeInvoice,
         Source::StripeRefund,
@@ -35,6 +39,8 @@ impl Source {
         Source::Manual,
         Source::Consume,
         Source::Trial,
+        Source::Capture,
+        Source::Expiry,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -46,6 +52,8 @@ impl Source {
             Source::Manual => "manual",
             Source::Consume => "consume",
             Source::Trial => "trial",
+            Source::Capture => "capture",
+            Source::Expiry => "expiry",
         }
     }
 
@@ -59,6 +67,8 @@ impl Source {
             Source::Manual => "Adjustment",
             Source::Consume => "Usage",
             Source::Trial => "Trial",
+            Source::Capture => "Usage (reserved)",
+            Source::Expiry => "Expired",
         }
     }
 
@@ -163,6 +173,9 @@ pub struct LedgerEntry {
     pub actor_id: Option<UserId>,
     /// The purchase a refund or dispute entry reverses (or gives back).
     pub reverses: Option<LedgerEntryId>,
+    /// The hold a capture spent.
+    #[serde(default)]
+    pub hold: Option<HoldId>,
 }
 
 /// A page of a ledger, newest first.

@@ -3,6 +3,7 @@
 //! WASM-safe (no I/O, no clock): the app uses these types on both sides of the wire, and
 //! deserialising one runs the same checks as parsing it.
 
+mod credits;
 mod email;
 mod error;
 mod ids;
@@ -13,9 +14,10 @@ mod text;
 mod tokens;
 mod user;
 
+pub use credits::{Available, Expiry, Grant, GrantTerms, Hold, HoldState, Rollover};
 pub use email::Email;
 pub use error::DomainError;
-pub use ids::{LedgerEntryId, UserId};
+pub use ids::{GrantId, HoldId, LedgerEntryId, UserId};
 pub use ledger::{LedgerEntry, LedgerPage, LedgerTotals, Source, SourceTotals, Timestamp};
 pub use money::{Currency, Money};
 pub use product::{Offer, ProductId, ProductKind};

@@ -78,7 +78,8 @@ impl Fulfilment {
                 group(tokens.get())
             )),
             key,
-        );
+        )
+        .expiring(self.catalog.pack_terms());
         Ok(Credit::Post(match paid.amount_total {
             Some(amount) => posting.with_amount_paid(amount),
             None => posting,

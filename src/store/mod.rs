@@ -6,6 +6,9 @@
 //! is one transaction that updates the balance and appends the ledger row together.
 
 mod billing;
+#[cfg(test)]
+mod credit_tests;
+mod credits;
 mod database;
 mod sql;
 #[cfg(test)]
@@ -17,13 +20,16 @@ pub use billing::{
     Applied, Awaiting, Change, DisputeNews, InboxEvent, Recorded, ReversalReasons, ReversalSync,
     StoredEvent, SubscriptionRecord, Unfinished, live_subscription_statuses,
 };
+pub use credits::{
+    BatchItem, CreditMismatch, HoldCapture, HoldError, HoldOpened, HoldReleased, NewHold,
+};
 pub use database::{Backend, connect};
 pub use sql::SqlStore;
 
 use crate::api_key::KeyDigest;
 use crate::domain::{
-    Balance, DomainError, Email, IdempotencyKey, LedgerEntry, LedgerEntryId, LedgerPage,
-    LedgerTotals, Role, Source, Timestamp, User, UserId,
+    Available, Balance, DomainError, Email, Grant, Hold, HoldId, IdempotencyKey, LedgerEntry,
+    LedgerEntryId, LedgerPage, LedgerTotals, Role, Source, Timestamp, User, UserId,
 };
 use crate::ledger::{LedgerError, Posted, Posting};
 
@@ -44,6 +50,9 @@ pub enum StoreError {
     /// The database is behind this build's schema (a migration is missing).
     #[error("the schema is at migration {applied}, this build needs {needed}")]
     Behind { applied: i64, needed: i64 },
+    /// A hold could not be captured or released as asked.
+    #[error(transparent)]
+    Hold(#[from] HoldError),
     /// The balance kept changing under a posting; trying again later is safe.
     #[error("the balance kept changing; try again")]
     Contended,
@@ -138,8 +147,42 @@ pub trait Store: Send + Sync + 'static {
     /// [`LedgerError::IdempotencyConflict`] otherwise; a refused posting changes nothing.
     async fn post(&self, posting: Posting) -> Result<Posted, StoreError>;
 
-    /// The user's balance; zero for a user with no entries.
+    /// The user's balance; zero for a user with no entries. Grants whose time has passed are
+    /// expired first.
     async fn balance(&self, user: UserId) -> Result<Balance, StoreError>;
+
+    /// The balance and what open holds reserve of it (expiries due are settled first).
+    async fn available(&self, user: UserId) -> Result<Available, StoreError>;
+
+    /// The user's grants with tokens left, in the order spending draws from them.
+    async fn grants(&self, user: UserId) -> Result<Vec<Grant>, StoreError>;
+
+    /// Applies each posting in turn in one transaction; one refused posting refuses only
+    /// itself. A database error refuses them all (nothing is written).
+    async fn post_batch(&self, postings: &[Posting]) -> Result<Vec<BatchItem>, StoreError>;
+
+    /// Reserves tokens from what is available, or refuses with
+    /// [`LedgerError::InsufficientTokens`]; the same key answers with the same hold.
+    async fn open_hold(&self, hold: &NewHold) -> Result<HoldOpened, StoreError>;
+
+    /// Spends an open hold's tokens: the ledger entry, naming the hold; the rest is released.
+    async fn capture_hold(&self, capture: &HoldCapture) -> Result<Posted, StoreError>;
+
+    /// Gives a hold up; a hold that is not open any more answers as it is (`replayed`), a
+    /// captured one is refused.
+    async fn release_hold(
+        &self,
+        hold: HoldId,
+        api_key: Option<i64>,
+    ) -> Result<HoldReleased, StoreError>;
+
+    async fn hold(&self, id: HoldId) -> Result<Option<Hold>, StoreError>;
+
+    /// Expires what is due for up to `limit` users (the sweep); how many were settled.
+    async fn settle_expiries(&self, limit: i64) -> Result<u64, StoreError>;
+
+    /// Users whose grants or holds disagree with their balance row (should always be empty).
+    async fn audit_credits(&self) -> Result<Vec<CreditMismatch>, StoreError>;
 
     async fn ledger_page(
         &self,

@@ -151,6 +151,8 @@ const INVOICE_READS: &[&str] = &[
     "/lines/data/*/parent/subscription_item_details/proration",
     "/lines/data/*/parent/invoice_item_details/proration",
     "/lines/data/*/proration",
+    "/lines/data/*/period/start",
+    "/lines/data/*/period/end",
     "/amount_paid",
     "/currency",
 ];

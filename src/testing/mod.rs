@@ -16,6 +16,7 @@ pub use events::StripeEvent;
 pub use fakes::{FakeUser, balance, paid_purchase};
 pub use faults::Faults;
 
+use crate::clock::ManualClock;
 use crate::config::{DatabaseTarget, Secret};
 use crate::store::{Backend, SqlStore, connect};
 
@@ -38,6 +39,14 @@ impl TestDb {
     /// Another store on the same database, with a pool of its own: a second server.
     pub async fn another_node(&self) -> Arc<SqlStore> {
         Arc::new(connect(&self.target).await.expect("a second node connects"))
+    }
+
+    /// A store on the same database that tells time by `clock`, for what expires.
+    pub async fn with_clock(&self, clock: &ManualClock) -> Arc<SqlStore> {
+        let store = connect(&self.target)
+            .await
+            .expect("a clocked store connects");
+        Arc::new(store.with_clock(Arc::new(clock.clone())))
     }
 
     pub fn backend(&self) -> Backend {
@@ -138,3 +147,40 @@ macro_rules! contract {
 }
 #[cfg(test)]
 pub(crate) use contract;
+
+/// Like [`contract!`], for tests of what expires: each gets a store whose clock starts at
+/// [`clocked_start`] and moves only when the test moves it
+/// (`async fn(Arc<SqlStore>, ManualClock)`).
+#[cfg(test)]
+macro_rules! clocked_contract {
+    ($($test:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $test() {
+                    let db = $crate::testing::sqlite().await;
+                    let clock = $crate::testing::clocked_start();
+                    super::$test(db.with_clock(&clock).await, clock).await;
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $test() {
+                    if let Some(db) = $crate::testing::postgres().await {
+                        let clock = $crate::testing::clocked_start();
+                        super::$test(db.with_clock(&clock).await, clock).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+#[cfg(test)]
+pub(crate) use clocked_contract;
+
+/// A manual clock at a fixed moment (2027-01-15 08:00 UTC).
+pub fn clocked_start() -> ManualClock {
+    ManualClock::starting_at(crate::domain::Timestamp::from_millis(1_800_000_000_000))
+}

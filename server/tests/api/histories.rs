@@ -9,8 +9,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use billing::api_key::{NewApiKey, SCOPE_CONSUME};
 use billing::catalog::Catalog;
+use billing::clock::ManualClock;
 use billing::config::{DatabaseTarget, Secret};
-use billing::domain::{Email, Tokens, UserId};
+use billing::domain::{Email, Timestamp, Tokens, UserId};
 use billing::fulfilment::Fulfilment;
 use billing::store::{SqlStore, Store};
 use billing::stripe::live::LiveGateway;
@@ -232,6 +233,7 @@ async fn histories_hold_on_two_server_processes_on_postgres() {
         store.clone(),
         &cluster,
         Some(password_hash().await),
+        ManualClock::starting_at(Timestamp::now()),
         seed,
         count,
         Settings::default(),

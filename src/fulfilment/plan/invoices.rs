@@ -1,7 +1,7 @@
 //! A plan's invoices: the tokens of the period they start or renew, for the seats of that
 //! period, when money was paid for them.
 
-use crate::domain::{IdempotencyKey, ProductKind, Source, Tokens};
+use crate::domain::{IdempotencyKey, ProductKind, Source, Timestamp, Tokens};
 use crate::ledger::{Posting, StripeRefs};
 use crate::store::{Awaiting, Change};
 use crate::stripe::events::{self, EventError, InvoicePaid};
@@ -11,15 +11,18 @@ use crate::fulfilment::{Fulfilment, FulfilmentError};
 
 /// What an invoice is worth in tokens.
 pub(in crate::fulfilment) enum InvoiceTokens {
-    /// The new period's: the plan's tokens times its seats.
-    Period(Tokens),
+    /// The new period's: the plan's tokens times its seats, until the period's end.
+    Period(Tokens, Option<Period>),
     /// A subscription's first invoice, nobody paid: the trial allowance, when one is offered.
-    Trial(Tokens),
+    Trial(Tokens, Option<Period>),
     /// None, and why.
     Nothing(&'static str),
     /// Cannot be told as it stands (an unknown price): kept for an operator.
     Refused(String),
 }
+
+/// Where a plan period starts and ends.
+pub(in crate::fulfilment) type Period = (Timestamp, Timestamp);
 
 const NOT_A_PERIOD: &str = "not a new subscription period: no tokens";
 const NOTHING_PAID: &str =
@@ -58,10 +61,13 @@ impl Fulfilment {
                 .collect()
         };
         let mut total: i64 = 0;
+        let mut period: Option<Period> = None;
         for line in lines.iter().filter(|l| !l.proration && l.amount >= 0) {
             if let Some(product) = self.catalog.product_of(&line.price)
                 && product.kind() == ProductKind::Subscription
             {
+                // The plan's lines share one period; were they ever not to, the latest end.
+                period = latest(period, line.period);
                 let seats = line.quantity.max(0);
                 total = product
                     .tokens()
@@ -78,7 +84,7 @@ impl Fulfilment {
         if paid.minor() <= 0 {
             let first = invoice.billing_reason == Some(events::BillingReason::SubscriptionCreate);
             return Ok(match self.catalog.trial_allowance() {
-                Some(allowance) if first && total > 0 => InvoiceTokens::Trial(allowance),
+                Some(allowance) if first && total > 0 => InvoiceTokens::Trial(allowance, period),
                 _ => InvoiceTokens::Nothing(NOTHING_PAID),
             });
         }
@@ -86,7 +92,7 @@ impl Fulfilment {
         // prices (a price changed in Stripe but not in the settings) is a subscriber going
         // without tokens, kept for an operator rather than passed over.
         Ok(match Tokens::new(total) {
-            Ok(tokens) => InvoiceTokens::Period(tokens),
+            Ok(tokens) => InvoiceTokens::Period(tokens, period),
             Err(_) => {
                 let prices: Vec<&str> = lines.iter().map(|l| l.price.as_str()).collect();
                 InvoiceTokens::Refused(format!(
@@ -111,7 +117,7 @@ impl Fulfilment {
         let user = self
             .user_of(invoice.user, invoice.customer.as_deref())
             .await?;
-        let (tokens, source, key, label) = match (weighed, user) {
+        let (tokens, source, key, label, period) = match (weighed, user) {
             (InvoiceTokens::Nothing(why), _) => return Ok(Plan::record(why)),
             (InvoiceTokens::Refused(why), _) => return Ok(Plan::Fail(why)),
             (_, None) => {
@@ -120,7 +126,7 @@ impl Fulfilment {
                     invoice.invoice
                 )));
             }
-            (InvoiceTokens::Trial(tokens), Some(user)) => {
+            (InvoiceTokens::Trial(tokens, period), Some(user)) => {
                 // Once per customer: a new subscription of the same customer gets none.
                 let once_for = invoice.customer.clone().unwrap_or_else(|| user.to_string());
                 (
@@ -128,18 +134,22 @@ impl Fulfilment {
                     Source::Trial,
                     IdempotencyKey::scoped("stripe:trial", &once_for),
                     format!("Trial allowance ({} tokens)", group(tokens.get())),
+                    period,
                 )
             }
-            (InvoiceTokens::Period(tokens), Some(_)) => (
+            (InvoiceTokens::Period(tokens, period), Some(_)) => (
                 tokens,
                 Source::StripeInvoice,
                 IdempotencyKey::scoped("stripe:invoice", &invoice.invoice),
                 format!("Starter monthly ({} tokens)", group(tokens.get())),
+                period,
             ),
         };
         let user = user.expect("matched above");
         let key = key.map_err(|e| EventError::Malformed(e.to_string()))?;
-        let posting = Posting::credit(user, tokens, source, reason(&label), key).with_stripe(refs);
+        let posting = Posting::credit(user, tokens, source, reason(&label), key)
+            .with_stripe(refs)
+            .expiring(self.catalog.period_terms(period));
         let paid = source == Source::StripeInvoice;
         let posting = match invoice.amount_paid.filter(|_| paid) {
             Some(amount) => posting.with_amount_paid(amount),
@@ -151,5 +161,13 @@ impl Fulfilment {
             detail: None,
             releases: paid.then(|| Awaiting::Invoice(invoice.invoice.clone())),
         })
+    }
+}
+
+/// Of two periods, the one that ends last.
+fn latest(a: Option<Period>, b: Option<Period>) -> Option<Period> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if b.1 > a.1 { b } else { a }),
+        (a, b) => a.or(b),
     }
 }

@@ -133,8 +133,10 @@ impl Fulfilment {
                 let object = self.gateway.invoice(&invoice).await?;
                 match events::invoice(&object) {
                     Ok(read) => match self.invoice_tokens(&read).await? {
-                        InvoiceTokens::Nothing(_) | InvoiceTokens::Trial(_) => Found::NothingBought,
-                        InvoiceTokens::Period(_) | InvoiceTokens::Refused(_) => {
+                        InvoiceTokens::Nothing(_) | InvoiceTokens::Trial(..) => {
+                            Found::NothingBought
+                        }
+                        InvoiceTokens::Period(..) | InvoiceTokens::Refused(_) => {
                             Found::Wait(Awaiting::Invoice(invoice))
                         }
                     },

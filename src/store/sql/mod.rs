@@ -6,11 +6,16 @@
 //! reading the ledger in [`ledger`]; users and API keys in [`accounts`]; the rate limits' buckets in [`rate_limits`].
 
 mod accounts;
+mod credits;
+mod grants;
+mod holds;
 mod ledger;
 mod posting;
 mod rate_limits;
 mod reversals;
 mod stripe;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
@@ -19,31 +24,52 @@ use sqlx::{AnyPool, Row};
 use super::billing::{
     Applied, Awaiting, Change, InboxEvent, Recorded, StoredEvent, SubscriptionRecord, Unfinished,
 };
+use super::credits::{BatchItem, CreditMismatch, HoldCapture, HoldOpened, HoldReleased, NewHold};
 use super::{ApiKey, Backend, BalanceMismatch, LedgerQuery, NewUser, Store, StoreError};
 use crate::api_key::KeyDigest;
+use crate::clock::{Clock, SystemClock};
 use crate::domain::{
-    Balance, Currency, Email, IdempotencyKey, LedgerEntry, LedgerEntryId, LedgerPage, LedgerTotals,
-    Money, Source, Timestamp, TokenDelta, User, UserId,
+    Available, Balance, Currency, Email, Grant, Hold, HoldId, IdempotencyKey, LedgerEntry,
+    LedgerEntryId, LedgerPage, LedgerTotals, Money, Source, Timestamp, TokenDelta, User, UserId,
 };
-use crate::ledger::{Posted, Posting};
+use crate::ledger::{LedgerError, Posted, Posting};
 
-use posting::Attempt;
+use posting::{At, Attempt};
 
 /// How many times a posting is retried when the balance moved between its refusal and the
 /// explanation of that refusal (another transaction committed in between).
 const POST_ATTEMPTS: usize = 3;
 
 const ENTRY_COLUMNS: &str = "id, user_id, delta, balance_after, source, reason, created_at, \
-     amount_paid_minor, currency, stripe_object_id, actor_id, reverses_entry_id";
+     amount_paid_minor, currency, stripe_object_id, actor_id, reverses_entry_id, hold_id";
 
 pub struct SqlStore {
     pool: AnyPool,
     backend: Backend,
+    /// Where "now" comes from for what the store writes: when grants and holds expire.
+    clock: Arc<dyn Clock>,
 }
 
 impl SqlStore {
     pub(super) fn new(pool: AnyPool, backend: Backend) -> Self {
-        Self { pool, backend }
+        Self {
+            pool,
+            backend,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// The same store, telling time by `clock` (a test's manual clock).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn at(&self) -> At {
+        At {
+            backend: self.backend,
+            now: self.clock.now(),
+        }
     }
 
     /// The pool, for the parts of the server that keep their own tables.
@@ -84,9 +110,12 @@ impl Store for SqlStore {
 
     async fn post(&self, posting: Posting) -> Result<Posted, StoreError> {
         for _ in 0..POST_ATTEMPTS {
+            let at = self.at();
             let mut tx = self.pool.begin_with(self.backend.begin_write()).await?;
-            match posting::post_in(&mut tx, &posting).await? {
-                Attempt::Posted(entry) => {
+            // A replayed or refused posting wrote nothing of its own, but may have settled
+            // expiries on its way: those are kept.
+            match posting::post_in(&mut tx, at, &posting).await {
+                Ok(Attempt::Posted(entry)) => {
                     tx.commit().await?;
                     record_posting(&entry);
                     return Ok(Posted {
@@ -94,30 +123,69 @@ impl Store for SqlStore {
                         replayed: false,
                     });
                 }
-                Attempt::Replayed(entry) => {
-                    tx.rollback().await?;
+                Ok(Attempt::Replayed(entry)) => {
+                    tx.commit().await?;
                     return Ok(Posted {
                         entry,
                         replayed: true,
                     });
                 }
-                Attempt::Moved => tx.rollback().await?,
+                Ok(Attempt::Moved) => tx.rollback().await?,
+                Err(refused @ StoreError::Ledger(_)) => {
+                    tx.commit().await?;
+                    return Err(refused);
+                }
+                Err(other) => return Err(other),
             }
         }
         Err(StoreError::Contended)
     }
 
     async fn balance(&self, user: UserId) -> Result<Balance, StoreError> {
-        let balance: Option<i64> =
-            sqlx::query_scalar("SELECT balance FROM token_balances WHERE user_id = $1")
-                .bind(user.get())
-                .fetch_optional(&self.pool)
-                .await?;
-        match balance {
-            Some(b) => Ok(Balance::new(b)?),
-            None if self.user_by_id(user).await?.is_some() => Ok(Balance::ZERO),
-            None => Err(StoreError::NotFound),
+        Ok(self.available(user).await?.balance)
+    }
+
+    async fn available(&self, user: UserId) -> Result<Available, StoreError> {
+        match self.available_now(user).await {
+            Err(StoreError::Ledger(LedgerError::UnknownUser(_))) => Err(StoreError::NotFound),
+            other => other,
         }
+    }
+
+    async fn grants(&self, user: UserId) -> Result<Vec<Grant>, StoreError> {
+        self.live_grants(user).await
+    }
+
+    async fn post_batch(&self, postings: &[Posting]) -> Result<Vec<BatchItem>, StoreError> {
+        SqlStore::post_batch(self, postings).await
+    }
+
+    async fn open_hold(&self, hold: &NewHold) -> Result<HoldOpened, StoreError> {
+        holds::open(self, hold).await
+    }
+
+    async fn capture_hold(&self, capture: &HoldCapture) -> Result<Posted, StoreError> {
+        holds::capture(self, capture).await
+    }
+
+    async fn release_hold(
+        &self,
+        hold: HoldId,
+        api_key: Option<i64>,
+    ) -> Result<HoldReleased, StoreError> {
+        holds::release(self, hold, api_key).await
+    }
+
+    async fn hold(&self, id: HoldId) -> Result<Option<Hold>, StoreError> {
+        holds::hold(self, id).await
+    }
+
+    async fn settle_expiries(&self, limit: i64) -> Result<u64, StoreError> {
+        self.settle_due(limit).await
+    }
+
+    async fn audit_credits(&self) -> Result<Vec<CreditMismatch>, StoreError> {
+        SqlStore::audit_credits(self).await
     }
 
     async fn ledger_page(
@@ -342,6 +410,10 @@ fn entry_from_row(row: &AnyRow) -> Result<LedgerEntry, StoreError> {
         reverses: row
             .try_get::<Option<i64>, _>("reverses_entry_id")?
             .map(LedgerEntryId::new)
+            .transpose()?,
+        hold: row
+            .try_get::<Option<i64>, _>("hold_id")?
+            .map(HoldId::new)
             .transpose()?,
     })
 }

@@ -1,14 +1,16 @@
-//! A posting inside a transaction the caller owns: one guarded balance update and one ledger
-//! row. The caller commits (or drops, which rolls back).
+//! A posting inside a transaction the caller owns: one guarded balance update, one ledger
+//! row, and the grant it makes or the grants it draws from. The caller commits (or drops,
+//! which rolls back).
 
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, Row};
 
+use super::grants;
 use super::{ENTRY_COLUMNS, entry_from_row};
 use crate::domain::{
     Balance, IdempotencyKey, LedgerEntry, LedgerEntryId, Money, Timestamp, UserId,
 };
-use crate::ledger::{LedgerError, Posting};
-use crate::store::StoreError;
+use crate::ledger::{LedgerError, Posting, PostingKind};
+use crate::store::{Backend, StoreError};
 
 /// What one attempt at a posting came to.
 pub(super) enum Attempt {
@@ -19,36 +21,57 @@ pub(super) enum Attempt {
     Moved,
 }
 
-/// Applies `posting`: one guarded balance update, one ledger row, in the caller's transaction.
+/// The moment a transaction acts at, and the database it acts on.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct At {
+    pub backend: Backend,
+    pub now: Timestamp,
+}
+
+/// Applies `posting`: one guarded balance update, one ledger row, its grant or its draws, in
+/// the caller's transaction.
 pub(super) async fn post_in(
     conn: &mut AnyConnection,
+    at: At,
     posting: &Posting,
 ) -> Result<Attempt, StoreError> {
-    let now = Timestamp::now();
-    // One statement that changes the balance only within the posting's bounds: no
-    // read-then-write, so concurrent postings cannot both pass the same check.
-    let balance_after: Option<i64> = sqlx::query_scalar(
-        "UPDATE token_balances SET balance = balance + $2, updated_at = $3 \
-         WHERE user_id = $1 AND balance + $2 >= $4 AND balance + $2 <= $5 \
-         RETURNING balance",
-    )
-    .bind(posting.user.get())
-    .bind(posting.delta.get())
-    .bind(now.as_millis())
-    .bind(posting.floor())
-    .bind(posting.ceiling())
-    .fetch_optional(&mut *conn)
-    .await?;
-
-    let Some(balance_after) = balance_after else {
-        return explain_refusal(conn, posting).await;
+    let mut settled = false;
+    let balance_after = loop {
+        // One statement that changes the balance only within the posting's bounds: no
+        // read-then-write, so concurrent postings cannot both pass the same check. It also
+        // refuses while a grant or a hold of the user is due to expire: those are settled
+        // first, so an expired grant is never spent and an expired hold never reserves.
+        let balance_after: Option<i64> = sqlx::query_scalar(
+            "UPDATE token_balances SET balance = balance + $2, held = held - $6, \
+                 updated_at = $3 \
+             WHERE user_id = $1 AND balance + $2 >= $4 AND balance + $2 <= $5 \
+                 AND ($7 = 0 OR balance + $2 - (held - $6) >= 0) \
+                 AND (next_expiry IS NULL OR next_expiry > $3) \
+             RETURNING balance",
+        )
+        .bind(posting.user.get())
+        .bind(posting.delta.get())
+        .bind(at.now.as_millis())
+        .bind(-Balance::LIMIT)
+        .bind(posting.ceiling())
+        .bind(posting.releases())
+        .bind(i64::from(posting.spends_available()))
+        .fetch_optional(&mut *conn)
+        .await?;
+        match balance_after {
+            Some(after) => break after,
+            None if !settled && grants::settle_in(conn, at, posting.user).await? => {
+                settled = true;
+            }
+            None => return explain_refusal(conn, posting).await,
+        }
     };
 
     let id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO token_ledger (user_id, delta, balance_after, source, reason, \
              idempotency_key, stripe_event_id, stripe_object_id, stripe_payment_intent, \
-             amount_paid_minor, currency, actor_id, reverses_entry_id, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+             amount_paid_minor, currency, actor_id, reverses_entry_id, hold_id, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
          ON CONFLICT (idempotency_key) DO NOTHING \
          RETURNING id",
     )
@@ -69,33 +92,63 @@ pub(super) async fn post_in(
     )
     .bind(posting.actor.map(UserId::get))
     .bind(posting.reverses.map(LedgerEntryId::get))
-    .bind(now.as_millis())
+    .bind(posting.release.map(|r| r.hold.get()))
+    .bind(at.now.as_millis())
     .fetch_optional(&mut *conn)
     .await?;
 
     let Some(id) = id else {
         // The key is taken (perhaps by a transaction that committed meanwhile): undo this
         // balance change here, in the same transaction, and answer with the original.
-        sqlx::query("UPDATE token_balances SET balance = balance - $2 WHERE user_id = $1")
-            .bind(posting.user.get())
-            .bind(posting.delta.get())
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(
+            "UPDATE token_balances SET balance = balance - $2, held = held + $3 \
+             WHERE user_id = $1",
+        )
+        .bind(posting.user.get())
+        .bind(posting.delta.get())
+        .bind(posting.releases())
+        .execute(&mut *conn)
+        .await?;
         return replay(conn, posting).await;
     };
+    let entry = LedgerEntryId::new(id)?;
+
+    if posting.delta.is_increase() {
+        let before = balance_after - posting.delta.get();
+        grants::grant_in(conn, at, posting, entry, before).await?;
+    } else {
+        // A reversal takes from its own purchase's grant first.
+        let first = match posting.kind {
+            PostingKind::Reversal => posting.reverses,
+            _ => None,
+        };
+        grants::draw_in(conn, posting.user, entry, posting.delta.magnitude(), first).await?;
+    }
+    if let Some(release) = posting.release {
+        sqlx::query(
+            "UPDATE token_holds SET state = 'captured', settled_at = $2, capture_entry_id = $3 \
+             WHERE id = $1 AND state = 'open'",
+        )
+        .bind(release.hold.get())
+        .bind(at.now.as_millis())
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    }
 
     Ok(Attempt::Posted(LedgerEntry {
-        id: LedgerEntryId::new(id)?,
+        id: entry,
         user_id: posting.user,
         delta: posting.delta,
         balance_after: Balance::new(balance_after)?,
         source: posting.source,
         reason: posting.reason.as_str().to_owned(),
-        created_at: now,
+        created_at: at.now,
         amount_paid: posting.amount_paid,
         stripe_object_id: posting.stripe.object_id.clone(),
         actor_id: posting.actor,
         reverses: posting.reverses,
+        hold: posting.release.map(|r| r.hold),
     }))
 }
 
@@ -107,15 +160,15 @@ async fn explain_refusal(
     if entry_by_key_in(conn, &posting.key).await?.is_some() {
         return replay(conn, posting).await;
     }
-    let balance: Option<i64> =
-        sqlx::query_scalar("SELECT balance FROM token_balances WHERE user_id = $1")
-            .bind(posting.user.get())
-            .fetch_optional(&mut *conn)
-            .await?;
-    let Some(balance) = balance else {
+    let row = sqlx::query("SELECT balance, held FROM token_balances WHERE user_id = $1")
+        .bind(posting.user.get())
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(row) = row else {
         return Err(LedgerError::UnknownUser(posting.user).into());
     };
-    match posting.apply_to(Balance::new(balance)?) {
+    let balance = Balance::new(row.try_get("balance")?)?;
+    match posting.apply_to(balance, row.try_get("held")?) {
         Err(refusal) => Err(refusal.into()),
         Ok(_) => Ok(Attempt::Moved),
     }

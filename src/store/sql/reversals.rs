@@ -13,11 +13,9 @@
 
 use sqlx::{AnyConnection, Row};
 
-use super::posting::{self, Attempt};
+use super::posting::{self, At, Attempt};
 use super::{ENTRY_COLUMNS, entry_from_row};
-use crate::domain::{
-    IdempotencyKey, LedgerEntry, LedgerEntryId, Reason, Source, Timestamp, Tokens,
-};
+use crate::domain::{IdempotencyKey, LedgerEntry, LedgerEntryId, Reason, Source, Tokens};
 use crate::ledger::{Posting, share_of};
 use crate::store::billing::ReversalSync;
 use crate::store::{Backend, StoreError};
@@ -28,11 +26,11 @@ use crate::stripe::gateway::RefundStatus;
 /// says; the postings made (none when both already are there).
 pub(super) async fn sync_in(
     conn: &mut AnyConnection,
-    backend: Backend,
+    at: At,
     sync: &ReversalSync,
 ) -> Result<Vec<Attempt>, StoreError> {
-    let purchase = lock_purchase(conn, backend, sync.purchase).await?;
-    let now = Timestamp::now().as_millis();
+    let purchase = lock_purchase(conn, at.backend, sync.purchase).await?;
+    let now = at.now.as_millis();
     for refund in sync.refunds.iter().flatten() {
         // A failed or canceled refund stays so, whatever an older view of Stripe says.
         sqlx::query(
@@ -135,7 +133,7 @@ pub(super) async fn sync_in(
             let posting = posting
                 .with_stripe(sync.stripe.clone())
                 .reversing(purchase.id);
-            attempts.push(posting::post_in(conn, &posting).await?);
+            attempts.push(posting::post_in(conn, at, &posting).await?);
         }
     }
     Ok(attempts)

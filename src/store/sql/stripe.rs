@@ -158,14 +158,13 @@ impl SqlStore {
         detail: Option<&str>,
     ) -> Result<Vec<Applied>, StoreError> {
         'attempt: for _ in 0..APPLY_ATTEMPTS {
+            let at = self.at();
             let mut tx = self.pool.begin_with(self.backend.begin_write()).await?;
             let mut applied = Vec::with_capacity(changes.len());
             for change in changes {
                 let attempts = match change {
-                    Change::Post(posting) => vec![posting::post_in(&mut tx, posting).await?],
-                    Change::SyncReversals(sync) => {
-                        reversals::sync_in(&mut tx, self.backend, sync).await?
-                    }
+                    Change::Post(posting) => vec![posting::post_in(&mut tx, at, posting).await?],
+                    Change::SyncReversals(sync) => reversals::sync_in(&mut tx, at, sync).await?,
                     Change::LinkCustomer { user, customer } => {
                         match link_customer(&mut tx, *user, customer).await {
                             // The customer is another user's already: the payment still

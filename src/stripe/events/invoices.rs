@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::fields::{int_at, money, str_at, user_in_metadata};
-use crate::domain::{Money, UserId};
+use crate::domain::{Money, Timestamp, UserId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvoicePaid {
@@ -64,6 +64,8 @@ pub struct InvoiceLine {
     pub amount: i64,
     /// A proration of a change mid-period, not the period itself.
     pub proration: bool,
+    /// The period the line is for (`period.start`, `period.end`), when Stripe says.
+    pub period: Option<(Timestamp, Timestamp)>,
 }
 
 /// An invoice object, in the current shape or the one before 2025; `Err` names a field it
@@ -115,5 +117,17 @@ pub fn invoice_line(line: &Value) -> Option<InvoiceLine> {
         quantity: line.get("quantity").and_then(Value::as_i64).unwrap_or(1),
         amount: int_at(line, "amount").unwrap_or(0),
         proration,
+        period: period_of(line),
     })
+}
+
+/// A line's `period` (unix seconds), as moments.
+fn period_of(line: &Value) -> Option<(Timestamp, Timestamp)> {
+    let at = |field: &str| {
+        line.pointer(&format!("/period/{field}"))
+            .and_then(Value::as_i64)
+            .and_then(|secs| secs.checked_mul(1000))
+            .map(Timestamp::from_millis)
+    };
+    Some((at("start")?, at("end")?)).filter(|(start, end)| start < end)
 }

@@ -249,7 +249,7 @@ pub fn interpret(event: &Envelope) -> Result<Effect, EventError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Currency;
+    use crate::domain::{Currency, Timestamp};
 
     fn read(fixture: &str) -> Envelope {
         let path = format!(
@@ -309,6 +309,13 @@ mod tests {
         );
     }
 
+    fn period(start: i64, end: i64) -> Option<(Timestamp, Timestamp)> {
+        Some((
+            Timestamp::from_millis(start * 1000),
+            Timestamp::from_millis(end * 1000),
+        ))
+    }
+
     #[test]
     fn invoices_read_the_2025_shape() {
         assert_eq!(
@@ -323,7 +330,8 @@ mod tests {
                     price: "price_starter".into(),
                     quantity: 1,
                     amount: 3500,
-                    proration: false
+                    proration: false,
+                    period: period(1795600090, 1798192090),
                 }],
                 lines_complete: true,
                 amount_paid: usd(3500),
@@ -346,19 +354,22 @@ mod tests {
                         price: "price_starter".into(),
                         quantity: 1,
                         amount: -1750,
-                        proration: true
+                        proration: true,
+                        period: period(1796896090, 1798192090),
                     },
                     InvoiceLine {
                         price: "price_starter".into(),
                         quantity: 2,
                         amount: 3500,
-                        proration: true
+                        proration: true,
+                        period: period(1796896090, 1798192090),
                     },
                     InvoiceLine {
                         price: "price_starter".into(),
                         quantity: 2,
                         amount: 7000,
-                        proration: false
+                        proration: false,
+                        period: period(1798192090, 1800784090),
                     },
                 ],
                 lines_complete: true,

@@ -100,27 +100,26 @@ pub async fn check_many(
     count: u64,
     settings: Settings,
 ) -> Result<u64, Box<Failure>> {
+    // The nodes tell time by the histories' clock, as the simulated Stripe does: what
+    // expires, expires when the history says.
+    let clock = ManualClock::starting_at(Timestamp::now());
+    let store = db.with_clock(&clock).await;
     let cluster = InProcess {
-        stores: vec![db.store.clone(), db.another_node().await],
+        stores: vec![store.clone(), db.with_clock(&clock).await],
         catalog: Catalog::from_prices(&prices()),
     };
-    check_many_on(
-        db.store.clone(),
-        &cluster,
-        None,
-        first_seed,
-        count,
-        settings,
-    )
-    .await
+    check_many_on(store, &cluster, None, clock, first_seed, count, settings).await
 }
 
 /// As [`check_many`], delivered to the nodes of `cluster`; `store` is the database they
-/// share, and every user gets `password_hash` (for nodes that need users to log in).
+/// share, and every user gets `password_hash` (for nodes that need users to log in). The
+/// histories' simulated Stripe tells time by `clock`, which only moves forward from one
+/// history to the next (nodes on the system clock see its periods end in the future).
 pub async fn check_many_on(
     store: Arc<SqlStore>,
     cluster: &dyn Cluster,
     password_hash: Option<String>,
+    clock: ManualClock,
     first_seed: u64,
     count: u64,
     settings: Settings,
@@ -130,6 +129,7 @@ pub async fn check_many_on(
         store,
         cluster,
         password_hash,
+        clock,
         runs: Default::default(),
     };
     let mut events = 0;
@@ -148,6 +148,7 @@ struct Bench<'c> {
     cluster: &'c dyn Cluster,
     password_hash: Option<String>,
     faults: Faults,
+    clock: ManualClock,
     /// Tells the histories' users apart.
     runs: std::sync::atomic::AtomicU64,
 }
@@ -301,7 +302,7 @@ impl<'a> Run<'a> {
         let run = bench
             .runs
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let clock = ManualClock::starting_at(Timestamp::from_millis(1_780_000_000_000));
+        let clock = bench.clock.clone();
         let sim = Arc::new(
             Simulator::new(
                 Url::parse("http://127.0.0.1:3000").unwrap(),

@@ -1,0 +1,367 @@
+//! Grants, inside a posting's transaction: every credit's tokens become a grant; spending
+//! draws from the live grants soonest-expiring first (never-expiring last), then oldest first,
+//! and records each draw; a grant whose time has come expires what is left of it with a
+//! ledger row of its own (source `expiry`).
+//!
+//! Kept true with the balance, in the same transactions: while the balance is positive it is
+//! the sum of the live grants' `remaining`, and when it is negative (tokens taken back after
+//! they were spent) no grant has anything left, and the next credit covers that debt first.
+//! `token_balances.next_expiry` is never later than the earliest expiry of a live grant with
+//! tokens left or of an open hold: the guarded update refuses once it has passed, and the
+//! posting settles the user here before trying again.
+
+use sqlx::{AnyConnection, Row};
+
+use super::posting::At;
+use crate::domain::{
+    Expiry, GrantTerms, IdempotencyKey, LedgerEntryId, Reason, Rollover, Source, Timestamp, Tokens,
+    UserId,
+};
+use crate::ledger::{Posting, PostingKind};
+use crate::store::StoreError;
+
+/// How many grants one statement reads while drawing (most spends need one).
+const DRAW_BATCH: i64 = 16;
+
+/// The order grants are spent in: the soonest to expire first, those that never do last,
+/// then the oldest.
+const SPENDING_ORDER: &str = "CASE WHEN expires_at IS NULL THEN 1 ELSE 0 END, expires_at, id";
+
+/// Makes the grant of the credit `entry` (`posting`), made on a balance of `before`: what
+/// covers a debt is not left to spend.
+pub(super) async fn grant_in(
+    conn: &mut AnyConnection,
+    at: At,
+    posting: &Posting,
+    entry: LedgerEntryId,
+    before: i64,
+) -> Result<(), StoreError> {
+    let tokens = posting.delta.get();
+    let remaining = (tokens - (-before).max(0)).max(0);
+    // Tokens given back (a failed refund, a won dispute) keep the terms of the purchase
+    // they were taken from; admin credits and anything else keep the posting's own.
+    let terms = match (posting.kind, posting.reverses) {
+        (PostingKind::Credit, Some(purchase)) => terms_of(conn, purchase).await?,
+        _ => posting.terms,
+    };
+    let rollover = terms.rollover;
+    let expires_at = terms.expires_at(at.now);
+    sqlx::query(
+        "INSERT INTO token_grants (user_id, entry_id, tokens, remaining, expires_at, \
+             rollover_cap, rollover_period_ms, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(posting.user.get())
+    .bind(entry.get())
+    .bind(tokens)
+    .bind(remaining)
+    .bind(expires_at.map(Timestamp::as_millis))
+    .bind(rollover.map(|r| r.cap.get()))
+    .bind(rollover.map(|r| r.period_ms))
+    .bind(at.now.as_millis())
+    .execute(&mut *conn)
+    .await?;
+    if let Some(expires_at) = expires_at.filter(|_| remaining > 0) {
+        expires_no_later_than(conn, posting.user, expires_at).await?;
+        if expires_at <= at.now {
+            // Given back after its grant's time: it expires at once, visibly.
+            settle_in(conn, at, posting.user).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The terms of a purchase's grant (a purchase from before grants never expires).
+async fn terms_of(
+    conn: &mut AnyConnection,
+    purchase: LedgerEntryId,
+) -> Result<GrantTerms, StoreError> {
+    let row = sqlx::query(
+        "SELECT expires_at, rollover_cap, rollover_period_ms FROM token_grants \
+         WHERE entry_id = $1",
+    )
+    .bind(purchase.get())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else {
+        return Ok(GrantTerms::NEVER);
+    };
+    let rollover = match (
+        row.try_get::<Option<i64>, _>("rollover_cap")?,
+        row.try_get::<Option<i64>, _>("rollover_period_ms")?,
+    ) {
+        (Some(cap), Some(period_ms)) => Some(Rollover {
+            cap: Tokens::new(cap)?,
+            period_ms,
+        }),
+        _ => None,
+    };
+    Ok(GrantTerms {
+        expiry: match row.try_get::<Option<i64>, _>("expires_at")? {
+            Some(at) => Expiry::At(Timestamp::from_millis(at)),
+            None => Expiry::Never,
+        },
+        rollover,
+    })
+}
+
+/// Draws `tokens` for the spending entry `entry` from the user's live grants: from the grant
+/// of `first` (a reversal's purchase) before the others. What no grant has left is debt (a
+/// reversal of spent tokens, a capture of a hold whose tokens expired): the balance says so.
+pub(super) async fn draw_in(
+    conn: &mut AnyConnection,
+    user: UserId,
+    entry: LedgerEntryId,
+    tokens: Tokens,
+    first: Option<LedgerEntryId>,
+) -> Result<(), StoreError> {
+    let mut wanted = tokens.get();
+    if let Some(purchase) = first {
+        let own = sqlx::query(
+            "SELECT id, remaining FROM token_grants \
+             WHERE entry_id = $1 AND expired_at IS NULL AND remaining > 0",
+        )
+        .bind(purchase.get())
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(own) = own {
+            wanted -= draw_from(
+                conn,
+                entry,
+                own.try_get("id")?,
+                own.try_get("remaining")?,
+                wanted,
+            )
+            .await?;
+        }
+    }
+    while wanted > 0 {
+        let live = sqlx::query(&format!(
+            "SELECT id, remaining FROM token_grants \
+             WHERE user_id = $1 AND expired_at IS NULL AND remaining > 0 \
+             ORDER BY {SPENDING_ORDER} LIMIT $2"
+        ))
+        .bind(user.get())
+        .bind(DRAW_BATCH)
+        .fetch_all(&mut *conn)
+        .await?;
+        if live.is_empty() {
+            break;
+        }
+        for grant in &live {
+            if wanted == 0 {
+                break;
+            }
+            let (id, remaining) = (grant.try_get("id")?, grant.try_get("remaining")?);
+            wanted -= draw_from(conn, entry, id, remaining, wanted).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Takes up to `wanted` of a grant's `remaining` for `entry`; how many it took.
+async fn draw_from(
+    conn: &mut AnyConnection,
+    entry: LedgerEntryId,
+    grant: i64,
+    remaining: i64,
+    wanted: i64,
+) -> Result<i64, StoreError> {
+    let take = remaining.min(wanted);
+    sqlx::query("UPDATE token_grants SET remaining = remaining - $2 WHERE id = $1")
+        .bind(grant)
+        .bind(take)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("INSERT INTO token_draws (entry_id, grant_id, tokens) VALUES ($1, $2, $3)")
+        .bind(entry.get())
+        .bind(grant)
+        .bind(take)
+        .execute(&mut *conn)
+        .await?;
+    Ok(take)
+}
+
+/// Lowers the user's `next_expiry` to `at` if it is later (or unset).
+pub(super) async fn expires_no_later_than(
+    conn: &mut AnyConnection,
+    user: UserId,
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE token_balances SET next_expiry = $2 \
+         WHERE user_id = $1 AND (next_expiry IS NULL OR next_expiry > $2)",
+    )
+    .bind(user.get())
+    .bind(at.as_millis())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Settles what of the user's has expired by `at.now`, if anything is due: open holds past
+/// their time stop reserving, grants past theirs expire what is left (a plan grant with a
+/// rollover cap keeps up to the cap for one more period, once). Locks the user's balance row
+/// first. Whether anything was due.
+pub(super) async fn settle_in(
+    conn: &mut AnyConnection,
+    at: At,
+    user: UserId,
+) -> Result<bool, StoreError> {
+    let next: Option<Option<i64>> = sqlx::query_scalar(&format!(
+        "SELECT next_expiry FROM token_balances WHERE user_id = $1{}",
+        at.backend.lock_rows()
+    ))
+    .bind(user.get())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let now = at.now.as_millis();
+    if !next.flatten().is_some_and(|next| next <= now) {
+        return Ok(false);
+    }
+
+    let released: Vec<i64> = sqlx::query_scalar(
+        "UPDATE token_holds SET state = 'expired', settled_at = $2 \
+         WHERE user_id = $1 AND state = 'open' AND expires_at <= $2 \
+         RETURNING tokens",
+    )
+    .bind(user.get())
+    .bind(now)
+    .fetch_all(&mut *conn)
+    .await?;
+    if !released.is_empty() {
+        sqlx::query("UPDATE token_balances SET held = held - $2 WHERE user_id = $1")
+            .bind(user.get())
+            .bind(released.iter().sum::<i64>())
+            .execute(&mut *conn)
+            .await?;
+    }
+
+    loop {
+        let due = sqlx::query(
+            "SELECT g.id, g.remaining, g.expires_at, g.rollover_cap, g.rollover_period_ms, \
+                 g.rolled_over, l.reason \
+             FROM token_grants g LEFT JOIN token_ledger l ON l.id = g.entry_id \
+             WHERE g.user_id = $1 AND g.expired_at IS NULL AND g.expires_at <= $2 \
+             ORDER BY g.expires_at, g.id",
+        )
+        .bind(user.get())
+        .bind(now)
+        .fetch_all(&mut *conn)
+        .await?;
+        if due.is_empty() {
+            break;
+        }
+        for grant in &due {
+            let id: i64 = grant.try_get("id")?;
+            let remaining: i64 = grant.try_get("remaining")?;
+            let label: Option<String> = grant.try_get("reason")?;
+            let label = label.unwrap_or_else(|| "the balance from before grants".to_owned());
+            let rollover = match (
+                grant.try_get::<Option<i64>, _>("rollover_cap")?,
+                grant.try_get::<Option<i64>, _>("rollover_period_ms")?,
+                grant.try_get::<i64, _>("rolled_over")?,
+            ) {
+                (Some(cap), Some(period), 0) if remaining > 0 => Some((cap, period)),
+                _ => None,
+            };
+            match rollover {
+                Some((cap, period)) => {
+                    let kept = remaining.min(cap);
+                    let lapsed = remaining - kept;
+                    if lapsed > 0 {
+                        expire(conn, at, user, id, lapsed, &label, "").await?;
+                    }
+                    sqlx::query(
+                        "UPDATE token_grants SET remaining = $2, \
+                             expires_at = expires_at + $3, rolled_over = 1 \
+                         WHERE id = $1",
+                    )
+                    .bind(id)
+                    .bind(kept)
+                    .bind(period)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                None => {
+                    let suffix = if grant.try_get::<i64, _>("rolled_over")? == 1 {
+                        ":rolled"
+                    } else {
+                        ""
+                    };
+                    if remaining > 0 {
+                        expire(conn, at, user, id, remaining, &label, suffix).await?;
+                    }
+                    sqlx::query(
+                        "UPDATE token_grants SET remaining = 0, expired_at = $2 WHERE id = $1",
+                    )
+                    .bind(id)
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+            }
+        }
+    }
+
+    sqlx::query(
+        "UPDATE token_balances SET next_expiry = ( \
+             SELECT MIN(at) FROM ( \
+                 SELECT MIN(expires_at) AS at FROM token_holds \
+                     WHERE user_id = $1 AND state = 'open' \
+                 UNION ALL \
+                 SELECT MIN(expires_at) AS at FROM token_grants \
+                     WHERE user_id = $1 AND expired_at IS NULL AND remaining > 0 \
+             ) AS soonest) \
+         WHERE user_id = $1",
+    )
+    .bind(user.get())
+    .execute(&mut *conn)
+    .await?;
+    Ok(true)
+}
+
+/// The ledger row of `tokens` of grant `grant` expiring, and the draw that says from where.
+async fn expire(
+    conn: &mut AnyConnection,
+    at: At,
+    user: UserId,
+    grant: i64,
+    tokens: i64,
+    label: &str,
+    key_suffix: &str,
+) -> Result<(), StoreError> {
+    let balance_after: i64 = sqlx::query_scalar(
+        "UPDATE token_balances SET balance = balance - $2, updated_at = $3 \
+         WHERE user_id = $1 RETURNING balance",
+    )
+    .bind(user.get())
+    .bind(tokens)
+    .bind(at.now.as_millis())
+    .fetch_one(&mut *conn)
+    .await?;
+    let label: String = label.chars().take(200).collect();
+    let reason = Reason::parse(&format!("Expired unspent: {label}"))?;
+    let key = IdempotencyKey::scoped("expiry:grant", &format!("{grant}{key_suffix}"))?;
+    let entry: i64 = sqlx::query_scalar(
+        "INSERT INTO token_ledger (user_id, delta, balance_after, source, reason, \
+             idempotency_key, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+    )
+    .bind(user.get())
+    .bind(-tokens)
+    .bind(balance_after)
+    .bind(Source::Expiry.as_str())
+    .bind(reason.as_str())
+    .bind(key.as_str())
+    .bind(at.now.as_millis())
+    .fetch_one(&mut *conn)
+    .await?;
+    sqlx::query("INSERT INTO token_draws (entry_id, grant_id, tokens) VALUES ($1, $2, $3)")
+        .bind(entry)
+        .bind(grant)
+        .bind(tokens)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
