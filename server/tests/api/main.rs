@@ -19,5 +19,6 @@ mod ledger;
 mod nodes;
 mod pages;
 mod reconcile;
+mod schedules;
 mod stripe_live;
 mod webhook;
