@@ -20,5 +20,6 @@ mod nodes;
 mod pages;
 mod reconcile;
 mod schedules;
+mod stream;
 mod stripe_live;
 mod webhook;
