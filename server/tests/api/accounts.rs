@@ -1,11 +1,14 @@
 //! Sign up, log in, log out, sessions and the login rate limit, over HTTP.
 
+use std::future::IntoFuture;
 use std::time::Duration;
 
 use billing::domain::Role;
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use crate::support::{Answer, Browser, PASSWORD, TestApp, spawn_app, spawn_app_with};
+use crate::support::{
+    Answer, Browser, PASSWORD, ServerProcess, StripeApi, TestApp, spawn_app, spawn_app_with,
+};
 
 #[tokio::test]
 async fn signing_up_starts_a_session_with_a_safe_cookie() {
@@ -193,6 +196,89 @@ async fn billing_reads_need_a_session() {
     assert_eq!(app.balance(&ada).await, 700);
 }
 
+/// The server functions anyone may call: who am I (nobody), sign up, log in, log out.
+const PUBLIC_SERVER_FUNCTIONS: [&str; 4] = [
+    "/api/auth/me",
+    "/api/auth/signup",
+    "/api/auth/login",
+    "/api/auth/logout",
+];
+
+#[tokio::test]
+async fn every_server_function_but_the_public_ones_is_401_without_a_session() {
+    let app = spawn_app().await;
+    let ada = app.user_with_tokens("ada@example.com", 100).await;
+    let adjustment = json!({ "user": "ada@example.com", "tokens": 1, "reason": "No session" });
+    // Each with arguments it would act on, so that only the missing session refuses it.
+    let server_functions = [
+        ("GET", "/api/tokens/balance", None),
+        ("GET", "/api/tokens/ledger?limit=5", None),
+        ("GET", "/api/billing/catalog", None),
+        (
+            "POST",
+            "/api/billing/create-checkout-session",
+            Some(json!({ "product": "small" })),
+        ),
+        (
+            "POST",
+            "/api/billing/create-portal-session",
+            Some(json!({})),
+        ),
+        ("GET", "/api/billing/subscription", None),
+        ("GET", "/api/billing/subscriptions", None),
+        (
+            "GET",
+            "/api/billing/checkout-status?session_id=cs_test_a1b2c3",
+            None,
+        ),
+        ("GET", "/api/admin/users/find?query=ada%40example.com", None),
+        ("POST", "/api/admin/tokens/credit", Some(adjustment.clone())),
+        ("POST", "/api/admin/tokens/debit", Some(adjustment)),
+    ];
+    // The table is every server function the app registers, less the public ones.
+    let mut registered: Vec<(String, String)> = leptos::server_fn::axum::server_fn_paths()
+        .filter(|(path, _)| !PUBLIC_SERVER_FUNCTIONS.contains(path))
+        .map(|(path, method)| (method.as_str().to_owned(), path.to_owned()))
+        .collect();
+    registered.sort();
+    let mut tabled: Vec<(String, String)> = server_functions
+        .iter()
+        .map(|(method, path, _)| {
+            let path = path.split('?').next().unwrap();
+            ((*method).to_owned(), path.to_owned())
+        })
+        .collect();
+    tabled.sort();
+    assert_eq!(
+        registered, tabled,
+        "every user server function is in the table"
+    );
+
+    // The server's own routes for signed-in users, beside its server functions.
+    let routes = [
+        ("GET", "/api/tokens/stream", None),
+        ("GET", "/api/tokens/ledger.csv", None),
+    ];
+    for (method, path, body) in server_functions.into_iter().chain(routes) {
+        let anonymous = app.browser();
+        let request = match method {
+            "GET" => anonymous.get(path),
+            _ => anonymous.post(path),
+        };
+        let request = match body {
+            Some(body) => request.json(&body),
+            None => request,
+        };
+        // Bounded: a stream opened for nobody would never end.
+        let response = tokio::time::timeout(Duration::from_secs(10), request.into_future())
+            .await
+            .unwrap_or_else(|_| panic!("{method} {path}: no answer within 10 s"));
+        assert_eq!(response.status, 401, "{method} {path}: {}", response.text);
+        assert_eq!(response.json()["error"], "unauthorized", "{method} {path}");
+    }
+    assert_eq!(app.balance(&ada).await, 100, "nothing changed");
+}
+
 #[tokio::test]
 async fn pages_send_visitors_to_log_in_and_back() {
     let app = spawn_app().await;
@@ -250,6 +336,15 @@ async fn log_in_from(browser: &Browser, ip: &str, email: &str, password: &str) -
         .post("/api/auth/login")
         .header("x-forwarded-for", ip)
         .form(&[("email", email), ("password", password)])
+        .await
+}
+
+/// A sign-up from `ip`, behind the one proxy the app trusts.
+async fn sign_up_from(browser: &Browser, ip: &str, email: &str) -> Answer {
+    browser
+        .post("/api/auth/signup")
+        .header("x-forwarded-for", ip)
+        .form(&[("email", email), ("password", PASSWORD)])
         .await
 }
 
@@ -357,4 +452,139 @@ async fn a_known_device_has_a_guessing_limit_of_its_own() {
     // Another device, even at the same address, is not held by it.
     let other = log_in_from(&app.browser(), ip, "ada@example.com", PASSWORD).await;
     assert_eq!(other.status, 200);
+}
+
+#[tokio::test]
+async fn logins_and_sign_ups_from_one_address_share_twenty_a_minute_and_other_addresses_do_not_wait()
+ {
+    let app = behind_a_proxy().await;
+    let busy = "198.51.100.7";
+    // Twenty attempts that each fail for what they are, not for the limit (none of them
+    // hashes a password or names an account, so no other limit counts them).
+    for i in 0..10 {
+        let response = sign_up_from(&app.browser(), busy, &format!("not-an-email-{i}")).await;
+        assert_eq!(response.status, 422, "sign-up {i}: {}", response.text);
+        let response = log_in_from(&app.browser(), busy, &format!("nobody-{i}"), GUESS).await;
+        assert_eq!(response.status, 401, "login {i}: {}", response.text);
+    }
+
+    // The address has used its minute: a good sign-up and the owner's own login wait there.
+    let limited = sign_up_from(&app.browser(), busy, "bob@example.com").await;
+    assert_eq!(limited.status, 429, "{}", limited.text);
+    assert_eq!(limited.header("retry-after"), Some("3"));
+    assert_eq!(limited.json()["error"], "rate_limited");
+    let owner = log_in_from(&app.browser(), busy, "ada@example.com", PASSWORD).await;
+    assert_eq!(owner.status, 429);
+    assert_eq!(
+        app.store.user_count().await.unwrap(),
+        1,
+        "Bob was not signed up"
+    );
+
+    // Another address does not wait.
+    let elsewhere = "203.0.113.5";
+    assert_eq!(
+        sign_up_from(&app.browser(), elsewhere, "bob@example.com")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        log_in_from(&app.browser(), elsewhere, "ada@example.com", PASSWORD)
+            .await
+            .status,
+        200
+    );
+
+    // One attempt comes back every three seconds.
+    app.clock.advance(Duration::from_secs(3));
+    assert_eq!(
+        sign_up_from(&app.browser(), busy, "carol@example.com")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        sign_up_from(&app.browser(), busy, "dan@example.com")
+            .await
+            .status,
+        429
+    );
+}
+
+/// Twenty logins (of no account) with these `X-Forwarded-For` headers, then a 21st with
+/// `last`; its status.
+async fn twenty_logins_then(
+    app: &TestApp,
+    forwarded_for: impl Fn(usize) -> String,
+    last: &str,
+) -> u16 {
+    for i in 0..20 {
+        let response = log_in_from(&app.browser(), &forwarded_for(i), "nobody", GUESS).await;
+        assert_eq!(response.status, 401, "login {i}: {}", response.text);
+    }
+    log_in_from(&app.browser(), last, "nobody", GUESS)
+        .await
+        .status
+}
+
+#[tokio::test]
+async fn x_forwarded_for_names_the_client_only_as_a_trusted_proxy_wrote_it() {
+    // No proxy trusted: the header is anyone's to write, and a new one each time changes
+    // nothing: every attempt comes from the test's own address.
+    let direct = spawn_app().await;
+    let status = twenty_logins_then(&direct, |i| format!("198.51.100.{i}"), "192.0.2.1").await;
+    assert_eq!(status, 429, "a forged X-Forwarded-For escaped the limit");
+
+    // One proxy trusted: the client is the entry it added (the last); whatever the client
+    // wrote before it is not believed.
+    let proxied = behind_a_proxy().await;
+    let status = twenty_logins_then(
+        &proxied,
+        |i| format!("203.0.113.{i}, 198.51.100.7"),
+        "192.0.2.1, 198.51.100.7",
+    )
+    .await;
+    assert_eq!(
+        status, 429,
+        "a forged entry before the proxy's escaped the limit"
+    );
+    let other_client = log_in_from(
+        &proxied.browser(),
+        "198.51.100.7, 198.51.100.8",
+        "nobody",
+        GUESS,
+    )
+    .await;
+    assert_eq!(
+        other_client.status, 401,
+        "another client of the same proxy does not wait"
+    );
+}
+
+#[tokio::test]
+async fn a_production_server_marks_its_cookies_secure_even_over_plain_http() {
+    let stripe = StripeApi::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let mut vars = stripe.settings();
+    vars.extend([
+        ("APP_ENV", "production".to_owned()),
+        // Plain http: only production makes the cookies Secure here.
+        ("SITE_URL", "http://billing.internal".to_owned()),
+        (
+            "METRICS_TOKEN",
+            "a-long-random-metrics-token-for-tests".to_owned(),
+        ),
+        ("DATA_DIR", data.path().display().to_string()),
+    ]);
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let server = ServerProcess::start(&vars).await;
+
+    let response = server.browser().sign_up("ada@example.com", PASSWORD).await;
+    assert_eq!(response.status, 200, "{}", response.text);
+    for name in ["pb_session", "pb_device"] {
+        let cookie = response.cookie(name).expect("the cookie is set");
+        assert!(cookie.contains("; Secure"), "{cookie}");
+        assert!(cookie.contains("HttpOnly"), "{cookie}");
+    }
 }

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use billing::domain::Role;
+use billing::store::LedgerQuery;
 use serde_json::{Value, json};
 
 use crate::support::{Answer, Browser, spawn_app, spawn_app_with};
@@ -241,4 +242,100 @@ async fn cross_site_writes_are_refused() {
         .await;
     assert_eq!(same.status, 200);
     assert_eq!(app.balance(&ada).await, 100);
+}
+
+async fn debit(admin: &Browser, body: Value) -> Answer {
+    admin.post_json("/api/admin/tokens/debit", body).await
+}
+
+#[tokio::test]
+async fn an_admin_debit_takes_tokens_with_the_admin_as_actor_and_never_below_zero() {
+    let app = spawn_app().await;
+    let admin = app.admin("root").await;
+    let ada = app.user_with_tokens("ada@example.com", 750).await;
+    let taking = |tokens: i64| json!({ "user": "ada@example.com", "tokens": tokens, "reason": "Duplicate credit" });
+
+    let response = debit(&admin, taking(250)).await;
+    assert_eq!(response.status, 200, "{}", response.text);
+    let entry = &response.json()["entry"];
+    assert_eq!(entry["delta"], -250);
+    assert_eq!(entry["balance_after"], 500);
+    assert_eq!(entry["source"], "manual");
+    assert_eq!(entry["actor_id"], admin.me().id.get());
+    assert_eq!(app.balance(&ada).await, 500);
+    // The ledger row as stored.
+    let newest = app
+        .store
+        .ledger_page(ada.id, &LedgerQuery::first(1))
+        .await
+        .unwrap()
+        .entries
+        .remove(0);
+    assert_eq!(newest.delta.get(), -250);
+    assert_eq!(newest.actor_id, Some(admin.me().id));
+    assert_eq!(newest.reason, "Duplicate credit");
+
+    // One token more than the balance is refused and changes nothing; the whole balance is not.
+    let refused = debit(&admin, taking(501)).await;
+    assert_eq!(refused.status, 402);
+    let error = refused.json();
+    assert_eq!(error["error"], "insufficient_tokens");
+    assert_eq!(error["balance"], 500);
+    assert_eq!(app.balance(&ada).await, 500);
+    let all = debit(&admin, taking(500)).await;
+    assert_eq!(all.status, 200, "{}", all.text);
+    assert_eq!(all.json()["entry"]["balance_after"], 0);
+    assert_eq!(app.balance(&ada).await, 0);
+    assert!(app.store.audit_balances().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_adjustment_of_a_million_tokens_is_accepted_and_one_more_is_refused() {
+    let app = spawn_app().await;
+    let admin = app.admin("root").await;
+    let ada = app.account("ada@example.com", Role::User).await;
+    let body = |tokens: i64| json!({ "user": "ada@example.com", "tokens": tokens, "reason": "Enterprise deal" });
+
+    let credited = credit(&admin, body(1_000_000)).await;
+    assert_eq!(credited.status, 200, "{}", credited.text);
+    assert_eq!(app.balance(&ada).await, 1_000_000);
+    for too_many in [
+        credit(&admin, body(1_000_001)).await,
+        debit(&admin, body(1_000_001)).await,
+    ] {
+        assert_eq!(too_many.status, 422, "{}", too_many.text);
+        assert_eq!(
+            too_many.message(),
+            "Tokens must be a whole number from 1 to 1000000."
+        );
+    }
+    assert_eq!(app.balance(&ada).await, 1_000_000);
+    let debited = debit(&admin, body(1_000_000)).await;
+    assert_eq!(debited.status, 200, "{}", debited.text);
+    assert_eq!(app.balance(&ada).await, 0);
+}
+
+#[tokio::test]
+async fn the_billing_write_limit_is_kept_per_user_and_address() {
+    let app = spawn_app_with(&[("TRUSTED_PROXIES", "1")]).await;
+    let root = app.admin("root").await;
+    let other = app.admin("other").await;
+    let ada = app.account("ada@example.com", Role::User).await;
+    let body = json!({ "user": "ada@example.com", "tokens": 1, "reason": "Test" });
+    let credit_from = |admin: &Browser, ip: &str| {
+        admin
+            .post("/api/admin/tokens/credit")
+            .header("x-forwarded-for", ip)
+            .json(&body)
+    };
+    let (office, home) = ("198.51.100.7", "203.0.113.5");
+
+    for i in 0..5 {
+        assert_eq!(credit_from(&root, office).await.status, 200, "write {i}");
+    }
+    assert_eq!(credit_from(&root, office).await.status, 429);
+    // The same admin from another address, and another admin from the same address, do not wait.
+    assert_eq!(credit_from(&root, home).await.status, 200);
+    assert_eq!(credit_from(&other, office).await.status, 200);
+    assert_eq!(app.balance(&ada).await, 7);
 }

@@ -1,5 +1,6 @@
 //! `POST /api/tokens/consume` over HTTP.
 
+use billing::testing::paid_purchase;
 use serde_json::json;
 
 use crate::support::spawn_app;
@@ -183,4 +184,35 @@ async fn an_unknown_user_is_404() {
     let response = app.service(&key).consume("req", &body).await;
     assert_eq!(response.status, 404);
     assert_eq!(response.json()["error"], "unknown_user");
+}
+
+#[tokio::test]
+async fn a_billion_tokens_are_consumed_at_once_and_one_more_is_refused_with_a_clear_error() {
+    let app = spawn_app().await;
+    let user = app.user_with_tokens("ada@example.com", 1_000_000_000).await;
+    paid_purchase(&*app.store, user.id, 1_000_000_000, "second-billion").await;
+    let key = app.api_key().await;
+    let body = |tokens: i64| json!({ "user": user.id, "tokens": tokens, "reason": "Batch job" });
+
+    // Refused for its size, not for the balance (which has two billion).
+    let refused = app
+        .service(&key)
+        .consume("req-1", &body(1_000_000_001))
+        .await;
+    assert_eq!(refused.status, 422, "{}", refused.text);
+    assert_eq!(refused.json()["error"], "invalid");
+    assert!(
+        refused.message().contains("`tokens` (1 to 1000000000)"),
+        "{}",
+        refused.text
+    );
+    assert_eq!(app.balance(&user).await, 2_000_000_000);
+
+    let consumed = app
+        .service(&key)
+        .consume("req-2", &body(1_000_000_000))
+        .await;
+    assert_eq!(consumed.status, 200, "{}", consumed.text);
+    assert_eq!(consumed.json()["balance"], 1_000_000_000);
+    assert_eq!(app.balance(&user).await, 1_000_000_000);
 }

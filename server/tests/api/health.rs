@@ -7,7 +7,8 @@ use serde_json::json;
 use crate::support::process::sqlite_store;
 use crate::support::stripe_api::live_price;
 use crate::support::{
-    Metrics, ServerProcess, StripeApi, TestApp, password_hash, spawn_app, spawn_app_with,
+    Metrics, ServerProcess, StripeApi, TestApp, eventually_within, password_hash, spawn_app,
+    spawn_app_with,
 };
 
 #[tokio::test]
@@ -51,6 +52,51 @@ async fn every_response_carries_a_request_id_and_keeps_the_callers() {
         .header("x-request-id", "trace-me-123")
         .await;
     assert_eq!(kept.header("x-request-id"), Some("trace-me-123"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_log_line_of_a_request_carries_its_request_id_and_the_response_echoes_it() {
+    let data = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(&[
+        ("DATA_DIR", &data.path().display().to_string()),
+        ("LOG_FORMAT", "json"),
+        ("RUST_LOG", "warn,server=info,app=info,tower_http=debug"),
+    ])
+    .await;
+    let output = server.output();
+    let logged_with = async |message: &str, id: &str| {
+        eventually_within(
+            &format!("{message:?} logged with the request id {id}"),
+            std::time::Duration::from_secs(10),
+            std::time::Duration::from_millis(20),
+            async || {
+                output.json_lines().iter().any(|line| {
+                    line["fields"]["message"] == message && line["span"]["request_id"] == id
+                })
+            },
+        )
+        .await
+    };
+
+    // The caller's id: on the app's own line (the refused login) and echoed.
+    let refused = server
+        .browser()
+        .post("/api/auth/login")
+        .header("x-request-id", "trace-me-42")
+        .form(&[
+            ("email", "nobody@example.com"),
+            ("password", "not the password"),
+        ])
+        .await;
+    assert_eq!(refused.status, 401);
+    assert_eq!(refused.header("x-request-id"), Some("trace-me-42"));
+    logged_with("login refused: wrong credentials", "trace-me-42").await;
+
+    // An id the server made: the same on the request's lines as in the response.
+    let answered = server.browser().get("/healthz").await;
+    let id = answered.header("x-request-id").expect("a request id");
+    assert_eq!(id.len(), 36, "a UUID: {id}");
+    logged_with("started processing request", id).await;
 }
 
 /// A fresh server process (its own metrics, counted from zero) on live Stripe (the

@@ -19,5 +19,7 @@ mod ledger;
 mod nodes;
 mod pages;
 mod reconcile;
+mod schedules;
+mod stream;
 mod stripe_live;
 mod webhook;

@@ -30,6 +30,9 @@ pub struct TestApp {
     pub clock: ManualClock,
     /// What the app checks Stripe's signatures with (made in its data folder unless set).
     pub webhook_secret: Secret,
+    /// When the app was built, on tokio's clock: its background jobs count their periods
+    /// from a moment after this.
+    pub started: tokio::time::Instant,
 }
 
 /// The password every test account gets.
@@ -207,6 +210,7 @@ pub async fn spawn_app_with(vars: &[(&str, &str)]) -> TestApp {
         .build();
 
     let clock = ManualClock::starting_at(Timestamp::now());
+    let started = tokio::time::Instant::now();
     let app = Application::build_on(listener, config, leptos_options, Arc::new(clock.clone()))
         .await
         .expect("the app starts");
@@ -225,6 +229,7 @@ pub async fn spawn_app_with(vars: &[(&str, &str)]) -> TestApp {
         data_dir,
         clock,
         webhook_secret,
+        started,
     }
 }
 

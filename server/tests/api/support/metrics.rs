@@ -2,10 +2,12 @@
 
 use super::requests::Browser;
 
+/// A sample: its name, its labels, its value.
+type Sample = (String, Vec<(String, String)>, f64);
+
 /// One scrape of `/metrics`.
 pub struct Metrics {
-    /// Each sample: its name, its labels, its value.
-    samples: Vec<(String, Vec<(String, String)>, f64)>,
+    samples: Vec<Sample>,
 }
 
 impl Metrics {

@@ -18,7 +18,7 @@ pub use app::{PASSWORD, TestApp, password_hash, spawn_app, spawn_app_on, spawn_a
 pub use logs::capture_logs;
 pub use metrics::Metrics;
 pub use process::ServerProcess;
-pub use requests::{Answer, ApiClient, Browser};
+pub use requests::{Answer, ApiClient, Browser, ServerEvent};
 pub use stripe_api::StripeApi;
 pub use wait::eventually_within;
 pub use webhooks::Webhooks;

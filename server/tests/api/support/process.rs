@@ -173,16 +173,21 @@ impl Output {
         self.0.lock().unwrap().clone()
     }
 
-    /// Whether a log line (of a server logging JSON: `LOG_FORMAT=json`) has `message` and,
-    /// when given, was logged in the span of a request to `path`.
-    pub fn logged(&self, message: &str, path: Option<&str>) -> bool {
+    /// The log lines of a server logging JSON (`LOG_FORMAT=json`), each as its object.
+    pub fn json_lines(&self) -> Vec<serde_json::Value> {
         self.text()
             .lines()
             .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-            .any(|line| {
-                line["fields"]["message"] == message
-                    && path.is_none_or(|path| line["span"]["path"] == path)
-            })
+            .collect()
+    }
+
+    /// Whether a log line (of a server logging JSON: `LOG_FORMAT=json`) has `message` and,
+    /// when given, was logged in the span of a request to `path`.
+    pub fn logged(&self, message: &str, path: Option<&str>) -> bool {
+        self.json_lines().iter().any(|line| {
+            line["fields"]["message"] == message
+                && path.is_none_or(|path| line["span"]["path"] == path)
+        })
     }
 }
 

@@ -111,6 +111,73 @@ impl Request {
     pub async fn try_send(self) -> Result<Answer, reqwest::Error> {
         Answer::read(self.0.send().await?).await
     }
+
+    /// A stream of server-sent events, read as they come (its status and headers now).
+    pub async fn events(self) -> EventStream {
+        let response = self.0.send().await.expect("the stream is answered");
+        EventStream {
+            status: response.status().as_u16(),
+            response,
+            unread: String::new(),
+        }
+    }
+}
+
+/// One server-sent event: its `event:` name and its `data:`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerEvent {
+    pub name: String,
+    pub data: String,
+}
+
+/// A response of server-sent events, read event by event (keep-alive comments skipped).
+pub struct EventStream {
+    pub status: u16,
+    response: reqwest::Response,
+    unread: String,
+}
+
+impl EventStream {
+    /// The next event, or `None` when the stream ends first; panics after `within`.
+    pub async fn next(&mut self, within: std::time::Duration) -> Option<ServerEvent> {
+        match tokio::time::timeout(within, self.next_event()).await {
+            Ok(event) => event,
+            Err(_) => panic!("no event and no end of the stream within {within:?}"),
+        }
+    }
+
+    /// Whether the stream ends within `within` (events before its end are skipped).
+    pub async fn ends_within(&mut self, within: std::time::Duration) -> bool {
+        tokio::time::timeout(within, async { while self.next_event().await.is_some() {} })
+            .await
+            .is_ok()
+    }
+
+    async fn next_event(&mut self) -> Option<ServerEvent> {
+        loop {
+            while let Some(end) = self.unread.find("\n\n") {
+                let block: String = self.unread.drain(..end + 2).collect();
+                let field = |name: &str| {
+                    block
+                        .lines()
+                        .filter_map(|line| line.strip_prefix(name))
+                        .map(|value| value.strip_prefix(' ').unwrap_or(value))
+                        .collect::<Vec<_>>()
+                };
+                let data = field("data:");
+                if data.is_empty() {
+                    continue; // a comment (keep-alive) or a bare id
+                }
+                return Some(ServerEvent {
+                    name: field("event:").concat(),
+                    data: data.join("\n"),
+                });
+            }
+            // An error (the connection cut off) ends the stream as its end does.
+            let chunk = self.response.chunk().await.ok().flatten()?;
+            self.unread.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
 }
 
 impl From<reqwest::RequestBuilder> for Request {

@@ -1,0 +1,77 @@
+//! `GET /api/tokens/stream`: the balance as server-sent events.
+
+use std::future::IntoFuture;
+use std::time::Duration;
+
+use billing::testing::{FakeUser, paid_purchase};
+use serde_json::{Value, json};
+
+use crate::support::process::sqlite_store;
+use crate::support::{ServerProcess, password_hash, spawn_app};
+
+fn balance_of(event: &crate::support::ServerEvent) -> Value {
+    assert_eq!(event.name, "balance", "{event:?}");
+    serde_json::from_str(&event.data).expect("a balance event's data is JSON")
+}
+
+#[tokio::test]
+async fn the_stream_sends_the_balance_at_once_and_again_when_the_ledger_changes() {
+    let app = spawn_app().await;
+    let ada = app.user("ada").await;
+    let mut stream = ada.get("/api/tokens/stream").events().await;
+    assert_eq!(stream.status, 200);
+
+    let first = stream.next(Duration::from_secs(5)).await.expect("an event");
+    assert_eq!(
+        balance_of(&first),
+        json!({ "balance": 0, "latest_entry": null })
+    );
+
+    let bought = paid_purchase(&*app.store, ada.me().id, 700, "stream").await;
+    let changed = stream.next(Duration::from_secs(5)).await.expect("an event");
+    assert_eq!(
+        balance_of(&changed),
+        json!({ "balance": 700, "latest_entry": bought.id })
+    );
+}
+
+#[tokio::test]
+async fn the_stream_needs_a_session() {
+    let app = spawn_app().await;
+    let response = tokio::time::timeout(
+        Duration::from_secs(10),
+        app.browser().get("/api/tokens/stream").into_future(),
+    )
+    .await
+    .expect("a refusal, not a stream that stays open");
+    assert_eq!(response.status, 401);
+    assert_eq!(response.json()["error"], "unauthorized");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_ends_when_the_server_gets_sigterm_and_the_server_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(dir.path()).await;
+    FakeUser::new("ada@example.com")
+        .password_hash(&password_hash().await)
+        .create(&*store)
+        .await;
+    let data = dir.path().display().to_string();
+    let server = ServerProcess::start(&[("DATA_DIR", &data)]).await;
+    let ada = server.browser();
+    assert_eq!(ada.log_in("ada@example.com").await.status, 200);
+    let mut stream = ada.get("/api/tokens/stream").events().await;
+    assert_eq!(stream.status, 200);
+    stream.next(Duration::from_secs(5)).await.expect("an event");
+
+    let stopping = tokio::spawn(server.terminate(Duration::from_secs(20)));
+    assert!(
+        stream.ends_within(Duration::from_secs(10)).await,
+        "the stream is still open after SIGTERM"
+    );
+    assert_eq!(
+        stopping.await.unwrap(),
+        Some(0),
+        "the server exited cleanly"
+    );
+}
