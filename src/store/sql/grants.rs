@@ -71,13 +71,14 @@ pub(super) async fn grant_in(
     Ok(())
 }
 
-/// The terms of a purchase's grant (a purchase from before grants never expires).
+/// The terms of a purchase's grant as they stand (a purchase from before grants never
+/// expires): its end, moved on if it rolled over, and no rollover once it has.
 async fn terms_of(
     conn: &mut AnyConnection,
     purchase: LedgerEntryId,
 ) -> Result<GrantTerms, StoreError> {
     let row = sqlx::query(
-        "SELECT expires_at, rollover_cap, rollover_period_ms FROM token_grants \
+        "SELECT expires_at, rollover_cap, rollover_period_ms, rolled_over FROM token_grants \
          WHERE entry_id = $1",
     )
     .bind(purchase.get())
@@ -89,8 +90,9 @@ async fn terms_of(
     let rollover = match (
         row.try_get::<Option<i64>, _>("rollover_cap")?,
         row.try_get::<Option<i64>, _>("rollover_period_ms")?,
+        row.try_get::<i64, _>("rolled_over")?,
     ) {
-        (Some(cap), Some(period_ms)) => Some(Rollover {
+        (Some(cap), Some(period_ms), 0) => Some(Rollover {
             cap: Tokens::new(cap)?,
             period_ms,
         }),

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::catalog::Catalog;
-use crate::domain::{Email, IdempotencyKey, Reason, Tokens, UserId};
+use crate::config::CreditSettings;
+use crate::domain::{Email, HoldId, IdempotencyKey, Reason, Tokens, UserId};
 use crate::fulfilment::Fulfilment;
 use crate::ledger::{LedgerError, Posting};
-use crate::store::{SqlStore, Store, StoreError};
+use crate::store::{HoldCapture, NewHold, SqlStore, Store, StoreError};
 use crate::stripe::simulated::Simulator;
 
 /// What Stripe hears back from a delivery.
@@ -34,6 +35,38 @@ pub enum Consumed {
     Other(String),
 }
 
+/// How a request for a hold was answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HoldAnswer {
+    Opened {
+        hold: i64,
+        /// What was available right after.
+        available: i64,
+        replayed: bool,
+    },
+    Insufficient,
+    Other(String),
+}
+
+/// How a hold's capture or release was answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settled {
+    /// Captured: the ledger entry (a replay answers with the first).
+    Captured {
+        entry: i64,
+        replayed: bool,
+        balance: i64,
+    },
+    /// Released, or found released or expired already (`replayed`).
+    Released {
+        replayed: bool,
+    },
+    /// The hold is not open (released, expired, captured) or the capture asked too much:
+    /// refused, with the reason's words.
+    Refused(String),
+    Other(String),
+}
+
 /// One server.
 #[async_trait]
 pub trait Node: Send + Sync {
@@ -45,7 +78,19 @@ pub trait Node: Send + Sync {
     /// A consume call under the client's `key`.
     async fn consume(&self, user: UserId, tokens: i64, key: &str) -> Consumed;
 
-    /// The sweep each server runs every minute: held-back events whose purchase is credited.
+    /// Several consume calls at once, each under its client key: one answer each, in order.
+    async fn consume_batch(&self, items: &[(UserId, i64, String)]) -> Vec<Consumed>;
+
+    /// A hold of `tokens` for `ttl_secs` under the client's `key`.
+    async fn open_hold(&self, user: UserId, tokens: i64, ttl_secs: i64, key: &str) -> HoldAnswer;
+
+    /// Captures `tokens` of a hold (beyond what it holds only when `exceed`).
+    async fn capture(&self, hold: i64, tokens: i64, exceed: bool) -> Settled;
+
+    async fn release(&self, hold: i64) -> Settled;
+
+    /// The sweep each server runs every minute: held-back events whose purchase is credited,
+    /// and grants and holds whose time has come.
     async fn sweep(&self) -> Result<usize, String>;
 }
 
@@ -53,10 +98,27 @@ pub trait Node: Send + Sync {
 #[async_trait]
 pub trait Cluster: Send + Sync {
     /// The nodes for one history, whose Stripe is `sim`.
-    async fn nodes(&self, sim: Arc<Simulator>, trial: Option<Tokens>) -> Vec<Arc<dyn Node>>;
+    async fn nodes(
+        &self,
+        sim: Arc<Simulator>,
+        trial: Option<Tokens>,
+        credits: CreditSettings,
+    ) -> Vec<Arc<dyn Node>>;
 
     /// The trial allowance the nodes offer for the history of `seed`.
     fn trial_allowance(&self, seed: u64) -> Option<Tokens>;
+
+    /// Whether the nodes tell time by the history's clock (else by the system's, and what
+    /// expires when is not known exactly).
+    fn tells_history_time(&self) -> bool {
+        false
+    }
+
+    /// When the nodes' grants expire in the history of `seed`.
+    fn credit_rules(&self, seed: u64) -> CreditSettings {
+        let _ = seed;
+        CreditSettings::default()
+    }
 }
 
 /// Nodes in this process: a fulfilment on each of the given stores (pools).
@@ -67,8 +129,18 @@ pub struct InProcess {
 
 #[async_trait]
 impl Cluster for InProcess {
-    async fn nodes(&self, sim: Arc<Simulator>, trial: Option<Tokens>) -> Vec<Arc<dyn Node>> {
-        let catalog = Arc::new(self.catalog.clone().with_trial_allowance(trial));
+    async fn nodes(
+        &self,
+        sim: Arc<Simulator>,
+        trial: Option<Tokens>,
+        credits: CreditSettings,
+    ) -> Vec<Arc<dyn Node>> {
+        let catalog = Arc::new(
+            self.catalog
+                .clone()
+                .with_trial_allowance(trial)
+                .with_credit_rules(credits),
+        );
         self.stores
             .iter()
             .map(|store| {
@@ -83,6 +155,23 @@ impl Cluster for InProcess {
     fn trial_allowance(&self, seed: u64) -> Option<Tokens> {
         seed.is_multiple_of(3)
             .then(|| Tokens::new(500).expect("in range"))
+    }
+
+    fn tells_history_time(&self) -> bool {
+        true
+    }
+
+    /// Packs that last two days in half the histories, so that they expire within one; plan
+    /// periods that roll up to 3,000 tokens over in a third.
+    fn credit_rules(&self, seed: u64) -> CreditSettings {
+        CreditSettings {
+            pack_expiry_days: if seed.is_multiple_of(2) {
+                Some(2)
+            } else {
+                Some(CreditSettings::DEFAULT_PACK_EXPIRY_DAYS)
+            },
+            plan_rollover_cap: (seed % 3 == 1).then(|| Tokens::new(3_000).expect("in range")),
+        }
     }
 }
 
@@ -109,31 +198,114 @@ impl Node for LocalNode {
     }
 
     async fn consume(&self, user: UserId, tokens: i64, key: &str) -> Consumed {
-        // As the consume route does: the client's key, namespaced by the service's.
-        let posting = Posting::debit(
+        consumed(self.store.post(debit(user, tokens, key)).await)
+    }
+
+    async fn consume_batch(&self, items: &[(UserId, i64, String)]) -> Vec<Consumed> {
+        let postings: Vec<Posting> = items
+            .iter()
+            .map(|(user, tokens, key)| debit(*user, *tokens, key))
+            .collect();
+        match self.store.post_batch(&postings).await {
+            Ok(answers) => answers
+                .into_iter()
+                .map(|a| consumed(a.map_err(StoreError::from)))
+                .collect(),
+            Err(e) => vec![Consumed::Other(e.to_string()); items.len()],
+        }
+    }
+
+    async fn open_hold(&self, user: UserId, tokens: i64, ttl_secs: i64, key: &str) -> HoldAnswer {
+        let hold = NewHold {
             user,
-            Tokens::new(tokens).expect("in range"),
-            Reason::parse("Usage").expect("a valid literal"),
-            IdempotencyKey::scoped("consume:history", key).expect("a valid key"),
-        );
-        match self.store.post(posting).await {
-            Ok(posted) => Consumed::Applied {
+            tokens: Tokens::new(tokens).expect("in range"),
+            reason: Reason::parse("A job").expect("a valid literal"),
+            ttl_ms: ttl_secs * 1000,
+            key: IdempotencyKey::scoped("hold:history", key).expect("a valid key"),
+            api_key: None,
+        };
+        match self.store.open_hold(&hold).await {
+            Ok(opened) => HoldAnswer::Opened {
+                hold: opened.hold.id.get(),
+                available: opened.available.spendable(),
+                replayed: opened.replayed,
+            },
+            Err(StoreError::Ledger(LedgerError::InsufficientTokens { .. })) => {
+                HoldAnswer::Insufficient
+            }
+            Err(e) => HoldAnswer::Other(e.to_string()),
+        }
+    }
+
+    async fn capture(&self, hold: i64, tokens: i64, exceed: bool) -> Settled {
+        let capture = HoldCapture {
+            hold: HoldId::new(hold).expect("a hold id"),
+            tokens: Tokens::new(tokens).expect("in range"),
+            may_exceed: exceed,
+            api_key: None,
+        };
+        match self.store.capture_hold(&capture).await {
+            Ok(posted) => Settled::Captured {
                 entry: posted.entry.id.get(),
                 replayed: posted.replayed,
                 balance: posted.entry.balance_after.get(),
             },
-            Err(StoreError::Ledger(LedgerError::InsufficientTokens { .. })) => {
-                Consumed::Insufficient
+            Err(refused @ (StoreError::Hold(_) | StoreError::Ledger(_))) => {
+                Settled::Refused(refused.to_string())
             }
-            Err(StoreError::Ledger(LedgerError::IdempotencyConflict { .. })) => Consumed::Conflict,
-            Err(e) => Consumed::Other(e.to_string()),
+            Err(e) => Settled::Other(e.to_string()),
+        }
+    }
+
+    async fn release(&self, hold: i64) -> Settled {
+        match self
+            .store
+            .release_hold(HoldId::new(hold).expect("a hold id"), None)
+            .await
+        {
+            Ok(released) => Settled::Released {
+                replayed: released.replayed,
+            },
+            Err(refused @ StoreError::Hold(_)) => Settled::Refused(refused.to_string()),
+            Err(e) => Settled::Other(e.to_string()),
         }
     }
 
     async fn sweep(&self) -> Result<usize, String> {
-        self.fulfilment
+        let released = self
+            .fulfilment
             .release_held()
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        let settled = self
+            .store
+            .settle_expiries(500)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(released + settled as usize)
+    }
+}
+
+/// A consume call as the consume route makes it: the client's key, namespaced by the
+/// service's.
+fn debit(user: UserId, tokens: i64, key: &str) -> Posting {
+    Posting::debit(
+        user,
+        Tokens::new(tokens).expect("in range"),
+        Reason::parse("Usage").expect("a valid literal"),
+        IdempotencyKey::scoped("consume:history", key).expect("a valid key"),
+    )
+}
+
+fn consumed(answer: Result<crate::ledger::Posted, StoreError>) -> Consumed {
+    match answer {
+        Ok(posted) => Consumed::Applied {
+            entry: posted.entry.id.get(),
+            replayed: posted.replayed,
+            balance: posted.entry.balance_after.get(),
+        },
+        Err(StoreError::Ledger(LedgerError::InsufficientTokens { .. })) => Consumed::Insufficient,
+        Err(StoreError::Ledger(LedgerError::IdempotencyConflict { .. })) => Consumed::Conflict,
+        Err(e) => Consumed::Other(e.to_string()),
     }
 }

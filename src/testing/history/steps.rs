@@ -101,6 +101,31 @@ pub enum Act {
     Tick {
         secs: u64,
     },
+    /// Days pass, for Stripe and for the nodes: grants and holds expire.
+    Advance {
+        days: u64,
+    },
+    /// The product reserves a user's tokens before a job.
+    Hold {
+        user: usize,
+        tokens: i64,
+        ttl_secs: i64,
+    },
+    /// The job of the `nth` hold ends: it used `percent` of what was held (more than all of
+    /// it only when `exceed`), or, `again`, the same capture is sent twice.
+    Capture {
+        nth: usize,
+        percent: i64,
+        exceed: bool,
+        again: bool,
+    },
+    Release {
+        nth: usize,
+    },
+    /// Several consume calls in one request.
+    Batch {
+        items: Vec<(usize, i64, Key)>,
+    },
 }
 
 /// The Idempotency-Key of a consume call.
@@ -151,6 +176,7 @@ pub(super) struct Known {
     pub disputes: usize,
     /// Step ids of the consume calls made so far.
     pub consumes: Vec<usize>,
+    pub holds: usize,
     /// (step, ordinal) of every event not yet delivered.
     pub pending: Vec<(usize, usize)>,
     /// (step, ordinal) of every event delivered at least once.
@@ -162,7 +188,7 @@ pub(super) fn draw(rng: &mut StdRng, id: usize, known: &Known) -> Step {
     let user = rng.random_range(0..known.users);
     let nth = |rng: &mut StdRng| rng.random_range(0..usize::MAX / 2);
     let act = loop {
-        let act = match rng.random_range(0..100) {
+        let act = match rng.random_range(0..120) {
             0..=13 => Act::Buy {
                 user,
                 pack: [ProductId::Small, ProductId::Medium, ProductId::Large]
@@ -237,6 +263,41 @@ pub(super) fn draw(rng: &mut StdRng, id: usize, known: &Known) -> Step {
             },
             92..=99 => Act::Tick {
                 secs: [0, 1, 1, 2, 3600][rng.random_range(0..5)],
+            },
+            100 | 101 => Act::Advance {
+                days: [1, 3, 31][rng.random_range(0..3)],
+            },
+            102..=106 => Act::Hold {
+                user,
+                tokens: [1, 100, 1_000, 5_000][rng.random_range(0..4)],
+                ttl_secs: [60, 3_600, 86_400][rng.random_range(0..3)],
+            },
+            107..=111 if known.holds > 0 => Act::Capture {
+                nth: nth(rng),
+                percent: [0, 50, 100, 150][rng.random_range(0..4)],
+                exceed: rng.random_bool(0.5),
+                again: rng.random_bool(0.2),
+            },
+            112 | 113 if known.holds > 0 => Act::Release { nth: nth(rng) },
+            114..=117 => Act::Batch {
+                items: (0..rng.random_range(1..=6))
+                    .map(|_| {
+                        let key = match rng.random_range(0..10) {
+                            0 if !known.consumes.is_empty() => Key::Repeat {
+                                of: known.consumes[rng.random_range(0..known.consumes.len())],
+                            },
+                            1 if !known.consumes.is_empty() => Key::Changed {
+                                of: known.consumes[rng.random_range(0..known.consumes.len())],
+                            },
+                            _ => Key::New,
+                        };
+                        (
+                            rng.random_range(0..known.users),
+                            [1, 50, 400, 1_000][rng.random_range(0..4)],
+                            key,
+                        )
+                    })
+                    .collect(),
             },
             _ => continue,
         };
