@@ -117,14 +117,20 @@ pub async fn ledger(store: &dyn Store, command: LedgerCommand) -> Result<ExitCod
     match command {
         LedgerCommand::Check => {
             let mismatches = store.audit_balances().await?;
-            if mismatches.is_empty() {
-                println!("OK: every balance equals the sum of its ledger.");
+            let credits = store.audit_credits().await?;
+            if mismatches.is_empty() && credits.is_empty() {
+                println!(
+                    "OK: every balance equals the sum of its ledger and of its live grants, \
+                     and what is held the sum of its open holds."
+                );
                 return Ok(ExitCode::SUCCESS);
             }
-            println!(
-                "MISMATCH: {} user(s) have a balance that disagrees with their ledger:",
-                mismatches.len()
-            );
+            if !mismatches.is_empty() {
+                println!(
+                    "MISMATCH: {} user(s) have a balance that disagrees with their ledger:",
+                    mismatches.len()
+                );
+            }
             for m in &mismatches {
                 let balance = m
                     .balance
@@ -135,6 +141,18 @@ pub async fn ledger(store: &dyn Store, command: LedgerCommand) -> Result<ExitCod
                 println!(
                     "  user {}: balance {balance}, ledger sum {}, newest balance_after {last}",
                     m.user, m.ledger_sum
+                );
+            }
+            if !credits.is_empty() {
+                println!(
+                    "MISMATCH: {} user(s) have grants or holds that disagree with their balance:",
+                    credits.len()
+                );
+            }
+            for m in &credits {
+                println!(
+                    "  user {}: balance {}, live grants {}, held {}, open holds {}",
+                    m.user, m.balance, m.grants_remaining, m.held, m.open_holds
                 );
             }
             Ok(ExitCode::FAILURE)

@@ -1,15 +1,19 @@
 //! The signed-in user's tokens: balance and ledger (reads, so `GET`, shared with curl).
 
-use billing::domain::{Balance, LedgerEntryId, LedgerPage, Source};
+use billing::domain::{Balance, Grant, LedgerEntryId, LedgerPage, Source};
 use leptos::prelude::*;
 use leptos::server_fn::codec::GetUrl;
 use serde::{Deserialize, Serialize};
 
 use crate::error::AppError;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BalanceView {
     pub balance: Balance,
+    /// Reserved by jobs still running (open holds).
+    pub held: i64,
+    /// What is left of each grant, in the order tokens are spent.
+    pub grants: Vec<Grant>,
 }
 
 /// Entries a ledger page holds when the caller does not say.
@@ -20,13 +24,20 @@ pub async fn token_balance() -> Result<BalanceView, AppError> {
     use crate::api::guard::{answer, internal};
     answer(|call| async move {
         let user = call.require_user().await?;
-        let balance = call
-            .state()
-            .store
-            .balance(user.id)
+        let store = &call.state().store;
+        let available = store
+            .available(user.id)
             .await
             .map_err(internal("reading a balance failed"))?;
-        Ok(BalanceView { balance })
+        let grants = store
+            .grants(user.id)
+            .await
+            .map_err(internal("reading a user's grants failed"))?;
+        Ok(BalanceView {
+            balance: available.balance,
+            held: available.held,
+            grants,
+        })
     })
     .await
 }

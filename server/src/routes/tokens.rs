@@ -45,8 +45,8 @@ fn session_failure(error: SessionError) -> ApiError {
     ApiError::internal("reading the signed-in user failed", error)
 }
 
-/// `GET /api/tokens/stream`: a `balance` event now and whenever the balance or the ledger
-/// changes: `{"balance": 5000, "latest_entry": 12}`.
+/// `GET /api/tokens/stream`: a `balance` event now and whenever the balance, what holds
+/// reserve of it, or the ledger changes: `{"balance": 5000, "held": 1200, "latest_entry": 12}`.
 pub async fn stream(
     State(state): State<AppState>,
     Extension(shutdown): Extension<Shutdown>,
@@ -56,7 +56,7 @@ pub async fn stream(
     let store = state.store.clone();
     let stopping = shutdown.watch();
     let changes = futures_util::stream::unfold(
-        (store, None::<(i64, Option<LedgerEntryId>)>, stopping),
+        (store, None::<Snapshot>, stopping),
         move |(store, last, mut stopping)| async move {
             loop {
                 if *stopping.borrow() {
@@ -66,7 +66,10 @@ pub async fn stream(
                     Ok(now) if Some(now) != last => {
                         let event = Event::default()
                             .event("balance")
-                            .data(json!({ "balance": now.0, "latest_entry": now.1 }).to_string());
+                            .data(
+                                json!({ "balance": now.0, "held": now.1, "latest_entry": now.2 })
+                                    .to_string(),
+                            );
                         return Some((Ok(event), (store, Some(now), stopping)));
                     }
                     Ok(_) => {}
@@ -82,13 +85,17 @@ pub async fn stream(
     Ok(Sse::new(changes).keep_alive(KeepAlive::default()))
 }
 
-async fn snapshot(
-    store: &dyn Store,
-    user: UserId,
-) -> Result<(i64, Option<LedgerEntryId>), billing::store::StoreError> {
-    let balance = store.balance(user).await?;
+/// The balance, what is held of it, and the newest entry.
+type Snapshot = (i64, i64, Option<LedgerEntryId>);
+
+async fn snapshot(store: &dyn Store, user: UserId) -> Result<Snapshot, billing::store::StoreError> {
+    let available = store.available(user).await?;
     let newest = store.ledger_page(user, &LedgerQuery::first(1)).await?;
-    Ok((balance.get(), newest.entries.first().map(|e| e.id)))
+    Ok((
+        available.balance.get(),
+        available.held,
+        newest.entries.first().map(|e| e.id),
+    ))
 }
 
 #[derive(Deserialize)]

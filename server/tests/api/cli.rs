@@ -41,6 +41,29 @@ async fn ledger_check_passes_on_a_consistent_ledger_and_names_users_on_a_mismatc
     assert!(out.contains("1 user(s)"), "{out}");
 }
 
+#[tokio::test]
+async fn ledger_check_names_users_whose_grants_disagree_with_their_balance() {
+    let app = spawn_app().await;
+    let bob = app.user_with_tokens("bob@example.com", 1000).await;
+    let mut conn = app.sqlite().await;
+    sqlx::query("UPDATE token_grants SET remaining = 1 WHERE user_id = $1")
+        .bind(bob.id.get())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+
+    let bad = server(&app, &["ledger", "check"]);
+    assert_eq!(bad.status.code(), Some(1));
+    let out = stdout(&bad);
+    assert!(
+        out.contains(&format!(
+            "user {}: balance 1000, live grants 1, held 0, open holds 0",
+            bob.id
+        )),
+        "{out}"
+    );
+}
+
 async fn tamper(app: &TestApp, user: i64) {
     let mut conn = app.sqlite().await;
     sqlx::query("UPDATE token_balances SET balance = 99 WHERE user_id = $1")

@@ -136,3 +136,38 @@ async fn a_site_served_over_https_asks_browsers_to_keep_to_https() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_billing_page_shows_what_is_reserved_and_what_is_left_of_each_grant() {
+    use billing::domain::{IdempotencyKey, Reason, Tokens};
+    use billing::store::NewHold;
+
+    let app = spawn_app().await;
+    let bob = app.user("bob").await;
+    let user = bob.user.clone().unwrap().id;
+    billing::testing::paid_purchase(&*app.store, user, 5_000, "test:bob").await;
+    app.store
+        .open_hold(&NewHold {
+            user,
+            tokens: Tokens::new(1_200).unwrap(),
+            reason: Reason::parse("a render job").unwrap(),
+            ttl_ms: 600_000,
+            key: IdempotencyKey::parse("hold:page").unwrap(),
+            api_key: None,
+        })
+        .await
+        .unwrap();
+
+    let html = bob.get("/app/billing").await.text;
+    assert!(html.contains(">5,000</span> tokens"), "{html}");
+    assert!(html.contains(r#"<span data-testid="reserved">1,200</span> reserved"#), "{html}");
+    assert!(html.contains(r#"data-testid="grants""#), "{html}");
+    assert!(html.contains("5,000 of 5,000"), "{html}");
+
+    let balance = bob.get("/api/tokens/balance").await;
+    assert_eq!(balance.status, 200, "{}", balance.text);
+    let balance = balance.json();
+    assert_eq!(balance["balance"], 5_000);
+    assert_eq!(balance["held"], 1_200);
+    assert_eq!(balance["grants"][0]["remaining"], 5_000);
+}

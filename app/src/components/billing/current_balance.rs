@@ -5,6 +5,8 @@
 
 use leptos::prelude::*;
 
+use billing::domain::Grant;
+
 use super::BillingLive;
 use crate::api::tokens::token_balance;
 
@@ -40,7 +42,25 @@ pub fn CurrentBalance() -> impl IntoView {
                                     >
                                         <span class="balance-number">{view.balance.grouped()}</span>
                                         " tokens"
+                                        {(view.held > 0)
+                                            .then(|| {
+                                                view! {
+                                                    ", "
+                                                    <span data-testid="reserved">
+                                                        {group(view.held)}
+                                                    </span>
+                                                    " reserved"
+                                                }
+                                            })}
                                     </p>
+                                    {(view.held > 0)
+                                        .then(|| {
+                                            view! {
+                                                <p class="hint">
+                                                    "Reserved tokens are held for jobs still running; what they do not use comes back."
+                                                </p>
+                                            }
+                                        })}
                                     {negative
                                         .then(|| {
                                             view! {
@@ -49,6 +69,7 @@ pub fn CurrentBalance() -> impl IntoView {
                                                 </p>
                                             }
                                         })}
+                                    <Grants grants=view.grants />
                                 }
                                     .into_any()
                             }
@@ -62,6 +83,52 @@ pub fn CurrentBalance() -> impl IntoView {
             </div>
         </section>
     }
+}
+
+/// What is left of each purchase or grant, in the order tokens are spent: the soonest to
+/// expire first.
+#[component]
+fn Grants(grants: Vec<Grant>) -> impl IntoView {
+    (!grants.is_empty()).then(|| {
+        view! {
+            <table class="grants" data-testid="grants">
+                <caption>"What is left, spent soonest-expiring first"</caption>
+                <thead>
+                    <tr>
+                        <th scope="col">"From"</th>
+                        <th scope="col" class="num">"Left"</th>
+                        <th scope="col">"Expires"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {grants
+                        .into_iter()
+                        .map(|grant| {
+                            view! {
+                                <tr>
+                                    <td>{grant.label}</td>
+                                    <td class="num">
+                                        {format!("{} of {}", group(grant.remaining), group(grant.tokens.get()))}
+                                    </td>
+                                    <td>
+                                        {match grant.expires_at {
+                                            Some(at) => at.utc_minutes(),
+                                            None => "Never".to_owned(),
+                                        }}
+                                    </td>
+                                </tr>
+                            }
+                        })
+                        .collect_view()}
+                </tbody>
+            </table>
+        }
+    })
+}
+
+/// `12,345`.
+fn group(n: i64) -> String {
+    billing::domain::Balance::new(n).map_or_else(|_| n.to_string(), |b| b.grouped())
 }
 
 #[cfg(feature = "hydrate")]
