@@ -64,12 +64,10 @@ pub async fn stream(
                 }
                 match snapshot(&*store, user).await {
                     Ok(now) if Some(now) != last => {
-                        let event = Event::default()
-                            .event("balance")
-                            .data(
-                                json!({ "balance": now.0, "held": now.1, "latest_entry": now.2 })
-                                    .to_string(),
-                            );
+                        let event = Event::default().event("balance").data(
+                            json!({ "balance": now.0, "held": now.1, "latest_entry": now.2 })
+                                .to_string(),
+                        );
                         return Some((Ok(event), (store, Some(now), stopping)));
                     }
                     Ok(_) => {}

@@ -10,13 +10,13 @@ use async_trait::async_trait;
 use billing::api_key::{NewApiKey, SCOPE_CONSUME};
 use billing::catalog::Catalog;
 use billing::clock::ManualClock;
-use billing::config::{DatabaseTarget, Secret};
+use billing::config::{CreditSettings, DatabaseTarget, Secret};
 use billing::domain::{Email, Timestamp, Tokens, UserId};
 use billing::fulfilment::Fulfilment;
 use billing::store::{SqlStore, Store};
 use billing::stripe::live::LiveGateway;
 use billing::stripe::simulated::Simulator;
-use billing::testing::history::nodes::{Cluster, Consumed, Heard, Node};
+use billing::testing::history::nodes::{Cluster, Consumed, Heard, HoldAnswer, Node, Settled};
 use billing::testing::history::{self, Settings};
 use serde_json::json;
 
@@ -33,7 +33,12 @@ struct Servers {
 
 #[async_trait]
 impl Cluster for Servers {
-    async fn nodes(&self, sim: Arc<Simulator>, _trial: Option<Tokens>) -> Vec<Arc<dyn Node>> {
+    async fn nodes(
+        &self,
+        sim: Arc<Simulator>,
+        _trial: Option<Tokens>,
+        _credits: CreditSettings,
+    ) -> Vec<Arc<dyn Node>> {
         self.stripe.answer_from(sim);
         self.nodes.clone()
     }
@@ -53,6 +58,8 @@ struct ServerNode {
     sessions: Arc<Mutex<HashMap<String, Browser>>>,
     /// The sweep every server runs each minute, run here on demand.
     sweeper: Fulfilment,
+    /// The database the servers share, for the sweep's expiries.
+    store: Arc<SqlStore>,
 }
 
 impl ServerNode {
@@ -150,8 +157,127 @@ impl Node for ServerNode {
         }
     }
 
+    async fn consume_batch(&self, items: &[(UserId, i64, String)]) -> Vec<Consumed> {
+        let body = json!({
+            "items": items
+                .iter()
+                .map(|(user, tokens, key)| json!({
+                    "user": user, "tokens": tokens, "reason": "Usage", "idempotency_key": key,
+                }))
+                .collect::<Vec<_>>(),
+        });
+        let answer = match self
+            .service
+            .post("/api/tokens/consume/batch")
+            .json(&body)
+            .try_send()
+            .await
+        {
+            Ok(answer) if answer.status == 200 => answer,
+            Ok(answer) => {
+                let why = format!("{} {}", answer.status, answer.text);
+                return vec![Consumed::Other(why); items.len()];
+            }
+            Err(error) => return vec![Consumed::Other(error.to_string()); items.len()],
+        };
+        let body = answer.try_json().unwrap_or_default();
+        let Some(answers) = body["items"].as_array() else {
+            return vec![Consumed::Other(answer.text.clone()); items.len()];
+        };
+        answers
+            .iter()
+            .map(|item| match item["status"].as_str() {
+                Some(status @ ("applied" | "replayed")) => Consumed::Applied {
+                    entry: item["entry_id"].as_i64().unwrap_or(-1),
+                    replayed: status == "replayed",
+                    balance: item["balance"].as_i64().unwrap_or(i64::MIN),
+                },
+                Some("insufficient") => Consumed::Insufficient,
+                Some("conflict") => Consumed::Conflict,
+                _ => Consumed::Other(item.to_string()),
+            })
+            .collect()
+    }
+
+    async fn open_hold(&self, user: UserId, tokens: i64, ttl_secs: i64, key: &str) -> HoldAnswer {
+        let sent = self
+            .service
+            .post("/api/tokens/holds")
+            .header("idempotency-key", key)
+            .json(
+                &json!({ "user": user, "tokens": tokens, "ttl_secs": ttl_secs, "reason": "A job" }),
+            )
+            .try_send()
+            .await;
+        match sent {
+            Ok(answer) if answer.status == 200 => {
+                let body = answer.try_json().unwrap_or_default();
+                HoldAnswer::Opened {
+                    hold: body["hold_id"].as_i64().unwrap_or(-1),
+                    available: body["available"].as_i64().unwrap_or(i64::MIN),
+                    replayed: answer.header("idempotent-replayed").is_some(),
+                }
+            }
+            Ok(answer) if answer.status == 402 => HoldAnswer::Insufficient,
+            Ok(answer) => HoldAnswer::Other(format!("{} {}", answer.status, answer.text)),
+            Err(error) => HoldAnswer::Other(error.to_string()),
+        }
+    }
+
+    async fn capture(&self, hold: i64, tokens: i64, exceed: bool) -> Settled {
+        let sent = self
+            .service
+            .post(&format!("/api/tokens/holds/{hold}/capture"))
+            .json(&json!({ "tokens": tokens, "allow_exceed": exceed }))
+            .try_send()
+            .await;
+        match sent {
+            Ok(answer) if answer.status == 200 => {
+                let body = answer.try_json().unwrap_or_default();
+                Settled::Captured {
+                    entry: body["entry_id"].as_i64().unwrap_or(-1),
+                    replayed: answer.header("idempotent-replayed").is_some(),
+                    balance: body["balance"].as_i64().unwrap_or(i64::MIN),
+                }
+            }
+            Ok(answer) if matches!(answer.status, 402 | 409 | 422) => {
+                Settled::Refused(format!("{} {}", answer.status, answer.text))
+            }
+            Ok(answer) => Settled::Other(format!("{} {}", answer.status, answer.text)),
+            Err(error) => Settled::Other(error.to_string()),
+        }
+    }
+
+    async fn release(&self, hold: i64) -> Settled {
+        let sent = self
+            .service
+            .post(&format!("/api/tokens/holds/{hold}/release"))
+            .try_send()
+            .await;
+        match sent {
+            Ok(answer) if answer.status == 200 => Settled::Released {
+                replayed: answer.header("idempotent-replayed").is_some(),
+            },
+            Ok(answer) if answer.status == 409 => {
+                Settled::Refused(format!("{} {}", answer.status, answer.text))
+            }
+            Ok(answer) => Settled::Other(format!("{} {}", answer.status, answer.text)),
+            Err(error) => Settled::Other(error.to_string()),
+        }
+    }
+
     async fn sweep(&self) -> Result<usize, String> {
-        self.sweeper.release_held().await.map_err(|e| e.to_string())
+        let released = self
+            .sweeper
+            .release_held()
+            .await
+            .map_err(|e| e.to_string())?;
+        let settled = self
+            .store
+            .settle_expiries(500)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(released + settled as usize)
     }
 }
 
@@ -215,6 +341,7 @@ async fn histories_hold_on_two_server_processes_on_postgres() {
                 server,
                 sessions: sessions.clone(),
                 sweeper: sweeper(),
+                store: store.clone(),
             }) as Arc<dyn Node>
         })
         .collect();

@@ -160,7 +160,10 @@ async fn the_billing_page_shows_what_is_reserved_and_what_is_left_of_each_grant(
 
     let html = bob.get("/app/billing").await.text;
     assert!(html.contains(">5,000</span> tokens"), "{html}");
-    assert!(html.contains(r#"<span data-testid="reserved">1,200</span> reserved"#), "{html}");
+    assert!(
+        html.contains(r#"<span data-testid="reserved">1,200</span> reserved"#),
+        "{html}"
+    );
     assert!(html.contains(r#"data-testid="grants""#), "{html}");
     assert!(html.contains("5,000 of 5,000"), "{html}");
 
