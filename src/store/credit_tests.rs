@@ -735,3 +735,81 @@ async fn concurrent_holds_and_spends_never_overdraw_what_is_available(
     assert_eq!(balance - held, 0);
     audited(&store).await;
 }
+
+/// A database at the schema before grants, holding a user with a balance: the grants
+/// migration makes that balance one grant that never expires, and the audits agree.
+async fn balances_from_before_grants_become_grants(target: crate::config::DatabaseTarget) {
+    sqlx::any::install_default_drivers();
+    let backend = match &target {
+        crate::config::DatabaseTarget::Sqlite { .. } => "sqlite",
+        crate::config::DatabaseTarget::Postgres { .. } => "postgres",
+    };
+    let before = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(format!("migrations/{backend}")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.as_str() < "0004" {
+            std::fs::copy(&path, before.path().join(&name)).unwrap();
+        }
+    }
+    let url = match &target {
+        crate::config::DatabaseTarget::Sqlite { path } => {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            format!("sqlite://{}?mode=rwc", path.display())
+        }
+        crate::config::DatabaseTarget::Postgres { url } => url.expose().to_owned(),
+    };
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    sqlx::migrate::Migrator::new(before.path())
+        .await
+        .unwrap()
+        .run(&pool)
+        .await
+        .unwrap();
+    for statement in [
+        "INSERT INTO users (id, email, role, created_at) VALUES (1, 'ada@example.com', 'user', 0)",
+        "INSERT INTO users (id, email, role, created_at) VALUES (2, 'bob@example.com', 'user', 0)",
+        "INSERT INTO token_balances (user_id, balance, updated_at) VALUES (1, 700, 5)",
+        "INSERT INTO token_balances (user_id, balance, updated_at) VALUES (2, 0, 5)",
+        "INSERT INTO token_ledger (user_id, delta, balance_after, source, reason, \
+             idempotency_key, created_at) VALUES (1, 1000, 1000, 'stripe_checkout', 'Small pack', 'k1', 1)",
+        "INSERT INTO token_ledger (user_id, delta, balance_after, source, reason, \
+             idempotency_key, created_at) VALUES (1, -300, 700, 'consume', 'usage', 'k2', 2)",
+    ] {
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+
+    let store = super::connect(&target)
+        .await
+        .expect("the grants migration applies");
+    assert_eq!(store.audit_balances().await.unwrap(), vec![]);
+    assert_eq!(store.audit_credits().await.unwrap(), vec![]);
+    let ada = UserId::new(1).unwrap();
+    let grants = store.grants(ada).await.unwrap();
+    assert_eq!(grants.len(), 1);
+    assert_eq!((grants[0].remaining, grants[0].expires_at), (700, None));
+    assert_eq!(grants[0].label, "Balance from before grants");
+    store
+        .post(Posting::debit(ada, tokens(700), reason("usage"), key("k3")))
+        .await
+        .unwrap();
+    assert_eq!(store.grants(UserId::new(2).unwrap()).await.unwrap(), vec![]);
+    assert_eq!(store.audit_credits().await.unwrap(), vec![]);
+}
+
+#[tokio::test]
+async fn balances_from_before_grants_become_grants_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    balances_from_before_grants_become_grants(crate::config::DatabaseTarget::Sqlite {
+        path: dir.path().join("db/billing.sqlite3"),
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn balances_from_before_grants_become_grants_on_postgres() {
+    if let Some(target) = crate::testing::empty_postgres().await {
+        balances_from_before_grants_become_grants(target).await;
+    }
+}
