@@ -2,11 +2,15 @@
 //!
 //! Statements use `$1`-style parameters, which both engines accept, and only integer and
 //! text columns, which sqlx's `Any` driver maps the same way on both. Ledger changes inside a
-//! transaction live in [`posting`]; the Stripe inbox, customers and subscriptions in [`stripe`];
-//! reading the ledger in [`ledger`]; users and API keys in [`accounts`]; the rate limits' buckets in [`rate_limits`].
+//! transaction live in [`posting`], the grants they make and draw from in [`grants`], holds in
+//! [`holds`], what is available, batches and the credit audit in [`credits`]; refunds and
+//! disputes in [`reversals`]; the Stripe inbox, customers and subscriptions in [`stripe`];
+//! reading the ledger in [`ledger`] (an entry's row in [`entries`]); users and API keys in
+//! [`accounts`]; the rate limits' buckets in [`rate_limits`].
 
 mod accounts;
 mod credits;
+mod entries;
 mod grants;
 mod holds;
 mod ledger;
@@ -18,8 +22,7 @@ mod stripe;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use sqlx::any::AnyRow;
-use sqlx::{AnyPool, Row};
+use sqlx::AnyPool;
 
 use super::billing::{
     Applied, Awaiting, Change, InboxEvent, Recorded, StoredEvent, SubscriptionRecord, Unfinished,
@@ -29,19 +32,17 @@ use super::{ApiKey, Backend, BalanceMismatch, LedgerQuery, NewUser, Store, Store
 use crate::api_key::KeyDigest;
 use crate::clock::{Clock, SystemClock};
 use crate::domain::{
-    Available, Balance, Currency, Email, Grant, Hold, HoldId, IdempotencyKey, LedgerEntry,
-    LedgerEntryId, LedgerPage, LedgerTotals, Money, Source, Timestamp, TokenDelta, User, UserId,
+    Available, Balance, Email, Grant, Hold, HoldId, IdempotencyKey, LedgerEntry, LedgerPage,
+    LedgerTotals, Timestamp, User, UserId,
 };
 use crate::ledger::{LedgerError, Posted, Posting};
 
+use entries::{ENTRY_COLUMNS, entry_from_row, record_posting};
 use posting::{At, Attempt};
 
 /// How many times a posting is retried when the balance moved between its refusal and the
 /// explanation of that refusal (another transaction committed in between).
 const POST_ATTEMPTS: usize = 3;
-
-const ENTRY_COLUMNS: &str = "id, user_id, delta, balance_after, source, reason, created_at, \
-     amount_paid_minor, currency, stripe_object_id, actor_id, reverses_entry_id, hold_id";
 
 pub struct SqlStore {
     pool: AnyPool,
@@ -370,50 +371,4 @@ impl Store for SqlStore {
     async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
         accounts::api_keys(self).await
     }
-}
-
-/// Counts a committed ledger entry: entries and tokens by source.
-pub(super) fn record_posting(entry: &LedgerEntry) {
-    let source = entry.source.as_str();
-    metrics::counter!("billing_ledger_entries_total", "source" => source).increment(1);
-    let direction = if entry.delta.is_increase() {
-        "added"
-    } else {
-        "taken"
-    };
-    metrics::counter!("billing_ledger_tokens_total", "source" => source, "direction" => direction)
-        .increment(entry.delta.get().unsigned_abs());
-}
-
-fn entry_from_row(row: &AnyRow) -> Result<LedgerEntry, StoreError> {
-    let amount_paid = match (
-        row.try_get::<Option<i64>, _>("amount_paid_minor")?,
-        row.try_get::<Option<String>, _>("currency")?,
-    ) {
-        (Some(minor), Some(currency)) => Some(Money::new(minor, Currency::parse(&currency)?)?),
-        _ => None,
-    };
-    Ok(LedgerEntry {
-        id: LedgerEntryId::new(row.try_get("id")?)?,
-        user_id: UserId::new(row.try_get("user_id")?)?,
-        delta: TokenDelta::new(row.try_get("delta")?)?,
-        balance_after: Balance::new(row.try_get("balance_after")?)?,
-        source: Source::parse(&row.try_get::<String, _>("source")?)?,
-        reason: row.try_get("reason")?,
-        created_at: Timestamp::from_millis(row.try_get("created_at")?),
-        amount_paid,
-        stripe_object_id: row.try_get("stripe_object_id")?,
-        actor_id: row
-            .try_get::<Option<i64>, _>("actor_id")?
-            .map(UserId::new)
-            .transpose()?,
-        reverses: row
-            .try_get::<Option<i64>, _>("reverses_entry_id")?
-            .map(LedgerEntryId::new)
-            .transpose()?,
-        hold: row
-            .try_get::<Option<i64>, _>("hold_id")?
-            .map(HoldId::new)
-            .transpose()?,
-    })
 }
