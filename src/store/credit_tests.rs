@@ -5,9 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::tests::{key, reason, tokens};
 use super::*;
 use crate::clock::{Clock, ManualClock};
-use crate::domain::{Expiry, GrantTerms, HoldState, Reason, Rollover, Tokens};
+use crate::domain::{Expiry, GrantTerms, HoldState, Rollover};
 use crate::ledger::{LedgerError, Posting};
 use crate::testing::{FakeUser, clocked_contract};
 
@@ -31,18 +32,6 @@ clocked_contract!(
 
 const MINUTE: Duration = Duration::from_secs(60);
 const DAY: Duration = Duration::from_secs(86_400);
-
-fn tokens(n: i64) -> Tokens {
-    Tokens::new(n).unwrap()
-}
-
-fn reason(text: &str) -> Reason {
-    Reason::parse(text).unwrap()
-}
-
-fn key(text: &str) -> IdempotencyKey {
-    IdempotencyKey::parse(text).unwrap()
-}
 
 fn in_(clock: &ManualClock, after: Duration) -> Timestamp {
     Timestamp::from_millis(clock.now().as_millis() + after.as_millis() as i64)

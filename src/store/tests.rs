@@ -37,15 +37,15 @@ contract!(
     concurrent_requests_never_pass_the_rate_limit,
 );
 
-fn tokens(n: i64) -> Tokens {
+pub(super) fn tokens(n: i64) -> Tokens {
     Tokens::new(n).unwrap()
 }
 
-fn reason(text: &str) -> Reason {
+pub(super) fn reason(text: &str) -> Reason {
     Reason::parse(text).unwrap()
 }
 
-fn key(text: &str) -> IdempotencyKey {
+pub(super) fn key(text: &str) -> IdempotencyKey {
     IdempotencyKey::parse(text).unwrap()
 }
 
