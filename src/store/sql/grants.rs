@@ -12,7 +12,7 @@
 
 use sqlx::{AnyConnection, Row};
 
-use super::posting::At;
+use super::at::At;
 use crate::domain::{
     Expiry, GrantTerms, IdempotencyKey, LedgerEntryId, Reason, Rollover, Source, Timestamp, Tokens,
     UserId,

@@ -8,8 +8,9 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
+use super::at::At;
 use super::grants;
-use super::posting::{self, At, Attempt};
+use super::posting::{self, Attempt};
 use super::{ENTRY_COLUMNS, SqlStore, entry_from_row};
 use crate::domain::{
     Available, Balance, Hold, HoldId, HoldState, IdempotencyKey, LedgerEntryId, Reason, Timestamp,

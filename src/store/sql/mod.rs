@@ -9,6 +9,7 @@
 //! [`accounts`]; the rate limits' buckets in [`rate_limits`].
 
 mod accounts;
+mod at;
 mod credits;
 mod entries;
 mod grants;
@@ -37,8 +38,9 @@ use crate::domain::{
 };
 use crate::ledger::{LedgerError, Posted, Posting};
 
+use at::At;
 use entries::{ENTRY_COLUMNS, entry_from_row, record_posting};
-use posting::{At, Attempt};
+use posting::Attempt;
 
 /// How many times a posting is retried when the balance moved between its refusal and the
 /// explanation of that refusal (another transaction committed in between).

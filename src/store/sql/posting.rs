@@ -4,13 +4,12 @@
 
 use sqlx::{AnyConnection, Row};
 
+use super::at::At;
 use super::grants;
 use super::{ENTRY_COLUMNS, entry_from_row};
-use crate::domain::{
-    Balance, IdempotencyKey, LedgerEntry, LedgerEntryId, Money, Timestamp, UserId,
-};
+use crate::domain::{Balance, IdempotencyKey, LedgerEntry, LedgerEntryId, Money, UserId};
 use crate::ledger::{LedgerError, Posting, PostingKind};
-use crate::store::{Backend, StoreError};
+use crate::store::StoreError;
 
 /// What one attempt at a posting came to.
 pub(super) enum Attempt {
@@ -19,13 +18,6 @@ pub(super) enum Attempt {
     Replayed(LedgerEntry),
     /// The balance moved between the guarded update and its explanation: try again.
     Moved,
-}
-
-/// The moment a transaction acts at, and the database it acts on.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct At {
-    pub backend: Backend,
-    pub now: Timestamp,
 }
 
 /// Applies `posting`: one guarded balance update, one ledger row, its grant or its draws, in

@@ -13,7 +13,8 @@
 
 use sqlx::{AnyConnection, Row};
 
-use super::posting::{self, At, Attempt};
+use super::at::At;
+use super::posting::{self, Attempt};
 use super::{ENTRY_COLUMNS, entry_from_row};
 use crate::domain::{IdempotencyKey, LedgerEntry, LedgerEntryId, Reason, Source, Tokens};
 use crate::ledger::{Posting, share_of};
