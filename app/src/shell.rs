@@ -10,6 +10,7 @@ use crate::pages::admin::AdminPage;
 use crate::pages::billing::BillingPage;
 use crate::pages::login::LoginPage;
 use crate::pages::signup::SignupPage;
+use crate::pages::statement::StatementPage;
 
 /// The whole document, rendered on the server around [`App`].
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -60,6 +61,7 @@ fn Pages() -> impl IntoView {
                 <Route path=path!("/login") view=LoginPage />
                 <Route path=path!("/signup") view=SignupPage />
                 <Route path=path!("/app/billing") view=BillingPage ssr=SsrMode::Async />
+                <Route path=path!("/app/billing/statement") view=StatementPage ssr=SsrMode::Async />
                 <Route path=path!("/admin") view=AdminPage ssr=SsrMode::Async />
             </Routes>
     }

@@ -27,4 +27,6 @@ pub enum DomainError {
     InvalidId,
     #[error("unknown state `{0}`")]
     UnknownState(String),
+    #[error("a month is written YYYY-MM (1970-01 to 9999-12)")]
+    InvalidMonth,
 }

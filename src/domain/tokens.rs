@@ -152,7 +152,7 @@ impl From<Balance> for i64 {
 }
 
 /// `1234567` -> `1,234,567`.
-pub(crate) fn group_thousands(value: i64) -> String {
+pub fn group_thousands(value: i64) -> String {
     let digits = value.unsigned_abs().to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
     if value < 0 {

@@ -29,7 +29,8 @@ pub use sql::SqlStore;
 use crate::api_key::KeyDigest;
 use crate::domain::{
     Available, Balance, DomainError, Email, Grant, Hold, HoldId, IdempotencyKey, LedgerEntry,
-    LedgerEntryId, LedgerPage, LedgerTotals, Role, Source, Timestamp, User, UserId,
+    LedgerEntryId, LedgerPage, LedgerTotals, Month, Role, Source, Statement, Timestamp, User,
+    UserId,
 };
 use crate::ledger::{LedgerError, Posted, Posting};
 
@@ -191,6 +192,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<LedgerPage, StoreError>;
 
     async fn ledger_totals(&self, user: UserId) -> Result<LedgerTotals, StoreError>;
+
+    /// The user's statement for `month`: opening and closing balance, totals by kind, entries.
+    async fn statement(&self, user: UserId, month: Month) -> Result<Statement, StoreError>;
 
     async fn entry_by_key(&self, key: &IdempotencyKey) -> Result<Option<LedgerEntry>, StoreError>;
 

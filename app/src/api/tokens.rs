@@ -1,6 +1,6 @@
 //! The signed-in user's tokens: balance and ledger (reads, so `GET`, shared with curl).
 
-use billing::domain::{Balance, Grant, LedgerEntryId, LedgerPage, Source};
+use billing::domain::{Balance, Grant, LedgerEntryId, LedgerPage, Month, Source, Statement};
 use leptos::prelude::*;
 use leptos::server_fn::codec::GetUrl;
 use serde::{Deserialize, Serialize};
@@ -66,6 +66,24 @@ pub async fn token_ledger(
             .ledger_page(user.id, &query)
             .await
             .map_err(internal("reading a ledger page failed"))
+    })
+    .await
+}
+
+/// The statement of `month` (`2026-11`; the month under way when not given).
+#[server(prefix = "/api", endpoint = "tokens/statement", input = GetUrl)]
+pub async fn token_statement(
+    #[server(default)] month: Option<Month>,
+) -> Result<Statement, AppError> {
+    use crate::api::guard::{answer, internal};
+    answer(|call| async move {
+        let user = call.require_user().await?;
+        let month = month.unwrap_or_else(|| Month::of(billing::domain::Timestamp::now()));
+        call.state()
+            .store
+            .statement(user.id, month)
+            .await
+            .map_err(internal("reading a statement failed"))
     })
     .await
 }

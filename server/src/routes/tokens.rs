@@ -1,5 +1,5 @@
 //! The signed-in user's tokens outside server functions: a live stream of the balance
-//! (server-sent events) and the ledger as CSV.
+//! (server-sent events), the ledger as CSV, and a month's statement as CSV.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -13,7 +13,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
-use billing::domain::{LedgerEntry, LedgerEntryId, Source, User, UserId};
+use billing::domain::{LedgerEntry, LedgerEntryId, Month, Source, User, UserId};
 use billing::store::{LedgerQuery, Store};
 use futures_util::Stream;
 use serde::Deserialize;
@@ -31,6 +31,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/tokens/stream", get(stream))
         .route("/api/tokens/ledger.csv", get(export_csv))
+        .route("/api/tokens/statement.csv", get(statement_csv))
 }
 
 async fn signed_in(state: &AppState, session: &Session) -> Result<User, ApiError> {
@@ -139,6 +140,49 @@ pub async fn export_csv(
                 header::CONTENT_DISPOSITION,
                 "attachment; filename=\"promptbloom-ledger.csv\"",
             ),
+        ],
+        csv,
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+pub struct StatementQuery {
+    month: String,
+}
+
+/// `GET /api/tokens/statement.csv?month=2026-11`: the month's totals, then its entries.
+pub async fn statement_csv(
+    State(state): State<AppState>,
+    session: Session,
+    Query(query): Query<StatementQuery>,
+) -> Result<Response, ApiError> {
+    let user = signed_in(&state, &session).await?;
+    let month = Month::parse(&query.month).map_err(|e| ApiError::invalid(e.to_string()))?;
+    let statement = state
+        .store
+        .statement(user.id, month)
+        .await
+        .map_err(|e| ApiError::unavailable("reading a statement failed", &e))?;
+    let mut csv = format!(
+        "month,opening,credits,reversals,usage,expiries,closing\n{},{},{},{},{},{},{}\n\n",
+        statement.month,
+        statement.opening,
+        statement.credits,
+        statement.reversals,
+        statement.usage,
+        statement.expiries,
+        statement.closing
+    );
+    csv.push_str("date,description,source,change,balance_after,amount_paid,reference\n");
+    for entry in &statement.entries {
+        csv.push_str(&row(entry));
+    }
+    let disposition = format!("attachment; filename=\"promptbloom-statement-{month}.csv\"");
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
         ],
         csv,
     )

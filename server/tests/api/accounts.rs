@@ -213,6 +213,7 @@ async fn every_server_function_but_the_public_ones_is_401_without_a_session() {
     let server_functions = [
         ("GET", "/api/tokens/balance", None),
         ("GET", "/api/tokens/ledger?limit=5", None),
+        ("GET", "/api/tokens/statement?month=2026-11", None),
         ("GET", "/api/billing/catalog", None),
         (
             "POST",
@@ -258,6 +259,7 @@ async fn every_server_function_but_the_public_ones_is_401_without_a_session() {
     let routes = [
         ("GET", "/api/tokens/stream", None),
         ("GET", "/api/tokens/ledger.csv", None),
+        ("GET", "/api/tokens/statement.csv?month=2026-11", None),
     ];
     for (method, path, body) in server_functions.into_iter().chain(routes) {
         let anonymous = app.browser();

@@ -174,3 +174,92 @@ async fn the_billing_page_shows_what_is_reserved_and_what_is_left_of_each_grant(
     assert_eq!(balance["held"], 1_200);
     assert_eq!(balance["grants"][0]["remaining"], 5_000);
 }
+
+#[tokio::test]
+async fn a_months_statement_adds_up_on_the_page_in_json_and_as_csv() {
+    use billing::domain::{IdempotencyKey, Month, Reason, Timestamp, Tokens};
+    use billing::ledger::Posting;
+
+    let app = spawn_app().await;
+    let bob = app.user("bob").await;
+    let user = bob.user.clone().unwrap().id;
+    billing::testing::paid_purchase(&*app.store, user, 5_000, "test:bob").await;
+    app.store
+        .post(Posting::debit(
+            user,
+            Tokens::new(1_200).unwrap(),
+            Reason::parse("Image generation").unwrap(),
+            IdempotencyKey::parse("consume:statement").unwrap(),
+        ))
+        .await
+        .unwrap();
+    let month = Month::of(Timestamp::now());
+
+    let json = bob
+        .get(&format!("/api/tokens/statement?month={month}"))
+        .await;
+    assert_eq!(json.status, 200, "{}", json.text);
+    let statement = json.json();
+    assert_eq!(
+        [
+            &statement["opening"],
+            &statement["credits"],
+            &statement["usage"],
+            &statement["closing"]
+        ],
+        [0, 5_000, -1_200, 3_800]
+    );
+    assert_eq!(statement["entries"].as_array().unwrap().len(), 2);
+    let before = bob
+        .get(&format!("/api/tokens/statement?month={}", month.previous()))
+        .await
+        .json();
+    assert_eq!(
+        (
+            &before["closing"],
+            before["entries"].as_array().unwrap().len()
+        ),
+        (&0.into(), 0)
+    );
+
+    let page = bob
+        .get(&format!("/app/billing/statement?month={month}"))
+        .await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.text.contains(r#"data-testid="closing" class="num">3,800<"#),
+        "{}",
+        page.text
+    );
+    assert!(
+        page.text.contains(r#"data-testid="usage" class="num">-1,200<"#),
+        "{}",
+        page.text
+    );
+    assert!(page.text.contains("Image generation"), "{}", page.text);
+
+    let csv = bob
+        .get(&format!("/api/tokens/statement.csv?month={month}"))
+        .await;
+    assert_eq!(csv.header("content-type"), Some("text/csv; charset=utf-8"));
+    let mut lines = csv.text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("month,opening,credits,reversals,usage,expiries,closing")
+    );
+    assert_eq!(
+        lines.next(),
+        Some(format!("{month},0,5000,0,-1200,0,3800").as_str())
+    );
+    assert_eq!(
+        csv.text.lines().filter(|l| l.contains(",consume,")).count(),
+        1
+    );
+
+    for bad in ["2026-13", "november", "2026-1"] {
+        let refused = bob
+            .get(&format!("/api/tokens/statement.csv?month={bad}"))
+            .await;
+        assert_eq!(refused.status, 422, "{bad}: {}", refused.text);
+    }
+}

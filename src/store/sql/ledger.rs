@@ -1,10 +1,12 @@
-//! Reading the ledger: a page of a user's entries, their totals, and the audit of every
-//! balance against the sum of its entries.
+//! Reading the ledger: a page of a user's entries, their totals, a month's statement, and the
+//! audit of every balance against the sum of its entries.
 
 use sqlx::Row;
 
 use super::{ENTRY_COLUMNS, SqlStore, entry_from_row};
-use crate::domain::{LedgerEntryId, LedgerPage, LedgerTotals, Source, SourceTotals, UserId};
+use crate::domain::{
+    LedgerEntryId, LedgerPage, LedgerTotals, Month, Source, SourceTotals, Statement, UserId,
+};
 use crate::store::{BalanceMismatch, LedgerQuery, StoreError};
 
 pub(super) async fn ledger_page(
@@ -88,6 +90,53 @@ pub(super) async fn ledger_totals(
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
     Ok(LedgerTotals { by_source })
+}
+
+/// A month's statement: its entries are those made after the last entry made before the month
+/// began, up to the last made before it ended (in the order they were made, which is the
+/// order of their balances), so that the totals lead from the opening balance to the closing
+/// one exactly.
+pub(super) async fn statement(
+    store: &SqlStore,
+    user: UserId,
+    month: Month,
+) -> Result<Statement, StoreError> {
+    let last_before = |at: i64| {
+        sqlx::query(
+            "SELECT id, balance_after FROM token_ledger WHERE user_id = $1 AND created_at < $2 \
+             ORDER BY id DESC LIMIT 1",
+        )
+        .bind(user.get())
+        .bind(at)
+        .fetch_optional(&store.pool)
+    };
+    let opened = last_before(month.start().as_millis()).await?;
+    let closed = last_before(month.end().as_millis()).await?;
+    let (after, opening) = match &opened {
+        Some(row) => (
+            row.try_get::<i64, _>("id")?,
+            row.try_get::<i64, _>("balance_after")?,
+        ),
+        None => (0, 0),
+    };
+    let up_to = match &closed {
+        Some(row) => row.try_get::<i64, _>("id")?,
+        None => 0,
+    };
+    let rows = sqlx::query(&format!(
+        "SELECT {ENTRY_COLUMNS} FROM token_ledger \
+         WHERE user_id = $1 AND id > $2 AND id <= $3 ORDER BY id"
+    ))
+    .bind(user.get())
+    .bind(after)
+    .bind(up_to)
+    .fetch_all(&store.pool)
+    .await?;
+    let entries = rows
+        .iter()
+        .map(entry_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Statement::of(month, opening, entries))
 }
 
 pub(super) async fn audit_balances(store: &SqlStore) -> Result<Vec<BalanceMismatch>, StoreError> {

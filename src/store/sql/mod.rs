@@ -34,7 +34,7 @@ use crate::api_key::KeyDigest;
 use crate::clock::{Clock, SystemClock};
 use crate::domain::{
     Available, Balance, Email, Grant, Hold, HoldId, IdempotencyKey, LedgerEntry, LedgerPage,
-    LedgerTotals, Timestamp, User, UserId,
+    LedgerTotals, Month, Statement, Timestamp, User, UserId,
 };
 use crate::ledger::{LedgerError, Posted, Posting};
 
@@ -201,6 +201,10 @@ impl Store for SqlStore {
 
     async fn ledger_totals(&self, user: UserId) -> Result<LedgerTotals, StoreError> {
         ledger::ledger_totals(self, user).await
+    }
+
+    async fn statement(&self, user: UserId, month: Month) -> Result<Statement, StoreError> {
+        ledger::statement(self, user, month).await
     }
 
     async fn entry_by_key(&self, key: &IdempotencyKey) -> Result<Option<LedgerEntry>, StoreError> {

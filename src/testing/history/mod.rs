@@ -20,6 +20,7 @@ mod calls;
 mod credits;
 pub mod model;
 pub mod nodes;
+mod statements;
 pub mod steps;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -1061,6 +1062,8 @@ impl<'a> Run<'a> {
         for n in 0..self.users.len() {
             let who = format!("user {n}");
             let found = credits::replay(&store, self.users[n].user, &who, pack_ms).await;
+            self.problems.extend(found);
+            let found = statements::check(&store, self.users[n].user, &who).await;
             self.problems.extend(found);
         }
         let credits = store.audit_credits().await.unwrap();

@@ -5,7 +5,7 @@
 
 use leptos::prelude::*;
 
-use billing::domain::Grant;
+use billing::domain::{Grant, group_thousands};
 
 use super::BillingLive;
 use crate::api::tokens::token_balance;
@@ -47,7 +47,7 @@ pub fn CurrentBalance() -> impl IntoView {
                                                 view! {
                                                     ", "
                                                     <span data-testid="reserved">
-                                                        {group(view.held)}
+                                                        {group_thousands(view.held)}
                                                     </span>
                                                     " reserved"
                                                 }
@@ -108,7 +108,7 @@ fn Grants(grants: Vec<Grant>) -> impl IntoView {
                                 <tr>
                                     <td>{grant.label}</td>
                                     <td class="num">
-                                        {format!("{} of {}", group(grant.remaining), group(grant.tokens.get()))}
+                                        {format!("{} of {}", group_thousands(grant.remaining), group_thousands(grant.tokens.get()))}
                                     </td>
                                     <td>
                                         {match grant.expires_at {
@@ -124,11 +124,6 @@ fn Grants(grants: Vec<Grant>) -> impl IntoView {
             </table>
         }
     })
-}
-
-/// `12,345`.
-fn group(n: i64) -> String {
-    billing::domain::Balance::new(n).map_or_else(|_| n.to_string(), |b| b.grouped())
 }
 
 #[cfg(feature = "hydrate")]

@@ -66,9 +66,14 @@ pub fn LedgerTable() -> impl IntoView {
         <section class="card" aria-labelledby="ledger-title">
             <div class="section-header">
                 <h2 id="ledger-title">"Token history"</h2>
-                <a class="button button-quiet" href=export download="promptbloom-ledger.csv" rel="external">
-                    "Export CSV"
-                </a>
+                <span class="section-actions">
+                    <A href="/app/billing/statement" attr:class="button button-quiet">
+                        "Monthly statement"
+                    </A>
+                    <a class="button button-quiet" href=export download="promptbloom-ledger.csv" rel="external">
+                        "Export CSV"
+                    </a>
+                </span>
             </div>
             <Form method="GET" action="/app/billing" attr:class="inline-form ledger-filter">
                 <label for="ledger-source">"Show"</label>
@@ -150,7 +155,8 @@ pub fn ledger_view(page: Result<LedgerPage, AppError>) -> AnyView {
     }
 }
 
-fn entry_row(entry: LedgerEntry) -> impl IntoView {
+/// One entry as a row of a ledger table (shared with the statement).
+pub fn entry_row(entry: LedgerEntry) -> impl IntoView {
     let change_class = if entry.delta.is_increase() {
         "num change credit"
     } else {
