@@ -165,7 +165,8 @@ async fn the_billing_page_shows_what_is_reserved_and_what_is_left_of_each_grant(
         "{html}"
     );
     assert!(html.contains(r#"data-testid="grants""#), "{html}");
-    assert!(html.contains("5,000 of 5,000"), "{html}");
+    assert!(html.contains("5,000 of 5,000 left"), "{html}");
+    assert!(html.contains("never expires"), "{html}");
 
     let balance = bob.get("/api/tokens/balance").await;
     assert_eq!(balance.status, 200, "{}", balance.text);

@@ -91,37 +91,33 @@ pub fn CurrentBalance() -> impl IntoView {
 fn Grants(grants: Vec<Grant>) -> impl IntoView {
     (!grants.is_empty()).then(|| {
         view! {
-            <table class="grants" data-testid="grants">
-                <caption>"What is left, spent soonest-expiring first"</caption>
-                <thead>
-                    <tr>
-                        <th scope="col">"From"</th>
-                        <th scope="col" class="num">"Left"</th>
-                        <th scope="col">"Expires"</th>
-                    </tr>
-                </thead>
-                <tbody>
+            <div class="grants" data-testid="grants">
+                <h3 id="grants-title">"What is left, spent soonest-expiring first"</h3>
+                <ul aria-labelledby="grants-title">
                     {grants
                         .into_iter()
                         .map(|grant| {
+                            let expires = match grant.expires_at {
+                                Some(at) => format!("expires {}", at.utc_minutes()),
+                                None => "never expires".to_owned(),
+                            };
                             view! {
-                                <tr>
-                                    <td>{grant.label}</td>
-                                    <td class="num">
-                                        {format!("{} of {}", group_thousands(grant.remaining), group_thousands(grant.tokens.get()))}
-                                    </td>
-                                    <td>
-                                        {match grant.expires_at {
-                                            Some(at) => at.utc_minutes(),
-                                            None => "Never".to_owned(),
-                                        }}
-                                    </td>
-                                </tr>
+                                <li>
+                                    <span class="grant-label">{grant.label}</span>
+                                    <span class="grant-left num">
+                                        {format!(
+                                            "{} of {} left",
+                                            group_thousands(grant.remaining),
+                                            group_thousands(grant.tokens.get()),
+                                        )}
+                                    </span>
+                                    <span class="grant-expiry muted">{expires}</span>
+                                </li>
                             }
                         })
                         .collect_view()}
-                </tbody>
-            </table>
+                </ul>
+            </div>
         }
     })
 }
