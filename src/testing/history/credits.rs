@@ -130,8 +130,10 @@ pub(super) async fn replay(
     };
     let mut balance = 0;
     for e in &entries {
+        // Whatever rolled over with nothing to lapse by now did so in the transaction of this
+        // entry or before it (an expiry too: a later end of the same grant, or another's).
+        roll_silently(&mut grants, e.created_at);
         if e.source != Source::Expiry {
-            roll_silently(&mut grants, e.created_at);
             for (id, g) in &grants {
                 if !g.expired
                     && g.remaining > 0
