@@ -228,12 +228,14 @@ async fn a_months_statement_adds_up_on_the_page_in_json_and_as_csv() {
         .await;
     assert_eq!(page.status, 200);
     assert!(
-        page.text.contains(r#"data-testid="closing" class="num">3,800<"#),
+        page.text
+            .contains(r#"data-testid="closing" class="num">3,800<"#),
         "{}",
         page.text
     );
     assert!(
-        page.text.contains(r#"data-testid="usage" class="num">-1,200<"#),
+        page.text
+            .contains(r#"data-testid="usage" class="num">-1,200<"#),
         "{}",
         page.text
     );

@@ -5,8 +5,9 @@ use std::collections::BTreeSet;
 
 use sqlx::Row;
 
+use super::grants::{self, Draws};
 use super::posting::{self, Attempt};
-use super::{SqlStore, grants, holds};
+use super::{SqlStore, holds};
 use crate::domain::{Available, Grant, GrantId, LedgerEntryId, Timestamp, Tokens, UserId};
 use crate::ledger::{Posted, Posting};
 use crate::store::StoreError;
@@ -111,10 +112,11 @@ impl SqlStore {
         }
         let mut items = Vec::with_capacity(postings.len());
         let mut posted = Vec::new();
+        let mut draws = Draws::default();
         for posting in postings {
             let mut item = Err(StoreError::Contended);
             for _ in 0..super::POST_ATTEMPTS {
-                item = posting::post_in(&mut tx, at, posting).await;
+                item = posting::post_keeping_draws(&mut tx, at, posting, &mut draws).await;
                 if !matches!(item, Ok(Attempt::Moved)) {
                     break;
                 }
@@ -136,6 +138,7 @@ impl SqlStore {
                 Err(other) => return Err(other),
             });
         }
+        draws.flush(&mut tx).await?;
         tx.commit().await?;
         for entry in &posted {
             super::record_posting(entry);

@@ -107,15 +107,51 @@ async fn terms_of(
     })
 }
 
+/// What spending entries drew from which grants, written together (one statement for a whole
+/// batch of postings).
+#[derive(Debug, Default)]
+pub(super) struct Draws(Vec<(i64, i64, i64)>);
+
+impl Draws {
+    /// How many draws one statement writes (three parameters each).
+    const PER_STATEMENT: usize = 300;
+
+    fn push(&mut self, entry: LedgerEntryId, grant: i64, tokens: i64) {
+        self.0.push((entry.get(), grant, tokens));
+    }
+
+    /// Writes the draws kept so far, in the caller's transaction.
+    pub(super) async fn flush(&mut self, conn: &mut AnyConnection) -> Result<(), StoreError> {
+        for chunk in self.0.chunks(Self::PER_STATEMENT) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+                .collect();
+            let sql = format!(
+                "INSERT INTO token_draws (entry_id, grant_id, tokens) VALUES {}",
+                values.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for (entry, grant, tokens) in chunk {
+                query = query.bind(*entry).bind(*grant).bind(*tokens);
+            }
+            query.execute(&mut *conn).await?;
+        }
+        self.0.clear();
+        Ok(())
+    }
+}
+
 /// Draws `tokens` for the spending entry `entry` from the user's live grants: from the grant
 /// of `first` (a reversal's purchase) before the others. What no grant has left is debt (a
 /// reversal of spent tokens, a capture of a hold whose tokens expired): the balance says so.
+/// The draws are kept in `draws` for the caller to write.
 pub(super) async fn draw_in(
     conn: &mut AnyConnection,
     user: UserId,
     entry: LedgerEntryId,
     tokens: Tokens,
     first: Option<LedgerEntryId>,
+    draws: &mut Draws,
 ) -> Result<(), StoreError> {
     let mut wanted = tokens.get();
     if let Some(purchase) = first {
@@ -127,14 +163,25 @@ pub(super) async fn draw_in(
         .fetch_optional(&mut *conn)
         .await?;
         if let Some(own) = own {
-            wanted -= draw_from(
-                conn,
-                entry,
-                own.try_get("id")?,
-                own.try_get("remaining")?,
-                wanted,
-            )
-            .await?;
+            let (id, remaining) = (own.try_get("id")?, own.try_get("remaining")?);
+            wanted -= draw_from(conn, entry, id, remaining, wanted, draws).await?;
+        }
+    } else {
+        // Most spends fit in the first grant in the spending order: one statement.
+        let whole: Option<i64> = sqlx::query_scalar(&format!(
+            "UPDATE token_grants SET remaining = remaining - $2 \
+             WHERE id = (SELECT id FROM token_grants \
+                 WHERE user_id = $1 AND expired_at IS NULL AND remaining > 0 \
+                 ORDER BY {SPENDING_ORDER} LIMIT 1) \
+             AND remaining >= $2 RETURNING id"
+        ))
+        .bind(user.get())
+        .bind(wanted)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(grant) = whole {
+            draws.push(entry, grant, wanted);
+            return Ok(());
         }
     }
     while wanted > 0 {
@@ -155,7 +202,7 @@ pub(super) async fn draw_in(
                 break;
             }
             let (id, remaining) = (grant.try_get("id")?, grant.try_get("remaining")?);
-            wanted -= draw_from(conn, entry, id, remaining, wanted).await?;
+            wanted -= draw_from(conn, entry, id, remaining, wanted, draws).await?;
         }
     }
     Ok(())
@@ -168,6 +215,7 @@ async fn draw_from(
     grant: i64,
     remaining: i64,
     wanted: i64,
+    draws: &mut Draws,
 ) -> Result<i64, StoreError> {
     let take = remaining.min(wanted);
     sqlx::query("UPDATE token_grants SET remaining = remaining - $2 WHERE id = $1")
@@ -175,12 +223,7 @@ async fn draw_from(
         .bind(take)
         .execute(&mut *conn)
         .await?;
-    sqlx::query("INSERT INTO token_draws (entry_id, grant_id, tokens) VALUES ($1, $2, $3)")
-        .bind(entry.get())
-        .bind(grant)
-        .bind(take)
-        .execute(&mut *conn)
-        .await?;
+    draws.push(entry, grant, take);
     Ok(take)
 }
 
@@ -218,7 +261,7 @@ pub(super) async fn settle_in(
     .fetch_optional(&mut *conn)
     .await?;
     let now = at.now.as_millis();
-    if !next.flatten().is_some_and(|next| next <= now) {
+    if next.flatten().is_none_or(|next| next > now) {
         return Ok(false);
     }
 

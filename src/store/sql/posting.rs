@@ -5,7 +5,7 @@
 use sqlx::{AnyConnection, Row};
 
 use super::at::At;
-use super::grants;
+use super::grants::{self, Draws};
 use super::{ENTRY_COLUMNS, entry_from_row};
 use crate::domain::{Balance, IdempotencyKey, LedgerEntry, LedgerEntryId, Money, UserId};
 use crate::ledger::{LedgerError, Posting, PostingKind};
@@ -26,6 +26,20 @@ pub(super) async fn post_in(
     conn: &mut AnyConnection,
     at: At,
     posting: &Posting,
+) -> Result<Attempt, StoreError> {
+    let mut draws = Draws::default();
+    let attempt = post_keeping_draws(conn, at, posting, &mut draws).await?;
+    draws.flush(conn).await?;
+    Ok(attempt)
+}
+
+/// As [`post_in`], leaving the draws in `draws` for the caller to write in the same
+/// transaction (a batch writes all of its draws at once).
+pub(super) async fn post_keeping_draws(
+    conn: &mut AnyConnection,
+    at: At,
+    posting: &Posting,
+    draws: &mut Draws,
 ) -> Result<Attempt, StoreError> {
     let mut settled = false;
     let balance_after = loop {
@@ -114,7 +128,15 @@ pub(super) async fn post_in(
             PostingKind::Reversal => posting.reverses,
             _ => None,
         };
-        grants::draw_in(conn, posting.user, entry, posting.delta.magnitude(), first).await?;
+        grants::draw_in(
+            conn,
+            posting.user,
+            entry,
+            posting.delta.magnitude(),
+            first,
+            draws,
+        )
+        .await?;
     }
     if let Some(release) = posting.release {
         sqlx::query(

@@ -1032,8 +1032,7 @@ impl<'a> Run<'a> {
             }
         }
         // What the model says is left is exactly what can be spent: all of it, and no more.
-        for n in 0..self.users.len() {
-            let expected = left[n];
+        for (n, &expected) in left.iter().enumerate() {
             let node = self.nodes[n % self.nodes.len()].clone();
             let user = self.users[n].user;
             if expected > 0 {
