@@ -28,7 +28,7 @@ use crate::demo;
 use crate::error;
 use crate::observability;
 use crate::request_body;
-use crate::routes::{consume, health, tokens, webhook};
+use crate::routes::{consume, health, holds, tokens, webhook};
 use crate::security_headers;
 use crate::session::Sessions;
 use crate::shutdown::{self, Shutdown};
@@ -314,6 +314,7 @@ fn router(
         .merge(health::router())
         .merge(observability::router())
         .merge(consume::router())
+        .merge(holds::router())
         .merge(webhook::router())
         .merge(tokens::router())
         .merge(stripe_pages)

@@ -2,6 +2,7 @@
 
 pub mod consume;
 pub mod health;
+pub mod holds;
 pub mod service;
 #[cfg(feature = "simulator")]
 pub mod simulator;

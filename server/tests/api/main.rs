@@ -15,6 +15,7 @@ mod consume;
 mod faults;
 mod health;
 mod histories;
+mod holds;
 mod ledger;
 mod nodes;
 mod pages;
