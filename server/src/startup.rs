@@ -28,13 +28,19 @@ use crate::demo;
 use crate::error;
 use crate::observability;
 use crate::request_body;
-use crate::routes::{consume, health, holds, tokens, webhook};
+use crate::routes::{consume, consume_batch, health, holds, tokens, webhook};
 use crate::security_headers;
 use crate::session::Sessions;
 use crate::shutdown::{self, Shutdown};
 
-/// The largest request body accepted anywhere (the webhook's own limit is the same).
+/// The largest request body accepted anywhere (the webhook's own limit is the same) but on
+/// the paths of `BODY_LIMITS.larger`.
 const MAX_REQUEST_BYTES: usize = webhook::MAX_BODY_BYTES;
+
+const BODY_LIMITS: request_body::BodyLimits = request_body::BodyLimits {
+    default: MAX_REQUEST_BYTES,
+    larger: &[(consume_batch::PATH, consume_batch::MAX_BODY_BYTES)],
+};
 
 /// How often idle rate-limit keys are forgotten.
 const HOUSEKEEPING_PERIOD: Duration = Duration::from_secs(300);
@@ -314,6 +320,7 @@ fn router(
         .merge(health::router())
         .merge(observability::router())
         .merge(consume::router())
+        .merge(consume_batch::router())
         .merge(holds::router())
         .merge(webhook::router())
         .merge(tokens::router())
@@ -339,8 +346,9 @@ fn router(
         ))
         .layer(axum::Extension(shutdown))
         // No request needs more: refuse bigger bodies (413) before anything reads them.
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(
-            MAX_REQUEST_BYTES,
+        .layer(axum::middleware::from_fn_with_state(
+            BODY_LIMITS,
+            request_body::limit,
         ))
         .layer(axum::middleware::from_fn(webhook::count_oversized))
         .with_state(state.clone());

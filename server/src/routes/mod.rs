@@ -1,6 +1,7 @@
 //! HTTP routes that are not server functions.
 
 pub mod consume;
+pub mod consume_batch;
 pub mod health;
 pub mod holds;
 pub mod service;

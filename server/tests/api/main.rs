@@ -12,6 +12,7 @@ mod admin;
 mod billing;
 mod cli;
 mod consume;
+mod consume_batch;
 mod faults;
 mod health;
 mod histories;

@@ -357,6 +357,13 @@ impl ApiClient {
         }
     }
 
+    /// `POST /api/tokens/consume/batch` with `{"items": items}`.
+    pub async fn consume_batch(&self, items: &Value) -> Answer {
+        self.post("/api/tokens/consume/batch")
+            .json(&serde_json::json!({ "items": items }))
+            .await
+    }
+
     /// `POST /api/tokens/holds` with `body`, under `idempotency_key`.
     pub async fn open_hold(&self, idempotency_key: &str, body: &Value) -> Answer {
         self.post("/api/tokens/holds")
