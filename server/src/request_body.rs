@@ -63,3 +63,46 @@ fn is_form(headers: &HeaderMap) -> bool {
                 .starts_with("application/x-www-form-urlencoded")
         })
 }
+
+/// The server-wide limit on request bodies, checked before any route reads one: `default`
+/// bytes, or more on the few paths that need it (a batch of consumes).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    pub default: usize,
+    pub larger: &'static [(&'static str, usize)],
+}
+
+impl BodyLimits {
+    pub fn of(&self, path: &str) -> usize {
+        self.larger
+            .iter()
+            .find(|(p, _)| *p == path)
+            .map_or(self.default, |(_, limit)| *limit)
+    }
+}
+
+/// Refuses (413) a body whose announced length is over the limit of its path before it is
+/// read, and cuts off one without a length (chunked) once it passes the limit: whoever reads
+/// it then gets a length-limit error (413 from the routes and [`read_whole`]).
+pub async fn limit(State(limits): State<BodyLimits>, request: Request, next: Next) -> Response {
+    let limit = limits.of(request.uri().path());
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|length| length > limit as u64) {
+        tracing::info!(limit, "refused a request body over the limit");
+        return ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("The request is larger than {limit} bytes."),
+        )
+        .into_response();
+    }
+    let (parts, body) = request.into_parts();
+    next.run(Request::from_parts(
+        parts,
+        Body::new(http_body_util::Limited::new(body, limit)),
+    ))
+    .await
+}

@@ -28,13 +28,24 @@ use crate::demo;
 use crate::error;
 use crate::observability;
 use crate::request_body;
-use crate::routes::{consume, health, tokens, webhook};
+use crate::routes::{consume, consume_batch, health, holds, tokens, webhook};
 use crate::security_headers;
 use crate::session::Sessions;
 use crate::shutdown::{self, Shutdown};
 
-/// The largest request body accepted anywhere (the webhook's own limit is the same).
+/// The largest request body accepted anywhere (the webhook's own limit is the same) but on
+/// the paths of `BODY_LIMITS.larger`.
 const MAX_REQUEST_BYTES: usize = webhook::MAX_BODY_BYTES;
+
+const BODY_LIMITS: request_body::BodyLimits = request_body::BodyLimits {
+    default: MAX_REQUEST_BYTES,
+    larger: &[(consume_batch::PATH, consume_batch::MAX_BODY_BYTES)],
+};
+
+/// The most users whose due expiries one round of the minute sweep settles; it goes on with
+/// another round while rounds come back full, up to `EXPIRY_ROUNDS` a minute.
+const EXPIRY_BATCH: i64 = 500;
+const EXPIRY_ROUNDS: usize = 20;
 
 /// How often idle rate-limit keys are forgotten.
 const HOUSEKEEPING_PERIOD: Duration = Duration::from_secs(300);
@@ -140,7 +151,7 @@ impl Application {
         };
         sessions.spawn_cleanup();
         spawn_housekeeping(state.limits.clone());
-        spawn_release_sweep(state.fulfilment.clone());
+        spawn_release_sweep(state.fulfilment.clone(), state.store.clone());
         let shutdown = Shutdown::new();
         Ok(Self {
             listener,
@@ -265,9 +276,11 @@ fn spawn_housekeeping(limits: Limits) {
     });
 }
 
-/// Applies refunds and disputes held back for a purchase whose release was cut short (see
-/// `Fulfilment::release_held`). Every node sweeps; applying is idempotent.
-fn spawn_release_sweep(fulfilment: Arc<Fulfilment>) {
+/// The minute sweep: applies refunds and disputes held back for a purchase whose release was
+/// cut short (see `Fulfilment::release_held`), and expires the grants and holds whose time has
+/// come, so that those of users who do nothing expire too (a user's next posting or read
+/// would settle them anyway). Every node sweeps; both are idempotent.
+fn spawn_release_sweep(fulfilment: Arc<Fulfilment>, store: Arc<dyn Store>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(RELEASE_PERIOD);
         loop {
@@ -277,8 +290,31 @@ fn spawn_release_sweep(fulfilment: Arc<Fulfilment>) {
                 Ok(released) => tracing::info!(released, "applied held-back Stripe events"),
                 Err(error) => tracing::warn!(%error, "sweeping held-back Stripe events failed"),
             }
+            settle_expiries(&*store).await;
         }
     });
+}
+
+/// Settles the expiries that are due, [`EXPIRY_BATCH`] users at a time.
+async fn settle_expiries(store: &dyn Store) {
+    let mut users = 0;
+    for _ in 0..EXPIRY_ROUNDS {
+        match store.settle_expiries(EXPIRY_BATCH).await {
+            Ok(settled) => {
+                users += settled;
+                if settled < EXPIRY_BATCH as u64 {
+                    break;
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, settled_before = users, "settling expired grants and holds failed");
+                break;
+            }
+        }
+    }
+    if users > 0 {
+        tracing::info!(users, "expired grants and holds that were due");
+    }
 }
 
 /// The Leptos app's routes, found once per process by rendering the app with its resources
@@ -314,6 +350,8 @@ fn router(
         .merge(health::router())
         .merge(observability::router())
         .merge(consume::router())
+        .merge(consume_batch::router())
+        .merge(holds::router())
         .merge(webhook::router())
         .merge(tokens::router())
         .merge(stripe_pages)
@@ -338,8 +376,9 @@ fn router(
         ))
         .layer(axum::Extension(shutdown))
         // No request needs more: refuse bigger bodies (413) before anything reads them.
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(
-            MAX_REQUEST_BYTES,
+        .layer(axum::middleware::from_fn_with_state(
+            BODY_LIMITS,
+            request_body::limit,
         ))
         .layer(axum::middleware::from_fn(webhook::count_oversized))
         .with_state(state.clone());

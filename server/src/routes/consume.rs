@@ -3,29 +3,29 @@
 //! Authenticated by a service API key (`Authorization: Bearer pbk_...`), made at most once per
 //! `Idempotency-Key`: a retry with the same key and body answers with the original body, byte
 //! for byte, and `Idempotent-Replayed: true`; the same key with a different body is refused
-//! with 409.
+//! with 409. Batches of consumes are [`super::consume_batch`]; what the service routes share
+//! is [`super::service`].
 
-use app::error::ErrorCode;
 use app::state::AppState;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use billing::api_key::{KeyDigest, SCOPE_CONSUME, looks_like_key};
-use billing::domain::{IdempotencyKey, LedgerEntryId, Reason, Tokens, UserId};
+use billing::domain::{LedgerEntryId, Reason, Tokens, UserId};
 use billing::ledger::{LedgerError, Posting};
-use billing::store::{ApiKey, StoreError};
+use billing::store::StoreError;
 use serde::{Deserialize, Serialize};
 
+use super::service;
 use crate::error::ApiError;
 
 /// A consume request is a few fields: anything bigger is refused before parsing.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
-/// Room left in the ledger's 255-character key after the per-API-key namespace.
-const MAX_CLIENT_KEY_LEN: usize = 200;
+/// The namespace of consume's idempotency keys (with the API key's id), shared by batch items.
+pub const KEY_KIND: &str = "consume";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -53,9 +53,18 @@ pub async fn consume(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let api_key = authenticate(&state, &headers).await?;
-    let key = idempotency_key(&headers, &api_key)?;
-    let request = parse_body(&headers, body).await?;
+    let api_key = service::authenticate(&state, &headers).await?;
+    let key = service::idempotency_key(&headers, KEY_KIND, &api_key)?;
+    let request: ConsumeRequest = service::read_json(
+        &headers,
+        body,
+        MAX_BODY_BYTES,
+        &format!(
+            "`user` (an id), `tokens` (1 to {}) and `reason` (text)",
+            Tokens::MAX
+        ),
+    )
+    .await?;
 
     let posting = Posting::debit(request.user, request.tokens, request.reason, key);
     match state.store.post(posting).await {
@@ -67,119 +76,21 @@ pub async fn consume(
                 balance: posted.entry.balance_after.get(),
             })
             .into_response();
-            if posted.replayed {
-                response
-                    .headers_mut()
-                    .insert("idempotent-replayed", HeaderValue::from_static("true"));
-            }
+            service::mark_replayed(&mut response, posted.replayed);
             Ok(response)
         }
-        Err(StoreError::Ledger(LedgerError::InsufficientTokens { balance, requested })) => {
-            Err(ApiError::new(
-                ErrorCode::InsufficientTokens,
-                format!(
-                    "The user has {} tokens; {} were requested. Nothing was consumed.",
-                    balance.grouped(),
-                    requested.get()
-                ),
-            )
-            .with("balance", balance.get())
-            .with("requested", requested.get()))
+        // `balance` is kept for clients from before holds: it is what is available too.
+        Err(StoreError::Ledger(LedgerError::InsufficientTokens { balance, requested })) => Err(
+            service::insufficient(balance, requested, "Nothing was consumed.")
+                .with("balance", balance.get()),
+        ),
+        Err(StoreError::Ledger(LedgerError::IdempotencyConflict { .. })) => {
+            Err(service::key_reused())
         }
-        Err(StoreError::Ledger(LedgerError::IdempotencyConflict { .. })) => Err(ApiError::new(
-            ErrorCode::IdempotencyConflict,
-            "This Idempotency-Key was already used for a different request. \
-             Use a new key for a new request.",
-        )),
-        Err(StoreError::Ledger(LedgerError::UnknownUser(user))) => Err(ApiError::new(
-            ErrorCode::UnknownUser,
-            format!("There is no user {user}."),
-        )),
+        Err(StoreError::Ledger(LedgerError::UnknownUser(user))) => Err(service::unknown_user(user)),
         Err(e) => Err(ApiError::unavailable(
             "consume: posting the debit failed",
             &e,
         )),
     }
-}
-
-async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<ApiKey, ApiError> {
-    let secret = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .ok_or_else(|| {
-            ApiError::unauthorized("Send a service API key as `Authorization: Bearer pbk_...`.")
-        })?;
-    if !looks_like_key(secret) {
-        return Err(ApiError::unauthorized("The API key is not valid."));
-    }
-    let key = state
-        .store
-        .active_api_key(&KeyDigest::of(secret))
-        .await
-        .map_err(|e| ApiError::unavailable("consume: looking up the API key failed", &e))?
-        .ok_or_else(|| ApiError::unauthorized("The API key is not valid or was revoked."))?;
-    if !key.allows(SCOPE_CONSUME) {
-        return Err(ApiError::new(
-            ErrorCode::Forbidden,
-            "This API key may not consume tokens.",
-        ));
-    }
-    Ok(key)
-}
-
-/// The client's key, namespaced by API key so that two services can never collide.
-fn idempotency_key(headers: &HeaderMap, api_key: &ApiKey) -> Result<IdempotencyKey, ApiError> {
-    let raw = headers
-        .get("idempotency-key")
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "An Idempotency-Key header is required, so that a retried request is applied once.",
-            )
-        })?
-        .to_str()
-        .ok()
-        .filter(|k| !k.is_empty() && k.len() <= MAX_CLIENT_KEY_LEN)
-        .ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "The Idempotency-Key must be 1 to {MAX_CLIENT_KEY_LEN} printable ASCII characters."
-            ))
-        })?;
-    IdempotencyKey::scoped(&format!("consume:{}", api_key.id), raw).map_err(|_| {
-        ApiError::bad_request(format!(
-            "The Idempotency-Key must be 1 to {MAX_CLIENT_KEY_LEN} printable ASCII characters."
-        ))
-    })
-}
-
-async fn parse_body(headers: &HeaderMap, body: Body) -> Result<ConsumeRequest, ApiError> {
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !is_json {
-        return Err(ApiError::new(
-            ErrorCode::UnsupportedMediaType,
-            "Send the request as JSON (Content-Type: application/json).",
-        ));
-    }
-    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                ErrorCode::PayloadTooLarge,
-                format!("The request body is larger than {MAX_BODY_BYTES} bytes."),
-            )
-        })?;
-    serde_json::from_slice(&bytes).map_err(|e| {
-        if e.is_data() {
-            ApiError::invalid(format!(
-                "The request needs `user` (an id), `tokens` (1 to {}) and `reason` (text): {e}",
-                Tokens::MAX
-            ))
-        } else {
-            ApiError::bad_request(format!("The body is not valid JSON: {e}"))
-        }
-    })
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use billing::domain::{Currency, IdempotencyKey, Money, Reason, Source, Tokens};
+use billing::domain::{Currency, HoldId, HoldState, IdempotencyKey, Money, Reason, Source, Tokens};
 use billing::ledger::{Posting, StripeRefs};
 use billing::testing::StripeEvent;
 
@@ -120,4 +120,43 @@ async fn the_minute_sweep_applies_held_back_events_by_itself() {
     .await;
     assert!(app.store.inbox_held().await.unwrap().is_empty());
     assert!(app.store.audit_balances().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_minute_sweep_expires_the_holds_of_users_who_do_nothing() {
+    let app = spawn_app().await;
+    let ada = app.user_with_tokens("ada@example.com", 1_000).await;
+    let key = app.api_key().await;
+    let body =
+        serde_json::json!({ "user": ada.id, "tokens": 600, "ttl_secs": 1, "reason": "Render" });
+    let opened = app.service(&key).open_hold("job-1", &body).await;
+    assert_eq!(opened.status, 200, "{}", opened.text);
+    let id = HoldId::new(opened.json()["hold_id"].as_i64().unwrap()).unwrap();
+    let state = async || app.store.hold(id).await.unwrap().unwrap().state;
+    let held = async || {
+        sqlx::query_scalar::<_, i64>("SELECT held FROM token_balances WHERE user_id = $1")
+            .bind(ada.id.get())
+            .fetch_one(&mut app.sqlite().await)
+            .await
+            .unwrap()
+    };
+
+    // Its time passes; nobody asks about the user, so it stays open as stored...
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    move_timers_to(&app, SWEEP_PERIOD - Duration::from_secs(1)).await;
+    a_moment().await;
+    assert_eq!(state().await, HoldState::Open, "swept before its time");
+    assert_eq!(held().await, 600);
+
+    // ...until the minute sweep settles it.
+    move_timers_to(&app, SWEEP_PERIOD + Duration::from_secs(1)).await;
+    crate::support::eventually_within(
+        "the sweep to expire the hold",
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        async || state().await == HoldState::Expired,
+    )
+    .await;
+    assert_eq!(held().await, 0);
+    assert!(app.store.audit_credits().await.unwrap().is_empty());
 }

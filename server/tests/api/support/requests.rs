@@ -356,4 +356,33 @@ impl ApiClient {
             None => request,
         }
     }
+
+    /// `POST /api/tokens/consume/batch` with `{"items": items}`.
+    pub async fn consume_batch(&self, items: &Value) -> Answer {
+        self.post("/api/tokens/consume/batch")
+            .json(&serde_json::json!({ "items": items }))
+            .await
+    }
+
+    /// `POST /api/tokens/holds` with `body`, under `idempotency_key`.
+    pub async fn open_hold(&self, idempotency_key: &str, body: &Value) -> Answer {
+        self.post("/api/tokens/holds")
+            .header("idempotency-key", idempotency_key)
+            .json(body)
+            .await
+    }
+
+    /// `POST /api/tokens/holds/{hold}/capture` with `body`; `hold` as it goes in the path
+    /// (an id, or anything a test sends instead).
+    pub async fn capture_hold(&self, hold: impl std::fmt::Display, body: &Value) -> Answer {
+        self.post(&format!("/api/tokens/holds/{hold}/capture"))
+            .json(body)
+            .await
+    }
+
+    /// `POST /api/tokens/holds/{hold}/release`.
+    pub async fn release_hold(&self, hold: impl std::fmt::Display) -> Answer {
+        self.post(&format!("/api/tokens/holds/{hold}/release"))
+            .await
+    }
 }
