@@ -80,10 +80,10 @@ impl Fulfilment {
             key,
         )
         .expiring(self.catalog.pack_terms());
-        Ok(Credit::Post(match paid.amount_total {
+        Ok(Credit::Post(Box::new(match paid.amount_total {
             Some(amount) => posting.with_amount_paid(amount),
             None => posting,
-        }))
+        })))
     }
 
     /// The success page's check: asks Stripe about the session and credits it if paid.
@@ -123,7 +123,7 @@ impl Fulfilment {
             _ => return Ok(Some(CheckoutStatus::Unpaid)),
         }
         let posting = match self.checkout_credit(&paid).await? {
-            Credit::Post(posting) => posting.with_stripe(StripeRefs {
+            Credit::Post(posting) => (*posting).with_stripe(StripeRefs {
                 event_id: None,
                 object_id: Some(snapshot.id.clone()),
                 payment_intent: snapshot.payment_intent.clone(),

@@ -26,15 +26,17 @@ use crate::ledger::LedgerError;
 use crate::store::{Applied, Awaiting, InboxEvent, Recorded, Store, StoreError, Unfinished};
 use crate::stripe::events::{Envelope, EventError};
 use crate::stripe::{GatewayError, StripeGateway};
-use plan::{Intent, Plan};
+use plan::Plan;
 
-/// What handling an event came to.
+/// What handling an event came to. `E` is what a change of tokens carries: the ledger entry
+/// once it is made, nothing (`()`) in a plan, which names the outcome it means to come to
+/// before the store has made any entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Outcome<E = LedgerEntry> {
     /// Tokens added (a purchase, an invoice, a won dispute, a failed refund given back).
-    Credited(LedgerEntry),
+    Credited(E),
     /// Tokens taken back (a refund, a dispute).
-    Reversed(LedgerEntry),
+    Reversed(E),
     /// Applied before, by this event or another about the same payment: nothing changed.
     AlreadyApplied,
     /// The tokens already are where Stripe's state puts them: nothing to take or give back.
@@ -50,7 +52,8 @@ pub enum Outcome {
     Failed(String),
 }
 
-impl Outcome {
+impl<E> Outcome<E> {
+    /// The outcome's name, as the inbox keeps it and the metrics count it.
     pub fn label(&self) -> &'static str {
         match self {
             Outcome::Credited(_) => "credited",
@@ -300,8 +303,9 @@ impl Fulfilment {
     }
 }
 
-/// What applying a plan came to, from what the store did.
-fn summarise(applied: &[Applied], intent: Intent) -> Outcome {
+/// What applying a plan came to, from what the store did and the outcome the plan meant.
+fn summarise(applied: &[Applied], intent: Outcome<()>) -> Outcome {
+    let moves_tokens = matches!(intent, Outcome::Credited(()) | Outcome::Reversed(()));
     for change in applied {
         match change {
             Applied::Posted(posted) if posted.replayed => return Outcome::AlreadyApplied,
@@ -310,15 +314,17 @@ fn summarise(applied: &[Applied], intent: Intent) -> Outcome {
             }
             Applied::Posted(posted) => return Outcome::Reversed(posted.entry.clone()),
             // Nothing moved: tokens already where they belong, or a state merely recorded.
-            Applied::Covered if matches!(intent, Intent::Credit | Intent::Reverse) => {
-                return Outcome::Covered;
-            }
+            Applied::Covered if moves_tokens => return Outcome::Covered,
             Applied::Covered | Applied::Recorded => {}
         }
     }
     match intent {
-        Intent::Ignore(why) => Outcome::Ignored(why),
-        Intent::Record(what) => Outcome::Recorded(what),
-        Intent::Credit | Intent::Reverse => Outcome::Recorded("state recorded"),
+        Outcome::Credited(()) | Outcome::Reversed(()) => Outcome::Recorded("state recorded"),
+        Outcome::AlreadyApplied => Outcome::AlreadyApplied,
+        Outcome::Covered => Outcome::Covered,
+        Outcome::Recorded(what) => Outcome::Recorded(what),
+        Outcome::Ignored(why) => Outcome::Ignored(why),
+        Outcome::Deferred(awaiting) => Outcome::Deferred(awaiting),
+        Outcome::Failed(why) => Outcome::Failed(why),
     }
 }

@@ -9,17 +9,17 @@ use super::plan::reason;
 use super::*;
 use crate::config::PriceIds;
 use crate::domain::{
-    Email, IdempotencyKey, Money, ProductId, ProductKind, Reason, Role, Source, Timestamp, Tokens,
-    User, UserId,
+    Email, IdempotencyKey, Money, ProductId, ProductKind, Reason, Source, Timestamp, Tokens, User,
+    UserId,
 };
 use crate::ledger::{Posting, StripeRefs};
-use crate::store::{LedgerQuery, NewUser, SqlStore};
+use crate::store::{LedgerQuery, SqlStore};
 use crate::stripe::simulated::{ApiShape, Emitted, PayMethod, Simulator};
 use crate::stripe::{
     ChargeRefunds, CheckoutRequest, CheckoutSession, GatewayMode, LineItem, ListedEvent,
     SessionSnapshot, SubscriptionSnapshot,
 };
-use crate::testing::{Faults, contract};
+use crate::testing::{FakeUser, Faults, balance, contract};
 
 contract!(
     a_paid_checkout_credits_its_pack_once,
@@ -108,14 +108,7 @@ async fn world_of(store: Arc<SqlStore>, catalog: Catalog, shape: ApiShape) -> Wo
         )
         .with_shape(shape),
     );
-    let user = store
-        .create_user(NewUser {
-            email: Email::parse("ada@example.com").unwrap(),
-            password_hash: None,
-            role: Role::User,
-        })
-        .await
-        .unwrap();
+    let user = FakeUser::new("ada@example.com").create(&*store).await;
     let customer = sim.create_customer(user.id, &user.email).await.unwrap();
     store.link_customer(user.id, &customer).await.unwrap();
     World {
@@ -166,7 +159,7 @@ impl World {
     }
 
     async fn balance(&self) -> i64 {
-        self.store.balance(self.user.id).await.unwrap().get()
+        balance(&*self.store, self.user.id).await
     }
 
     async fn entries(&self) -> Vec<LedgerEntry> {
@@ -879,15 +872,7 @@ async fn an_invoice_for_an_unknown_price_fails_loudly_and_credits_nothing(store:
 
 async fn a_payment_by_another_users_customer_still_credits_the_payer(store: Arc<SqlStore>) {
     let w = world(store).await;
-    let bob = w
-        .store
-        .create_user(NewUser {
-            email: Email::parse("bob@example.com").unwrap(),
-            password_hash: None,
-            role: Role::User,
-        })
-        .await
-        .unwrap();
+    let bob = FakeUser::new("bob@example.com").create(&*w.store).await;
     // Bob pays through a session made out to Ada's Stripe customer.
     let catalog = Catalog::from_prices(&prices());
     let session = w
@@ -911,7 +896,7 @@ async fn a_payment_by_another_users_customer_still_credits_the_payer(store: Arc<
         matches!(&outcome, Outcome::Credited(e) if e.user_id == bob.id && e.delta.get() == 1_000),
         "{outcome:?}"
     );
-    assert_eq!(w.store.balance(bob.id).await.unwrap().get(), 1_000);
+    assert_eq!(balance(&*w.store, bob.id).await, 1_000);
     assert_eq!(w.balance().await, 0);
     assert_eq!(
         w.store.user_of_customer(&w.customer).await.unwrap(),

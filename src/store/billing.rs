@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use std::fmt;
 
+use super::StoreError;
 use crate::domain::{LedgerEntryId, Reason, Timestamp, UserId};
 use crate::ledger::{Posted, Posting, StripeRefs};
 use crate::stripe::events::DisputeStatus;
@@ -46,27 +47,49 @@ pub enum Awaiting {
     Invoice(String),
 }
 
+/// One kind of [`Awaiting`], made from its Stripe id.
+type MakeAwaiting = fn(String) -> Awaiting;
+
 impl Awaiting {
+    const PAYMENT_INTENT: &str = "pi:";
+    const INVOICE: &str = "invoice:";
+    /// Each kind with the prefix the inbox keeps it under.
+    const KINDS: [(&str, MakeAwaiting); 2] = [
+        (Self::PAYMENT_INTENT, Self::PaymentIntent),
+        (Self::INVOICE, Self::Invoice),
+    ];
+
+    /// The prefix it is kept under, and the Stripe id after it.
+    fn parts(&self) -> (&'static str, &str) {
+        match self {
+            Self::PaymentIntent(id) => (Self::PAYMENT_INTENT, id),
+            Self::Invoice(id) => (Self::INVOICE, id),
+        }
+    }
+
     /// How the inbox keeps it: `pi:...` or `invoice:...`.
     pub fn stored(&self) -> String {
         self.to_string()
     }
 
-    pub fn from_stored(raw: &str) -> Option<Self> {
-        match raw.split_once(':')? {
-            ("pi", id) if !id.is_empty() => Some(Self::PaymentIntent(id.to_owned())),
-            ("invoice", id) if !id.is_empty() => Some(Self::Invoice(id.to_owned())),
-            _ => None,
-        }
+    /// What the inbox kept (the one reading of it): a known prefix, then an id.
+    pub fn from_stored(raw: &str) -> Result<Self, StoreError> {
+        Self::KINDS
+            .iter()
+            .find_map(|(prefix, kind)| {
+                let id = raw.strip_prefix(prefix)?;
+                (!id.is_empty()).then(|| kind(id.to_owned()))
+            })
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!("an event awaits `{raw}`, which names no purchase"))
+            })
     }
 }
 
 impl fmt::Display for Awaiting {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::PaymentIntent(id) => write!(f, "pi:{id}"),
-            Self::Invoice(id) => write!(f, "invoice:{id}"),
-        }
+        let (prefix, id) = self.parts();
+        write!(f, "{prefix}{id}")
     }
 }
 
@@ -195,4 +218,46 @@ pub struct SubscriptionRecord {
     /// When this state was read from Stripe, milliseconds: a later read wins, whatever the
     /// order the events arrived in.
     pub read_at: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_an_event_awaits_is_read_back_as_it_was_kept() {
+        for awaiting in [
+            Awaiting::PaymentIntent("pi_3Abc_9".into()),
+            Awaiting::Invoice("in_1Xyz".into()),
+            // The id is what follows the prefix, whatever it holds.
+            Awaiting::Invoice("in_with:colon".into()),
+        ] {
+            let stored = awaiting.stored();
+            assert_eq!(
+                Awaiting::from_stored(&stored).unwrap(),
+                awaiting,
+                "{stored}"
+            );
+        }
+        assert_eq!(Awaiting::PaymentIntent("pi_1".into()).stored(), "pi:pi_1");
+        assert_eq!(Awaiting::Invoice("in_1".into()).stored(), "invoice:in_1");
+    }
+
+    #[test]
+    fn an_unknown_prefix_or_no_id_is_a_corrupt_row() {
+        for raw in [
+            "charge:ch_1",
+            "pi_1",
+            "pi:",
+            "invoice:",
+            "",
+            ":pi_1",
+            "PI:pi_1",
+        ] {
+            assert!(
+                matches!(Awaiting::from_stored(raw), Err(StoreError::Corrupt(_))),
+                "`{raw}` is refused as corrupt"
+            );
+        }
+    }
 }

@@ -2,11 +2,14 @@
 //! answer without panicking, nothing unsigned ever passes, and each field of Stripe's real
 //! events matters exactly as far as billing reads it.
 
+use std::collections::BTreeSet;
+
 use proptest::prelude::*;
 use serde_json::Value;
 
 use super::events::{Envelope, interpret};
 use super::signature::{self, SignatureError};
+use crate::domain::UserId;
 
 const SECRET: &str = "whsec_property";
 const NOW: i64 = 1_800_000_000;
@@ -63,12 +66,12 @@ const FIXTURES: &[(&str, &str, &[&str])] = &[
     (
         "checkout_session_completed_unpaid",
         include_str!("fixtures/checkout_session_completed_unpaid.json"),
-        CHECKOUT_READS,
+        CHECKOUT_UNPAID_READS,
     ),
     (
         "checkout_session_completed_subscription",
         include_str!("fixtures/checkout_session_completed_subscription.json"),
-        CHECKOUT_READS,
+        CHECKOUT_SUBSCRIPTION_READS,
     ),
     (
         "checkout_session_async_payment_succeeded",
@@ -122,6 +125,7 @@ const FIXTURES: &[(&str, &str, &[&str])] = &[
     ),
 ];
 
+/// A paid session in payment mode: what its credit is made of.
 const CHECKOUT_READS: &[&str] = &[
     "/id",
     "/mode",
@@ -132,6 +136,20 @@ const CHECKOUT_READS: &[&str] = &[
     "/payment_intent",
     "/amount_total",
     "/currency",
+];
+
+/// A session still waiting for its payment: only which session it is, and that it waits (who
+/// pays and how much are read when it pays).
+const CHECKOUT_UNPAID_READS: &[&str] = &["/id", "/mode", "/payment_status"];
+
+/// A subscription bought through Checkout: the customer to link to the user (the tokens come
+/// with each paid invoice, so the session's payment fields are not read).
+const CHECKOUT_SUBSCRIPTION_READS: &[&str] = &[
+    "/id",
+    "/mode",
+    "/client_reference_id",
+    "/metadata/user_id",
+    "/customer",
 ];
 
 const INVOICE_READS: &[&str] = &[
@@ -158,6 +176,179 @@ const INVOICE_READS: &[&str] = &[
 ];
 
 const DISPUTE_READS: &[&str] = &["/id", "/charge", "/payment_intent", "/amount", "/status"];
+
+/// What a field billing reads must hold for billing to read it at all.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    /// A non-empty string, or an expanded object with its `id`.
+    Id,
+    /// Our user's id, as text.
+    UserId,
+    Bool,
+    Int,
+}
+
+impl Kind {
+    fn reads(self, value: Option<&Value>) -> bool {
+        match (self, value) {
+            (_, None) => false,
+            (Kind::Id, Some(Value::String(s))) => !s.is_empty(),
+            (Kind::Id, Some(Value::Object(o))) => o.get("id").is_some_and(Value::is_string),
+            (Kind::UserId, Some(Value::String(s))) => s.parse::<UserId>().is_ok(),
+            (Kind::Bool, Some(v)) => v.is_boolean(),
+            (Kind::Int, Some(v)) => v.is_i64(),
+            _ => false,
+        }
+    }
+}
+
+/// Why, by billing's own rule, a change to a field it reads can leave the effect as it was.
+#[derive(Debug, Clone, Copy)]
+enum Same {
+    /// Optional: missing or unreadable, it is read as this default, which the fixture holds.
+    DefaultsTo(Usual),
+    /// One of two places for one value: unreadable here, the value is read from the other
+    /// (`*` is the same line), which the fixture fills too.
+    FallsBackTo(&'static str),
+    /// Read only when the other place is unreadable, which the fixture fills: any change here
+    /// goes unread.
+    Behind(&'static str),
+}
+
+/// What Stripe leaves out when it is the usual.
+#[derive(Debug, Clone, Copy)]
+enum Usual {
+    False,
+    One,
+}
+
+impl Usual {
+    fn json(self) -> Value {
+        match self {
+            Usual::False => Value::Bool(false),
+            Usual::One => Value::from(1),
+        }
+    }
+}
+
+/// Each field billing reads whose change may mean the same, with how it is read and why.
+/// Any other change to a field billing reads must change the effect or be refused by name.
+const EQUIVALENT: &[(&str, Kind, Same)] = &[
+    // A Checkout session names our user twice, `client_reference_id` first.
+    (
+        "/client_reference_id",
+        Kind::UserId,
+        Same::FallsBackTo("/metadata/user_id"),
+    ),
+    (
+        "/metadata/user_id",
+        Kind::UserId,
+        Same::Behind("/client_reference_id"),
+    ),
+    // An invoice line's price before 2025: the line's `price`, else its `plan`.
+    (
+        "/lines/data/*/price",
+        Kind::Id,
+        Same::FallsBackTo("/lines/data/*/plan"),
+    ),
+    (
+        "/lines/data/*/price/id",
+        Kind::Id,
+        Same::FallsBackTo("/lines/data/*/plan"),
+    ),
+    (
+        "/lines/data/*/plan",
+        Kind::Id,
+        Same::Behind("/lines/data/*/price"),
+    ),
+    (
+        "/lines/data/*/plan/id",
+        Kind::Id,
+        Same::Behind("/lines/data/*/price"),
+    ),
+    // Left out when usual: no more lines, one of each, no proration.
+    (
+        "/lines/has_more",
+        Kind::Bool,
+        Same::DefaultsTo(Usual::False),
+    ),
+    (
+        "/lines/data/*/quantity",
+        Kind::Int,
+        Same::DefaultsTo(Usual::One),
+    ),
+    (
+        "/lines/data/*/proration",
+        Kind::Bool,
+        Same::DefaultsTo(Usual::False),
+    ),
+    (
+        "/lines/data/*/parent/subscription_item_details/proration",
+        Kind::Bool,
+        Same::DefaultsTo(Usual::False),
+    ),
+];
+
+/// Whether `pointer` is `pattern` (`*` for any array index).
+fn matches(pattern: &str, pointer: &str) -> bool {
+    let (pattern, field): (Vec<&str>, Vec<&str>) =
+        (pattern.split('/').collect(), pointer.split('/').collect());
+    pattern.len() == field.len() && field.iter().zip(&pattern).all(|(f, p)| *p == "*" || f == p)
+}
+
+/// `other` with each `*` the index `field` has there.
+fn beside(other: &str, field: &str) -> String {
+    let at: Vec<&str> = field.split('/').collect();
+    other
+        .split('/')
+        .enumerate()
+        .map(|(i, part)| if part == "*" { at[i] } else { part })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Why changing `field` of `object` to `to` (`None`: dropped) means the same by billing's
+/// rules; `None` when nothing says it does. A field that holds others (an object, or null where
+/// Stripe may put one) means the same when every field billing reads inside it, dropped, does.
+/// The rules that said so are added to `used`.
+fn why_the_same(
+    object: &Value,
+    reads: &[&str],
+    field: &str,
+    to: Option<&Value>,
+    used: &mut BTreeSet<&'static str>,
+) -> Option<String> {
+    if let Some((pattern, kind, same)) = EQUIVALENT.iter().find(|(p, ..)| matches(p, field)) {
+        let filled = |other: &str| kind.reads(object.pointer(&beside(other, field)));
+        let why = match *same {
+            Same::DefaultsTo(usual) => (!kind.reads(to)
+                && object.pointer(field) == Some(&usual.json()))
+            .then(|| format!("{field} is read as its default, {}", usual.json())),
+            Same::FallsBackTo(other) => (!kind.reads(to) && filled(other))
+                .then(|| format!("{field} is unreadable, so {other} is read")),
+            Same::Behind(first) => {
+                filled(first).then(|| format!("{field} is read only without {first}"))
+            }
+        };
+        if why.is_some() {
+            used.insert(pattern);
+        }
+        return why;
+    }
+    if reads.iter().any(|read| matches(read, field)) {
+        return None;
+    }
+    let mut inside = Vec::new();
+    pointers(object.pointer(field)?, field, &mut inside);
+    let read_inside: Vec<&String> = inside
+        .iter()
+        .filter(|p| reads.iter().any(|read| matches(read, p)))
+        .collect();
+    read_inside
+        .iter()
+        .all(|p| why_the_same(object, reads, p, None, used).is_some())
+        .then(|| format!("{field} holds only fields that mean the same dropped: {read_inside:?}"))
+}
 
 /// Every field of `value` (objects and arrays too), as JSON pointers.
 fn pointers(value: &Value, at: &str, out: &mut Vec<String>) {
@@ -197,7 +388,13 @@ fn mutations(original: &Value) -> Vec<Option<Value>> {
         Some(serde_json::json!({})),
     ];
     match original {
-        Value::String(s) => out.push(Some(Value::from(format!("{s}x")))),
+        // A number as text (our user ids) also becomes another number.
+        Value::String(s) => {
+            out.push(Some(Value::from(format!("{s}x"))));
+            if let Ok(n) = s.parse::<i64>() {
+                out.push(Some(Value::from((n + 1).to_string())));
+            }
+        }
         Value::Number(n) => out.push(Some(Value::from(n.as_i64().unwrap_or(0) + 1))),
         Value::Bool(b) => out.push(Some(Value::from(!b))),
         _ => {}
@@ -205,11 +402,12 @@ fn mutations(original: &Value) -> Vec<Option<Value>> {
     out
 }
 
-fn mutated(event: &Value, pointer: &str, to: Option<&Value>) -> Value {
+/// `event` with the field at `full` (a pointer from the event's top) changed `to` (`None`:
+/// dropped).
+fn mutated(event: &Value, full: &str, to: Option<&Value>) -> Value {
     let mut event = event.clone();
-    let full = format!("/data/object{pointer}");
     match to {
-        Some(value) => *event.pointer_mut(&full).unwrap() = value.clone(),
+        Some(value) => *event.pointer_mut(full).unwrap() = value.clone(),
         None => {
             let (parent, key) = full.rsplit_once('/').unwrap();
             match event.pointer_mut(parent).unwrap() {
@@ -227,45 +425,119 @@ fn mutated(event: &Value, pointer: &str, to: Option<&Value>) -> Value {
 }
 
 /// Each real fixture, changed one field at a time in every way: a field billing does not read
-/// changes nothing it decides; one it reads is either understood or refused by its name, and
-/// never reaches past the parser as something else.
+/// changes nothing it decides; a change to one it reads is refused by its name, or understood
+/// (the effect changes), or means the same by a rule of [`EQUIVALENT`] that this fixture meets.
 #[test]
 fn each_field_of_each_fixture_dropped_retyped_or_changed_maps_or_is_refused() {
     let mut checked = 0;
+    let mut understood = 0;
+    let mut used = BTreeSet::new();
     for (name, text, reads) in FIXTURES {
         let event: Value = serde_json::from_str(text).unwrap();
+        let object = &event["data"]["object"];
         let original = interpret(&Envelope::parse(text.as_bytes()).unwrap())
             .unwrap_or_else(|e| panic!("{name} maps: {e}"));
         let mut fields = Vec::new();
-        pointers(&event["data"]["object"], "", &mut fields);
+        pointers(object, "", &mut fields);
         for field in &fields {
-            let at = event["data"]["object"].pointer(field).unwrap();
+            let at = object.pointer(field).unwrap();
             for change in mutations(at) {
-                let changed = mutated(&event, field, change.as_ref());
+                if change.as_ref() == Some(at) {
+                    continue; // not a change
+                }
+                let changed = mutated(&event, &format!("/data/object{field}"), change.as_ref());
                 let envelope = Envelope::parse(changed.to_string().as_bytes())
                     .unwrap_or_else(|e| panic!("{name}{field}: the envelope still parses: {e}"));
                 let effect = interpret(&envelope);
+                checked += 1;
                 if !is_read(field, reads) {
                     assert_eq!(
                         effect.as_ref(),
                         Ok(&original),
                         "{name}: changing {field} (not read) to {change:?} changed the effect"
                     );
-                } else if let Err(error) = &effect {
-                    let named = match error {
-                        super::events::EventError::Missing { field: missing, .. } => {
-                            field.trim_start_matches('/').starts_with(missing)
-                                || reads.iter().any(|r| r.trim_start_matches('/') == *missing)
-                        }
-                        super::events::EventError::Malformed(_) => false,
-                    };
-                    assert!(named, "{name}: changing {field} to {change:?}: {error}");
+                    continue;
                 }
-                checked += 1;
+                match &effect {
+                    Err(error) => {
+                        let named = match error {
+                            super::events::EventError::Missing { field: missing, .. } => {
+                                field.trim_start_matches('/').starts_with(missing)
+                                    || reads.iter().any(|r| r.trim_start_matches('/') == *missing)
+                            }
+                            super::events::EventError::Malformed(_) => false,
+                        };
+                        assert!(named, "{name}: changing {field} to {change:?}: {error}");
+                    }
+                    Ok(effect) if *effect != original => understood += 1,
+                    Ok(_) => {
+                        if why_the_same(object, reads, field, change.as_ref(), &mut used).is_none()
+                        {
+                            panic!(
+                                "{name}: {field} changed to {change:?} was accepted, but the \
+                                 effect is as before and no rule of EQUIVALENT says why"
+                            );
+                        }
+                    }
+                }
             }
         }
     }
     assert!(checked > 1_000, "only {checked} mutations were checked");
+    assert!(
+        understood > 200,
+        "only {understood} changes were understood"
+    );
+    // Every rule of EQUIVALENT is needed by some fixture: none is left over, excusing nothing.
+    for (pattern, ..) in EQUIVALENT {
+        assert!(
+            used.contains(pattern),
+            "no fixture needs the rule for {pattern}"
+        );
+    }
+}
+
+/// The envelope of each fixture, changed one field at a time in every way: a broken `id`,
+/// `type` or `created` is refused by its name; a change still of its kind is read as it is.
+#[test]
+fn each_envelope_field_changed_is_read_as_it_is_or_refused_by_name() {
+    let mut checked = 0;
+    for (name, text, _) in FIXTURES {
+        let event: Value = serde_json::from_str(text).unwrap();
+        for key in ["id", "type", "created"] {
+            let at = &event[key];
+            for change in mutations(at) {
+                if change.as_ref() == Some(at) {
+                    continue;
+                }
+                let changed = mutated(&event, &format!("/{key}"), change.as_ref());
+                checked += 1;
+                match Envelope::parse(changed.to_string().as_bytes()) {
+                    Err(super::events::EventError::Malformed(why)) => assert!(
+                        why.contains(&format!("`{key}`")),
+                        "{name}: {key} changed to {change:?} is refused without naming it: {why}"
+                    ),
+                    Err(other) => panic!("{name}: {key} changed to {change:?}: {other}"),
+                    Ok(envelope) => {
+                        let read = match key {
+                            "id" => Value::from(envelope.id),
+                            "type" => Value::from(envelope.kind),
+                            _ => Value::from(envelope.created),
+                        };
+                        assert_eq!(
+                            Some(&read),
+                            change.as_ref(),
+                            "{name}: {key} changed to {change:?} is read as something else"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        checked > 150,
+        "only {checked} envelope changes were checked"
+    );
 }
 
 #[test]

@@ -217,6 +217,7 @@ async fn crafted_ids_never_reach_stripe_from_the_gateway() {
         let intent = id.replace("cs_test_", "pi_");
         let charge = id.replace("cs_test_", "ch_");
         let subscription = id.replace("cs_test_", "sub_");
+        let invoice = id.replace("cs_test_", "in_");
         for (call, result) in [
             ("checkout_session", gateway.checkout_session(id).await.err()),
             (
@@ -242,6 +243,12 @@ async fn crafted_ids_never_reach_stripe_from_the_gateway() {
             (
                 "invoice_of_payment_intent",
                 gateway.invoice_of_payment_intent(&intent).await.err(),
+            ),
+            ("invoice", gateway.invoice(&invoice).await.err()),
+            ("invoice_lines", gateway.invoice_lines(&invoice).await.err()),
+            (
+                "live_subscriptions",
+                gateway.live_subscriptions(&customer).await.err(),
             ),
         ] {
             assert!(

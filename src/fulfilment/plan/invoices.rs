@@ -6,7 +6,8 @@ use crate::ledger::{Posting, StripeRefs};
 use crate::store::{Awaiting, Change};
 use crate::stripe::events::{self, EventError, InvoicePaid};
 
-use super::{Intent, Plan, group, reason};
+use super::{Plan, group, reason};
+use crate::fulfilment::Outcome;
 use crate::fulfilment::{Fulfilment, FulfilmentError};
 
 /// What an invoice is worth in tokens.
@@ -157,7 +158,7 @@ impl Fulfilment {
         };
         Ok(Plan::Apply {
             changes: vec![Change::Post(posting)],
-            intent: Intent::Credit,
+            intent: Outcome::Credited(()),
             detail: None,
             releases: paid.then(|| Awaiting::Invoice(invoice.invoice.clone())),
         })

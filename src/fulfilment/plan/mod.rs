@@ -13,13 +13,15 @@ use crate::ledger::{Posting, StripeRefs};
 use crate::store::{Awaiting, Change};
 use crate::stripe::events::{self, Effect, Envelope};
 
-use super::{Fulfilment, FulfilmentError};
+use super::{Fulfilment, FulfilmentError, Outcome};
 
 /// What to do with an event.
 pub(super) enum Plan {
     Apply {
         changes: Vec<Change>,
-        intent: Intent,
+        /// The outcome it means to come to: `Credited` or `Reversed` for changes of tokens
+        /// (the store may find them covered), else what it records or ignores.
+        intent: Outcome<()>,
         detail: Option<String>,
         /// The purchase this credits, whose held-back events may apply after it.
         releases: Option<Awaiting>,
@@ -31,29 +33,8 @@ pub(super) enum Plan {
     Fail(String),
 }
 
-/// What a plan means to do, which names its outcome when the store changes no tokens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Intent {
-    Credit,
-    Reverse,
-    Record(&'static str),
-    Ignore(&'static str),
-}
-
-impl Intent {
-    /// The outcome kept in the inbox.
-    pub(super) fn label(self) -> &'static str {
-        match self {
-            Intent::Credit => "credited",
-            Intent::Reverse => "reversed",
-            Intent::Record(_) => "recorded",
-            Intent::Ignore(_) => "ignored",
-        }
-    }
-}
-
 impl Plan {
-    pub(super) fn apply(changes: Vec<Change>, intent: Intent) -> Self {
+    pub(super) fn apply(changes: Vec<Change>, intent: Outcome<()>) -> Self {
         Plan::Apply {
             changes,
             intent,
@@ -65,7 +46,7 @@ impl Plan {
     pub(super) fn record(what: &'static str) -> Self {
         Plan::Apply {
             changes: vec![],
-            intent: Intent::Record(what),
+            intent: Outcome::Recorded(what),
             detail: Some(what.to_owned()),
             releases: None,
         }
@@ -74,7 +55,7 @@ impl Plan {
 
 /// A credit to make for a payment, or why it cannot be made as things stand.
 pub(super) enum Credit {
-    Post(Posting),
+    Post(Box<Posting>),
     Refused(String),
 }
 
@@ -93,7 +74,7 @@ impl Fulfilment {
             Effect::CheckoutPaid(paid) => match self.checkout_credit(&paid).await? {
                 Credit::Post(posting) => {
                     let posting =
-                        posting.with_stripe(refs(&paid.session, paid.payment_intent.as_ref()));
+                        (*posting).with_stripe(refs(&paid.session, paid.payment_intent.as_ref()));
                     let mut changes = vec![Change::Post(posting)];
                     if let (Some(user), Some(customer)) = (paid.user, &paid.customer) {
                         changes.push(Change::LinkCustomer {
@@ -103,7 +84,7 @@ impl Fulfilment {
                     }
                     Plan::Apply {
                         changes,
-                        intent: Intent::Credit,
+                        intent: Outcome::Credited(()),
                         detail: None,
                         releases: paid.payment_intent.map(Awaiting::PaymentIntent),
                     }
@@ -121,7 +102,7 @@ impl Fulfilment {
                     (Some(user), Some(customer)) => vec![Change::LinkCustomer { user, customer }],
                     _ => vec![],
                 },
-                Intent::Record("subscription checkout: tokens come with each paid invoice"),
+                Outcome::Recorded("subscription checkout: tokens come with each paid invoice"),
             ),
             Effect::InvoicePaid(invoice) => {
                 let refs = refs(&invoice.invoice, None);
@@ -130,7 +111,7 @@ impl Fulfilment {
             Effect::RefundsChanged(refunds) => self.refunds(&refunds, event).await?,
             Effect::Dispute(dispute) => self.dispute(&dispute, event).await?,
             Effect::SubscriptionChanged(state) => self.subscription(state).await?,
-            Effect::Ignore { why } => Plan::apply(vec![], Intent::Ignore(why)),
+            Effect::Ignore { why } => Plan::apply(vec![], Outcome::Ignored(why)),
         })
     }
 
@@ -148,17 +129,17 @@ impl Fulfilment {
     }
 
     /// The purchase a payment intent paid for: a pack directly, or a subscription invoice
-    /// found through Stripe. `Err` names what to wait for when it is not credited yet.
+    /// found through Stripe; when it is not credited yet, what to wait for.
     pub(super) async fn purchase_of(
         &self,
         payment_intent: &str,
-    ) -> Result<Result<LedgerEntry, Awaiting>, FulfilmentError> {
+    ) -> Result<Purchase, FulfilmentError> {
         if let Some(purchase) = self
             .store
             .purchase_by_payment_intent(payment_intent)
             .await?
         {
-            return Ok(Ok(purchase));
+            return Ok(Purchase::Credited(purchase));
         }
         Ok(
             match self
@@ -167,13 +148,22 @@ impl Fulfilment {
                 .await?
             {
                 Some(invoice) => match self.store.purchase_by_object(&invoice).await? {
-                    Some(purchase) => Ok(purchase),
-                    None => Err(Awaiting::Invoice(invoice)),
+                    Some(purchase) => Purchase::Credited(purchase),
+                    None => Purchase::NotYet(Awaiting::Invoice(invoice)),
                 },
-                None => Err(Awaiting::PaymentIntent(payment_intent.to_owned())),
+                None => Purchase::NotYet(Awaiting::PaymentIntent(payment_intent.to_owned())),
             },
         )
     }
+}
+
+/// The purchase a payment paid for, as things stand.
+pub(super) enum Purchase {
+    /// In the ledger.
+    Credited(LedgerEntry),
+    /// Not credited yet: the purchase to wait for (the pack's payment intent, or the invoice
+    /// the payment paid).
+    NotYet(Awaiting),
 }
 
 /// A ledger reason made by this module: always valid, bounded.

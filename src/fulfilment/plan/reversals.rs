@@ -7,8 +7,8 @@ use crate::store::{Awaiting, Change, DisputeNews, ReversalReasons, ReversalSync}
 use crate::stripe::events::{self, DisputeEvent, DisputeStatus, Envelope, RefundsChanged};
 
 use super::invoices::InvoiceTokens;
-use super::{Intent, Plan, reason};
-use crate::fulfilment::{Fulfilment, FulfilmentError};
+use super::{Plan, Purchase, reason};
+use crate::fulfilment::{Fulfilment, FulfilmentError, Outcome};
 
 /// What a refund or a dispute found of the purchase it is about.
 enum Found {
@@ -65,7 +65,7 @@ impl Fulfilment {
                 reasons: reasons(&purchase),
                 stripe: refs(event, &news.charge, &payment_intent),
             })],
-            intent: Intent::Reverse,
+            intent: Outcome::Reversed(()),
             releases: None,
         })
     }
@@ -100,10 +100,10 @@ impl Fulfilment {
             _ => self.gateway.charge_refunds(charge).await?.amount,
         };
         let intent = match &dispute.status {
-            status if status.takes() => Intent::Reverse,
-            DisputeStatus::Won => Intent::Credit,
-            DisputeStatus::Inquiry => Intent::Record("a dispute inquiry: no money was taken"),
-            _ => Intent::Record("the dispute's state was recorded"),
+            status if status.takes() => Outcome::Reversed(()),
+            DisputeStatus::Won => Outcome::Credited(()),
+            DisputeStatus::Inquiry => Outcome::Recorded("a dispute inquiry: no money was taken"),
+            _ => Outcome::Recorded("the dispute's state was recorded"),
         };
         Ok(Plan::apply(
             vec![Change::SyncReversals(ReversalSync {
@@ -126,8 +126,8 @@ impl Fulfilment {
     /// The purchase a payment paid for, or what to wait for, or that it bought nothing.
     async fn found(&self, payment_intent: &str) -> Result<Found, FulfilmentError> {
         Ok(match self.purchase_of(payment_intent).await? {
-            Ok(purchase) => Found::Purchase(purchase),
-            Err(Awaiting::Invoice(invoice)) => {
+            Purchase::Credited(purchase) => Found::Purchase(purchase),
+            Purchase::NotYet(Awaiting::Invoice(invoice)) => {
                 // An invoice not credited: one that never will be (it bought no tokens) would
                 // hold its refunds and disputes back forever.
                 let object = self.gateway.invoice(&invoice).await?;
@@ -143,7 +143,7 @@ impl Fulfilment {
                     Err(_) => Found::Wait(Awaiting::Invoice(invoice)),
                 }
             }
-            Err(awaiting) => Found::Wait(awaiting),
+            Purchase::NotYet(awaiting) => Found::Wait(awaiting),
         })
     }
 }

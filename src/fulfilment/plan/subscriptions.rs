@@ -5,7 +5,8 @@ use crate::store::{Change, SubscriptionRecord};
 use crate::stripe::GatewayError;
 use crate::stripe::events::SubscriptionState;
 
-use super::{Intent, Plan};
+use super::Plan;
+use crate::fulfilment::Outcome;
 use crate::fulfilment::{Fulfilment, FulfilmentError};
 
 impl Fulfilment {
@@ -60,7 +61,7 @@ impl Fulfilment {
         };
         Ok(Plan::apply(
             vec![Change::Subscription(record)],
-            Intent::Record("state recorded"),
+            Outcome::Recorded("state recorded"),
         ))
     }
 }

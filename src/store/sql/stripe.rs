@@ -138,13 +138,7 @@ pub(super) async fn held(pool: &AnyPool) -> Result<Vec<Awaiting>, StoreError> {
     )
     .fetch_all(pool)
     .await?;
-    rows.iter().map(|raw| awaiting_from(raw)).collect()
-}
-
-fn awaiting_from(raw: &str) -> Result<Awaiting, StoreError> {
-    Awaiting::from_stored(raw).ok_or_else(|| {
-        StoreError::Corrupt(format!("an event awaits `{raw}`, which names no purchase"))
-    })
+    rows.iter().map(|raw| Awaiting::from_stored(raw)).collect()
 }
 
 impl SqlStore {
@@ -386,7 +380,7 @@ fn event_from_row(row: &AnyRow) -> Result<StoredEvent, StoreError> {
         awaiting: row
             .try_get::<Option<String>, _>("awaiting")?
             .as_deref()
-            .map(awaiting_from)
+            .map(Awaiting::from_stored)
             .transpose()?,
     })
 }

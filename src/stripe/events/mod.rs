@@ -40,14 +40,36 @@ pub struct EnvelopeData {
 impl Envelope {
     pub fn parse(body: &[u8]) -> Result<Self, EventError> {
         let envelope: Envelope =
-            serde_json::from_slice(body).map_err(|e| EventError::Malformed(e.to_string()))?;
+            serde_json::from_slice(body).map_err(|e| EventError::Malformed(at_fault(body, &e)))?;
         if !envelope.id.starts_with("evt_") || envelope.id.len() > 255 {
             return Err(EventError::Malformed(
-                "the event id must start with evt_".into(),
+                "the event's `id` must start with evt_ (at most 255 characters)".into(),
             ));
         }
         Ok(envelope)
     }
+}
+
+/// Why an envelope was refused, naming its field: serde names a missing one, but of one of the
+/// wrong type it says only what it expected. Runs only for a refused body.
+fn at_fault(body: &[u8], error: &serde_json::Error) -> String {
+    type Check = fn(&Value) -> bool;
+    let fields: [(&str, Check); 5] = [
+        ("id", Value::is_string),
+        ("type", Value::is_string),
+        ("created", Value::is_i64),
+        ("livemode", Value::is_boolean),
+        ("data", |data| data.get("object").is_some()),
+    ];
+    if error.is_data()
+        && let Ok(Value::Object(event)) = serde_json::from_slice::<Value>(body)
+        && let Some((field, _)) = fields
+            .iter()
+            .find(|(field, ok)| event.get(*field).is_some_and(|v| !ok(v)))
+    {
+        return format!("`{field}`: {error}");
+    }
+    error.to_string()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

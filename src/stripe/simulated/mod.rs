@@ -4,10 +4,10 @@
 //! pages and delivers those events, signed with the webhook secret, to the app's own webhook
 //! endpoint; this module does no HTTP. Refused in production by the settings.
 //!
-//! One file a room: [`objects`] (what the account holds), [`json`] (how Stripe writes it),
-//! [`checkout`], [`subscriptions`] and [`payments`] (what customers and banks do),
-//! [`gateway`] (what the app asks of Stripe, in process) and [`api`] (the same, as Stripe's
-//! REST API answers it, for a stand-in over HTTP).
+//! One file a room: [`objects`] (what the account holds), [`json`] (how Stripe writes it, a
+//! file an object kind), [`checkout`], [`subscriptions`] and [`payments`] (what customers and
+//! banks do), [`gateway`] (what the app asks of Stripe, in process) and [`api`] (the same, as
+//! Stripe's REST API answers it, for a stand-in over HTTP).
 
 mod api;
 mod checkout;
