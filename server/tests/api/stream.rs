@@ -24,14 +24,32 @@ async fn the_stream_sends_the_balance_at_once_and_again_when_the_ledger_changes(
     let first = stream.next(Duration::from_secs(5)).await.expect("an event");
     assert_eq!(
         balance_of(&first),
-        json!({ "balance": 0, "latest_entry": null })
+        json!({ "balance": 0, "held": 0, "latest_entry": null })
     );
 
     let bought = paid_purchase(&*app.store, ada.me().id, 700, "stream").await;
     let changed = stream.next(Duration::from_secs(5)).await.expect("an event");
     assert_eq!(
         balance_of(&changed),
-        json!({ "balance": 700, "latest_entry": bought.id })
+        json!({ "balance": 700, "held": 0, "latest_entry": bought.id })
+    );
+
+    // A hold changes no balance and writes no entry, but what is available: the page hears.
+    app.store
+        .open_hold(&billing::store::NewHold {
+            user: ada.me().id,
+            tokens: billing::domain::Tokens::new(200).unwrap(),
+            reason: billing::domain::Reason::parse("a job").unwrap(),
+            ttl_ms: 600_000,
+            key: billing::domain::IdempotencyKey::parse("hold:stream").unwrap(),
+            api_key: None,
+        })
+        .await
+        .unwrap();
+    let held = stream.next(Duration::from_secs(5)).await.expect("an event");
+    assert_eq!(
+        balance_of(&held),
+        json!({ "balance": 700, "held": 200, "latest_entry": bought.id })
     );
 }
 
