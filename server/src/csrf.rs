@@ -7,7 +7,8 @@
 //! port as the configured `SITE_URL`, or as the `Host` it was sent to under `SITE_URL`'s
 //! scheme (`https://host` is another origin than `http://host`). A request with neither header does not come from a browser
 //! (curl, a server), so it cannot carry a victim's cookies against their will.
-//! The webhook and the consume API carry no cookies (a signature, an API key) and are exempt.
+//! The webhook and the service API (consume, batches, holds) carry no cookies (a signature, an
+//! API key) and are exempt.
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, header};
@@ -19,8 +20,19 @@ use app::error::ErrorCode;
 
 use crate::error::ApiError;
 
-/// Paths whose callers authenticate without cookies.
-const EXEMPT: &[&str] = &["/api/webhooks/stripe", "/api/tokens/consume"];
+/// Paths (and the paths below them) whose callers authenticate without cookies.
+const EXEMPT: &[&str] = &[
+    "/api/webhooks/stripe",
+    "/api/tokens/consume",
+    "/api/tokens/holds",
+];
+
+fn exempt(path: &str) -> bool {
+    EXEMPT.iter().any(|root| {
+        path.strip_prefix(root)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
+}
 
 #[derive(Clone)]
 pub struct SiteOrigin(pub Url);
@@ -34,8 +46,7 @@ pub async fn same_origin_only(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS
     );
-    if safe || EXEMPT.contains(&request.uri().path()) || is_same_origin(request.headers(), &site.0)
-    {
+    if safe || exempt(request.uri().path()) || is_same_origin(request.headers(), &site.0) {
         return next.run(request).await;
     }
     tracing::warn!(
@@ -74,6 +85,27 @@ fn is_same_origin(headers: &HeaderMap, site: &Url) -> bool {
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
+
+    #[test]
+    fn the_service_routes_and_what_is_below_them_are_exempt_and_nothing_else() {
+        for path in [
+            "/api/webhooks/stripe",
+            "/api/tokens/consume",
+            "/api/tokens/consume/batch",
+            "/api/tokens/holds",
+            "/api/tokens/holds/12/capture",
+        ] {
+            assert!(exempt(path), "{path}");
+        }
+        for path in [
+            "/api/tokens/consumed",
+            "/api/tokens/holdsx",
+            "/api/admin/tokens/credit",
+            "/api/tokens/consum",
+        ] {
+            assert!(!exempt(path), "{path}");
+        }
+    }
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut map = HeaderMap::new();

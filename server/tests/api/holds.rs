@@ -379,3 +379,36 @@ async fn a_capture_body_is_checked() {
     }
     assert_eq!(available(&app, &ada).await, (1000, 100), "still open");
 }
+
+/// Services authenticate with their key, not cookies: like consume, the hold and batch routes
+/// answer a call whatever `Origin` a proxy in between adds.
+#[tokio::test]
+async fn service_routes_take_calls_with_any_origin_as_consume_does() {
+    let app = spawn_app().await;
+    let ada = app.user_with_tokens("ada@example.com", 1_000).await;
+    let key = app.api_key().await;
+    let service = app.service(&key);
+    let from_elsewhere = |path: &str| {
+        service
+            .post(path)
+            .header("origin", "https://elsewhere.example")
+            .header("sec-fetch-site", "cross-site")
+    };
+    let opened = from_elsewhere("/api/tokens/holds")
+        .header("idempotency-key", "origin-hold")
+        .json(&hold_body(&ada, 100, 60))
+        .await;
+    assert_eq!(opened.status, 200, "{}", opened.text);
+    let hold = opened.json()["hold_id"].as_i64().unwrap();
+    let captured = from_elsewhere(&format!("/api/tokens/holds/{hold}/capture"))
+        .json(&json!({ "tokens": 100 }))
+        .await;
+    assert_eq!(captured.status, 200, "{}", captured.text);
+    let batch = from_elsewhere("/api/tokens/consume/batch")
+        .json(&json!({ "items": [
+            { "user": ada.id, "tokens": 1, "reason": "Usage", "idempotency_key": "origin-1" }
+        ] }))
+        .await;
+    assert_eq!(batch.status, 200, "{}", batch.text);
+    assert_eq!(batch.json()["items"][0]["status"], "applied");
+}
