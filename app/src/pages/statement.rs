@@ -7,7 +7,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
 use crate::api::tokens::token_statement;
-use crate::components::billing::ledger_table::entry_row;
+use crate::components::billing::ledger_table::entries_table;
 use crate::components::require_user::LoginGate;
 use crate::error::AppError;
 
@@ -86,23 +86,7 @@ fn statement_view(statement: Result<Statement, AppError>) -> AnyView {
             {if statement.entries.is_empty() {
                 view! { <p class="empty">"No token activity this month."</p> }.into_any()
             } else {
-                view! {
-                    <div class="table-scroll">
-                        <table class="ledger">
-                            <caption class="visually-hidden">"The month's entries, oldest first"</caption>
-                            <thead>
-                                <tr>
-                                    <th scope="col">"Date"</th>
-                                    <th scope="col">"Description"</th>
-                                    <th scope="col">"Source"</th>
-                                    <th scope="col" class="num">"Change"</th>
-                                    <th scope="col" class="num">"Balance"</th>
-                                </tr>
-                            </thead>
-                            <tbody>{statement.entries.into_iter().map(entry_row).collect_view()}</tbody>
-                        </table>
-                    </div>
-                }
+                entries_table(statement.entries, "The month's entries, oldest first")
                     .into_any()
             }}
         </section>

@@ -267,17 +267,7 @@ impl Node for ServerNode {
     }
 
     async fn sweep(&self) -> Result<usize, String> {
-        let released = self
-            .sweeper
-            .release_held()
-            .await
-            .map_err(|e| e.to_string())?;
-        let settled = self
-            .store
-            .settle_expiries(500)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(released + settled as usize)
+        history::nodes::sweep(&self.sweeper, &*self.store).await
     }
 }
 

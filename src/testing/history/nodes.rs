@@ -272,18 +272,19 @@ impl Node for LocalNode {
     }
 
     async fn sweep(&self) -> Result<usize, String> {
-        let released = self
-            .fulfilment
-            .release_held()
-            .await
-            .map_err(|e| e.to_string())?;
-        let settled = self
-            .store
-            .settle_expiries(500)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(released + settled as usize)
+        sweep(&self.fulfilment, &*self.store).await
     }
+}
+
+/// One round of the sweep each server runs every minute: held-back events whose purchase is
+/// credited, then the grants and holds whose time has come.
+pub async fn sweep(fulfilment: &Fulfilment, store: &dyn Store) -> Result<usize, String> {
+    let released = fulfilment.release_held().await.map_err(|e| e.to_string())?;
+    let settled = store
+        .settle_expiries(500)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(released + settled as usize)
 }
 
 /// A consume call as the consume route makes it: the client's key, namespaced by the

@@ -133,30 +133,34 @@ pub fn ledger_view(page: Result<LedgerPage, AppError>) -> AnyView {
             <p class="empty">"No token activity yet. Purchases, usage and refunds will show up here."</p>
         }
         .into_any(),
-        Ok(page) => view! {
-            <div class="table-scroll">
-                <table class="ledger">
-                    <caption class="visually-hidden">"Token history, newest first"</caption>
-                    <thead>
-                        <tr>
-                            <th scope="col">"Date"</th>
-                            <th scope="col">"Description"</th>
-                            <th scope="col">"Source"</th>
-                            <th scope="col" class="num">"Change"</th>
-                            <th scope="col" class="num">"Balance"</th>
-                        </tr>
-                    </thead>
-                    <tbody>{page.entries.into_iter().map(entry_row).collect_view()}</tbody>
-                </table>
-            </div>
-        }
-        .into_any(),
+        Ok(page) => entries_table(page.entries, "Token history, newest first").into_any(),
         Err(error) => view! { <p class="error" role="alert">{error.to_string()}</p> }.into_any(),
     }
 }
 
-/// One entry as a row of a ledger table (shared with the statement).
-pub fn entry_row(entry: LedgerEntry) -> impl IntoView {
+/// Entries as a ledger table, in the order given (shared with the statement).
+pub fn entries_table(entries: Vec<LedgerEntry>, caption: &'static str) -> impl IntoView {
+    view! {
+        <div class="table-scroll">
+            <table class="ledger">
+                <caption class="visually-hidden">{caption}</caption>
+                <thead>
+                    <tr>
+                        <th scope="col">"Date"</th>
+                        <th scope="col">"Description"</th>
+                        <th scope="col">"Source"</th>
+                        <th scope="col" class="num">"Change"</th>
+                        <th scope="col" class="num">"Balance"</th>
+                    </tr>
+                </thead>
+                <tbody>{entries.into_iter().map(entry_row).collect_view()}</tbody>
+            </table>
+        </div>
+    }
+}
+
+/// One entry as a row of a ledger table.
+fn entry_row(entry: LedgerEntry) -> impl IntoView {
     let change_class = if entry.delta.is_increase() {
         "num change credit"
     } else {
