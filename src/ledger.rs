@@ -67,6 +67,27 @@ pub struct Posting {
     pub release: Option<HoldRelease>,
 }
 
+/// A spend on the product and nothing else (a consume call, a batch item): what a batch is
+/// made of, so the store can decide a whole batch of them together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Debit(Posting);
+
+impl Debit {
+    pub fn new(user: UserId, tokens: Tokens, reason: Reason, key: IdempotencyKey) -> Self {
+        Self(Posting::debit(user, tokens, reason, key))
+    }
+
+    pub fn posting(&self) -> &Posting {
+        &self.0
+    }
+}
+
+impl From<Debit> for Posting {
+    fn from(debit: Debit) -> Self {
+        debit.0
+    }
+}
+
 impl Posting {
     fn new(
         user: UserId,

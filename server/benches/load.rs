@@ -207,8 +207,8 @@ fn all_succeeded(what: &str, total: usize, figures: &Figures) -> Result<(), Fail
 }
 
 /// The consume transaction as plain SQL on a bare, typed sqlx pool: the guarded balance
-/// update (what is available, nothing due to expire), the ledger insert, and the draw from the
-/// grant spent first, committed together.
+/// update (what is available, nothing due to expire) and the ledger insert naming the grant
+/// spent first (which the database draws from), committed together.
 async fn plain_sql(
     load: Load,
     target: &DatabaseTarget,
@@ -220,13 +220,12 @@ async fn plain_sql(
          WHERE user_id = $1 AND balance - held >= 1 \
              AND (next_expiry IS NULL OR next_expiry > $2) RETURNING balance";
     const INSERT: &str = "INSERT INTO token_ledger (user_id, delta, balance_after, source, reason, \
-         idempotency_key, created_at) VALUES ($1, -1, $2, 'consume', 'Benchmark', $3, $4) \
+         idempotency_key, drawn_from, created_at) VALUES ($1, -1, $2, 'consume', 'Benchmark', $3, \
+             (SELECT id FROM (SELECT id, remaining FROM token_grants \
+                 WHERE user_id = $1 AND expired_at IS NULL AND remaining > 0 \
+                 ORDER BY CASE WHEN expires_at IS NULL THEN 1 ELSE 0 END, expires_at, id LIMIT 1) \
+                 AS first WHERE remaining >= 1), $4) \
          ON CONFLICT (idempotency_key) DO NOTHING RETURNING id";
-    const GRANT: &str = "SELECT id FROM token_grants \
-         WHERE user_id = $1 AND expired_at IS NULL AND remaining > 0 \
-         ORDER BY CASE WHEN expires_at IS NULL THEN 1 ELSE 0 END, expires_at, id LIMIT 1";
-    const DRAW: &str = "UPDATE token_grants SET remaining = remaining - 1 WHERE id = $1";
-    const DRAWN: &str = "INSERT INTO token_draws (entry_id, grant_id, tokens) VALUES ($1, $2, 1)";
     // One body for both pools: the statements are the same, the transaction's type is not.
     macro_rules! consume_one {
         ($tx:ident, $user:expr, $i:expr) => {{
@@ -240,7 +239,7 @@ async fn plain_sql(
             else {
                 return false;
             };
-            let Some(entry) = sqlx::query_scalar::<_, i64>(INSERT)
+            if sqlx::query_scalar::<_, i64>(INSERT)
                 .bind($user)
                 .bind(after)
                 .bind(format!("plain-{}-{}", tag, $i))
@@ -248,25 +247,10 @@ async fn plain_sql(
                 .fetch_optional(&mut *$tx)
                 .await
                 .unwrap()
-            else {
+                .is_none()
+            {
                 return false;
-            };
-            let grant: i64 = sqlx::query_scalar(GRANT)
-                .bind($user)
-                .fetch_one(&mut *$tx)
-                .await
-                .unwrap();
-            sqlx::query(DRAW)
-                .bind(grant)
-                .execute(&mut *$tx)
-                .await
-                .unwrap();
-            sqlx::query(DRAWN)
-                .bind(entry)
-                .bind(grant)
-                .execute(&mut *$tx)
-                .await
-                .unwrap();
+            }
             $tx.commit().await.unwrap();
             true
         }};

@@ -9,7 +9,7 @@ use super::tests::{key, reason, tokens};
 use super::*;
 use crate::clock::{Clock, ManualClock};
 use crate::domain::{Expiry, GrantTerms, HoldState, Rollover};
-use crate::ledger::{LedgerError, Posting};
+use crate::ledger::{Debit, LedgerError, Posting};
 use crate::testing::{FakeUser, clocked_contract};
 
 clocked_contract!(
@@ -650,7 +650,7 @@ async fn a_batch_answers_each_item_and_one_refusal_refuses_only_itself(
     let bob = user(&store, "bob@example.com").await;
     credit(&store, ada, 1000, "pack", GrantTerms::NEVER).await;
     credit(&store, bob, 100, "bob's pack", GrantTerms::NEVER).await;
-    let debit = |user, n, k: &str| Posting::debit(user, tokens(n), reason("usage"), key(k));
+    let debit = |user, n, k: &str| Debit::new(user, tokens(n), reason("usage"), key(k));
     let nobody = UserId::new(999_999).unwrap();
     let items = store
         .post_batch(&[

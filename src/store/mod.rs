@@ -32,7 +32,7 @@ use crate::domain::{
     LedgerEntryId, LedgerPage, LedgerTotals, Month, Role, Source, Statement, Timestamp, User,
     UserId,
 };
-use crate::ledger::{LedgerError, Posted, Posting};
+use crate::ledger::{Debit, LedgerError, Posted, Posting};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -158,9 +158,10 @@ pub trait Store: Send + Sync + 'static {
     /// The user's grants with tokens left, in the order spending draws from them.
     async fn grants(&self, user: UserId) -> Result<Vec<Grant>, StoreError>;
 
-    /// Applies each posting in turn in one transaction; one refused posting refuses only
-    /// itself. A database error refuses them all (nothing is written).
-    async fn post_batch(&self, postings: &[Posting]) -> Result<Vec<BatchItem>, StoreError>;
+    /// Applies each debit in turn in one transaction; one refused debit refuses only itself
+    /// (a key used earlier in the batch answers as a replay of it, or a conflict). A database
+    /// error refuses them all (nothing is written).
+    async fn post_batch(&self, debits: &[Debit]) -> Result<Vec<BatchItem>, StoreError>;
 
     /// Reserves tokens from what is available, or refuses with
     /// [`LedgerError::InsufficientTokens`]; the same key answers with the same hold.

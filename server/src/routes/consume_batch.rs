@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use billing::domain::{LedgerEntryId, Reason, Tokens, UserId};
-use billing::ledger::{LedgerError, Posting};
+use billing::ledger::{Debit, LedgerError};
 use billing::store::BatchItem;
 use serde::de::{IgnoredAny, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -168,34 +168,34 @@ async fn consume_batch(
     // Each item read on its own: a malformed one is answered `invalid` in its place.
     let mut answers: Vec<Option<ItemAnswer>> = Vec::with_capacity(kept.len());
     let mut keys = Vec::with_capacity(kept.len());
-    let mut postings = Vec::with_capacity(kept.len());
+    let mut debits = Vec::with_capacity(kept.len());
     for item in &kept {
         keys.push(
             item.get("idempotency_key")
                 .and_then(Value::as_str)
                 .map(str::to_owned),
         );
-        match posting_of(item, &api_key) {
-            Ok(posting) => {
-                postings.push(posting);
+        match debit_of(item, &api_key) {
+            Ok(debit) => {
+                debits.push(debit);
                 answers.push(None);
             }
             Err(message) => answers.push(Some(ItemAnswer::Invalid { message })),
         }
     }
-    let results = if postings.is_empty() {
+    let results = if debits.is_empty() {
         Vec::new()
     } else {
         state
             .store
-            .post_batch(&postings)
+            .post_batch(&debits)
             .await
             .map_err(|e| ApiError::unavailable("consume batch: posting the batch failed", &e))?
     };
-    if results.len() != postings.len() {
+    if results.len() != debits.len() {
         return Err(ApiError::internal(
             "consume batch: the store answered another number of items",
-            format!("{} answers for {} postings", results.len(), postings.len()),
+            format!("{} answers for {} debits", results.len(), debits.len()),
         ));
     }
     let mut results = results.into_iter().map(answer_of);
@@ -206,7 +206,7 @@ async fn consume_batch(
         .map(|(answer, idempotency_key)| {
             let answer = answer
                 .or_else(|| results.next())
-                .expect("one answer per posting, checked above");
+                .expect("one answer per debit, checked above");
             ItemResponse {
                 idempotency_key,
                 answer,
@@ -217,7 +217,7 @@ async fn consume_batch(
 }
 
 /// The debit an item asks for, or why it is malformed.
-fn posting_of(item: &Value, api_key: &billing::store::ApiKey) -> Result<Posting, String> {
+fn debit_of(item: &Value, api_key: &billing::store::ApiKey) -> Result<Debit, String> {
     let request = ItemRequest::deserialize(item).map_err(|e| {
         format!(
             "An item needs `user` (an id), `tokens` (1 to {}), `reason` (text) and \
@@ -227,7 +227,7 @@ fn posting_of(item: &Value, api_key: &billing::store::ApiKey) -> Result<Posting,
     })?;
     let key = service::scoped_key(consume::KEY_KIND, api_key, &request.idempotency_key)
         .map_err(|rule| format!("The `idempotency_key` {rule}"))?;
-    Ok(Posting::debit(
+    Ok(Debit::new(
         request.user,
         request.tokens,
         request.reason,

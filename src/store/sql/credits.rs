@@ -1,17 +1,13 @@
 //! Reading what is available and what is left of each grant, settling expiries that are due,
-//! and postings in batches.
-
-use std::collections::BTreeSet;
+//! and the audit of grants and holds against the balances.
 
 use sqlx::Row;
 
-use super::grants::{self, Draws};
-use super::posting::{self, Attempt};
+use super::grants;
 use super::{SqlStore, holds};
 use crate::domain::{Available, Grant, GrantId, LedgerEntryId, Timestamp, Tokens, UserId};
-use crate::ledger::{Posted, Posting};
 use crate::store::StoreError;
-use crate::store::credits::{BatchItem, CreditMismatch};
+use crate::store::credits::CreditMismatch;
 
 impl SqlStore {
     /// What the user has and has reserved, with anything due to expire settled first.
@@ -88,62 +84,6 @@ impl SqlStore {
             tx.commit().await?;
         }
         Ok(settled)
-    }
-
-    /// Each posting in turn, in one transaction: every user's balance row is locked first, in
-    /// id order, so batches never deadlock each other. A refused posting refuses only itself.
-    pub(super) async fn post_batch(
-        &self,
-        postings: &[Posting],
-    ) -> Result<Vec<BatchItem>, StoreError> {
-        let at = self.at();
-        let mut tx = self.pool.begin_with(self.backend.begin_write()).await?;
-        let users: BTreeSet<i64> = postings.iter().map(|p| p.user.get()).collect();
-        if !self.backend.lock_rows().is_empty() {
-            for user in &users {
-                sqlx::query(&format!(
-                    "SELECT user_id FROM token_balances WHERE user_id = $1{}",
-                    self.backend.lock_rows()
-                ))
-                .bind(user)
-                .fetch_optional(&mut *tx)
-                .await?;
-            }
-        }
-        let mut items = Vec::with_capacity(postings.len());
-        let mut posted = Vec::new();
-        let mut draws = Draws::default();
-        for posting in postings {
-            let mut item = Err(StoreError::Contended);
-            for _ in 0..super::POST_ATTEMPTS {
-                item = posting::post_keeping_draws(&mut tx, at, posting, &mut draws).await;
-                if !matches!(item, Ok(Attempt::Moved)) {
-                    break;
-                }
-            }
-            items.push(match item {
-                Ok(Attempt::Posted(entry)) => {
-                    posted.push(entry.clone());
-                    Ok(Posted {
-                        entry,
-                        replayed: false,
-                    })
-                }
-                Ok(Attempt::Replayed(entry)) => Ok(Posted {
-                    entry,
-                    replayed: true,
-                }),
-                Ok(Attempt::Moved) => return Err(StoreError::Contended),
-                Err(StoreError::Ledger(refusal)) => Err(refusal),
-                Err(other) => return Err(other),
-            });
-        }
-        draws.flush(&mut tx).await?;
-        tx.commit().await?;
-        for entry in &posted {
-            super::record_posting(entry);
-        }
-        Ok(items)
     }
 
     /// Users whose live grants do not add up to their balance (a positive balance is the sum

@@ -8,6 +8,7 @@ use crate::domain::{
     Balance, Currency, HoldId, LedgerEntry, LedgerEntryId, Money, Source, Timestamp, TokenDelta,
     UserId,
 };
+use crate::ledger::Posting;
 use crate::store::StoreError;
 
 pub(super) const ENTRY_COLUMNS: &str = "id, user_id, delta, balance_after, source, reason, created_at, \
@@ -24,6 +25,29 @@ pub(super) fn record_posting(entry: &LedgerEntry) {
     };
     metrics::counter!("billing_ledger_tokens_total", "source" => source, "direction" => direction)
         .increment(entry.delta.get().unsigned_abs());
+}
+
+/// The entry `posting` was written as: row `id`, leaving `balance_after`, at `now`.
+pub(super) fn entry_of(
+    posting: &Posting,
+    id: LedgerEntryId,
+    balance_after: Balance,
+    now: Timestamp,
+) -> LedgerEntry {
+    LedgerEntry {
+        id,
+        user_id: posting.user,
+        delta: posting.delta,
+        balance_after,
+        source: posting.source,
+        reason: posting.reason.as_str().to_owned(),
+        created_at: now,
+        amount_paid: posting.amount_paid,
+        stripe_object_id: posting.stripe.object_id.clone(),
+        actor_id: posting.actor,
+        reverses: posting.reverses,
+        hold: posting.release.map(|r| r.hold),
+    }
 }
 
 pub(super) fn entry_from_row(row: &AnyRow) -> Result<LedgerEntry, StoreError> {

@@ -1,6 +1,8 @@
 //! Grants, inside a posting's transaction: every credit's tokens become a grant; spending
 //! draws from the live grants soonest-expiring first (never-expiring last), then oldest first,
-//! and records each draw; a grant whose time has come expires what is left of it with a
+//! and records each draw (a spend one grant covers names it on its ledger row, `drawn_from`,
+//! and the database takes the tokens off that grant; one that takes from several writes
+//! `token_draws`); a grant whose time has come expires what is left of it with a
 //! ledger row of its own (source `expiry`).
 //!
 //! Kept true with the balance, in the same transactions: while the balance is positive it is
@@ -25,7 +27,8 @@ const DRAW_BATCH: i64 = 16;
 
 /// The order grants are spent in: the soonest to expire first, those that never do last,
 /// then the oldest.
-const SPENDING_ORDER: &str = "CASE WHEN expires_at IS NULL THEN 1 ELSE 0 END, expires_at, id";
+pub(super) const SPENDING_ORDER: &str =
+    "CASE WHEN expires_at IS NULL THEN 1 ELSE 0 END, expires_at, id";
 
 /// Makes the grant of the credit `entry` (`posting`), made on a balance of `before`: what
 /// covers a debt is not left to spend.
@@ -116,7 +119,7 @@ impl Draws {
     /// How many draws one statement writes (three parameters each).
     const PER_STATEMENT: usize = 300;
 
-    fn push(&mut self, entry: LedgerEntryId, grant: i64, tokens: i64) {
+    pub(super) fn push(&mut self, entry: LedgerEntryId, grant: i64, tokens: i64) {
         self.0.push((entry.get(), grant, tokens));
     }
 
@@ -141,8 +144,9 @@ impl Draws {
     }
 }
 
-/// Draws `tokens` for the spending entry `entry` from the user's live grants: from the grant
-/// of `first` (a reversal's purchase) before the others. What no grant has left is debt (a
+/// Draws `tokens` for the spending entry `entry` from the user's live grants, for a spend that
+/// no one grant covers (one that does names its grant on its ledger row instead): from the
+/// grant of `first` (a reversal's purchase) before the others. What no grant has left is debt (a
 /// reversal of spent tokens, a capture of a hold whose tokens expired): the balance says so.
 /// The draws are kept in `draws` for the caller to write.
 pub(super) async fn draw_in(
@@ -165,23 +169,6 @@ pub(super) async fn draw_in(
         if let Some(own) = own {
             let (id, remaining) = (own.try_get("id")?, own.try_get("remaining")?);
             wanted -= draw_from(conn, entry, id, remaining, wanted, draws).await?;
-        }
-    } else {
-        // Most spends fit in the first grant in the spending order: one statement.
-        let whole: Option<i64> = sqlx::query_scalar(&format!(
-            "UPDATE token_grants SET remaining = remaining - $2 \
-             WHERE id = (SELECT id FROM token_grants \
-                 WHERE user_id = $1 AND expired_at IS NULL AND remaining > 0 \
-                 ORDER BY {SPENDING_ORDER} LIMIT 1) \
-             AND remaining >= $2 RETURNING id"
-        ))
-        .bind(user.get())
-        .bind(wanted)
-        .fetch_optional(&mut *conn)
-        .await?;
-        if let Some(grant) = whole {
-            draws.push(entry, grant, wanted);
-            return Ok(());
         }
     }
     while wanted > 0 {
@@ -317,13 +304,12 @@ pub(super) async fn settle_in(
                     if lapsed > 0 {
                         expire(conn, at, user, id, lapsed, &label, "").await?;
                     }
+                    // What lapsed came off `remaining` with its expiry row: `kept` is left.
                     sqlx::query(
-                        "UPDATE token_grants SET remaining = $2, \
-                             expires_at = expires_at + $3, rolled_over = 1 \
+                        "UPDATE token_grants SET expires_at = expires_at + $2, rolled_over = 1 \
                          WHERE id = $1",
                     )
                     .bind(id)
-                    .bind(kept)
                     .bind(period)
                     .execute(&mut *conn)
                     .await?;
@@ -337,13 +323,12 @@ pub(super) async fn settle_in(
                     if remaining > 0 {
                         expire(conn, at, user, id, remaining, &label, suffix).await?;
                     }
-                    sqlx::query(
-                        "UPDATE token_grants SET remaining = 0, expired_at = $2 WHERE id = $1",
-                    )
-                    .bind(id)
-                    .bind(now)
-                    .execute(&mut *conn)
-                    .await?;
+                    // Nothing is left: the expiry row took it.
+                    sqlx::query("UPDATE token_grants SET expired_at = $2 WHERE id = $1")
+                        .bind(id)
+                        .bind(now)
+                        .execute(&mut *conn)
+                        .await?;
                 }
             }
         }
@@ -366,7 +351,7 @@ pub(super) async fn settle_in(
     Ok(true)
 }
 
-/// The ledger row of `tokens` of grant `grant` expiring, and the draw that says from where.
+/// The ledger row of `tokens` of grant `grant` expiring, naming the grant it takes them from.
 async fn expire(
     conn: &mut AnyConnection,
     at: At,
@@ -388,10 +373,11 @@ async fn expire(
     let label: String = label.chars().take(200).collect();
     let reason = Reason::parse(&format!("Expired unspent: {label}"))?;
     let key = IdempotencyKey::scoped("expiry:grant", &format!("{grant}{key_suffix}"))?;
-    let entry: i64 = sqlx::query_scalar(
+    // Naming the grant on the row takes the tokens off it (migration 0005).
+    sqlx::query(
         "INSERT INTO token_ledger (user_id, delta, balance_after, source, reason, \
-             idempotency_key, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+             idempotency_key, drawn_from, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(user.get())
     .bind(-tokens)
@@ -399,14 +385,9 @@ async fn expire(
     .bind(Source::Expiry.as_str())
     .bind(reason.as_str())
     .bind(key.as_str())
+    .bind(grant)
     .bind(at.now.as_millis())
-    .fetch_one(&mut *conn)
+    .execute(&mut *conn)
     .await?;
-    sqlx::query("INSERT INTO token_draws (entry_id, grant_id, tokens) VALUES ($1, $2, $3)")
-        .bind(entry)
-        .bind(grant)
-        .bind(tokens)
-        .execute(&mut *conn)
-        .await?;
     Ok(())
 }

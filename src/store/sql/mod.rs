@@ -3,13 +3,15 @@
 //! Statements use `$1`-style parameters, which both engines accept, and only integer and
 //! text columns, which sqlx's `Any` driver maps the same way on both. Ledger changes inside a
 //! transaction live in [`posting`], the grants they make and draw from in [`grants`], holds in
-//! [`holds`], what is available, batches and the credit audit in [`credits`]; refunds and
-//! disputes in [`reversals`]; the Stripe inbox, customers and subscriptions in [`stripe`];
-//! reading the ledger in [`ledger`] (an entry's row in [`entries`]); users and API keys in
-//! [`accounts`]; the rate limits' buckets in [`rate_limits`].
+//! [`holds`], batches of debits in [`batch`], what is available and the credit audit in
+//! [`credits`]; refunds and disputes in [`reversals`]; the Stripe inbox, customers and
+//! subscriptions in [`stripe`]; reading the ledger in [`ledger`] (an entry's row in
+//! [`entries`]); users and API keys in [`accounts`]; the rate limits' buckets in
+//! [`rate_limits`].
 
 mod accounts;
 mod at;
+mod batch;
 mod credits;
 mod entries;
 mod grants;
@@ -36,10 +38,10 @@ use crate::domain::{
     Available, Balance, Email, Grant, Hold, HoldId, IdempotencyKey, LedgerEntry, LedgerPage,
     LedgerTotals, Month, Statement, Timestamp, User, UserId,
 };
-use crate::ledger::{LedgerError, Posted, Posting};
+use crate::ledger::{Debit, LedgerError, Posted, Posting};
 
 use at::At;
-use entries::{ENTRY_COLUMNS, entry_from_row, record_posting};
+use entries::{ENTRY_COLUMNS, entry_from_row, entry_of, record_posting};
 use posting::Attempt;
 
 /// How many times a posting is retried when the balance moved between its refusal and the
@@ -159,8 +161,8 @@ impl Store for SqlStore {
         self.live_grants(user).await
     }
 
-    async fn post_batch(&self, postings: &[Posting]) -> Result<Vec<BatchItem>, StoreError> {
-        SqlStore::post_batch(self, postings).await
+    async fn post_batch(&self, debits: &[Debit]) -> Result<Vec<BatchItem>, StoreError> {
+        batch::post(self, debits).await
     }
 
     async fn open_hold(&self, hold: &NewHold) -> Result<HoldOpened, StoreError> {

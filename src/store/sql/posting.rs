@@ -5,8 +5,8 @@
 use sqlx::{AnyConnection, Row};
 
 use super::at::At;
-use super::grants::{self, Draws};
-use super::{ENTRY_COLUMNS, entry_from_row};
+use super::grants::{self, Draws, SPENDING_ORDER};
+use super::{ENTRY_COLUMNS, entry_from_row, entry_of};
 use crate::domain::{Balance, IdempotencyKey, LedgerEntry, LedgerEntryId, Money, UserId};
 use crate::ledger::{LedgerError, Posting, PostingKind};
 use crate::store::StoreError;
@@ -26,20 +26,6 @@ pub(super) async fn post_in(
     conn: &mut AnyConnection,
     at: At,
     posting: &Posting,
-) -> Result<Attempt, StoreError> {
-    let mut draws = Draws::default();
-    let attempt = post_keeping_draws(conn, at, posting, &mut draws).await?;
-    draws.flush(conn).await?;
-    Ok(attempt)
-}
-
-/// As [`post_in`], leaving the draws in `draws` for the caller to write in the same
-/// transaction (a batch writes all of its draws at once).
-pub(super) async fn post_keeping_draws(
-    conn: &mut AnyConnection,
-    at: At,
-    posting: &Posting,
-    draws: &mut Draws,
 ) -> Result<Attempt, StoreError> {
     let mut settled = false;
     let balance_after = loop {
@@ -73,14 +59,22 @@ pub(super) async fn post_keeping_draws(
         }
     };
 
-    let id: Option<i64> = sqlx::query_scalar(
+    // A spend that the first grant in the spending order covers names it on its own row, and
+    // the database takes the tokens off that grant in the same statement (migration 0005).
+    let row = sqlx::query(&format!(
         "INSERT INTO token_ledger (user_id, delta, balance_after, source, reason, \
              idempotency_key, stripe_event_id, stripe_object_id, stripe_payment_intent, \
-             amount_paid_minor, currency, actor_id, reverses_entry_id, hold_id, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+             amount_paid_minor, currency, actor_id, reverses_entry_id, hold_id, drawn_from, \
+             created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+             (SELECT id FROM (SELECT id, remaining FROM token_grants \
+                 WHERE user_id = $1 AND expired_at IS NULL AND remaining > 0 \
+                 ORDER BY {SPENDING_ORDER} LIMIT 1) AS first \
+              WHERE $16 = 1 AND remaining >= -$2), \
+             $15) \
          ON CONFLICT (idempotency_key) DO NOTHING \
-         RETURNING id",
-    )
+         RETURNING id, drawn_from"
+    ))
     .bind(posting.user.get())
     .bind(posting.delta.get())
     .bind(balance_after)
@@ -100,10 +94,11 @@ pub(super) async fn post_keeping_draws(
     .bind(posting.reverses.map(LedgerEntryId::get))
     .bind(posting.release.map(|r| r.hold.get()))
     .bind(at.now.as_millis())
+    .bind(i64::from(draws_in_spending_order(posting)))
     .fetch_optional(&mut *conn)
     .await?;
 
-    let Some(id) = id else {
+    let Some(row) = row else {
         // The key is taken (perhaps by a transaction that committed meanwhile): undo this
         // balance change here, in the same transaction, and answer with the original.
         sqlx::query(
@@ -117,26 +112,30 @@ pub(super) async fn post_keeping_draws(
         .await?;
         return replay(conn, posting).await;
     };
+    let id: i64 = row.try_get("id")?;
     let entry = LedgerEntryId::new(id)?;
+    let drawn_from: Option<i64> = row.try_get("drawn_from")?;
 
     if posting.delta.is_increase() {
         let before = balance_after - posting.delta.get();
         grants::grant_in(conn, at, posting, entry, before).await?;
-    } else {
+    } else if drawn_from.is_none() {
         // A reversal takes from its own purchase's grant first.
         let first = match posting.kind {
             PostingKind::Reversal => posting.reverses,
             _ => None,
         };
+        let mut draws = Draws::default();
         grants::draw_in(
             conn,
             posting.user,
             entry,
             posting.delta.magnitude(),
             first,
-            draws,
+            &mut draws,
         )
         .await?;
+        draws.flush(conn).await?;
     }
     if let Some(release) = posting.release {
         sqlx::query(
@@ -150,20 +149,18 @@ pub(super) async fn post_keeping_draws(
         .await?;
     }
 
-    Ok(Attempt::Posted(LedgerEntry {
-        id: entry,
-        user_id: posting.user,
-        delta: posting.delta,
-        balance_after: Balance::new(balance_after)?,
-        source: posting.source,
-        reason: posting.reason.as_str().to_owned(),
-        created_at: at.now,
-        amount_paid: posting.amount_paid,
-        stripe_object_id: posting.stripe.object_id.clone(),
-        actor_id: posting.actor,
-        reverses: posting.reverses,
-        hold: posting.release.map(|r| r.hold),
-    }))
+    Ok(Attempt::Posted(entry_of(
+        posting,
+        entry,
+        Balance::new(balance_after)?,
+        at.now,
+    )))
+}
+
+/// Whether a posting spends in the spending order: every spend but a reversal, which takes
+/// from its own purchase's grant first.
+fn draws_in_spending_order(posting: &Posting) -> bool {
+    !posting.delta.is_increase() && posting.kind != PostingKind::Reversal
 }
 
 /// Why the guarded update matched no row: a replay, an unknown user, or the ledger's rule.

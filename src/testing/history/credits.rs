@@ -101,17 +101,22 @@ pub(super) async fn replay(
     let mut draws: BTreeMap<i64, BTreeMap<i64, i64>> = BTreeMap::new();
     for r in sqlx::query(
         "SELECT d.entry_id, d.grant_id, d.tokens FROM token_draws d \
-         JOIN token_ledger l ON l.id = d.entry_id WHERE l.user_id = $1",
+         JOIN token_ledger l ON l.id = d.entry_id WHERE l.user_id = $1 \
+         UNION ALL \
+         SELECT id AS entry_id, drawn_from AS grant_id, -delta AS tokens FROM token_ledger \
+         WHERE user_id = $1 AND drawn_from IS NOT NULL",
     )
     .bind(user.get())
     .fetch_all(pool)
     .await
     .unwrap()
     {
-        draws
+        // Added up: an entry that recorded a grant twice (on its row and as a draw) differs.
+        *draws
             .entry(r.get("entry_id"))
             .or_default()
-            .insert(r.get("grant_id"), r.get("tokens"));
+            .entry(r.get("grant_id"))
+            .or_default() += r.get::<i64, _>("tokens");
     }
 
     let mut problems = Vec::new();

@@ -9,7 +9,7 @@ use crate::catalog::Catalog;
 use crate::config::CreditSettings;
 use crate::domain::{Email, HoldId, IdempotencyKey, Reason, Tokens, UserId};
 use crate::fulfilment::Fulfilment;
-use crate::ledger::{LedgerError, Posting};
+use crate::ledger::{Debit, LedgerError};
 use crate::store::{HoldCapture, NewHold, SqlStore, Store, StoreError};
 use crate::stripe::simulated::Simulator;
 
@@ -198,15 +198,15 @@ impl Node for LocalNode {
     }
 
     async fn consume(&self, user: UserId, tokens: i64, key: &str) -> Consumed {
-        consumed(self.store.post(debit(user, tokens, key)).await)
+        consumed(self.store.post(debit(user, tokens, key).into()).await)
     }
 
     async fn consume_batch(&self, items: &[(UserId, i64, String)]) -> Vec<Consumed> {
-        let postings: Vec<Posting> = items
+        let debits: Vec<Debit> = items
             .iter()
             .map(|(user, tokens, key)| debit(*user, *tokens, key))
             .collect();
-        match self.store.post_batch(&postings).await {
+        match self.store.post_batch(&debits).await {
             Ok(answers) => answers
                 .into_iter()
                 .map(|a| consumed(a.map_err(StoreError::from)))
@@ -289,8 +289,8 @@ pub async fn sweep(fulfilment: &Fulfilment, store: &dyn Store) -> Result<usize, 
 
 /// A consume call as the consume route makes it: the client's key, namespaced by the
 /// service's.
-fn debit(user: UserId, tokens: i64, key: &str) -> Posting {
-    Posting::debit(
+fn debit(user: UserId, tokens: i64, key: &str) -> Debit {
+    Debit::new(
         user,
         Tokens::new(tokens).expect("in range"),
         Reason::parse("Usage").expect("a valid literal"),
