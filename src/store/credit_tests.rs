@@ -27,6 +27,7 @@ clocked_contract!(
     a_plan_grant_rolls_over_up_to_its_cap_once,
     the_sweep_expires_grants_and_holds_of_users_who_do_nothing,
     a_batch_answers_each_item_and_one_refusal_refuses_only_itself,
+    a_batch_spends_only_what_holds_leave_and_draws_soonest_expiring_first,
     concurrent_holds_and_spends_never_overdraw_what_is_available,
 );
 
@@ -687,6 +688,69 @@ async fn a_batch_answers_each_item_and_one_refusal_refuses_only_itself(
     // A batch replayed whole changes nothing.
     let again = store.post_batch(&[debit(ada, 300, "b1")]).await.unwrap();
     assert!(matches!(&again[0], Ok(p) if p.replayed));
+    audited(&store).await;
+}
+
+async fn a_batch_spends_only_what_holds_leave_and_draws_soonest_expiring_first(
+    store: Arc<SqlStore>,
+    clock: ManualClock,
+) {
+    let ada = user(&store, "ada@example.com").await;
+    credit(&store, ada, 1000, "never", GrantTerms::NEVER).await;
+    credit(
+        &store,
+        ada,
+        300,
+        "five days",
+        GrantTerms::expiring_at(in_(&clock, DAY * 5)),
+    )
+    .await;
+    store
+        .open_hold(&hold(ada, 900, "h1", DAY * 30))
+        .await
+        .unwrap();
+    let debit = |n, k: &str| Debit::new(ada, tokens(n), reason("usage"), key(k));
+    let items = store
+        .post_batch(&[
+            debit(401, "b1"),
+            debit(250, "b2"),
+            debit(150, "b3"),
+            debit(1, "b4"),
+        ])
+        .await
+        .unwrap();
+    assert!(
+        matches!(&items[0], Err(LedgerError::InsufficientTokens { balance, .. }) if balance.get() == 400),
+        "the hold reserves 900 of 1,300: {:?}",
+        items[0]
+    );
+    assert!(matches!(&items[1], Ok(p) if p.entry.balance_after.get() == 1050));
+    assert!(matches!(&items[2], Ok(p) if p.entry.balance_after.get() == 900));
+    assert!(matches!(
+        &items[3],
+        Err(LedgerError::InsufficientTokens { .. })
+    ));
+    // 250 from the grant that expires, then 50 of it and 100 of the other.
+    assert_eq!(left(&store, ada).await, [900]);
+    assert_eq!(available(&store, ada).await, (900, 900));
+
+    // Past the five days with nothing written yet: the batch settles first.
+    credit(
+        &store,
+        ada,
+        100,
+        "a day",
+        GrantTerms::expiring_at(in_(&clock, DAY)),
+    )
+    .await;
+    clock.advance(DAY * 2);
+    let items = store.post_batch(&[debit(1, "b5")]).await.unwrap();
+    assert!(
+        matches!(&items[0], Err(LedgerError::InsufficientTokens { balance, .. }) if balance.get() == 0),
+        "the day's 100 expired before the batch: {:?}",
+        items[0]
+    );
+    assert_eq!(available(&store, ada).await, (900, 900));
     audited(&store).await;
 }
 
