@@ -27,12 +27,13 @@ pub struct ServerSecrets {
 }
 
 impl ServerSecrets {
-    /// The secrets from the settings; those a development server has no setting for are made
-    /// on first start in its data folder (the log says where, never what).
-    pub fn load(config: &Config) -> io::Result<Self> {
+    /// The secrets from the settings (`device_cookie_key` is the server's own); those a
+    /// development server has no setting for are made on first start in its data folder (the
+    /// log says where, never what).
+    pub fn load(config: &Config, device_cookie_key: Option<&Secret>) -> io::Result<Self> {
         Ok(Self {
             webhook: webhook_secret(config)?,
-            device_cookie_key: match &config.server.device_cookie_key {
+            device_cookie_key: match device_cookie_key {
                 Some(key) => key.clone(),
                 None => kept(
                     config,

@@ -1,6 +1,7 @@
 //! The axum server: start-up, HTTP routes, sessions and operator subcommands.
 
 pub mod accounts;
+pub mod background;
 pub mod cli;
 pub mod commands;
 pub mod csrf;
@@ -11,6 +12,7 @@ pub mod request_body;
 pub mod routes;
 pub mod security_headers;
 pub mod session;
+pub mod settings;
 pub mod shutdown;
 pub mod startup;
 pub mod telemetry;

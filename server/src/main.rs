@@ -3,25 +3,27 @@ use std::process::ExitCode;
 use billing::config::Config;
 use clap::Parser;
 use server::cli::{Cli, Command};
+use server::settings::Settings;
 use server::startup::Application;
 use server::{commands, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match Config::from_env() {
-        Ok(config) => config,
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
-    telemetry::init(config.server.log_format);
+    telemetry::init(settings.server.log_format);
 
     let command = match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => return serve(config).await,
+        Command::Serve => return serve(settings).await,
         other => other,
     };
+    let config = settings.billing;
     let store = match billing::store::connect(&config.database).await {
         Ok(store) => store,
         Err(e) => {
@@ -106,7 +108,7 @@ async fn stripe_command(
         })
 }
 
-async fn serve(config: Config) -> ExitCode {
+async fn serve(settings: Settings) -> ExitCode {
     let leptos_options = match leptos::config::get_configuration(None) {
         Ok(conf) => conf.leptos_options,
         Err(e) => {
@@ -114,7 +116,7 @@ async fn serve(config: Config) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let app = match Application::build(config, leptos_options).await {
+    let app = match Application::build(settings, leptos_options).await {
         Ok(app) => app,
         Err(e) => {
             tracing::error!(error = %e, "could not start");

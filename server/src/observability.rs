@@ -12,11 +12,12 @@ use std::time::Instant;
 
 use app::state::AppState;
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderMap, HeaderName, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use billing::config::Secret;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -43,13 +44,17 @@ pub fn prometheus() -> &'static PrometheusHandle {
     })
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/metrics", get(metrics))
+/// `/metrics`, for the bearer of `token` when there is one.
+pub fn router(token: Option<Secret>) -> Router<AppState> {
+    Router::new().route(
+        "/metrics",
+        get(move |headers: HeaderMap| metrics(token.clone(), headers)),
+    )
 }
 
 /// `GET /metrics`: the Prometheus text format, for the bearer of the token when one is set.
-pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(token) = &state.config.server.metrics_token
+async fn metrics(token: Option<Secret>, headers: HeaderMap) -> Response {
+    if let Some(token) = &token
         && !bears(&headers, token.expose())
     {
         tracing::info!("refused a metrics scrape without the token");

@@ -65,8 +65,9 @@ impl Sessions {
         })
     }
 
-    /// The layer that loads and saves sessions around each request.
-    pub fn layer(&self, config: &Config) -> SessionManagerLayer<Sessions> {
+    /// The layer that loads and saves sessions around each request; a session ends after
+    /// `idle_timeout` without one.
+    pub fn layer(&self, config: &Config, idle_timeout: Duration) -> SessionManagerLayer<Sessions> {
         SessionManagerLayer::new(self.clone())
             .with_name(COOKIE_NAME)
             .with_http_only(true)
@@ -78,8 +79,7 @@ impl Sessions {
             // signed-in request saves. Anonymous visitors have no session to save.
             .with_always_save(true)
             .with_expiry(Expiry::OnInactivity(
-                time::Duration::try_from(config.server.session_idle_timeout)
-                    .unwrap_or(time::Duration::DAY),
+                time::Duration::try_from(idle_timeout).unwrap_or(time::Duration::DAY),
             ))
     }
 

@@ -23,6 +23,7 @@ use leptos_axum::{AxumRouteListing, LeptosRoutes, generate_route_list};
 use tokio::net::TcpListener;
 
 use crate::accounts::AccountError;
+use crate::background;
 use crate::csrf::{self, SiteOrigin};
 use crate::demo;
 use crate::error;
@@ -31,6 +32,7 @@ use crate::request_body;
 use crate::routes::{consume, consume_batch, health, holds, tokens, webhook};
 use crate::security_headers;
 use crate::session::Sessions;
+use crate::settings::{ServerSettings, Settings};
 use crate::shutdown::{self, Shutdown};
 
 /// The largest request body accepted anywhere (the webhook's own limit is the same) but on
@@ -41,17 +43,6 @@ const BODY_LIMITS: request_body::BodyLimits = request_body::BodyLimits {
     default: MAX_REQUEST_BYTES,
     larger: &[(consume_batch::PATH, consume_batch::MAX_BODY_BYTES)],
 };
-
-/// The most users whose due expiries one round of the minute sweep settles; it goes on with
-/// another round while rounds come back full, up to `EXPIRY_ROUNDS` a minute.
-const EXPIRY_BATCH: i64 = 500;
-const EXPIRY_ROUNDS: usize = 20;
-
-/// How often idle rate-limit keys are forgotten.
-const HOUSEKEEPING_PERIOD: Duration = Duration::from_secs(300);
-
-/// How often the inbox is swept for held-back events whose purchase has been credited.
-const RELEASE_PERIOD: Duration = Duration::from_secs(60);
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -83,48 +74,53 @@ impl Application {
     /// Opens (and migrates) the database, binds `leptos_options.site_addr` (port 0 picks a
     /// free port) and prepares the routes.
     pub async fn build(
-        config: Config,
+        settings: Settings,
         leptos_options: LeptosOptions,
     ) -> Result<Self, StartupError> {
-        Self::build_with_clock(config, leptos_options, Arc::new(SystemClock)).await
+        Self::build_with_clock(settings, leptos_options, Arc::new(SystemClock)).await
     }
 
     /// As [`Application::build`], with the clock the rate limits read (tests move it).
     pub async fn build_with_clock(
-        config: Config,
+        settings: Settings,
         leptos_options: LeptosOptions,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartupError> {
-        Self::build_listening(None, config, leptos_options, clock).await
+        Self::build_listening(None, settings, leptos_options, clock).await
     }
 
     /// As [`Application::build_with_clock`], serving on `listener` (bound already, so a test
     /// keeps the port it took) instead of binding `leptos_options.site_addr`.
     pub async fn build_on(
         listener: TcpListener,
-        config: Config,
+        settings: Settings,
         leptos_options: LeptosOptions,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartupError> {
-        Self::build_listening(Some(listener), config, leptos_options, clock).await
+        Self::build_listening(Some(listener), settings, leptos_options, clock).await
     }
 
     async fn build_listening(
         listener: Option<TcpListener>,
-        config: Config,
+        settings: Settings,
         leptos_options: LeptosOptions,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartupError> {
+        let Settings {
+            billing: config,
+            server,
+        } = settings;
         // Installed before anything is counted.
         observability::prometheus();
         let store: Arc<dyn Store> = Arc::new(store::connect(&config.database).await?);
         tracing::info!(backend = store.backend().name(), "database ready");
         let sessions = Sessions::connect(&config.database).await?;
-        if config.server.demo_accounts {
+        if server.demo_accounts {
             demo::seed_when_empty(&*store).await?;
         }
 
-        let secrets = ServerSecrets::load(&config).map_err(StartupError::Secrets)?;
+        let secrets = ServerSecrets::load(&config, server.device_cookie_key.as_ref())
+            .map_err(StartupError::Secrets)?;
         let listener = match listener {
             Some(listener) => listener,
             None => TcpListener::bind(leptos_options.site_addr).await?,
@@ -150,12 +146,18 @@ impl Application {
             device_cookies: DeviceCookies::new(secrets.device_cookie_key),
         };
         sessions.spawn_cleanup();
-        spawn_housekeeping(state.limits.clone());
-        spawn_release_sweep(state.fulfilment.clone(), state.store.clone());
+        background::spawn_housekeeping(state.limits.clone());
+        background::spawn_release_sweep(state.fulfilment.clone(), state.store.clone());
         let shutdown = Shutdown::new();
         Ok(Self {
             listener,
-            router: router(state.clone(), &sessions, stripe_pages, shutdown.clone()),
+            router: router(
+                state.clone(),
+                &server,
+                &sessions,
+                stripe_pages,
+                shutdown.clone(),
+            ),
             state,
             shutdown,
         })
@@ -262,61 +264,6 @@ async fn show_prices(catalog: &mut Catalog, gateway: &dyn StripeGateway) {
     }
 }
 
-fn spawn_housekeeping(limits: Limits) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(HOUSEKEEPING_PERIOD);
-        loop {
-            tick.tick().await;
-            for limiter in limits.all() {
-                if let Err(error) = limiter.forget_idle().await {
-                    tracing::warn!(%error, "forgetting idle rate-limit keys failed");
-                }
-            }
-        }
-    });
-}
-
-/// The minute sweep: applies refunds and disputes held back for a purchase whose release was
-/// cut short (see `Fulfilment::release_held`), and expires the grants and holds whose time has
-/// come, so that those of users who do nothing expire too (a user's next posting or read
-/// would settle them anyway). Every node sweeps; both are idempotent.
-fn spawn_release_sweep(fulfilment: Arc<Fulfilment>, store: Arc<dyn Store>) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(RELEASE_PERIOD);
-        loop {
-            tick.tick().await;
-            match fulfilment.release_held().await {
-                Ok(0) => {}
-                Ok(released) => tracing::info!(released, "applied held-back Stripe events"),
-                Err(error) => tracing::warn!(%error, "sweeping held-back Stripe events failed"),
-            }
-            settle_expiries(&*store).await;
-        }
-    });
-}
-
-/// Settles the expiries that are due, [`EXPIRY_BATCH`] users at a time.
-async fn settle_expiries(store: &dyn Store) {
-    let mut users = 0;
-    for _ in 0..EXPIRY_ROUNDS {
-        match store.settle_expiries(EXPIRY_BATCH).await {
-            Ok(settled) => {
-                users += settled;
-                if settled < EXPIRY_BATCH as u64 {
-                    break;
-                }
-            }
-            Err(error) => {
-                tracing::warn!(%error, settled_before = users, "settling expired grants and holds failed");
-                break;
-            }
-        }
-    }
-    if users > 0 {
-        tracing::info!(users, "expired grants and holds that were due");
-    }
-}
-
 /// The Leptos app's routes, found once per process by rendering the app with its resources
 /// held back. That hold is one flag for the whole process (`leptos_server`'s
 /// `SuppressResourceLoad`): a resource first polled while it is up, by a page rendering for
@@ -329,6 +276,7 @@ fn app_routes() -> Vec<AxumRouteListing> {
 
 fn router(
     state: AppState,
+    server: &ServerSettings,
     sessions: &Sessions,
     stripe_pages: Router<AppState>,
     shutdown: Shutdown,
@@ -348,7 +296,7 @@ fn router(
         ));
     let router = Router::new()
         .merge(health::router())
-        .merge(observability::router())
+        .merge(observability::router(server.metrics_token.clone()))
         .merge(consume::router())
         .merge(consume_batch::router())
         .merge(holds::router())
@@ -369,7 +317,7 @@ fn router(
         .layer(axum::middleware::from_fn(error::log_causes))
         // On every route and on the fallback (counted as one `unmatched` route).
         .layer(axum::middleware::from_fn(observability::track_requests))
-        .layer(sessions.layer(&state.config))
+        .layer(sessions.layer(&state.config, server.session_idle_timeout))
         .layer(axum::middleware::from_fn_with_state(
             site,
             csrf::same_origin_only,
@@ -400,7 +348,7 @@ mod tests {
             ("DATA_DIR", data_dir.path().display().to_string()),
             ("DEMO_ACCOUNTS", "false".to_owned()),
         ];
-        let config = Config::from_lookup(|name| {
+        let settings = Settings::from_lookup(|name| {
             settings
                 .iter()
                 .find(|(key, _)| *key == name)
@@ -412,7 +360,7 @@ mod tests {
             .site_root("target/site")
             .site_addr(SocketAddr::from(([127, 0, 0, 1], 0)))
             .build();
-        let app = Application::build(config, leptos_options).await.unwrap();
+        let app = Application::build(settings, leptos_options).await.unwrap();
         let login = format!("http://{}/login", app.address());
         tokio::spawn(app.run_until_stopped());
 

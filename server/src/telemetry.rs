@@ -1,6 +1,6 @@
 //! Structured logs through `tracing`; `RUST_LOG` picks the level.
 
-use billing::config::LogFormat;
+use crate::settings::LogFormat;
 use tracing_subscriber::EnvFilter;
 
 pub fn init(format: LogFormat) {

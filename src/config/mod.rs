@@ -3,12 +3,12 @@
 //! Every setting is validated here, so a bad value stops the server before it serves anything,
 //! with a message that names the variable at fault. `.env.example` lists them all. Each
 //! concern reads its own variables in its own module ([`database`], [`site`], [`stripe`],
-//! [`limits`], and [`server`] for what only the HTTP server reads), on the helpers of `vars`.
+//! [`limits`], [`credits`]), on the helpers of [`Vars`]; what only the HTTP server reads
+//! (sessions, logs, `/metrics`) is the server crate's, read by the same helpers.
 
 mod credits;
 mod database;
 mod limits;
-mod server;
 mod site;
 mod stripe;
 mod vars;
@@ -19,11 +19,10 @@ use std::path::PathBuf;
 pub use credits::CreditSettings;
 pub use database::DatabaseTarget;
 pub use limits::{LimitSettings, RateLimitBackend};
-pub use server::{LogFormat, ServerSettings};
 pub use site::SiteUrls;
 pub use stripe::{PriceIds, StripeKeys, StripeSettings};
 
-use vars::Vars;
+pub use vars::Vars;
 
 /// Why the configuration could not be loaded: always names the variable.
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +33,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(var: &'static str, problem: impl Into<String>) -> Self {
+    pub fn new(var: &'static str, problem: impl Into<String>) -> Self {
         Self {
             var,
             problem: problem.into(),
@@ -56,7 +55,7 @@ impl AppEnv {
     }
 
     /// `APP_ENV`: `development` (`dev`, the default) or `production` (`prod`).
-    fn from_env(vars: &Vars) -> Result<Self, ConfigError> {
+    pub fn from_env(vars: &Vars) -> Result<Self, ConfigError> {
         Ok(vars
             .var_choice(
                 "APP_ENV",
@@ -98,7 +97,6 @@ pub struct Config {
     pub site: SiteUrls,
     pub stripe: StripeSettings,
     pub limits: LimitSettings,
-    pub server: ServerSettings,
     pub credits: CreditSettings,
 }
 
@@ -115,7 +113,7 @@ impl Config {
 
     /// Reads settings through `lookup`, so tests can pass their own variables.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let vars = Vars(&lookup);
+        let vars = Vars::new(&lookup);
         let env = AppEnv::from_env(&vars)?;
         let (data_dir, database) = database::from_env(&vars)?;
         Ok(Config {
@@ -125,7 +123,6 @@ impl Config {
             site: site::from_env(&vars, env)?,
             stripe: stripe::from_env(&vars, env)?,
             limits: limits::from_env(&vars)?,
-            server: server::from_env(&vars, env)?,
             credits: credits::from_env(&vars)?,
         })
     }

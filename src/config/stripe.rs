@@ -153,14 +153,14 @@ mod tests {
     #[test]
     fn a_build_without_the_simulator_needs_stripe_keys() {
         let none = |_: &str| None;
-        let err = keys(&Vars(&none), AppEnv::Development, false).unwrap_err();
+        let err = keys(&Vars::new(&none), AppEnv::Development, false).unwrap_err();
         assert_eq!(err.var, "STRIPE_SECRET_KEY");
         assert!(
             err.problem.contains("without the simulated Stripe"),
             "{err}"
         );
         assert!(
-            keys(&Vars(&none), AppEnv::Development, true)
+            keys(&Vars::new(&none), AppEnv::Development, true)
                 .unwrap()
                 .is_none()
         );

@@ -1,4 +1,4 @@
-//! The settings as the server reads them: defaults, production's demands, and errors that name
+//! The billing settings as every process reads them: defaults, production's demands, and errors that name
 //! their variable.
 
 use std::collections::HashMap;
@@ -6,17 +6,7 @@ use std::path::PathBuf;
 
 use super::*;
 use crate::domain::Tokens;
-
-/// Production with live Stripe, short of its device-cookie key and metrics token.
-const PRODUCTION: [(&str, &str); 7] = [
-    ("APP_ENV", "production"),
-    ("SITE_URL", "https://promptbloom.app"),
-    ("STRIPE_SECRET_KEY", "sk_live_123"),
-    ("STRIPE_WEBHOOK_SECRET", "whsec_abc"),
-    ("STRIPE_PRICE_TOKENS_SMALL", "price_s"),
-    ("STRIPE_PRICE_TOKENS_MEDIUM", "price_m"),
-    ("STRIPE_PRICE_TOKENS_LARGE", "price_l"),
-];
+use crate::testing::PRODUCTION_SETTINGS;
 
 fn load(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
     let vars: HashMap<String, String> = pairs
@@ -79,29 +69,15 @@ fn a_trial_allowance_is_offered_only_when_set() {
 }
 
 #[test]
-fn production_needs_its_own_device_cookie_key_and_metrics_token() {
-    let production = PRODUCTION;
-    let key = ("DEVICE_COOKIE_KEY", "0123456789abcdef0123456789abcdef");
-    let token = ("METRICS_TOKEN", "a-metrics-token-of-some-length");
-    let err = load(&production).unwrap_err();
-    assert_eq!(err.var, "DEVICE_COOKIE_KEY");
-    assert!(err.problem.starts_with("required in production"), "{err}");
-    let err = load(&[&production[..], &[key]].concat()).unwrap_err();
-    assert_eq!(err.var, "METRICS_TOKEN");
-
-    let config = load(&[&production[..], &[key, token]].concat()).unwrap();
+fn production_with_live_stripe_loads_and_keeps_its_secrets_out_of_debug_output() {
+    let config = load(&PRODUCTION_SETTINGS).unwrap();
+    assert!(config.env.is_production());
     assert_eq!(config.stripe.webhook_secret, Some(Secret::new("whsec_abc")));
     let printed = format!("{config:?}");
-    assert!(
-        !printed.contains(key.1) && !printed.contains(token.1),
-        "{printed}"
-    );
+    assert!(!printed.contains("whsec_abc"), "{printed}");
 
-    // Development leaves them to the server: made in the data folder, /metrics open.
-    let config = load(&[]).unwrap();
-    assert_eq!(config.stripe.webhook_secret, None);
-    assert_eq!(config.server.device_cookie_key, None);
-    assert_eq!(config.server.metrics_token, None);
+    // Development leaves the webhook secret to the server: made in the data folder.
+    assert_eq!(load(&[]).unwrap().stripe.webhook_secret, None);
 }
 
 #[test]
@@ -158,11 +134,6 @@ fn bad_values_name_their_variable() {
         ("RATE_LIMIT_BACKEND", "redis"),
         ("RATE_LIMIT_PER_MINUTE", "0"),
         ("RATE_LIMIT_PER_MINUTE", "five"),
-        ("SESSION_IDLE_MINUTES", "-1"),
-        ("LOG_FORMAT", "xml"),
-        ("DEMO_ACCOUNTS", "maybe"),
-        ("METRICS_TOKEN", "too-short"),
-        ("DEVICE_COOKIE_KEY", "too-short"),
     ] {
         let err = load(&[(var, value)]).unwrap_err();
         assert_eq!(err.var, var, "{var}={value} gave {err}");
@@ -190,30 +161,12 @@ fn choices_keep_their_messages() {
             "redis",
             "expected `database` or `memory`, got `redis`",
         ),
-        (
-            "LOG_FORMAT",
-            "xml",
-            "expected `pretty` or `json`, got `xml`",
-        ),
-        (
-            "DEMO_ACCOUNTS",
-            "maybe",
-            "expected `true` or `false`, got `maybe`",
-        ),
     ] {
         assert_eq!(load(&[(var, value)]).unwrap_err().problem, problem);
     }
     assert_eq!(load(&[("APP_ENV", "prod")]).unwrap_err().var, "SITE_URL");
-    let config = load(&[("APP_ENV", "dev"), ("DEMO_ACCOUNTS", "0")]).unwrap();
+    let config = load(&[("APP_ENV", "dev")]).unwrap();
     assert_eq!(config.env, AppEnv::Development);
-    assert!(!config.server.demo_accounts);
-    let demo = [
-        ("DEVICE_COOKIE_KEY", "0123456789abcdef0123456789abcdef"),
-        ("METRICS_TOKEN", "a-metrics-token-of-some-length"),
-        ("DEMO_ACCOUNTS", "1"),
-    ];
-    let err = load(&[&PRODUCTION[..], &demo].concat()).unwrap_err();
-    assert_eq!(err.var, "DEMO_ACCOUNTS");
 }
 
 #[test]

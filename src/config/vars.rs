@@ -3,28 +3,29 @@
 
 use super::{AppEnv, ConfigError, Secret};
 
-/// The variables, through a lookup that tests can replace.
-pub(super) struct Vars<'a>(pub(super) &'a dyn Fn(&str) -> Option<String>);
+/// The variables, through a lookup that tests can replace. Public so the server reads its
+/// own settings (sessions, logs, `/metrics`) by the same rules.
+pub struct Vars<'a>(&'a dyn Fn(&str) -> Option<String>);
 
-impl Vars<'_> {
+impl<'a> Vars<'a> {
+    pub fn new(lookup: &'a dyn Fn(&str) -> Option<String>) -> Self {
+        Self(lookup)
+    }
+
     /// A setting's value, trimmed; `None` when unset or empty.
-    pub(super) fn var(&self, name: &str) -> Option<String> {
+    pub fn var(&self, name: &str) -> Option<String> {
         (self.0)(name)
             .map(|v| v.trim().to_owned())
             .filter(|v| !v.is_empty())
     }
 
     /// A setting that must be there; `why` says when and what it is.
-    pub(super) fn required_var(
-        &self,
-        name: &'static str,
-        why: &str,
-    ) -> Result<String, ConfigError> {
+    pub fn required_var(&self, name: &'static str, why: &str) -> Result<String, ConfigError> {
         self.var(name).ok_or_else(|| ConfigError::new(name, why))
     }
 
     /// A setting parsed with `FromStr`; `expected` describes a good value.
-    pub(super) fn var_parsed<T: std::str::FromStr>(
+    pub fn var_parsed<T: std::str::FromStr>(
         &self,
         name: &'static str,
         expected: &str,
@@ -40,7 +41,7 @@ impl Vars<'_> {
 
     /// A setting that names one of a few values: `choices` holds each value with its
     /// spellings, the first of which the error message offers.
-    pub(super) fn var_choice<T: Copy>(
+    pub fn var_choice<T: Copy>(
         &self,
         name: &'static str,
         choices: &[(&[&str], T)],
@@ -66,7 +67,7 @@ impl Vars<'_> {
 
     /// A secret setting of at least `min_chars` characters; required in production, where
     /// nothing may fall back to a development default.
-    pub(super) fn secret(
+    pub fn secret(
         &self,
         name: &'static str,
         min_chars: usize,

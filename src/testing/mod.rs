@@ -20,6 +20,18 @@ use crate::clock::ManualClock;
 use crate::config::{DatabaseTarget, Secret};
 use crate::store::{Backend, SqlStore, connect};
 
+/// The settings of a production server with live Stripe, short of what only the HTTP server
+/// reads (its device-cookie key and metrics token).
+pub const PRODUCTION_SETTINGS: [(&str, &str); 7] = [
+    ("APP_ENV", "production"),
+    ("SITE_URL", "https://promptbloom.app"),
+    ("STRIPE_SECRET_KEY", "sk_live_123"),
+    ("STRIPE_WEBHOOK_SECRET", "whsec_abc"),
+    ("STRIPE_PRICE_TOKENS_SMALL", "price_s"),
+    ("STRIPE_PRICE_TOKENS_MEDIUM", "price_m"),
+    ("STRIPE_PRICE_TOKENS_LARGE", "price_l"),
+];
+
 /// A store on a database no other test uses; holds what must live as long as the store.
 pub struct TestDb {
     pub store: Arc<SqlStore>,

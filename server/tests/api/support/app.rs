@@ -7,11 +7,12 @@ use std::sync::Arc;
 use billing::api_key::{NewApiKey, SCOPE_CONSUME};
 use billing::auth::{self, Password};
 use billing::clock::ManualClock;
-use billing::config::{Config, Secret};
+use billing::config::Secret;
 use billing::domain::{Email, Role, Timestamp, User};
 use billing::store::Store;
 use billing::testing::{FakeUser, StripeEvent, balance, paid_purchase};
 use leptos::prelude::LeptosOptions;
+use server::settings::Settings;
 use server::startup::Application;
 use tempfile::TempDir;
 use tokio::sync::OnceCell;
@@ -180,7 +181,7 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(vars: &[(&str, &str)]) -> TestApp {
     // `TEST_LOG=1 cargo test ...` shows the server's logs.
     if std::env::var_os("TEST_LOG").is_some() {
-        server::telemetry::init(billing::config::LogFormat::Pretty);
+        server::telemetry::init(server::settings::LogFormat::Pretty);
     }
     let data_dir = tempfile::tempdir().expect("a temporary folder");
     // The site's own URL must be known before it starts (the simulated Stripe's pages and
@@ -202,7 +203,8 @@ pub async fn spawn_app_with(vars: &[(&str, &str)]) -> TestApp {
     settings
         .entry("SITE_URL".into())
         .or_insert_with(|| format!("http://{address}"));
-    let config = Config::from_lookup(|name| settings.get(name).cloned()).expect("valid settings");
+    let settings =
+        Settings::from_lookup(|name| settings.get(name).cloned()).expect("valid settings");
     let leptos_options = LeptosOptions::builder()
         .output_name("billing")
         .site_root("target/site")
@@ -211,7 +213,7 @@ pub async fn spawn_app_with(vars: &[(&str, &str)]) -> TestApp {
 
     let clock = ManualClock::starting_at(Timestamp::now());
     let started = tokio::time::Instant::now();
-    let app = Application::build_on(listener, config, leptos_options, Arc::new(clock.clone()))
+    let app = Application::build_on(listener, settings, leptos_options, Arc::new(clock.clone()))
         .await
         .expect("the app starts");
     assert_eq!(
