@@ -15,14 +15,12 @@ use sqlx::{AnyConnection, Row};
 
 use super::at::At;
 use super::grants::{self, Draws, SPENDING_ORDER};
+use super::lists::{PER_LIST, placeholders, rows_for};
 use super::{ENTRY_COLUMNS, POST_ATTEMPTS, SqlStore, entry_from_row, entry_of, record_posting};
 use crate::domain::{Balance, LedgerEntry, LedgerEntryId, UserId};
 use crate::ledger::{Debit, LedgerError, Posted, Posting};
 use crate::store::StoreError;
 use crate::store::credits::BatchItem;
-
-/// How many values one `IN (...)` list holds.
-const PER_LIST: usize = 500;
 
 /// How many ledger rows one insert writes (eight parameters each).
 const ROWS_PER_INSERT: usize = 250;
@@ -205,14 +203,6 @@ fn draw(grants: &mut VecDeque<(i64, i64)>, mut tokens: i64) -> Vec<(i64, i64)> {
     draws
 }
 
-/// `$first, $first+1, ...`: `n` placeholders for an `IN (...)` list or a row of values.
-fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// Locks the users' balance rows in id order (so batches never deadlock each other), settles
 /// whatever of theirs is due to expire, and reads them with their live grants.
 async fn lock_accounts(
@@ -228,23 +218,19 @@ async fn lock_accounts(
         }
         read_accounts(conn, at, &due, &mut accounts).await?;
     }
-    for chunk in users.chunks(PER_LIST) {
-        let sql = format!(
+    let grants = rows_for(conn, users, |list| {
+        format!(
             "SELECT id, user_id, remaining FROM token_grants \
-             WHERE user_id IN ({}) AND expired_at IS NULL AND remaining > 0 \
-             ORDER BY user_id, {SPENDING_ORDER}",
-            placeholders(1, chunk.len())
-        );
-        let mut query = sqlx::query(&sql);
-        for user in chunk {
-            query = query.bind(*user);
-        }
-        for row in query.fetch_all(&mut *conn).await? {
-            if let Some(account) = accounts.get_mut(&row.try_get("user_id")?) {
-                account
-                    .grants
-                    .push_back((row.try_get("id")?, row.try_get("remaining")?));
-            }
+             WHERE user_id IN ({list}) AND expired_at IS NULL AND remaining > 0 \
+             ORDER BY user_id, {SPENDING_ORDER}"
+        )
+    })
+    .await?;
+    for row in grants {
+        if let Some(account) = accounts.get_mut(&row.try_get("user_id")?) {
+            account
+                .grants
+                .push_back((row.try_get("id")?, row.try_get("remaining")?));
         }
     }
     Ok(accounts)
@@ -258,34 +244,30 @@ async fn read_accounts(
     users: &[i64],
     accounts: &mut HashMap<i64, Account>,
 ) -> Result<Vec<i64>, StoreError> {
-    let mut due = Vec::new();
-    for chunk in users.chunks(PER_LIST) {
-        let sql = format!(
+    let rows = rows_for(conn, users, |list| {
+        format!(
             "SELECT user_id, balance, held, next_expiry FROM token_balances \
-             WHERE user_id IN ({}) ORDER BY user_id{}",
-            placeholders(1, chunk.len()),
+             WHERE user_id IN ({list}) ORDER BY user_id{}",
             at.backend.lock_rows()
+        )
+    })
+    .await?;
+    let mut due = Vec::new();
+    for row in rows {
+        let user: i64 = row.try_get("user_id")?;
+        let next: Option<i64> = row.try_get("next_expiry")?;
+        if next.is_some_and(|next| next <= at.now.as_millis()) {
+            due.push(user);
+        }
+        accounts.insert(
+            user,
+            Account {
+                balance: row.try_get("balance")?,
+                held: row.try_get("held")?,
+                change: 0,
+                grants: VecDeque::new(),
+            },
         );
-        let mut query = sqlx::query(&sql);
-        for user in chunk {
-            query = query.bind(*user);
-        }
-        for row in query.fetch_all(&mut *conn).await? {
-            let user: i64 = row.try_get("user_id")?;
-            let next: Option<i64> = row.try_get("next_expiry")?;
-            if next.is_some_and(|next| next <= at.now.as_millis()) {
-                due.push(user);
-            }
-            accounts.insert(
-                user,
-                Account {
-                    balance: row.try_get("balance")?,
-                    held: row.try_get("held")?,
-                    change: 0,
-                    grants: VecDeque::new(),
-                },
-            );
-        }
     }
     Ok(due)
 }
@@ -295,26 +277,23 @@ async fn entries_by_key(
     conn: &mut AnyConnection,
     debits: &[Debit],
 ) -> Result<HashMap<String, LedgerEntry>, StoreError> {
-    let keys: Vec<&str> = debits
+    let keys: Vec<String> = debits
         .iter()
         .map(|d| d.posting().key.as_str())
         .collect::<BTreeSet<_>>()
         .into_iter()
+        .map(str::to_owned)
         .collect();
-    let mut found = HashMap::new();
-    for chunk in keys.chunks(PER_LIST) {
-        let sql = format!(
+    let rows = rows_for(conn, &keys, |list| {
+        format!(
             "SELECT {ENTRY_COLUMNS}, idempotency_key FROM token_ledger \
-             WHERE idempotency_key IN ({})",
-            placeholders(1, chunk.len())
-        );
-        let mut query = sqlx::query(&sql);
-        for key in chunk {
-            query = query.bind(*key);
-        }
-        for row in query.fetch_all(&mut *conn).await? {
-            found.insert(row.try_get("idempotency_key")?, entry_from_row(&row)?);
-        }
+             WHERE idempotency_key IN ({list})"
+        )
+    })
+    .await?;
+    let mut found = HashMap::with_capacity(rows.len());
+    for row in &rows {
+        found.insert(row.try_get("idempotency_key")?, entry_from_row(row)?);
     }
     Ok(found)
 }

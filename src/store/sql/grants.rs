@@ -15,6 +15,7 @@
 use sqlx::{AnyConnection, Row};
 
 use super::at::At;
+use super::lists::placeholders;
 use crate::domain::{
     Expiry, GrantTerms, IdempotencyKey, LedgerEntryId, Reason, Rollover, Source, Timestamp, Tokens,
     UserId,
@@ -127,7 +128,7 @@ impl Draws {
     pub(super) async fn flush(&mut self, conn: &mut AnyConnection) -> Result<(), StoreError> {
         for chunk in self.0.chunks(Self::PER_STATEMENT) {
             let values: Vec<String> = (0..chunk.len())
-                .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+                .map(|i| format!("({})", placeholders(3 * i + 1, 3)))
                 .collect();
             let sql = format!(
                 "INSERT INTO token_draws (entry_id, grant_id, tokens) VALUES {}",

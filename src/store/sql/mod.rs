@@ -7,7 +7,7 @@
 //! [`credits`]; refunds and disputes in [`reversals`]; the Stripe inbox, customers and
 //! subscriptions in [`stripe`]; reading the ledger in [`ledger`] (an entry's row in
 //! [`entries`]); users and API keys in [`accounts`]; the rate limits' buckets in
-//! [`rate_limits`].
+//! [`rate_limits`]; lists of values in [`lists`].
 
 mod accounts;
 mod at;
@@ -17,6 +17,7 @@ mod entries;
 mod grants;
 mod holds;
 mod ledger;
+mod lists;
 mod posting;
 mod rate_limits;
 mod reversals;
