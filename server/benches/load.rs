@@ -218,7 +218,9 @@ async fn plain_sql(
 ) -> Figures {
     const UPDATE: &str = "UPDATE token_balances SET balance = balance - 1, updated_at = $2 \
          WHERE user_id = $1 AND balance - held >= 1 \
-             AND (next_expiry IS NULL OR next_expiry > $2) RETURNING balance";
+             AND (next_expiry IS NULL OR next_expiry > $2) \
+             AND NOT EXISTS (SELECT 1 FROM token_ledger WHERE idempotency_key = $3) \
+         RETURNING balance";
     const INSERT: &str = "INSERT INTO token_ledger (user_id, delta, balance_after, source, reason, \
          idempotency_key, drawn_from, created_at) VALUES ($1, -1, $2, 'consume', 'Benchmark', $3, \
              (SELECT id FROM (SELECT id, remaining FROM token_grants \
@@ -230,9 +232,11 @@ async fn plain_sql(
     macro_rules! consume_one {
         ($tx:ident, $user:expr, $i:expr) => {{
             let now = Timestamp::now().as_millis();
+            let key = format!("plain-{}-{}", tag, $i);
             let Some(after): Option<i64> = sqlx::query_scalar(UPDATE)
                 .bind($user)
                 .bind(now)
+                .bind(&key)
                 .fetch_optional(&mut *$tx)
                 .await
                 .unwrap()
@@ -242,7 +246,7 @@ async fn plain_sql(
             if sqlx::query_scalar::<_, i64>(INSERT)
                 .bind($user)
                 .bind(after)
-                .bind(format!("plain-{}-{}", tag, $i))
+                .bind(&key)
                 .bind(now)
                 .fetch_optional(&mut *$tx)
                 .await

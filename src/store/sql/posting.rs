@@ -16,7 +16,8 @@ pub(super) enum Attempt {
     Posted(LedgerEntry),
     /// The key was used before for this very change: nothing changed now.
     Replayed(LedgerEntry),
-    /// The balance moved between the guarded update and its explanation: try again.
+    /// The balance moved between the guarded update and its explanation, or the key was
+    /// taken meanwhile: roll back and try again.
     Moved,
 }
 
@@ -32,13 +33,16 @@ pub(super) async fn post_in(
         // One statement that changes the balance only within the posting's bounds: no
         // read-then-write, so concurrent postings cannot both pass the same check. It also
         // refuses while a grant or a hold of the user is due to expire: those are settled
-        // first, so an expired grant is never spent and an expired hold never reserves.
+        // first, so an expired grant is never spent and an expired hold never reserves. And
+        // it leaves a balance alone whose key is used already (a replay): every balance
+        // change that commits is a real one, which the events written from it rely on.
         let balance_after: Option<i64> = sqlx::query_scalar(
             "UPDATE token_balances SET balance = balance + $2, held = held - $6, \
                  updated_at = $3 \
              WHERE user_id = $1 AND balance + $2 >= $4 AND balance + $2 <= $5 \
                  AND ($7 = 0 OR balance + $2 - (held - $6) >= 0) \
                  AND (next_expiry IS NULL OR next_expiry > $3) \
+                 AND NOT EXISTS (SELECT 1 FROM token_ledger WHERE idempotency_key = $8) \
              RETURNING balance",
         )
         .bind(posting.user.get())
@@ -48,6 +52,7 @@ pub(super) async fn post_in(
         .bind(posting.ceiling())
         .bind(posting.releases())
         .bind(i64::from(posting.spends_available()))
+        .bind(posting.key.as_str())
         .fetch_optional(&mut *conn)
         .await?;
         match balance_after {
@@ -99,18 +104,9 @@ pub(super) async fn post_in(
     .await?;
 
     let Some(row) = row else {
-        // The key is taken (perhaps by a transaction that committed meanwhile): undo this
-        // balance change here, in the same transaction, and answer with the original.
-        sqlx::query(
-            "UPDATE token_balances SET balance = balance - $2, held = held + $3 \
-             WHERE user_id = $1",
-        )
-        .bind(posting.user.get())
-        .bind(posting.delta.get())
-        .bind(posting.releases())
-        .execute(&mut *conn)
-        .await?;
-        return replay(conn, posting).await;
+        // Another transaction wrote this key after the update above looked: this balance
+        // change must not stand. The caller rolls back and tries again, and then finds it.
+        return Ok(Attempt::Moved);
     };
     let id: i64 = row.try_get("id")?;
     let entry = LedgerEntryId::new(id)?;
