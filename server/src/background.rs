@@ -1,6 +1,6 @@
 //! What every server does in the background for as long as it runs: forgets idle rate-limit
-//! keys, and each minute applies held-back Stripe events and settles the grants and holds
-//! whose time has come.
+//! keys, and each minute applies held-back Stripe events, settles the grants and holds whose
+//! time has come, and writes the events of grants about to expire.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +50,7 @@ pub fn spawn_release_sweep(fulfilment: Arc<Fulfilment>, store: Arc<dyn Store>) {
                 Err(error) => tracing::warn!(%error, "sweeping held-back Stripe events failed"),
             }
             settle_expiries(&*store).await;
+            warn_expiring_grants(&*store).await;
         }
     });
 }
@@ -73,5 +74,14 @@ async fn settle_expiries(store: &dyn Store) {
     }
     if users > 0 {
         tracing::info!(users, "expired grants and holds that were due");
+    }
+}
+
+/// Writes the `grant.expiring` events that are due (7 days and 1 day before a grant ends).
+async fn warn_expiring_grants(store: &dyn Store) {
+    match store.warn_expiring_grants(EXPIRY_BATCH).await {
+        Ok(0) => {}
+        Ok(warned) => tracing::info!(warned, "grants about to expire: events written"),
+        Err(error) => tracing::warn!(%error, "writing the events of grants about to expire failed"),
     }
 }

@@ -25,6 +25,9 @@ pub enum Command {
     /// Stripe events: reconcile with Stripe, list and re-apply unfinished ones.
     #[command(subcommand)]
     Stripe(StripeCommand),
+    /// Outgoing webhooks: endpoints for the product's backend, the delivery log, replays.
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -33,7 +36,7 @@ pub enum StripeCommand {
     /// the same code as the webhook (needs STRIPE_SECRET_KEY).
     Reconcile {
         /// How far back: `36h`, `7d` (Stripe keeps 30 days).
-        #[arg(long, value_parser = parse_age)]
+        #[arg(long, value_parser = parse_stripe_age)]
         since: std::time::Duration,
     },
     /// Re-applies a stored event (after fixing what made it fail). Safe for an event applied
@@ -44,6 +47,15 @@ pub enum StripeCommand {
     },
     /// Lists events kept but not finished: failed, or held back for their purchase.
     Pending,
+}
+
+/// `36h` or `7d`, within the 30 days Stripe keeps events.
+fn parse_stripe_age(raw: &str) -> Result<std::time::Duration, String> {
+    let age = parse_age(raw)?;
+    if age > std::time::Duration::from_secs(30 * 24 * 3600) {
+        return Err("Stripe lists the last 30 days of events: from 1h to 30d".into());
+    }
+    Ok(age)
 }
 
 /// `36h` or `7d`.
@@ -61,8 +73,8 @@ fn parse_age(raw: &str) -> Result<std::time::Duration, String> {
             ));
         }
     };
-    if hours == 0 || hours > 30 * 24 {
-        return Err("Stripe lists the last 30 days of events: from 1h to 30d".into());
+    if hours == 0 {
+        return Err("expected at least 1h".into());
     }
     Ok(std::time::Duration::from_secs(hours * 3600))
 }
@@ -105,4 +117,46 @@ pub enum LedgerCommand {
     /// Checks that every user's balance equals the sum of their ledger; exits non-zero,
     /// naming the users, on any mismatch.
     Check,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhooksCommand {
+    /// Registers an endpoint for events and prints its signing secret (shown this once only).
+    Add {
+        /// Where events are posted: an http:// or https:// URL.
+        #[arg(long)]
+        url: String,
+        /// Who or what it is, e.g. `backend`.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// Lists endpoints (never their secrets).
+    List,
+    /// Stops sending to an endpoint (what is pending for it is not sent).
+    Disable {
+        /// The endpoint's id, from `webhooks list`.
+        id: i64,
+    },
+    /// The delivery log: the latest attempts, newest first.
+    Log {
+        /// Only this endpoint's.
+        #[arg(long)]
+        endpoint: Option<i64>,
+        /// How many lines.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Sends deliveries to an endpoint again, with three more days of retries: those given
+    /// up on (`--failed`), or every one of events since a time (`--since 36h`).
+    Replay {
+        /// The endpoint's id, from `webhooks list`.
+        #[arg(long)]
+        endpoint: i64,
+        /// Those given up on.
+        #[arg(long, conflicts_with = "since")]
+        failed: bool,
+        /// Events from this long ago on: `36h`, `7d`.
+        #[arg(long, value_parser = parse_age)]
+        since: Option<std::time::Duration>,
+    },
 }

@@ -5,6 +5,7 @@ pub mod background;
 pub mod cli;
 pub mod commands;
 pub mod csrf;
+pub mod deliveries;
 pub mod demo;
 pub mod error;
 pub mod observability;

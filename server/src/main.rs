@@ -48,6 +48,9 @@ async fn main() -> ExitCode {
         Command::Ledger(command) => commands::ledger(&store, command)
             .await
             .map_err(|e| e.to_string()),
+        Command::Webhooks(command) => commands::webhooks(&store, command)
+            .await
+            .map_err(|e| e.to_string()),
     };
     outcome.unwrap_or_else(|e| {
         eprintln!("error: {e}");

@@ -25,6 +25,7 @@ use tokio::net::TcpListener;
 use crate::accounts::AccountError;
 use crate::background;
 use crate::csrf::{self, SiteOrigin};
+use crate::deliveries::Deliverer;
 use crate::demo;
 use crate::error;
 use crate::observability;
@@ -148,6 +149,7 @@ impl Application {
         sessions.spawn_cleanup();
         background::spawn_housekeeping(state.limits.clone());
         background::spawn_release_sweep(state.fulfilment.clone(), state.store.clone());
+        Deliverer::new(state.store.clone(), state.clock.clone()).spawn();
         let shutdown = Shutdown::new();
         Ok(Self {
             listener,

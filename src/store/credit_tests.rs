@@ -38,11 +38,17 @@ fn in_(clock: &ManualClock, after: Duration) -> Timestamp {
     Timestamp::from_millis(clock.now().as_millis() + after.as_millis() as i64)
 }
 
-async fn user(store: &SqlStore, email: &str) -> UserId {
+pub(super) async fn user(store: &SqlStore, email: &str) -> UserId {
     FakeUser::new(email).create(store).await.id
 }
 
-async fn credit(store: &SqlStore, user: UserId, n: i64, k: &str, terms: GrantTerms) -> Posted {
+pub(super) async fn credit(
+    store: &SqlStore,
+    user: UserId,
+    n: i64,
+    k: &str,
+    terms: GrantTerms,
+) -> Posted {
     store
         .post(
             Posting::credit(
@@ -58,13 +64,18 @@ async fn credit(store: &SqlStore, user: UserId, n: i64, k: &str, terms: GrantTer
         .unwrap()
 }
 
-async fn spend(store: &SqlStore, user: UserId, n: i64, k: &str) -> Result<Posted, StoreError> {
+pub(super) async fn spend(
+    store: &SqlStore,
+    user: UserId,
+    n: i64,
+    k: &str,
+) -> Result<Posted, StoreError> {
     store
         .post(Posting::debit(user, tokens(n), reason("usage"), key(k)))
         .await
 }
 
-fn hold(user: UserId, n: i64, k: &str, ttl: Duration) -> NewHold {
+pub(super) fn hold(user: UserId, n: i64, k: &str, ttl: Duration) -> NewHold {
     NewHold {
         user,
         tokens: tokens(n),

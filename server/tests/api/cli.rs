@@ -104,3 +104,70 @@ async fn api_keys_are_created_listed_and_revoked_from_the_command_line() {
     assert!(stdout(&server(&app, &["api-key", "list"])).contains("revoked"));
     assert_eq!(consume(&secret).await, 401);
 }
+
+#[tokio::test]
+async fn webhook_endpoints_are_added_listed_logged_replayed_and_disabled_from_the_command_line() {
+    let app = spawn_app().await;
+    let receiver = crate::support::Receiver::start().await;
+    let bad = server(
+        &app,
+        &["webhooks", "add", "--url", "ftp://backend.example/hooks"],
+    );
+    assert_eq!(bad.status.code(), Some(2), "{}", stdout(&bad));
+
+    let added = server(&app, &["webhooks", "add", "--url", &receiver.url]);
+    assert!(added.status.success(), "{}", stdout(&added));
+    let out = stdout(&added);
+    let secret = out
+        .lines()
+        .find(|line| line.starts_with("whsec_"))
+        .unwrap_or_else(|| panic!("no secret printed: {out}"));
+    let endpoint = app.store.endpoints().await.unwrap()[0].id;
+    assert_eq!(
+        app.store.endpoints().await.unwrap()[0].secret.expose(),
+        secret,
+        "the secret printed is the one it signs with"
+    );
+    let list = stdout(&server(&app, &["webhooks", "list"]));
+    assert!(
+        list.contains(&receiver.url) && list.contains("active"),
+        "{list}"
+    );
+    assert!(!list.contains(secret), "never the secret: {list}");
+
+    app.user_with_tokens("ada@example.com", 1000).await;
+    app.settled("the credit's event delivered", async || {
+        !app.store.delivery_log(None, 10).await.unwrap().is_empty()
+    })
+    .await;
+    let log = stdout(&server(
+        &app,
+        &["webhooks", "log", "--endpoint", &endpoint.to_string()],
+    ));
+    assert!(
+        log.contains("ledger.entry_created") && log.contains("204") && log.contains("delivered"),
+        "{log}"
+    );
+
+    let replay = server(
+        &app,
+        &[
+            "webhooks",
+            "replay",
+            "--endpoint",
+            &endpoint.to_string(),
+            "--since",
+            "1h",
+        ],
+    );
+    assert!(
+        stdout(&replay).starts_with("1 deliveries"),
+        "{}",
+        stdout(&replay)
+    );
+
+    let disabled = server(&app, &["webhooks", "disable", &endpoint.to_string()]);
+    assert!(disabled.status.success(), "{}", stdout(&disabled));
+    let list = stdout(&server(&app, &["webhooks", "list"]));
+    assert!(list.contains("disabled"), "{list}");
+}

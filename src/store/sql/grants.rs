@@ -21,6 +21,7 @@ use crate::domain::{
     UserId,
 };
 use crate::ledger::{Posting, PostingKind};
+use crate::outbox::EventKind;
 use crate::store::StoreError;
 
 /// How many grants one statement reads while drawing (most spends need one).
@@ -390,5 +391,5 @@ async fn expire(
     .bind(at.now.as_millis())
     .execute(&mut *conn)
     .await?;
-    Ok(())
+    super::outbox::record_grant_event(conn, at, user, EventKind::GrantExpired, grant, tokens).await
 }

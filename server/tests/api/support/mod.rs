@@ -9,6 +9,7 @@ pub mod app;
 pub mod logs;
 pub mod metrics;
 pub mod process;
+pub mod receiver;
 pub mod requests;
 pub mod stripe_api;
 pub mod wait;
@@ -18,6 +19,7 @@ pub use app::{PASSWORD, TestApp, password_hash, spawn_app, spawn_app_on, spawn_a
 pub use logs::capture_logs;
 pub use metrics::Metrics;
 pub use process::ServerProcess;
+pub use receiver::Receiver;
 pub use requests::{Answer, ApiClient, Browser, ServerEvent};
 pub use stripe_api::StripeApi;
 pub use wait::eventually_within;

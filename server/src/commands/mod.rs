@@ -1,4 +1,9 @@
 //! Operator subcommands. Each prints for people on stdout and returns the process's exit code.
+//! Outgoing webhooks' are in [`webhooks`].
+
+mod webhooks;
+
+pub use webhooks::webhooks;
 
 use std::process::ExitCode;
 

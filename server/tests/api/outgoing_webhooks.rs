@@ -1,0 +1,132 @@
+//! Events sent to the product's backend: signed, in order, retried until the endpoint
+//! recovers, and never in the way of the ledger.
+
+use std::time::Duration;
+
+use billing::outbox::DeliveryState;
+use serde_json::json;
+
+use crate::support::wait::eventually;
+use crate::support::{Receiver, TestApp, spawn_app};
+
+async fn register(app: &TestApp, receiver: &Receiver) -> i64 {
+    app.store
+        .add_endpoint(&receiver.url, &receiver.secret, "backend")
+        .await
+        .unwrap()
+        .id
+}
+
+async fn consume(app: &TestApp, key: &str, user: i64, tokens: i64, request: &str) {
+    let body = json!({ "user": user, "tokens": tokens, "reason": "Chat" });
+    let answer = app.service(key).consume(request, &body).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+}
+
+#[tokio::test]
+async fn every_ledger_row_reaches_the_backend_signed_and_in_order() {
+    let app = spawn_app().await;
+    let receiver = Receiver::start().await;
+    register(&app, &receiver).await;
+    let ada = app.user_with_tokens("ada@example.com", 1000).await;
+    let key = app.api_key().await;
+    for (i, tokens) in [100, 250, 50].into_iter().enumerate() {
+        consume(&app, &key, ada.id.get(), tokens, &format!("r{i}")).await;
+    }
+
+    eventually("four events at the backend", async || {
+        receiver.received().len() == 4
+    })
+    .await;
+    let got = receiver.received();
+    assert!(got.iter().all(|r| r.verified), "{got:?}");
+    assert!(got.iter().all(|r| r.kind == "ledger.entry_created"));
+    let balances: Vec<i64> = got
+        .iter()
+        .map(|r| r.body["data"]["entry"]["balance_after"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        balances,
+        [1000, 900, 650, 600],
+        "as each entry left it, in order"
+    );
+    assert_eq!(got[1].body["data"]["entry"]["source"], "consume");
+    assert_eq!(got[1].body["data"]["user"], ada.id.get());
+    let mut ids: Vec<&str> = got.iter().map(|r| r.id.as_str()).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 4, "one webhook-id per event");
+}
+
+#[tokio::test]
+async fn a_failing_endpoint_is_retried_until_it_recovers_and_the_order_holds() {
+    let app = spawn_app().await;
+    let receiver = Receiver::answering(&[500, 503]).await;
+    let endpoint = register(&app, &receiver).await;
+    let ada = app.user_with_tokens("ada@example.com", 1000).await;
+    let key = app.api_key().await;
+    consume(&app, &key, ada.id.get(), 100, "r1").await;
+
+    eventually("the first attempt", async || receiver.received().len() == 1).await;
+    // The spend waits behind the credit that failed; nothing more until the wait is over.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(receiver.received().len(), 1);
+    app.clock.advance(Duration::from_secs(31));
+    eventually("the second attempt", async || {
+        receiver.received().len() == 2
+    })
+    .await;
+    app.clock.advance(Duration::from_secs(61));
+    eventually("the credit, then the spend", async || {
+        receiver.received().len() == 4
+    })
+    .await;
+
+    let got = receiver.received();
+    let ids: Vec<&str> = got.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids[0], ids[1]);
+    assert_eq!(ids[1], ids[2], "the same event until it is taken");
+    assert_ne!(ids[2], ids[3]);
+    assert_eq!(got[3].body["data"]["entry"]["delta"], -100);
+
+    let log = app.store.delivery_log(Some(endpoint), 10).await.unwrap();
+    let answers: Vec<(Option<u16>, DeliveryState)> =
+        log.iter().rev().map(|a| (a.status, a.state)).collect();
+    assert_eq!(
+        answers,
+        [
+            (Some(500), DeliveryState::Delivered),
+            (Some(503), DeliveryState::Delivered),
+            (Some(204), DeliveryState::Delivered),
+            (Some(204), DeliveryState::Delivered),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_dead_endpoint_holds_up_neither_the_ledger_nor_another_endpoint() {
+    let app = spawn_app().await;
+    let dead = Receiver::hanging().await;
+    let alive = Receiver::start().await;
+    register(&app, &dead).await;
+    register(&app, &alive).await;
+    let ada = app.user_with_tokens("ada@example.com", 5000).await;
+    let key = app.api_key().await;
+    eventually("the dead endpoint holding a request", async || {
+        dead.received().len() == 1
+    })
+    .await;
+
+    for i in 0..20 {
+        consume(&app, &key, ada.id.get(), 10, &format!("r{i}")).await;
+    }
+    eventually("every event at the live endpoint", async || {
+        alive.received().len() == 21
+    })
+    .await;
+    assert_eq!(
+        dead.received().len(),
+        1,
+        "the dead one still holds its first request, and the rest wait behind it"
+    );
+    assert_eq!(app.balance(&ada).await, 4800);
+}

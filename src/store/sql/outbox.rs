@@ -1,0 +1,487 @@
+//! Outgoing webhooks in SQL: endpoints, making each new event a delivery to every endpoint
+//! (fan-out), claiming the deliveries whose time has come (the earliest pending one of each user
+//! and endpoint, so one user's events arrive in order), recording attempts, the delivery log
+//! and replays; the events of grants that expire soon, and users' low-balance thresholds.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use sqlx::{AnyConnection, Row};
+
+use super::at::At;
+use super::lists::{placeholders, rows_for};
+use super::{ENTRY_COLUMNS, SqlStore, entry_from_row};
+use crate::config::Secret;
+use crate::domain::{GrantId, Timestamp, Tokens, UserId};
+use crate::outbox::{AfterAttempt, DeliveryState, EventDetail, EventKind, OutboxEvent};
+use crate::store::StoreError;
+use crate::store::outbox::{Attempted, DueDelivery, Endpoint, LoggedAttempt, ReplayScope};
+
+const ENDPOINT_COLUMNS: &str = "id, url, secret, description, created_at, disabled_at";
+
+/// How far ahead of a grant's end its `grant.expiring` events go out.
+const WARNINGS_DAYS: [i64; 2] = [7, 1];
+const DAY_MS: i64 = 86_400_000;
+
+fn endpoint_from(row: &sqlx::any::AnyRow) -> Result<Endpoint, StoreError> {
+    Ok(Endpoint {
+        id: row.try_get("id")?,
+        url: row.try_get("url")?,
+        secret: Secret::new(row.try_get::<String, _>("secret")?),
+        description: row.try_get("description")?,
+        created_at: Timestamp::from_millis(row.try_get("created_at")?),
+        disabled_at: row
+            .try_get::<Option<i64>, _>("disabled_at")?
+            .map(Timestamp::from_millis),
+    })
+}
+
+pub(super) async fn add_endpoint(
+    store: &SqlStore,
+    url: &str,
+    secret: &Secret,
+    description: &str,
+) -> Result<Endpoint, StoreError> {
+    let row = sqlx::query(&format!(
+        "INSERT INTO webhook_endpoints (url, secret, description, created_at) \
+         VALUES ($1, $2, $3, $4) RETURNING {ENDPOINT_COLUMNS}"
+    ))
+    .bind(url)
+    .bind(secret.expose())
+    .bind(description)
+    .bind(store.at().now.as_millis())
+    .fetch_one(&store.pool)
+    .await?;
+    endpoint_from(&row)
+}
+
+pub(super) async fn endpoints(store: &SqlStore) -> Result<Vec<Endpoint>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints ORDER BY id"
+    ))
+    .fetch_all(&store.pool)
+    .await?;
+    rows.iter().map(endpoint_from).collect()
+}
+
+pub(super) async fn disable_endpoint(store: &SqlStore, id: i64) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE webhook_endpoints SET disabled_at = $2 WHERE id = $1 AND disabled_at IS NULL",
+    )
+    .bind(id)
+    .bind(store.at().now.as_millis())
+    .execute(&store.pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(super) async fn set_low_balance_threshold(
+    store: &SqlStore,
+    user: UserId,
+    below: Option<Tokens>,
+) -> Result<(), StoreError> {
+    let done = sqlx::query("UPDATE token_balances SET low_balance_below = $2 WHERE user_id = $1")
+        .bind(user.get())
+        .bind(below.map(Tokens::get))
+        .execute(&store.pool)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// Makes up to `limit` new events deliveries, due `now`, to every endpoint that was
+/// registered, and not disabled, when each happened; how many events.
+pub(super) async fn fan_out(
+    store: &SqlStore,
+    now: Timestamp,
+    limit: i64,
+) -> Result<u64, StoreError> {
+    let now = now.as_millis();
+    let mut tx = store.pool.begin_with(store.backend.begin_write()).await?;
+    // By id: an event that commits after this read keeps `fanned_out = 0` for the next round.
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM outbox_events WHERE fanned_out = 0 ORDER BY id LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let list = placeholders(3, ids.len());
+    let sql = format!(
+        "INSERT INTO webhook_deliveries (endpoint_id, event_id, user_id, state, retrying_since, \
+             next_attempt_at, created_at) \
+         SELECT e.id, o.id, o.user_id, 'pending', $1, $1, $2 \
+         FROM outbox_events o JOIN webhook_endpoints e \
+             ON e.created_at <= o.created_at \
+                 AND (e.disabled_at IS NULL OR e.disabled_at > o.created_at) \
+         WHERE o.id IN ({list}) \
+         ON CONFLICT (endpoint_id, event_id) DO NOTHING"
+    );
+    let mut insert = sqlx::query(&sql).bind(now).bind(now);
+    for id in &ids {
+        insert = insert.bind(*id);
+    }
+    insert.execute(&mut *tx).await?;
+    let sql = format!(
+        "UPDATE outbox_events SET fanned_out = 1 WHERE id IN ({})",
+        placeholders(1, ids.len())
+    );
+    let mut mark = sqlx::query(&sql);
+    for id in &ids {
+        mark = mark.bind(*id);
+    }
+    mark.execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(ids.len() as u64)
+}
+
+/// Claims up to `limit` deliveries whose time has come by `now`, for `lease` (another node leaves them
+/// alone meanwhile): of each user's pending deliveries to an endpoint only the earliest, so
+/// a later event never overtakes one that is being retried.
+pub(super) async fn claim(
+    store: &SqlStore,
+    now: Timestamp,
+    limit: i64,
+    lease: Duration,
+) -> Result<Vec<DueDelivery>, StoreError> {
+    let now = now.as_millis();
+    let candidates: Vec<i64> = sqlx::query_scalar(
+        "SELECT d.id FROM webhook_deliveries d \
+         WHERE d.state = 'pending' AND d.next_attempt_at <= $1 \
+             AND (d.leased_until IS NULL OR d.leased_until <= $1) \
+             AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e \
+                 WHERE e.endpoint_id = d.endpoint_id AND e.user_id = d.user_id \
+                     AND e.state = 'pending' AND e.event_id < d.event_id) \
+         ORDER BY d.next_attempt_at, d.id LIMIT $2",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(&store.pool)
+    .await?;
+    if candidates.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Only what no other node claimed between the read and now.
+    let sql = format!(
+        "UPDATE webhook_deliveries SET leased_until = $1 \
+         WHERE id IN ({}) AND state = 'pending' \
+             AND (leased_until IS NULL OR leased_until <= $2) \
+         RETURNING id",
+        placeholders(3, candidates.len())
+    );
+    let mut take = sqlx::query_scalar(&sql)
+        .bind(now + lease.as_millis() as i64)
+        .bind(now);
+    for id in &candidates {
+        take = take.bind(*id);
+    }
+    let claimed: Vec<i64> = take.fetch_all(&store.pool).await?;
+    let mut conn = store.pool.acquire().await?;
+    deliveries(&mut conn, &claimed).await
+}
+
+/// The deliveries `ids` with their endpoints and events, in the order of their events.
+async fn deliveries(conn: &mut AnyConnection, ids: &[i64]) -> Result<Vec<DueDelivery>, StoreError> {
+    let rows = rows_for(conn, ids, |list| {
+        format!(
+            "SELECT d.id AS delivery_id, d.attempts, d.retrying_since, \
+                 e.id, e.url, e.secret, e.description, e.created_at, e.disabled_at, \
+                 o.id AS event_id, o.user_id, o.kind, o.entry_id, o.grant_id, o.tokens, \
+                 o.threshold, o.created_at AS event_created_at, g.expires_at \
+             FROM webhook_deliveries d \
+             JOIN webhook_endpoints e ON e.id = d.endpoint_id \
+             JOIN outbox_events o ON o.id = d.event_id \
+             LEFT JOIN token_grants g ON g.id = o.grant_id \
+             WHERE d.id IN ({list}) ORDER BY o.id"
+        )
+    })
+    .await?;
+    let entry_ids: Vec<i64> = rows
+        .iter()
+        .filter_map(|row| row.try_get::<Option<i64>, _>("entry_id").ok().flatten())
+        .collect();
+    let entries = rows_for(conn, &entry_ids, |list| {
+        format!("SELECT {ENTRY_COLUMNS} FROM token_ledger WHERE id IN ({list})")
+    })
+    .await?
+    .iter()
+    .map(|row| entry_from_row(row).map(|entry| (entry.id.get(), entry)))
+    .collect::<Result<HashMap<_, _>, _>>()?;
+
+    rows.iter()
+        .map(|row| {
+            let kind = EventKind::parse(&row.try_get::<String, _>("kind")?)?;
+            let tokens: Option<i64> = row.try_get("tokens")?;
+            let missing = |what: &str| {
+                StoreError::Corrupt(format!("a {} event without its {what}", kind.as_str()))
+            };
+            let detail = match kind {
+                EventKind::LedgerEntryCreated => {
+                    let id: Option<i64> = row.try_get("entry_id")?;
+                    let entry = id
+                        .and_then(|id| entries.get(&id))
+                        .ok_or_else(|| missing("entry"))?;
+                    EventDetail::Entry(Box::new(entry.clone()))
+                }
+                EventKind::BalanceLow => EventDetail::Low {
+                    available: tokens.ok_or_else(|| missing("tokens"))?,
+                    threshold: row
+                        .try_get::<Option<i64>, _>("threshold")?
+                        .ok_or_else(|| missing("threshold"))?,
+                },
+                EventKind::BalanceDepleted => EventDetail::Depleted {
+                    available: tokens.ok_or_else(|| missing("tokens"))?,
+                },
+                EventKind::GrantExpiring | EventKind::GrantExpired => EventDetail::Grant {
+                    grant: GrantId::new(
+                        row.try_get::<Option<i64>, _>("grant_id")?
+                            .ok_or_else(|| missing("grant"))?,
+                    )?,
+                    tokens_left: tokens.ok_or_else(|| missing("tokens"))?,
+                    expires_at: row
+                        .try_get::<Option<i64>, _>("expires_at")?
+                        .map(Timestamp::from_millis),
+                },
+            };
+            Ok(DueDelivery {
+                id: row.try_get("delivery_id")?,
+                endpoint: endpoint_from(row)?,
+                event: OutboxEvent {
+                    id: row.try_get("event_id")?,
+                    user: UserId::new(row.try_get("user_id")?)?,
+                    kind,
+                    created_at: Timestamp::from_millis(row.try_get("event_created_at")?),
+                    detail,
+                },
+                attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX),
+                retrying_since: Timestamp::from_millis(row.try_get("retrying_since")?),
+            })
+        })
+        .collect()
+}
+
+/// Logs an attempt and moves its delivery on: delivered, due again later, or given up.
+pub(super) async fn record_attempt(
+    store: &SqlStore,
+    delivery: i64,
+    attempted: &Attempted,
+) -> Result<(), StoreError> {
+    let at = attempted.at.as_millis();
+    let (state, next, settled) = match attempted.next {
+        AfterAttempt::Delivered => (DeliveryState::Delivered, at, Some(at)),
+        AfterAttempt::RetryAt(next) => (DeliveryState::Pending, next.as_millis(), None),
+        AfterAttempt::GiveUp => (DeliveryState::Failed, at, Some(at)),
+    };
+    let mut tx = store.pool.begin_with(store.backend.begin_write()).await?;
+    sqlx::query(
+        "INSERT INTO webhook_attempts (delivery_id, attempted_at, status, error, duration_ms) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(delivery)
+    .bind(at)
+    .bind(attempted.status.map(i64::from))
+    .bind(attempted.error.as_deref())
+    .bind(attempted.duration_ms)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE webhook_deliveries SET attempts = attempts + 1, leased_until = NULL, \
+             state = $2, next_attempt_at = $3, settled_at = $4 \
+         WHERE id = $1",
+    )
+    .bind(delivery)
+    .bind(state.as_str())
+    .bind(next)
+    .bind(settled)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The latest `limit` attempts, of one endpoint or of all, newest first.
+pub(super) async fn log(
+    store: &SqlStore,
+    endpoint: Option<i64>,
+    limit: i64,
+) -> Result<Vec<LoggedAttempt>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT a.delivery_id, d.endpoint_id, d.event_id, o.kind, o.user_id, d.state, \
+             a.attempted_at, a.status, a.error, a.duration_ms \
+         FROM webhook_attempts a \
+         JOIN webhook_deliveries d ON d.id = a.delivery_id \
+         JOIN outbox_events o ON o.id = d.event_id \
+         WHERE ($1 IS NULL OR d.endpoint_id = $1) \
+         ORDER BY a.id DESC LIMIT $2",
+    )
+    .bind(endpoint)
+    .bind(limit)
+    .fetch_all(&store.pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(LoggedAttempt {
+                delivery: row.try_get("delivery_id")?,
+                endpoint: row.try_get("endpoint_id")?,
+                event: row.try_get("event_id")?,
+                kind: EventKind::parse(&row.try_get::<String, _>("kind")?)?,
+                user: UserId::new(row.try_get("user_id")?)?,
+                state: DeliveryState::parse(&row.try_get::<String, _>("state")?)?,
+                at: Timestamp::from_millis(row.try_get("attempted_at")?),
+                status: row
+                    .try_get::<Option<i64>, _>("status")?
+                    .and_then(|s| u16::try_from(s).ok()),
+                error: row.try_get("error")?,
+                duration_ms: row.try_get("duration_ms")?,
+            })
+        })
+        .collect()
+}
+
+/// Sends deliveries to `endpoint` again from `now`, with three more days of retries; how many.
+pub(super) async fn replay(
+    store: &SqlStore,
+    now: Timestamp,
+    endpoint: i64,
+    scope: ReplayScope,
+) -> Result<u64, StoreError> {
+    let now = now.as_millis();
+    let again = "UPDATE webhook_deliveries SET state = 'pending', retrying_since = $2, \
+             next_attempt_at = $2, leased_until = NULL, settled_at = NULL \
+         WHERE endpoint_id = $1";
+    let done = match scope {
+        ReplayScope::Failed => {
+            sqlx::query(&format!("{again} AND state = 'failed'"))
+                .bind(endpoint)
+                .bind(now)
+                .execute(&store.pool)
+                .await?
+        }
+        ReplayScope::Since(since) => {
+            sqlx::query(&format!(
+                "{again} AND state <> 'pending' AND event_id IN \
+                     (SELECT id FROM outbox_events WHERE created_at >= $3)"
+            ))
+            .bind(endpoint)
+            .bind(now)
+            .bind(since.as_millis())
+            .execute(&store.pool)
+            .await?
+        }
+    };
+    Ok(done.rows_affected())
+}
+
+/// Writes the `grant.expiring` events that are due (7 days, then 1 day, before a grant with
+/// tokens left ends) for up to `limit` grants; how many. Each user's balance row is locked
+/// first, so the event keeps its place among the user's others.
+pub(super) async fn warn_expiring(store: &SqlStore, limit: i64) -> Result<u64, StoreError> {
+    let at = store.at();
+    let now = at.now.as_millis();
+    let due = sqlx::query(
+        "SELECT id, user_id FROM token_grants \
+         WHERE expired_at IS NULL AND remaining > 0 AND expires_at IS NOT NULL \
+             AND expires_at > $1 AND expires_at - $1 <= $2 \
+             AND (warned_days IS NULL OR (warned_days > $4 AND expires_at - $1 <= $3)) \
+         ORDER BY expires_at LIMIT $5",
+    )
+    .bind(now)
+    .bind(WARNINGS_DAYS[0] * DAY_MS)
+    .bind(WARNINGS_DAYS[1] * DAY_MS)
+    .bind(WARNINGS_DAYS[1])
+    .bind(limit)
+    .fetch_all(&store.pool)
+    .await?;
+    let mut warned = 0;
+    for row in &due {
+        let grant: i64 = row.try_get("id")?;
+        let user: i64 = row.try_get("user_id")?;
+        let mut tx = store.pool.begin_with(store.backend.begin_write()).await?;
+        if warn_in(&mut tx, at, UserId::new(user)?, grant).await? {
+            warned += 1;
+        }
+        tx.commit().await?;
+    }
+    Ok(warned)
+}
+
+/// The `grant.expiring` event of `grant`, if one is due and not written yet.
+async fn warn_in(
+    conn: &mut AnyConnection,
+    at: At,
+    user: UserId,
+    grant: i64,
+) -> Result<bool, StoreError> {
+    sqlx::query(&format!(
+        "SELECT user_id FROM token_balances WHERE user_id = $1{}",
+        at.backend.lock_rows()
+    ))
+    .bind(user.get())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let now = at.now.as_millis();
+    let row = sqlx::query(
+        "SELECT remaining, expires_at, warned_days FROM token_grants \
+         WHERE id = $1 AND expired_at IS NULL AND remaining > 0 AND expires_at > $2",
+    )
+    .bind(grant)
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else {
+        return Ok(false);
+    };
+    let expires_at: i64 = row.try_get("expires_at")?;
+    let warned: Option<i64> = row.try_get("warned_days")?;
+    // The nearest warning the grant has reached, if it is nearer than the last one written.
+    let Some(days) = WARNINGS_DAYS
+        .into_iter()
+        .filter(|days| expires_at - now <= days * DAY_MS)
+        .min()
+        .filter(|days| warned.is_none_or(|warned| *days < warned))
+    else {
+        return Ok(false);
+    };
+    sqlx::query("UPDATE token_grants SET warned_days = $2 WHERE id = $1")
+        .bind(grant)
+        .bind(days)
+        .execute(&mut *conn)
+        .await?;
+    record_grant_event(
+        conn,
+        at,
+        user,
+        EventKind::GrantExpiring,
+        grant,
+        row.try_get("remaining")?,
+    )
+    .await?;
+    Ok(true)
+}
+
+/// A `grant.*` event of `tokens` of `grant`, in the caller's transaction.
+pub(super) async fn record_grant_event(
+    conn: &mut AnyConnection,
+    at: At,
+    user: UserId,
+    kind: EventKind,
+    grant: i64,
+    tokens: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO outbox_events (user_id, kind, grant_id, tokens, created_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(user.get())
+    .bind(kind.as_str())
+    .bind(grant)
+    .bind(tokens)
+    .bind(at.now.as_millis())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
