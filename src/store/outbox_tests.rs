@@ -134,6 +134,8 @@ async fn going_under_the_threshold_is_one_event_per_crossing(
         .unwrap();
     credit(&store, ada, 1000, "pack", GrantTerms::NEVER).await;
     spend(&store, ada, 400, "c1").await.unwrap(); // 600
+    // Applied again, it would go under; replayed, it changes nothing and crosses nothing.
+    assert!(spend(&store, ada, 400, "c1").await.unwrap().replayed);
     assert_eq!(kinds(&store, ada).await, Vec::<&str>::new());
     spend(&store, ada, 200, "c2").await.unwrap(); // 400: under
     spend(&store, ada, 100, "c3").await.unwrap(); // 300: still under
