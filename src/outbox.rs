@@ -69,9 +69,11 @@ pub enum EventDetail {
     Depleted {
         available: i64,
     },
+    /// A grant's end: what it has left (`grant.expiring`) or what of it expired
+    /// (`grant.expired`), and when it ends or ended.
     Grant {
         grant: GrantId,
-        tokens_left: i64,
+        tokens: i64,
         expires_at: Option<Timestamp>,
     },
 }
@@ -117,14 +119,20 @@ impl OutboxEvent {
             }
             EventDetail::Grant {
                 grant,
-                tokens_left,
+                tokens,
                 expires_at,
-            } => json!({
-                "user": self.user,
-                "grant": grant,
-                "tokens_left": tokens_left,
-                "expires_at": expires_at.map(Timestamp::rfc3339),
-            }),
+            } => {
+                let what = match self.kind {
+                    EventKind::GrantExpired => "tokens_expired",
+                    _ => "tokens_left",
+                };
+                json!({
+                    "user": self.user,
+                    "grant": grant,
+                    what: tokens,
+                    "expires_at": expires_at.map(Timestamp::rfc3339),
+                })
+            }
         };
         json!({
             "type": self.kind.as_str(),

@@ -12,8 +12,11 @@ CREATE TABLE outbox_events (
                    'balance.depleted', 'grant.expiring', 'grant.expired')),
     entry_id   BIGINT REFERENCES token_ledger (id),
     grant_id   BIGINT REFERENCES token_grants (id),
-    -- balance.low and balance.depleted: what was available; grant.*: what the grant had left.
+    -- balance.low and balance.depleted: what was available; grant.expiring: what the grant
+    -- has left; grant.expired: what expired of it.
     tokens     BIGINT,
+    -- grant.*: when the grant ends (or ended), as it stood then.
+    expires_at BIGINT,
     -- balance.low: the threshold it went under.
     threshold  BIGINT,
     created_at BIGINT NOT NULL,

@@ -5,15 +5,20 @@
 -- Each event once, in the order one user's changes were made (they take turns on the user's
 -- balance row). `fanned_out` turns 1 once a delivery is made for every endpoint registered
 -- when it happened.
+-- AUTOINCREMENT: an id is never used twice, even after old rows are deleted (receivers drop
+-- repeats by `evt_<id>`).
 CREATE TABLE outbox_events (
-    id         INTEGER PRIMARY KEY,
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
     user_id    INTEGER NOT NULL REFERENCES users (id),
     kind       TEXT   NOT NULL CHECK (kind IN ('ledger.entry_created', 'balance.low',
                    'balance.depleted', 'grant.expiring', 'grant.expired')),
     entry_id   INTEGER REFERENCES token_ledger (id),
     grant_id   INTEGER REFERENCES token_grants (id),
-    -- balance.low and balance.depleted: what was available; grant.*: what the grant had left.
+    -- balance.low and balance.depleted: what was available; grant.expiring: what the grant
+    -- has left; grant.expired: what expired of it.
     tokens     INTEGER,
+    -- grant.*: when the grant ends (or ended), as it stood then.
+    expires_at INTEGER,
     -- balance.low: the threshold it went under.
     threshold  INTEGER,
     created_at INTEGER NOT NULL,
@@ -35,7 +40,7 @@ CREATE TABLE webhook_endpoints (
 -- retries run out (failed). A later event of the same user to the same endpoint waits while an
 -- earlier one is pending. `leased_until`: a node is sending it.
 CREATE TABLE webhook_deliveries (
-    id              INTEGER PRIMARY KEY,
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
     endpoint_id     INTEGER NOT NULL REFERENCES webhook_endpoints (id),
     event_id        INTEGER NOT NULL REFERENCES outbox_events (id),
     user_id         INTEGER NOT NULL REFERENCES users (id),
@@ -55,7 +60,7 @@ CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHER
 
 -- The delivery log: every attempt, with what the endpoint answered.
 CREATE TABLE webhook_attempts (
-    id           INTEGER PRIMARY KEY,
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
     delivery_id  INTEGER NOT NULL REFERENCES webhook_deliveries (id),
     attempted_at INTEGER NOT NULL,
     status       INTEGER,

@@ -5,7 +5,8 @@
 //! from sending the same delivery at once. The ledger never waits for any of it: a dead
 //! endpoint only makes its own deliveries wait.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use billing::clock::Clock;
@@ -22,8 +23,10 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 const LEASE: Duration = Duration::from_secs(60);
 /// How many events one statement makes deliveries of.
 const EVENTS_PER_ROUND: i64 = 1_000;
-/// How many requests are in flight at once.
+/// How many requests are in flight at once, and to one endpoint at most: a slow endpoint
+/// keeps only its own waiting.
 const IN_FLIGHT: usize = 16;
+const PER_ENDPOINT: usize = 4;
 
 pub struct Deliverer {
     store: Arc<dyn Store>,
@@ -31,6 +34,8 @@ pub struct Deliverer {
     client: reqwest::Client,
     /// One permit a request in flight.
     in_flight: Arc<Semaphore>,
+    /// Requests in flight, by endpoint.
+    busy: Mutex<HashMap<i64, usize>>,
     /// Rung when an attempt ends: the user's next event may go at once.
     attempt_ended: Notify,
 }
@@ -48,6 +53,7 @@ impl Deliverer {
             clock,
             client,
             in_flight: Arc::new(Semaphore::new(IN_FLIGHT)),
+            busy: Mutex::default(),
             attempt_ended: Notify::new(),
         }
     }
@@ -70,31 +76,58 @@ impl Deliverer {
         });
     }
 
-    /// New events become deliveries, and as many of the deliveries due as there are free
-    /// requests are sent, each on its own: a slow endpoint keeps only its own waiting.
+    /// New events become deliveries, and of each active endpoint's deliveries due as many
+    /// as it and the node have free requests for are sent, each on its own.
     async fn dispatch(self: &Arc<Self>) -> Result<(), StoreError> {
         let now = self.clock.now();
         while self.store.fan_out_events(now, EVENTS_PER_ROUND).await? == EVENTS_PER_ROUND as u64 {}
-        let free = self.in_flight.available_permits();
-        if free == 0 {
-            return Ok(());
-        }
-        let due = self.store.claim_deliveries(now, free as i64, LEASE).await?;
-        for delivery in due {
-            let permit = self
+        for endpoint in self.store.endpoints().await? {
+            if endpoint.disabled_at.is_some() {
+                continue;
+            }
+            let busy = self.busy_with(endpoint.id, 0);
+            let free = self
                 .in_flight
-                .clone()
-                .acquire_owned()
-                .await
-                .expect("the semaphore is never closed");
-            let deliverer = self.clone();
-            tokio::spawn(async move {
-                deliverer.deliver(delivery).await;
-                drop(permit);
-                deliverer.attempt_ended.notify_one();
-            });
+                .available_permits()
+                .min(PER_ENDPOINT.saturating_sub(busy));
+            if free == 0 {
+                continue;
+            }
+            // Read now, not before the fan-out: the claim's lease counts from the claim.
+            let due = self
+                .store
+                .claim_deliveries(self.clock.now(), endpoint.id, free as i64, LEASE)
+                .await?;
+            for delivery in due {
+                let permit = self
+                    .in_flight
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("the semaphore is never closed");
+                self.busy_with(endpoint.id, 1);
+                let deliverer = self.clone();
+                tokio::spawn(async move {
+                    let endpoint = delivery.endpoint.id;
+                    deliverer.deliver(delivery).await;
+                    deliverer.busy_with(endpoint, -1);
+                    drop(permit);
+                    deliverer.attempt_ended.notify_one();
+                });
+            }
         }
         Ok(())
+    }
+
+    /// Changes the requests in flight to `endpoint` by `change`; how many there are.
+    fn busy_with(&self, endpoint: i64, change: isize) -> usize {
+        let mut busy = self
+            .busy
+            .lock()
+            .expect("never poisoned: nothing panics holding it");
+        let count = busy.entry(endpoint).or_default();
+        *count = count.saturating_add_signed(change);
+        *count
     }
 
     async fn deliver(&self, delivery: DueDelivery) {
@@ -116,7 +149,7 @@ impl Deliverer {
                 "an outgoing webhook was not accepted"
             );
         }
-        if let Err(error) = self.store.record_attempt(delivery.id, &attempted).await {
+        if let Err(error) = self.store.record_attempt(&delivery, &attempted).await {
             // Unrecorded, the claim runs out and the delivery is sent again: at least once.
             tracing::error!(%error, delivery = delivery.id, "recording a webhook attempt failed");
         }

@@ -349,17 +349,22 @@ pub trait Store: Send + Sync + 'static {
     /// Makes up to `limit` new events deliveries to the endpoints, due `now`; how many events.
     async fn fan_out_events(&self, now: Timestamp, limit: i64) -> Result<u64, StoreError>;
 
-    /// Claims for `lease` up to `limit` deliveries due by `now`, each user's earliest pending
-    /// one to each endpoint only.
+    /// Claims for `lease` up to `limit` deliveries to `endpoint` (if it is active) due by
+    /// `now`, each user's earliest pending one only.
     async fn claim_deliveries(
         &self,
         now: Timestamp,
+        endpoint: i64,
         limit: i64,
         lease: Duration,
     ) -> Result<Vec<DueDelivery>, StoreError>;
 
-    /// Logs an attempt and moves its delivery on.
-    async fn record_attempt(&self, delivery: i64, attempted: &Attempted) -> Result<(), StoreError>;
+    /// Logs an attempt and moves its delivery on, if its claim still holds.
+    async fn record_attempt(
+        &self,
+        delivery: &DueDelivery,
+        attempted: &Attempted,
+    ) -> Result<(), StoreError>;
 
     /// The latest attempts, newest first, of one endpoint or all.
     async fn delivery_log(

@@ -25,6 +25,8 @@ pub struct DueDelivery {
     /// Attempts made before this one.
     pub attempts: u32,
     pub retrying_since: Timestamp,
+    /// Until when this claim holds: an attempt is recorded only under its own claim.
+    pub leased_until: Timestamp,
 }
 
 /// One attempt, as it went.

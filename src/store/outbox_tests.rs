@@ -1,7 +1,7 @@
 //! Outgoing events as the store keeps them: written with the change that caused them (never
 //! for one refused or replayed), once per crossing of a threshold, only for endpoints
-//! registered when they happened, delivered one user's in order, retried, given up and
-//! replayed; grants about to expire and expired.
+//! registered when they happened (and not sent while one is disabled), delivered one user's
+//! in order, under claims, retried, given up and replayed; grants about to expire and expired.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +20,7 @@ clocked_contract!(
     events_come_with_their_change_and_never_with_a_refused_or_replayed_one,
     going_under_the_threshold_is_one_event_per_crossing,
     an_endpoint_gets_what_happens_while_it_is_registered,
+    a_late_attempt_under_a_claim_that_ran_out_changes_nothing,
     one_users_deliveries_keep_their_order_and_a_failure_holds_back_only_that_user,
     a_delivery_given_up_lets_the_next_go_and_is_sent_again_on_replay,
     grants_about_to_expire_and_expired_are_events,
@@ -75,9 +76,18 @@ fn delivered_at(now: Timestamp) -> Attempted {
     }
 }
 
-/// What `claim_deliveries` hands out now: (user, event kind) of each.
+/// What `claim_deliveries` hands out now, endpoint by endpoint.
 async fn claimed(store: &SqlStore, now: Timestamp) -> Vec<DueDelivery> {
-    store.claim_deliveries(now, 100, LEASE).await.unwrap()
+    let mut due = Vec::new();
+    for endpoint in store.endpoints().await.unwrap() {
+        due.extend(
+            store
+                .claim_deliveries(now, endpoint.id, 100, LEASE)
+                .await
+                .unwrap(),
+        );
+    }
+    due
 }
 
 async fn events_come_with_their_change_and_never_with_a_refused_or_replayed_one(
@@ -207,10 +217,62 @@ async fn an_endpoint_gets_what_happens_while_it_is_registered(
         .collect();
     assert_eq!(
         got,
+        [(second, "pack two".to_owned())],
+        "the first endpoint's pack one waits, not sent, while it is disabled"
+    );
+    let pending: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM webhook_deliveries WHERE endpoint_id = $1 AND state = 'pending'",
+    )
+    .bind(first)
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(pending, 1);
+}
+
+async fn a_late_attempt_under_a_claim_that_ran_out_changes_nothing(
+    store: Arc<SqlStore>,
+    clock: ManualClock,
+) {
+    let ada = user(&store, "ada@example.com").await;
+    endpoint(&store, "backend").await;
+    credit(&store, ada, 1000, "pack", GrantTerms::NEVER).await;
+    store.fan_out_events(clock.now(), 100).await.unwrap();
+    let slow = claimed(&store, clock.now()).await.remove(0);
+    clock.advance(LEASE + Duration::from_secs(1));
+    let again = claimed(&store, clock.now()).await.remove(0);
+    assert_eq!(again.id, slow.id, "the claim ran out: claimed again");
+
+    store
+        .record_attempt(&slow, &failed_at(clock.now(), clock.now()))
+        .await
+        .unwrap();
+    store
+        .record_attempt(&again, &delivered_at(clock.now()))
+        .await
+        .unwrap();
+    let states: Vec<(Option<u16>, DeliveryState)> = store
+        .delivery_log(None, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|a| (a.status, a.state))
+        .collect();
+    assert_eq!(
+        states,
         [
-            (first, "pack one".to_owned()),
-            (second, "pack two".to_owned())
-        ]
+            (Some(204), DeliveryState::Delivered),
+            (Some(500), DeliveryState::Delivered),
+        ],
+        "both attempts logged; only the one under the live claim moved the delivery"
+    );
+    store
+        .record_attempt(&slow, &failed_at(clock.now(), clock.now()))
+        .await
+        .unwrap();
+    assert!(
+        claimed(&store, clock.now()).await.is_empty(),
+        "a late failure does not make a delivered event pending again"
     );
 }
 
@@ -234,11 +296,11 @@ async fn one_users_deliveries_keep_their_order_and_a_failure_holds_back_only_tha
 
     let retry_at = Timestamp::from_millis(now.as_millis() + 30_000);
     store
-        .record_attempt(first[0].id, &failed_at(now, retry_at))
+        .record_attempt(&first[0], &failed_at(now, retry_at))
         .await
         .unwrap();
     store
-        .record_attempt(first[1].id, &delivered_at(now))
+        .record_attempt(&first[1], &delivered_at(now))
         .await
         .unwrap();
     assert!(
@@ -250,7 +312,7 @@ async fn one_users_deliveries_keep_their_order_and_a_failure_holds_back_only_tha
     assert_eq!(again.len(), 1);
     assert_eq!((again[0].id, again[0].attempts), (first[0].id, 1));
     store
-        .record_attempt(again[0].id, &delivered_at(clock.now()))
+        .record_attempt(&again[0], &delivered_at(clock.now()))
         .await
         .unwrap();
     let next = claimed(&store, clock.now()).await;
@@ -286,7 +348,7 @@ async fn a_delivery_given_up_lets_the_next_go_and_is_sent_again_on_replay(
     let first = claimed(&store, now).await;
     store
         .record_attempt(
-            first[0].id,
+            &first[0],
             &Attempted {
                 next: AfterAttempt::GiveUp,
                 ..failed_at(now, now)

@@ -70,9 +70,10 @@ pub async fn webhooks(store: &dyn Store, command: WebhooksCommand) -> Result<Exi
                     a.user,
                     a.status.map_or("no answer".to_owned(), |s| s.to_string()),
                     a.duration_ms,
-                    match (&a.error, a.state.as_str()) {
-                        (Some(error), state) => format!("{state}: {error}"),
-                        (None, state) => state.to_owned(),
+                    match &a.error {
+                        Some(error) =>
+                            format!("{error} (the delivery is {} now)", a.state.as_str()),
+                        None => format!("accepted (the delivery is {} now)", a.state.as_str()),
                     }
                 );
             }

@@ -289,6 +289,7 @@ pub(super) async fn settle_in(
         for grant in &due {
             let id: i64 = grant.try_get("id")?;
             let remaining: i64 = grant.try_get("remaining")?;
+            let ends: i64 = grant.try_get("expires_at")?;
             let label: Option<String> = grant.try_get("reason")?;
             let label = label.unwrap_or_else(|| "the balance from before grants".to_owned());
             let rollover = match (
@@ -304,11 +305,18 @@ pub(super) async fn settle_in(
                     let kept = remaining.min(cap);
                     let lapsed = remaining - kept;
                     if lapsed > 0 {
-                        expire(conn, at, user, id, lapsed, &label, "").await?;
+                        let lapse = Lapse {
+                            grant: id,
+                            tokens: lapsed,
+                            ended: Timestamp::from_millis(ends),
+                        };
+                        expire(conn, at, user, lapse, &label, "").await?;
                     }
-                    // What lapsed came off `remaining` with its expiry row: `kept` is left.
+                    // What lapsed came off `remaining` with its expiry row: `kept` is left,
+                    // until one period later (and warned of again before then).
                     sqlx::query(
-                        "UPDATE token_grants SET expires_at = expires_at + $2, rolled_over = 1 \
+                        "UPDATE token_grants SET expires_at = expires_at + $2, rolled_over = 1, \
+                             warned_days = NULL \
                          WHERE id = $1",
                     )
                     .bind(id)
@@ -323,7 +331,12 @@ pub(super) async fn settle_in(
                         ""
                     };
                     if remaining > 0 {
-                        expire(conn, at, user, id, remaining, &label, suffix).await?;
+                        let lapse = Lapse {
+                            grant: id,
+                            tokens: remaining,
+                            ended: Timestamp::from_millis(ends),
+                        };
+                        expire(conn, at, user, lapse, &label, suffix).await?;
                     }
                     // Nothing is left: the expiry row took it.
                     sqlx::query("UPDATE token_grants SET expired_at = $2 WHERE id = $1")
@@ -353,16 +366,28 @@ pub(super) async fn settle_in(
     Ok(true)
 }
 
-/// The ledger row of `tokens` of grant `grant` expiring, naming the grant it takes them from.
+/// What of a grant expires, and when its time ended.
+struct Lapse {
+    grant: i64,
+    tokens: i64,
+    ended: Timestamp,
+}
+
+/// The ledger row of `lapse` expiring, naming the grant it takes the tokens from, and its
+/// `grant.expired` event.
 async fn expire(
     conn: &mut AnyConnection,
     at: At,
     user: UserId,
-    grant: i64,
-    tokens: i64,
+    lapse: Lapse,
     label: &str,
     key_suffix: &str,
 ) -> Result<(), StoreError> {
+    let Lapse {
+        grant,
+        tokens,
+        ended,
+    } = lapse;
     let balance_after: i64 = sqlx::query_scalar(
         "UPDATE token_balances SET balance = balance - $2, updated_at = $3 \
          WHERE user_id = $1 RETURNING balance",
@@ -391,5 +416,14 @@ async fn expire(
     .bind(at.now.as_millis())
     .execute(&mut *conn)
     .await?;
-    super::outbox::record_grant_event(conn, at, user, EventKind::GrantExpired, grant, tokens).await
+    super::outbox::record_grant_event(
+        conn,
+        at,
+        user,
+        EventKind::GrantExpired,
+        grant,
+        tokens,
+        ended,
+    )
+    .await
 }

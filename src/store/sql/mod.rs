@@ -413,13 +413,18 @@ impl Store for SqlStore {
     async fn claim_deliveries(
         &self,
         now: Timestamp,
+        endpoint: i64,
         limit: i64,
         lease: Duration,
     ) -> Result<Vec<DueDelivery>, StoreError> {
-        outbox::claim(self, now, limit, lease).await
+        outbox::claim(self, now, endpoint, limit, lease).await
     }
 
-    async fn record_attempt(&self, delivery: i64, attempted: &Attempted) -> Result<(), StoreError> {
+    async fn record_attempt(
+        &self,
+        delivery: &DueDelivery,
+        attempted: &Attempted,
+    ) -> Result<(), StoreError> {
         outbox::record_attempt(self, delivery, attempted).await
     }
 

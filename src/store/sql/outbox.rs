@@ -99,17 +99,18 @@ pub(super) async fn fan_out(
     limit: i64,
 ) -> Result<u64, StoreError> {
     let now = now.as_millis();
-    let mut tx = store.pool.begin_with(store.backend.begin_write()).await?;
     // By id: an event that commits after this read keeps `fanned_out = 0` for the next round.
+    // Read before any write lock is taken: most rounds find nothing.
     let ids: Vec<i64> = sqlx::query_scalar(
         "SELECT id FROM outbox_events WHERE fanned_out = 0 ORDER BY id LIMIT $1",
     )
     .bind(limit)
-    .fetch_all(&mut *tx)
+    .fetch_all(&store.pool)
     .await?;
     if ids.is_empty() {
         return Ok(0);
     }
+    let mut tx = store.pool.begin_with(store.backend.begin_write()).await?;
     let list = placeholders(3, ids.len());
     let sql = format!(
         "INSERT INTO webhook_deliveries (endpoint_id, event_id, user_id, state, retrying_since, \
@@ -118,7 +119,7 @@ pub(super) async fn fan_out(
          FROM outbox_events o JOIN webhook_endpoints e \
              ON e.created_at <= o.created_at \
                  AND (e.disabled_at IS NULL OR e.disabled_at > o.created_at) \
-         WHERE o.id IN ({list}) \
+         WHERE o.id IN ({list}) ORDER BY o.id, e.id \
          ON CONFLICT (endpoint_id, event_id) DO NOTHING"
     );
     let mut insert = sqlx::query(&sql).bind(now).bind(now);
@@ -139,19 +140,21 @@ pub(super) async fn fan_out(
     Ok(ids.len() as u64)
 }
 
-/// Claims up to `limit` deliveries whose time has come by `now`, for `lease` (another node leaves them
-/// alone meanwhile): of each user's pending deliveries to an endpoint only the earliest, so
-/// a later event never overtakes one that is being retried.
+/// Claims up to `limit` deliveries to `endpoint` (if it is active) whose time has come by
+/// `now`, for `lease` (another node leaves them alone meanwhile): of each user's pending
+/// deliveries only the earliest, so a later event never overtakes one being retried.
 pub(super) async fn claim(
     store: &SqlStore,
     now: Timestamp,
+    endpoint: i64,
     limit: i64,
     lease: Duration,
 ) -> Result<Vec<DueDelivery>, StoreError> {
     let now = now.as_millis();
     let candidates: Vec<i64> = sqlx::query_scalar(
         "SELECT d.id FROM webhook_deliveries d \
-         WHERE d.state = 'pending' AND d.next_attempt_at <= $1 \
+         JOIN webhook_endpoints p ON p.id = d.endpoint_id AND p.disabled_at IS NULL \
+         WHERE d.endpoint_id = $3 AND d.state = 'pending' AND d.next_attempt_at <= $1 \
              AND (d.leased_until IS NULL OR d.leased_until <= $1) \
              AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e \
                  WHERE e.endpoint_id = d.endpoint_id AND e.user_id = d.user_id \
@@ -160,6 +163,7 @@ pub(super) async fn claim(
     )
     .bind(now)
     .bind(limit)
+    .bind(endpoint)
     .fetch_all(&store.pool)
     .await?;
     if candidates.is_empty() {
@@ -188,14 +192,13 @@ pub(super) async fn claim(
 async fn deliveries(conn: &mut AnyConnection, ids: &[i64]) -> Result<Vec<DueDelivery>, StoreError> {
     let rows = rows_for(conn, ids, |list| {
         format!(
-            "SELECT d.id AS delivery_id, d.attempts, d.retrying_since, \
+            "SELECT d.id AS delivery_id, d.attempts, d.retrying_since, d.leased_until, \
                  e.id, e.url, e.secret, e.description, e.created_at, e.disabled_at, \
                  o.id AS event_id, o.user_id, o.kind, o.entry_id, o.grant_id, o.tokens, \
-                 o.threshold, o.created_at AS event_created_at, g.expires_at \
+                 o.threshold, o.expires_at, o.created_at AS event_created_at \
              FROM webhook_deliveries d \
              JOIN webhook_endpoints e ON e.id = d.endpoint_id \
              JOIN outbox_events o ON o.id = d.event_id \
-             LEFT JOIN token_grants g ON g.id = o.grant_id \
              WHERE d.id IN ({list}) ORDER BY o.id"
         )
     })
@@ -241,7 +244,7 @@ async fn deliveries(conn: &mut AnyConnection, ids: &[i64]) -> Result<Vec<DueDeli
                         row.try_get::<Option<i64>, _>("grant_id")?
                             .ok_or_else(|| missing("grant"))?,
                     )?,
-                    tokens_left: tokens.ok_or_else(|| missing("tokens"))?,
+                    tokens: tokens.ok_or_else(|| missing("tokens"))?,
                     expires_at: row
                         .try_get::<Option<i64>, _>("expires_at")?
                         .map(Timestamp::from_millis),
@@ -259,15 +262,21 @@ async fn deliveries(conn: &mut AnyConnection, ids: &[i64]) -> Result<Vec<DueDeli
                 },
                 attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX),
                 retrying_since: Timestamp::from_millis(row.try_get("retrying_since")?),
+                leased_until: Timestamp::from_millis(
+                    row.try_get::<Option<i64>, _>("leased_until")?
+                        .ok_or_else(|| missing("claim"))?,
+                ),
             })
         })
         .collect()
 }
 
-/// Logs an attempt and moves its delivery on: delivered, due again later, or given up.
+/// Logs an attempt and moves its delivery on (delivered, due again later, or given up), if
+/// the claim it was made under still holds: a late attempt whose claim ran out (another node
+/// has the delivery now) is logged and changes nothing.
 pub(super) async fn record_attempt(
     store: &SqlStore,
-    delivery: i64,
+    delivery: &DueDelivery,
     attempted: &Attempted,
 ) -> Result<(), StoreError> {
     let at = attempted.at.as_millis();
@@ -281,7 +290,7 @@ pub(super) async fn record_attempt(
         "INSERT INTO webhook_attempts (delivery_id, attempted_at, status, error, duration_ms) \
          VALUES ($1, $2, $3, $4, $5)",
     )
-    .bind(delivery)
+    .bind(delivery.id)
     .bind(at)
     .bind(attempted.status.map(i64::from))
     .bind(attempted.error.as_deref())
@@ -291,12 +300,13 @@ pub(super) async fn record_attempt(
     sqlx::query(
         "UPDATE webhook_deliveries SET attempts = attempts + 1, leased_until = NULL, \
              state = $2, next_attempt_at = $3, settled_at = $4 \
-         WHERE id = $1",
+         WHERE id = $1 AND state = 'pending' AND leased_until = $5",
     )
-    .bind(delivery)
+    .bind(delivery.id)
     .bind(state.as_str())
     .bind(next)
     .bind(settled)
+    .bind(delivery.leased_until.as_millis())
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -350,8 +360,8 @@ pub(super) async fn replay(
     scope: ReplayScope,
 ) -> Result<u64, StoreError> {
     let now = now.as_millis();
-    let again = "UPDATE webhook_deliveries SET state = 'pending', retrying_since = $2, \
-             next_attempt_at = $2, leased_until = NULL, settled_at = NULL \
+    let again = "UPDATE webhook_deliveries SET state = 'pending', attempts = 0, \
+             retrying_since = $2, next_attempt_at = $2, leased_until = NULL, settled_at = NULL \
          WHERE endpoint_id = $1";
     let done = match scope {
         ReplayScope::Failed => {
@@ -458,12 +468,14 @@ async fn warn_in(
         EventKind::GrantExpiring,
         grant,
         row.try_get("remaining")?,
+        Timestamp::from_millis(expires_at),
     )
     .await?;
     Ok(true)
 }
 
-/// A `grant.*` event of `tokens` of `grant`, in the caller's transaction.
+/// A `grant.*` event of `tokens` of `grant`, which ends (or ended) at `expires_at`, in the
+/// caller's transaction.
 pub(super) async fn record_grant_event(
     conn: &mut AnyConnection,
     at: At,
@@ -471,15 +483,17 @@ pub(super) async fn record_grant_event(
     kind: EventKind,
     grant: i64,
     tokens: i64,
+    expires_at: Timestamp,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO outbox_events (user_id, kind, grant_id, tokens, created_at) \
-         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO outbox_events (user_id, kind, grant_id, tokens, expires_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(user.get())
     .bind(kind.as_str())
     .bind(grant)
     .bind(tokens)
+    .bind(expires_at.as_millis())
     .bind(at.now.as_millis())
     .execute(&mut *conn)
     .await?;
