@@ -433,6 +433,15 @@ async fn a_subscription_credits_each_paid_invoice_once_in_any_order(store: Arc<S
     let subscription = w.store.subscription_of(w.user.id).await.unwrap().unwrap();
     assert_eq!(subscription.status, "active");
     assert!(!subscription.cancel_at_period_end);
+    // The period's tokens last as long as the period the invoice paid for.
+    let grants = w.store.grants(w.user.id).await.unwrap();
+    let period_end = subscription.current_period_end.expect("a period end");
+    assert_eq!(grants.len(), 1);
+    assert_eq!(
+        grants[0].expires_at.map(|at| at.as_millis()),
+        Some(period_end * 1000),
+        "{grants:?}"
+    );
 
     // The next month's invoice credits again, once.
     let portal = w.portal().await;

@@ -177,6 +177,64 @@ async fn the_billing_page_shows_what_is_reserved_and_what_is_left_of_each_grant(
 }
 
 #[tokio::test]
+async fn the_ledger_on_the_page_says_what_a_capture_and_an_expiry_were() {
+    use billing::domain::{GrantTerms, IdempotencyKey, Reason, Source, Timestamp, Tokens};
+    use billing::ledger::Posting;
+    use billing::store::{HoldCapture, NewHold};
+
+    let app = spawn_app().await;
+    let bob = app.user("bob").await;
+    let user = bob.user.clone().unwrap().id;
+    billing::testing::paid_purchase(&*app.store, user, 5_000, "test:bob").await;
+    let opened = app
+        .store
+        .open_hold(&NewHold {
+            user,
+            tokens: Tokens::new(1_200).unwrap(),
+            reason: Reason::parse("A render job").unwrap(),
+            ttl_ms: 600_000,
+            key: IdempotencyKey::parse("hold:ledger-page").unwrap(),
+            api_key: None,
+        })
+        .await
+        .unwrap();
+    app.store
+        .capture_hold(&HoldCapture {
+            hold: opened.hold.id,
+            tokens: Tokens::new(900).unwrap(),
+            may_exceed: false,
+            api_key: None,
+        })
+        .await
+        .unwrap();
+    // Tokens whose time is over as they arrive expire at once, with a row of their own.
+    let ended = Timestamp::from_millis(Timestamp::now().as_millis() - 1_000);
+    app.store
+        .post(
+            Posting::credit(
+                user,
+                Tokens::new(300).unwrap(),
+                Source::Manual,
+                Reason::parse("Launch week bonus").unwrap(),
+                IdempotencyKey::parse("admin:ledger-page").unwrap(),
+            )
+            .expiring(GrantTerms::expiring_at(ended)),
+        )
+        .await
+        .unwrap();
+
+    let html = bob.get("/app/billing").await.text;
+    assert!(html.contains("Usage (reserved)"), "{html}");
+    assert!(html.contains("A render job"), "{html}");
+    assert!(html.contains("Expired"), "{html}");
+    assert!(
+        html.contains("Expired unspent: Launch week bonus"),
+        "{html}"
+    );
+    assert!(html.contains(">4,100</span> tokens"), "{html}");
+}
+
+#[tokio::test]
 async fn a_months_statement_adds_up_on_the_page_in_json_and_as_csv() {
     use billing::domain::{IdempotencyKey, Month, Reason, Timestamp, Tokens};
     use billing::ledger::Posting;
