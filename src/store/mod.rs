@@ -17,8 +17,6 @@ mod sql;
 #[cfg(test)]
 mod tests;
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 
 pub use billing::{
@@ -29,15 +27,14 @@ pub use credits::{
     BatchItem, CreditMismatch, HoldCapture, HoldError, HoldOpened, HoldReleased, NewHold,
 };
 pub use database::{Backend, connect};
-pub use outbox::{Attempted, DueDelivery, Endpoint, LoggedAttempt, ReplayScope};
+pub use outbox::{Attempted, DueDelivery, Endpoint, LoggedAttempt, Outbox, ReplayScope};
 pub use sql::SqlStore;
 
 use crate::api_key::KeyDigest;
-use crate::config::Secret;
 use crate::domain::{
     Available, Balance, DomainError, Email, Grant, Hold, HoldId, IdempotencyKey, LedgerEntry,
-    LedgerEntryId, LedgerPage, LedgerTotals, Month, Role, Source, Statement, Timestamp, Tokens,
-    User, UserId,
+    LedgerEntryId, LedgerPage, LedgerTotals, Month, Role, Source, Statement, Timestamp, User,
+    UserId,
 };
 use crate::ledger::{Debit, LedgerError, Posted, Posting};
 
@@ -139,7 +136,7 @@ pub struct BalanceMismatch {
 
 /// Everything the application stores.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: Outbox + Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// Checks that the database answers.
@@ -323,64 +320,4 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_api_key(&self, id: i64) -> Result<bool, StoreError>;
 
     async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError>;
-
-    // Outgoing webhooks: where events go, their deliveries and the delivery log.
-
-    /// Registers where events go, signed with `secret`; it gets what happens from now on.
-    async fn add_endpoint(
-        &self,
-        url: &str,
-        secret: &Secret,
-        description: &str,
-    ) -> Result<Endpoint, StoreError>;
-
-    async fn endpoints(&self) -> Result<Vec<Endpoint>, StoreError>;
-
-    /// Stops sending to an endpoint; false when no active endpoint has that id.
-    async fn disable_endpoint(&self, id: i64) -> Result<bool, StoreError>;
-
-    /// The user's low-balance threshold: what is available going under it is an event.
-    async fn set_low_balance_threshold(
-        &self,
-        user: UserId,
-        below: Option<Tokens>,
-    ) -> Result<(), StoreError>;
-
-    /// Makes up to `limit` new events deliveries to the endpoints, due `now`; how many events.
-    async fn fan_out_events(&self, now: Timestamp, limit: i64) -> Result<u64, StoreError>;
-
-    /// Claims for `lease` up to `limit` deliveries to `endpoint` (if it is active) due by
-    /// `now`, each user's earliest pending one only.
-    async fn claim_deliveries(
-        &self,
-        now: Timestamp,
-        endpoint: i64,
-        limit: i64,
-        lease: Duration,
-    ) -> Result<Vec<DueDelivery>, StoreError>;
-
-    /// Logs an attempt and moves its delivery on, if its claim still holds.
-    async fn record_attempt(
-        &self,
-        delivery: &DueDelivery,
-        attempted: &Attempted,
-    ) -> Result<(), StoreError>;
-
-    /// The latest attempts, newest first, of one endpoint or all.
-    async fn delivery_log(
-        &self,
-        endpoint: Option<i64>,
-        limit: i64,
-    ) -> Result<Vec<LoggedAttempt>, StoreError>;
-
-    /// Sends deliveries to an endpoint again from `now`; how many.
-    async fn replay_deliveries(
-        &self,
-        now: Timestamp,
-        endpoint: i64,
-        scope: ReplayScope,
-    ) -> Result<u64, StoreError>;
-
-    /// Writes the `grant.expiring` events that are due, for up to `limit` grants; how many.
-    async fn warn_expiring_grants(&self, limit: i64) -> Result<u64, StoreError>;
 }

@@ -14,7 +14,8 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use sqlx::{AnyConnection, Row};
 
 use super::at::At;
-use super::grants::{self, Draws, SPENDING_ORDER};
+use super::expiry;
+use super::grants::{Draws, SPENDING_ORDER};
 use super::lists::{PER_LIST, placeholders, rows_for};
 use super::{ENTRY_COLUMNS, POST_ATTEMPTS, SqlStore, entry_from_row, entry_of, record_posting};
 use crate::domain::{Balance, LedgerEntry, LedgerEntryId, UserId};
@@ -214,7 +215,7 @@ async fn lock_accounts(
     let due = read_accounts(conn, at, users, &mut accounts).await?;
     if !due.is_empty() {
         for user in &due {
-            grants::settle_in(conn, at, UserId::new(*user)?).await?;
+            expiry::settle_in(conn, at, UserId::new(*user)?).await?;
         }
         read_accounts(conn, at, &due, &mut accounts).await?;
     }

@@ -3,8 +3,7 @@
 
 use sqlx::Row;
 
-use super::grants;
-use super::{SqlStore, holds};
+use super::{SqlStore, expiry, holds};
 use crate::domain::{Available, Grant, GrantId, LedgerEntryId, Timestamp, Tokens, UserId};
 use crate::store::StoreError;
 use crate::store::credits::CreditMismatch;
@@ -20,7 +19,7 @@ impl SqlStore {
                 .await?;
         if due.flatten().is_some_and(|next| next <= at.now.as_millis()) {
             let mut tx = self.pool.begin_with(self.backend.begin_write()).await?;
-            grants::settle_in(&mut tx, at, user).await?;
+            expiry::settle_in(&mut tx, at, user).await?;
             let available = holds::available_in(&mut tx, user).await?;
             tx.commit().await?;
             return Ok(available);
@@ -78,7 +77,7 @@ impl SqlStore {
         let mut settled = 0;
         for user in due {
             let mut tx = self.pool.begin_with(self.backend.begin_write()).await?;
-            if grants::settle_in(&mut tx, at, UserId::new(user)?).await? {
+            if expiry::settle_in(&mut tx, at, UserId::new(user)?).await? {
                 settled += 1;
             }
             tx.commit().await?;

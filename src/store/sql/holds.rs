@@ -9,9 +9,9 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::at::At;
-use super::grants;
 use super::posting::{self, Attempt};
 use super::{ENTRY_COLUMNS, SqlStore, entry_from_row};
+use super::{expiry, grants};
 use crate::domain::{
     Available, Balance, Hold, HoldId, HoldState, IdempotencyKey, LedgerEntryId, Reason, Timestamp,
     Tokens, UserId,
@@ -48,7 +48,7 @@ pub(super) async fn open(store: &SqlStore, new: &NewHold) -> Result<HoldOpened, 
         .await?;
         match row {
             Some(row) => break available_of(&row)?,
-            None if !settled && grants::settle_in(&mut tx, at, new.user).await? => settled = true,
+            None if !settled && expiry::settle_in(&mut tx, at, new.user).await? => settled = true,
             None => {
                 let available = available_in(&mut tx, new.user).await?;
                 return Err(LedgerError::InsufficientTokens {
@@ -145,7 +145,7 @@ pub(super) async fn capture(store: &SqlStore, capture: &HoldCapture) -> Result<P
         }
         HoldState::Expired => {
             // Past its time, swept or not: the sweep's work is done now, and kept.
-            grants::settle_in(&mut tx, at, hold.user_id).await?;
+            expiry::settle_in(&mut tx, at, hold.user_id).await?;
             tx.commit().await?;
             return Err(HoldError::Settled(HoldState::Expired).into());
         }
@@ -223,7 +223,7 @@ pub(super) async fn release(
         }
         HoldState::Expired => {
             // Nothing is reserved by it any more: the release holds already.
-            grants::settle_in(&mut tx, at, found.user_id).await?;
+            expiry::settle_in(&mut tx, at, found.user_id).await?;
             found.state = HoldState::Expired;
             true
         }

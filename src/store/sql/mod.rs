@@ -7,13 +7,16 @@
 //! [`credits`]; refunds and disputes in [`reversals`]; the Stripe inbox, customers and
 //! subscriptions in [`stripe`]; reading the ledger in [`ledger`] (an entry's row in
 //! [`entries`]); users and API keys in [`accounts`]; the rate limits' buckets in
-//! [`rate_limits`]; lists of values in [`lists`].
+//! [`rate_limits`]; outgoing webhooks in [`outbox`] and grants' events in [`grant_events`];
+//! lists of values in [`lists`].
 
 mod accounts;
 mod at;
 mod batch;
 mod credits;
 mod entries;
+mod expiry;
+mod grant_events;
 mod grants;
 mod holds;
 mod ledger;
@@ -25,7 +28,6 @@ mod reversals;
 mod stripe;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::AnyPool;
@@ -34,14 +36,12 @@ use super::billing::{
     Applied, Awaiting, Change, InboxEvent, Recorded, StoredEvent, SubscriptionRecord, Unfinished,
 };
 use super::credits::{BatchItem, CreditMismatch, HoldCapture, HoldOpened, HoldReleased, NewHold};
-use super::outbox::{Attempted, DueDelivery, Endpoint, LoggedAttempt, ReplayScope};
 use super::{ApiKey, Backend, BalanceMismatch, LedgerQuery, NewUser, Store, StoreError};
 use crate::api_key::KeyDigest;
 use crate::clock::{Clock, SystemClock};
-use crate::config::Secret;
 use crate::domain::{
     Available, Balance, Email, Grant, Hold, HoldId, IdempotencyKey, LedgerEntry, LedgerPage,
-    LedgerTotals, Month, Statement, Timestamp, Tokens, User, UserId,
+    LedgerTotals, Month, Statement, Timestamp, User, UserId,
 };
 use crate::ledger::{Debit, LedgerError, Posted, Posting};
 
@@ -379,74 +379,6 @@ impl Store for SqlStore {
 
     async fn revoke_api_key(&self, id: i64) -> Result<bool, StoreError> {
         accounts::revoke_api_key(self, id).await
-    }
-
-    async fn add_endpoint(
-        &self,
-        url: &str,
-        secret: &Secret,
-        description: &str,
-    ) -> Result<Endpoint, StoreError> {
-        outbox::add_endpoint(self, url, secret, description).await
-    }
-
-    async fn endpoints(&self) -> Result<Vec<Endpoint>, StoreError> {
-        outbox::endpoints(self).await
-    }
-
-    async fn disable_endpoint(&self, id: i64) -> Result<bool, StoreError> {
-        outbox::disable_endpoint(self, id).await
-    }
-
-    async fn set_low_balance_threshold(
-        &self,
-        user: UserId,
-        below: Option<Tokens>,
-    ) -> Result<(), StoreError> {
-        outbox::set_low_balance_threshold(self, user, below).await
-    }
-
-    async fn fan_out_events(&self, now: Timestamp, limit: i64) -> Result<u64, StoreError> {
-        outbox::fan_out(self, now, limit).await
-    }
-
-    async fn claim_deliveries(
-        &self,
-        now: Timestamp,
-        endpoint: i64,
-        limit: i64,
-        lease: Duration,
-    ) -> Result<Vec<DueDelivery>, StoreError> {
-        outbox::claim(self, now, endpoint, limit, lease).await
-    }
-
-    async fn record_attempt(
-        &self,
-        delivery: &DueDelivery,
-        attempted: &Attempted,
-    ) -> Result<(), StoreError> {
-        outbox::record_attempt(self, delivery, attempted).await
-    }
-
-    async fn delivery_log(
-        &self,
-        endpoint: Option<i64>,
-        limit: i64,
-    ) -> Result<Vec<LoggedAttempt>, StoreError> {
-        outbox::log(self, endpoint, limit).await
-    }
-
-    async fn replay_deliveries(
-        &self,
-        now: Timestamp,
-        endpoint: i64,
-        scope: ReplayScope,
-    ) -> Result<u64, StoreError> {
-        outbox::replay(self, now, endpoint, scope).await
-    }
-
-    async fn warn_expiring_grants(&self, limit: i64) -> Result<u64, StoreError> {
-        outbox::warn_expiring(self, limit).await
     }
 
     async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {

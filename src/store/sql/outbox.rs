@@ -6,22 +6,18 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use sqlx::{AnyConnection, Row};
 
-use super::at::At;
 use super::lists::{placeholders, rows_for};
-use super::{ENTRY_COLUMNS, SqlStore, entry_from_row};
+use super::{ENTRY_COLUMNS, SqlStore, entry_from_row, grant_events};
 use crate::config::Secret;
 use crate::domain::{GrantId, Timestamp, Tokens, UserId};
 use crate::outbox::{AfterAttempt, DeliveryState, EventDetail, EventKind, OutboxEvent};
 use crate::store::StoreError;
-use crate::store::outbox::{Attempted, DueDelivery, Endpoint, LoggedAttempt, ReplayScope};
+use crate::store::outbox::{Attempted, DueDelivery, Endpoint, LoggedAttempt, Outbox, ReplayScope};
 
 const ENDPOINT_COLUMNS: &str = "id, url, secret, description, created_at, disabled_at";
-
-/// How far ahead of a grant's end its `grant.expiring` events go out.
-const WARNINGS_DAYS: [i64; 2] = [7, 1];
-const DAY_MS: i64 = 86_400_000;
 
 fn endpoint_from(row: &sqlx::any::AnyRow) -> Result<Endpoint, StoreError> {
     Ok(Endpoint {
@@ -36,156 +32,275 @@ fn endpoint_from(row: &sqlx::any::AnyRow) -> Result<Endpoint, StoreError> {
     })
 }
 
-pub(super) async fn add_endpoint(
-    store: &SqlStore,
-    url: &str,
-    secret: &Secret,
-    description: &str,
-) -> Result<Endpoint, StoreError> {
-    let row = sqlx::query(&format!(
-        "INSERT INTO webhook_endpoints (url, secret, description, created_at) \
-         VALUES ($1, $2, $3, $4) RETURNING {ENDPOINT_COLUMNS}"
-    ))
-    .bind(url)
-    .bind(secret.expose())
-    .bind(description)
-    .bind(store.at().now.as_millis())
-    .fetch_one(&store.pool)
-    .await?;
-    endpoint_from(&row)
-}
-
-pub(super) async fn endpoints(store: &SqlStore) -> Result<Vec<Endpoint>, StoreError> {
-    let rows = sqlx::query(&format!(
-        "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints ORDER BY id"
-    ))
-    .fetch_all(&store.pool)
-    .await?;
-    rows.iter().map(endpoint_from).collect()
-}
-
-pub(super) async fn disable_endpoint(store: &SqlStore, id: i64) -> Result<bool, StoreError> {
-    let done = sqlx::query(
-        "UPDATE webhook_endpoints SET disabled_at = $2 WHERE id = $1 AND disabled_at IS NULL",
-    )
-    .bind(id)
-    .bind(store.at().now.as_millis())
-    .execute(&store.pool)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-pub(super) async fn set_low_balance_threshold(
-    store: &SqlStore,
-    user: UserId,
-    below: Option<Tokens>,
-) -> Result<(), StoreError> {
-    let done = sqlx::query("UPDATE token_balances SET low_balance_below = $2 WHERE user_id = $1")
-        .bind(user.get())
-        .bind(below.map(Tokens::get))
-        .execute(&store.pool)
+#[async_trait]
+impl Outbox for SqlStore {
+    async fn add_endpoint(
+        &self,
+        url: &str,
+        secret: &Secret,
+        description: &str,
+    ) -> Result<Endpoint, StoreError> {
+        let row = sqlx::query(&format!(
+            "INSERT INTO webhook_endpoints (url, secret, description, created_at) \
+             VALUES ($1, $2, $3, $4) RETURNING {ENDPOINT_COLUMNS}"
+        ))
+        .bind(url)
+        .bind(secret.expose())
+        .bind(description)
+        .bind(self.at().now.as_millis())
+        .fetch_one(&self.pool)
         .await?;
-    if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
+        endpoint_from(&row)
     }
-    Ok(())
-}
 
-/// Makes up to `limit` new events deliveries, due `now`, to every endpoint that was
-/// registered, and not disabled, when each happened; how many events.
-pub(super) async fn fan_out(
-    store: &SqlStore,
-    now: Timestamp,
-    limit: i64,
-) -> Result<u64, StoreError> {
-    let now = now.as_millis();
-    // By id: an event that commits after this read keeps `fanned_out = 0` for the next round.
-    // Read before any write lock is taken: most rounds find nothing.
-    let ids: Vec<i64> = sqlx::query_scalar(
-        "SELECT id FROM outbox_events WHERE fanned_out = 0 ORDER BY id LIMIT $1",
-    )
-    .bind(limit)
-    .fetch_all(&store.pool)
-    .await?;
-    if ids.is_empty() {
-        return Ok(0);
+    async fn endpoints(&self) -> Result<Vec<Endpoint>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints ORDER BY id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(endpoint_from).collect()
     }
-    let mut tx = store.pool.begin_with(store.backend.begin_write()).await?;
-    let list = placeholders(3, ids.len());
-    let sql = format!(
-        "INSERT INTO webhook_deliveries (endpoint_id, event_id, user_id, state, retrying_since, \
-             next_attempt_at, created_at) \
-         SELECT e.id, o.id, o.user_id, 'pending', $1, $1, $2 \
-         FROM outbox_events o JOIN webhook_endpoints e \
-             ON e.created_at <= o.created_at \
-                 AND (e.disabled_at IS NULL OR e.disabled_at > o.created_at) \
-         WHERE o.id IN ({list}) ORDER BY o.id, e.id \
-         ON CONFLICT (endpoint_id, event_id) DO NOTHING"
-    );
-    let mut insert = sqlx::query(&sql).bind(now).bind(now);
-    for id in &ids {
-        insert = insert.bind(*id);
-    }
-    insert.execute(&mut *tx).await?;
-    let sql = format!(
-        "UPDATE outbox_events SET fanned_out = 1 WHERE id IN ({})",
-        placeholders(1, ids.len())
-    );
-    let mut mark = sqlx::query(&sql);
-    for id in &ids {
-        mark = mark.bind(*id);
-    }
-    mark.execute(&mut *tx).await?;
-    tx.commit().await?;
-    Ok(ids.len() as u64)
-}
 
-/// Claims up to `limit` deliveries to `endpoint` (if it is active) whose time has come by
-/// `now`, for `lease` (another node leaves them alone meanwhile): of each user's pending
-/// deliveries only the earliest, so a later event never overtakes one being retried.
-pub(super) async fn claim(
-    store: &SqlStore,
-    now: Timestamp,
-    endpoint: i64,
-    limit: i64,
-    lease: Duration,
-) -> Result<Vec<DueDelivery>, StoreError> {
-    let now = now.as_millis();
-    let candidates: Vec<i64> = sqlx::query_scalar(
-        "SELECT d.id FROM webhook_deliveries d \
-         JOIN webhook_endpoints p ON p.id = d.endpoint_id AND p.disabled_at IS NULL \
-         WHERE d.endpoint_id = $3 AND d.state = 'pending' AND d.next_attempt_at <= $1 \
-             AND (d.leased_until IS NULL OR d.leased_until <= $1) \
-             AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e \
-                 WHERE e.endpoint_id = d.endpoint_id AND e.user_id = d.user_id \
-                     AND e.state = 'pending' AND e.event_id < d.event_id) \
-         ORDER BY d.next_attempt_at, d.id LIMIT $2",
-    )
-    .bind(now)
-    .bind(limit)
-    .bind(endpoint)
-    .fetch_all(&store.pool)
-    .await?;
-    if candidates.is_empty() {
-        return Ok(Vec::new());
+    async fn disable_endpoint(&self, id: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE webhook_endpoints SET disabled_at = $2 WHERE id = $1 AND disabled_at IS NULL",
+        )
+        .bind(id)
+        .bind(self.at().now.as_millis())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
-    // Only what no other node claimed between the read and now.
-    let sql = format!(
-        "UPDATE webhook_deliveries SET leased_until = $1 \
-         WHERE id IN ({}) AND state = 'pending' \
-             AND (leased_until IS NULL OR leased_until <= $2) \
-         RETURNING id",
-        placeholders(3, candidates.len())
-    );
-    let mut take = sqlx::query_scalar(&sql)
-        .bind(now + lease.as_millis() as i64)
-        .bind(now);
-    for id in &candidates {
-        take = take.bind(*id);
+
+    async fn set_low_balance_threshold(
+        &self,
+        user: UserId,
+        below: Option<Tokens>,
+    ) -> Result<(), StoreError> {
+        let done =
+            sqlx::query("UPDATE token_balances SET low_balance_below = $2 WHERE user_id = $1")
+                .bind(user.get())
+                .bind(below.map(Tokens::get))
+                .execute(&self.pool)
+                .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
     }
-    let claimed: Vec<i64> = take.fetch_all(&store.pool).await?;
-    let mut conn = store.pool.acquire().await?;
-    deliveries(&mut conn, &claimed).await
+
+    /// Makes up to `limit` new events deliveries, due `now`, to every endpoint that was
+    /// registered, and not disabled, when each happened; how many events.
+    async fn fan_out_events(&self, now: Timestamp, limit: i64) -> Result<u64, StoreError> {
+        let now = now.as_millis();
+        // By id: an event that commits after this read keeps `fanned_out = 0` for the next round.
+        // Read before any write lock is taken: most rounds find nothing.
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM outbox_events WHERE fanned_out = 0 ORDER BY id LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.pool.begin_with(self.backend.begin_write()).await?;
+        let list = placeholders(3, ids.len());
+        let sql = format!(
+            "INSERT INTO webhook_deliveries (endpoint_id, event_id, user_id, state, retrying_since, \
+                 next_attempt_at, created_at) \
+             SELECT e.id, o.id, o.user_id, 'pending', $1, $1, $2 \
+             FROM outbox_events o JOIN webhook_endpoints e \
+                 ON e.created_at <= o.created_at \
+                     AND (e.disabled_at IS NULL OR e.disabled_at > o.created_at) \
+             WHERE o.id IN ({list}) ORDER BY o.id, e.id \
+             ON CONFLICT (endpoint_id, event_id) DO NOTHING"
+        );
+        let mut insert = sqlx::query(&sql).bind(now).bind(now);
+        for id in &ids {
+            insert = insert.bind(*id);
+        }
+        insert.execute(&mut *tx).await?;
+        let sql = format!(
+            "UPDATE outbox_events SET fanned_out = 1 WHERE id IN ({})",
+            placeholders(1, ids.len())
+        );
+        let mut mark = sqlx::query(&sql);
+        for id in &ids {
+            mark = mark.bind(*id);
+        }
+        mark.execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(ids.len() as u64)
+    }
+
+    /// Claims up to `limit` deliveries to `endpoint` (if it is active) whose time has come by
+    /// `now`, for `lease` (another node leaves them alone meanwhile): of each user's pending
+    /// deliveries only the earliest, so a later event never overtakes one being retried.
+    async fn claim_deliveries(
+        &self,
+        now: Timestamp,
+        endpoint: i64,
+        limit: i64,
+        lease: Duration,
+    ) -> Result<Vec<DueDelivery>, StoreError> {
+        let now = now.as_millis();
+        let candidates: Vec<i64> = sqlx::query_scalar(
+            "SELECT d.id FROM webhook_deliveries d \
+             JOIN webhook_endpoints p ON p.id = d.endpoint_id AND p.disabled_at IS NULL \
+             WHERE d.endpoint_id = $3 AND d.state = 'pending' AND d.next_attempt_at <= $1 \
+                 AND (d.leased_until IS NULL OR d.leased_until <= $1) \
+                 AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e \
+                     WHERE e.endpoint_id = d.endpoint_id AND e.user_id = d.user_id \
+                         AND e.state = 'pending' AND e.event_id < d.event_id) \
+             ORDER BY d.next_attempt_at, d.id LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .bind(endpoint)
+        .fetch_all(&self.pool)
+        .await?;
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Only what no other node claimed between the read and now.
+        let sql = format!(
+            "UPDATE webhook_deliveries SET leased_until = $1 \
+             WHERE id IN ({}) AND state = 'pending' \
+                 AND (leased_until IS NULL OR leased_until <= $2) \
+             RETURNING id",
+            placeholders(3, candidates.len())
+        );
+        let mut take = sqlx::query_scalar(&sql)
+            .bind(now + lease.as_millis() as i64)
+            .bind(now);
+        for id in &candidates {
+            take = take.bind(*id);
+        }
+        let claimed: Vec<i64> = take.fetch_all(&self.pool).await?;
+        let mut conn = self.pool.acquire().await?;
+        deliveries(&mut conn, &claimed).await
+    }
+
+    /// Logs an attempt and moves its delivery on (delivered, due again later, or given up), if
+    /// the claim it was made under still holds: a late attempt whose claim ran out (another node
+    /// has the delivery now) is logged and changes nothing.
+    async fn record_attempt(
+        &self,
+        delivery: &DueDelivery,
+        attempted: &Attempted,
+    ) -> Result<(), StoreError> {
+        let at = attempted.at.as_millis();
+        let (state, next, settled) = match attempted.next {
+            AfterAttempt::Delivered => (DeliveryState::Delivered, at, Some(at)),
+            AfterAttempt::RetryAt(next) => (DeliveryState::Pending, next.as_millis(), None),
+            AfterAttempt::GiveUp => (DeliveryState::Failed, at, Some(at)),
+        };
+        let mut tx = self.pool.begin_with(self.backend.begin_write()).await?;
+        sqlx::query(
+            "INSERT INTO webhook_attempts (delivery_id, attempted_at, status, error, duration_ms) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(delivery.id)
+        .bind(at)
+        .bind(attempted.status.map(i64::from))
+        .bind(attempted.error.as_deref())
+        .bind(attempted.duration_ms)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE webhook_deliveries SET attempts = attempts + 1, leased_until = NULL, \
+                 state = $2, next_attempt_at = $3, settled_at = $4 \
+             WHERE id = $1 AND state = 'pending' AND leased_until = $5",
+        )
+        .bind(delivery.id)
+        .bind(state.as_str())
+        .bind(next)
+        .bind(settled)
+        .bind(delivery.leased_until.as_millis())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The latest `limit` attempts, of one endpoint or of all, newest first.
+    async fn delivery_log(
+        &self,
+        endpoint: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<LoggedAttempt>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT a.delivery_id, d.endpoint_id, d.event_id, o.kind, o.user_id, d.state, \
+                 a.attempted_at, a.status, a.error, a.duration_ms \
+             FROM webhook_attempts a \
+             JOIN webhook_deliveries d ON d.id = a.delivery_id \
+             JOIN outbox_events o ON o.id = d.event_id \
+             WHERE ($1 IS NULL OR d.endpoint_id = $1) \
+             ORDER BY a.id DESC LIMIT $2",
+        )
+        .bind(endpoint)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(LoggedAttempt {
+                    delivery: row.try_get("delivery_id")?,
+                    endpoint: row.try_get("endpoint_id")?,
+                    event: row.try_get("event_id")?,
+                    kind: EventKind::parse(&row.try_get::<String, _>("kind")?)?,
+                    user: UserId::new(row.try_get("user_id")?)?,
+                    state: DeliveryState::parse(&row.try_get::<String, _>("state")?)?,
+                    at: Timestamp::from_millis(row.try_get("attempted_at")?),
+                    status: row
+                        .try_get::<Option<i64>, _>("status")?
+                        .and_then(|s| u16::try_from(s).ok()),
+                    error: row.try_get("error")?,
+                    duration_ms: row.try_get("duration_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Sends deliveries to `endpoint` again from `now`, with three more days of retries; how many.
+    async fn replay_deliveries(
+        &self,
+        now: Timestamp,
+        endpoint: i64,
+        scope: ReplayScope,
+    ) -> Result<u64, StoreError> {
+        let now = now.as_millis();
+        let again = "UPDATE webhook_deliveries SET state = 'pending', attempts = 0, \
+                 retrying_since = $2, next_attempt_at = $2, leased_until = NULL, settled_at = NULL \
+             WHERE endpoint_id = $1";
+        let done = match scope {
+            ReplayScope::Failed => {
+                sqlx::query(&format!("{again} AND state = 'failed'"))
+                    .bind(endpoint)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?
+            }
+            ReplayScope::Since(since) => {
+                sqlx::query(&format!(
+                    "{again} AND state <> 'pending' AND event_id IN \
+                         (SELECT id FROM outbox_events WHERE created_at >= $3)"
+                ))
+                .bind(endpoint)
+                .bind(now)
+                .bind(since.as_millis())
+                .execute(&self.pool)
+                .await?
+            }
+        };
+        Ok(done.rows_affected())
+    }
+
+    async fn warn_expiring_grants(&self, limit: i64) -> Result<u64, StoreError> {
+        grant_events::warn_expiring(self, limit).await
+    }
 }
 
 /// The deliveries `ids` with their endpoints and events, in the order of their events.
@@ -269,233 +384,4 @@ async fn deliveries(conn: &mut AnyConnection, ids: &[i64]) -> Result<Vec<DueDeli
             })
         })
         .collect()
-}
-
-/// Logs an attempt and moves its delivery on (delivered, due again later, or given up), if
-/// the claim it was made under still holds: a late attempt whose claim ran out (another node
-/// has the delivery now) is logged and changes nothing.
-pub(super) async fn record_attempt(
-    store: &SqlStore,
-    delivery: &DueDelivery,
-    attempted: &Attempted,
-) -> Result<(), StoreError> {
-    let at = attempted.at.as_millis();
-    let (state, next, settled) = match attempted.next {
-        AfterAttempt::Delivered => (DeliveryState::Delivered, at, Some(at)),
-        AfterAttempt::RetryAt(next) => (DeliveryState::Pending, next.as_millis(), None),
-        AfterAttempt::GiveUp => (DeliveryState::Failed, at, Some(at)),
-    };
-    let mut tx = store.pool.begin_with(store.backend.begin_write()).await?;
-    sqlx::query(
-        "INSERT INTO webhook_attempts (delivery_id, attempted_at, status, error, duration_ms) \
-         VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(delivery.id)
-    .bind(at)
-    .bind(attempted.status.map(i64::from))
-    .bind(attempted.error.as_deref())
-    .bind(attempted.duration_ms)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        "UPDATE webhook_deliveries SET attempts = attempts + 1, leased_until = NULL, \
-             state = $2, next_attempt_at = $3, settled_at = $4 \
-         WHERE id = $1 AND state = 'pending' AND leased_until = $5",
-    )
-    .bind(delivery.id)
-    .bind(state.as_str())
-    .bind(next)
-    .bind(settled)
-    .bind(delivery.leased_until.as_millis())
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(())
-}
-
-/// The latest `limit` attempts, of one endpoint or of all, newest first.
-pub(super) async fn log(
-    store: &SqlStore,
-    endpoint: Option<i64>,
-    limit: i64,
-) -> Result<Vec<LoggedAttempt>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT a.delivery_id, d.endpoint_id, d.event_id, o.kind, o.user_id, d.state, \
-             a.attempted_at, a.status, a.error, a.duration_ms \
-         FROM webhook_attempts a \
-         JOIN webhook_deliveries d ON d.id = a.delivery_id \
-         JOIN outbox_events o ON o.id = d.event_id \
-         WHERE ($1 IS NULL OR d.endpoint_id = $1) \
-         ORDER BY a.id DESC LIMIT $2",
-    )
-    .bind(endpoint)
-    .bind(limit)
-    .fetch_all(&store.pool)
-    .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(LoggedAttempt {
-                delivery: row.try_get("delivery_id")?,
-                endpoint: row.try_get("endpoint_id")?,
-                event: row.try_get("event_id")?,
-                kind: EventKind::parse(&row.try_get::<String, _>("kind")?)?,
-                user: UserId::new(row.try_get("user_id")?)?,
-                state: DeliveryState::parse(&row.try_get::<String, _>("state")?)?,
-                at: Timestamp::from_millis(row.try_get("attempted_at")?),
-                status: row
-                    .try_get::<Option<i64>, _>("status")?
-                    .and_then(|s| u16::try_from(s).ok()),
-                error: row.try_get("error")?,
-                duration_ms: row.try_get("duration_ms")?,
-            })
-        })
-        .collect()
-}
-
-/// Sends deliveries to `endpoint` again from `now`, with three more days of retries; how many.
-pub(super) async fn replay(
-    store: &SqlStore,
-    now: Timestamp,
-    endpoint: i64,
-    scope: ReplayScope,
-) -> Result<u64, StoreError> {
-    let now = now.as_millis();
-    let again = "UPDATE webhook_deliveries SET state = 'pending', attempts = 0, \
-             retrying_since = $2, next_attempt_at = $2, leased_until = NULL, settled_at = NULL \
-         WHERE endpoint_id = $1";
-    let done = match scope {
-        ReplayScope::Failed => {
-            sqlx::query(&format!("{again} AND state = 'failed'"))
-                .bind(endpoint)
-                .bind(now)
-                .execute(&store.pool)
-                .await?
-        }
-        ReplayScope::Since(since) => {
-            sqlx::query(&format!(
-                "{again} AND state <> 'pending' AND event_id IN \
-                     (SELECT id FROM outbox_events WHERE created_at >= $3)"
-            ))
-            .bind(endpoint)
-            .bind(now)
-            .bind(since.as_millis())
-            .execute(&store.pool)
-            .await?
-        }
-    };
-    Ok(done.rows_affected())
-}
-
-/// Writes the `grant.expiring` events that are due (7 days, then 1 day, before a grant with
-/// tokens left ends) for up to `limit` grants; how many. Each user's balance row is locked
-/// first, so the event keeps its place among the user's others.
-pub(super) async fn warn_expiring(store: &SqlStore, limit: i64) -> Result<u64, StoreError> {
-    let at = store.at();
-    let now = at.now.as_millis();
-    let due = sqlx::query(
-        "SELECT id, user_id FROM token_grants \
-         WHERE expired_at IS NULL AND remaining > 0 AND expires_at IS NOT NULL \
-             AND expires_at > $1 AND expires_at - $1 <= $2 \
-             AND (warned_days IS NULL OR (warned_days > $4 AND expires_at - $1 <= $3)) \
-         ORDER BY expires_at LIMIT $5",
-    )
-    .bind(now)
-    .bind(WARNINGS_DAYS[0] * DAY_MS)
-    .bind(WARNINGS_DAYS[1] * DAY_MS)
-    .bind(WARNINGS_DAYS[1])
-    .bind(limit)
-    .fetch_all(&store.pool)
-    .await?;
-    let mut warned = 0;
-    for row in &due {
-        let grant: i64 = row.try_get("id")?;
-        let user: i64 = row.try_get("user_id")?;
-        let mut tx = store.pool.begin_with(store.backend.begin_write()).await?;
-        if warn_in(&mut tx, at, UserId::new(user)?, grant).await? {
-            warned += 1;
-        }
-        tx.commit().await?;
-    }
-    Ok(warned)
-}
-
-/// The `grant.expiring` event of `grant`, if one is due and not written yet.
-async fn warn_in(
-    conn: &mut AnyConnection,
-    at: At,
-    user: UserId,
-    grant: i64,
-) -> Result<bool, StoreError> {
-    sqlx::query(&format!(
-        "SELECT user_id FROM token_balances WHERE user_id = $1{}",
-        at.backend.lock_rows()
-    ))
-    .bind(user.get())
-    .fetch_optional(&mut *conn)
-    .await?;
-    let now = at.now.as_millis();
-    let row = sqlx::query(
-        "SELECT remaining, expires_at, warned_days FROM token_grants \
-         WHERE id = $1 AND expired_at IS NULL AND remaining > 0 AND expires_at > $2",
-    )
-    .bind(grant)
-    .bind(now)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(row) = row else {
-        return Ok(false);
-    };
-    let expires_at: i64 = row.try_get("expires_at")?;
-    let warned: Option<i64> = row.try_get("warned_days")?;
-    // The nearest warning the grant has reached, if it is nearer than the last one written.
-    let Some(days) = WARNINGS_DAYS
-        .into_iter()
-        .filter(|days| expires_at - now <= days * DAY_MS)
-        .min()
-        .filter(|days| warned.is_none_or(|warned| *days < warned))
-    else {
-        return Ok(false);
-    };
-    sqlx::query("UPDATE token_grants SET warned_days = $2 WHERE id = $1")
-        .bind(grant)
-        .bind(days)
-        .execute(&mut *conn)
-        .await?;
-    record_grant_event(
-        conn,
-        at,
-        user,
-        EventKind::GrantExpiring,
-        grant,
-        row.try_get("remaining")?,
-        Timestamp::from_millis(expires_at),
-    )
-    .await?;
-    Ok(true)
-}
-
-/// A `grant.*` event of `tokens` of `grant`, which ends (or ended) at `expires_at`, in the
-/// caller's transaction.
-pub(super) async fn record_grant_event(
-    conn: &mut AnyConnection,
-    at: At,
-    user: UserId,
-    kind: EventKind,
-    grant: i64,
-    tokens: i64,
-    expires_at: Timestamp,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO outbox_events (user_id, kind, grant_id, tokens, expires_at, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(user.get())
-    .bind(kind.as_str())
-    .bind(grant)
-    .bind(tokens)
-    .bind(expires_at.as_millis())
-    .bind(at.now.as_millis())
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
 }

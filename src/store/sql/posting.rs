@@ -5,6 +5,7 @@
 use sqlx::{AnyConnection, Row};
 
 use super::at::At;
+use super::expiry;
 use super::grants::{self, Draws, SPENDING_ORDER};
 use super::{ENTRY_COLUMNS, entry_from_row, entry_of};
 use crate::domain::{Balance, IdempotencyKey, LedgerEntry, LedgerEntryId, Money, UserId};
@@ -57,7 +58,7 @@ pub(super) async fn post_in(
         .await?;
         match balance_after {
             Some(after) => break after,
-            None if !settled && grants::settle_in(conn, at, posting.user).await? => {
+            None if !settled && expiry::settle_in(conn, at, posting.user).await? => {
                 settled = true;
             }
             None => return explain_refusal(conn, posting).await,

@@ -44,7 +44,7 @@ use crate::clock::ManualClock;
 use crate::config::PriceIds;
 use crate::domain::{Email, IdempotencyKey, ProductId, Reason, Timestamp, TokenDelta};
 use crate::ledger::{LedgerError, Posting};
-use crate::store::{SqlStore, Store, StoreError};
+use crate::store::{Outbox, SqlStore, Store, StoreError};
 use crate::stripe::gateway::{CheckoutRequest, ListedEvent, StripeGateway};
 use crate::stripe::simulated::{ApiShape, DisputeStatus, PayMethod, Simulator};
 
