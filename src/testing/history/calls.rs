@@ -1,11 +1,17 @@
 //! The product's calls in a history, and what each must be answered: consume calls alone and
 //! in batches (by their idempotency keys), holds, captures and releases (by what the history
-//! knows of each hold and of the time).
+//! knows of each hold and of the time). A refusal for want of tokens is held against what was
+//! available when it was made: nothing else runs beside these calls, so what the store says
+//! is available right before (and, for a batch, what the items before it took) is what the
+//! call saw.
+
+use std::collections::HashMap;
 
 use super::nodes::{Consumed, HoldAnswer, Settled};
 use super::steps::Key;
 use super::{ConsumeCall, Run};
 use crate::clock::Clock;
+use crate::store::Store;
 
 /// A consume call about to be made.
 pub(super) struct PlannedConsume {
@@ -44,10 +50,45 @@ impl Run<'_> {
             return;
         };
         let node = step % self.nodes.len();
+        let before = self.available(call.user).await;
         let answer = self.nodes[node]
             .consume(self.users[call.user].user, call.tokens, &call.key)
             .await;
+        self.refused_fairly(&answer, call.user, call.tokens, before, "a consume");
         self.judge_consume(step, call, answer);
+    }
+
+    /// What the user can spend now, by the store, when the nodes tell time as the history
+    /// does (otherwise reading it here would settle expiries by another clock than theirs).
+    async fn available(&self, user: usize) -> Option<i64> {
+        if !self.bench.cluster.tells_history_time() {
+            return None;
+        }
+        let available = self
+            .bench
+            .store
+            .available(self.users[user].user)
+            .await
+            .expect("the store answers");
+        Some(available.spendable())
+    }
+
+    /// A refusal for want of tokens is only right when fewer than `tokens` were available.
+    fn refused_fairly(
+        &mut self,
+        answer: &Consumed,
+        user: usize,
+        tokens: i64,
+        available: Option<i64>,
+        what: &str,
+    ) {
+        if let (Consumed::Insufficient, Some(available)) = (answer, available)
+            && available >= tokens
+        {
+            self.problems.push(format!(
+                "{what} of {tokens} tokens by user {user} was refused with {available} available"
+            ));
+        }
     }
 
     /// Several consume calls in one batch: each answered as its key requires, in order.
@@ -68,6 +109,13 @@ impl Run<'_> {
             .iter()
             .map(|(_, c)| (self.users[c.user].user, c.tokens, c.key.clone()))
             .collect();
+        let mut available: HashMap<usize, Option<i64>> = HashMap::new();
+        for (_, call) in &calls {
+            if !available.contains_key(&call.user) {
+                let now = self.available(call.user).await;
+                available.insert(call.user, now);
+            }
+        }
         let answers = self.nodes[step % self.nodes.len()]
             .consume_batch(&items)
             .await;
@@ -80,6 +128,18 @@ impl Run<'_> {
             return;
         }
         for ((tag, call), answer) in calls.into_iter().zip(answers) {
+            // Each item sees what the items before it left.
+            let left = available[&call.user];
+            self.refused_fairly(&answer, call.user, call.tokens, left, "a batch item");
+            if let (
+                Consumed::Applied {
+                    replayed: false, ..
+                },
+                Some(left),
+            ) = (&answer, left)
+            {
+                available.insert(call.user, Some(left - call.tokens));
+            }
             self.judge_consume(tag, call, answer);
         }
     }
@@ -189,6 +249,7 @@ impl Run<'_> {
     pub(super) async fn hold(&mut self, step: usize, user: usize, tokens: i64, ttl_secs: i64) {
         let node = self.nodes[step % self.nodes.len()].clone();
         let key = format!("hold-{}-{step}", self.nonce);
+        let before = self.available(user).await;
         match node
             .open_hold(self.users[user].user, tokens, ttl_secs, &key)
             .await
@@ -211,7 +272,16 @@ impl Run<'_> {
                     seen: HoldSeen::Open,
                 });
             }
-            HoldAnswer::Insufficient => {}
+            HoldAnswer::Insufficient => {
+                if let Some(available) = before
+                    && available >= tokens
+                {
+                    self.problems.push(format!(
+                        "a hold of {tokens} tokens for user {user} was refused with {available} \
+                         available"
+                    ));
+                }
+            }
             other => self
                 .problems
                 .push(format!("a new hold of user {user} was answered {other:?}")),
