@@ -3,7 +3,7 @@
 use billing::domain::Source;
 use serde_json::{Value, json};
 
-use crate::support::spawn_app;
+use crate::support::{TestApp, spawn_app, spawn_app_on_postgres};
 
 fn item(user: impl Into<Value>, tokens: impl Into<Value>, key: &str) -> Value {
     json!({ "user": user.into(), "tokens": tokens.into(), "reason": "Chat", "idempotency_key": key })
@@ -11,7 +11,17 @@ fn item(user: impl Into<Value>, tokens: impl Into<Value>, key: &str) -> Value {
 
 #[tokio::test]
 async fn each_item_is_answered_in_order_and_one_refusal_refuses_only_itself() {
-    let app = spawn_app().await;
+    each_item_is_answered_in_order_and_one_refusal_refuses_only_itself_on(&spawn_app().await).await;
+}
+
+#[tokio::test]
+async fn each_item_is_answered_in_order_and_one_refusal_refuses_only_itself_on_postgres() {
+    if let Some(app) = spawn_app_on_postgres().await {
+        each_item_is_answered_in_order_and_one_refusal_refuses_only_itself_on(&app).await;
+    }
+}
+
+async fn each_item_is_answered_in_order_and_one_refusal_refuses_only_itself_on(app: &TestApp) {
     let ada = app.user_with_tokens("ada@example.com", 1000).await;
     let bob = app.user_with_tokens("bob@example.com", 10).await;
     let key = app.api_key().await;
@@ -132,7 +142,17 @@ async fn a_batch_item_and_a_single_consume_with_the_same_key_are_one_posting() {
 
 #[tokio::test]
 async fn a_thousand_items_are_one_batch_and_one_more_is_refused() {
-    let app = spawn_app().await;
+    a_thousand_items_are_one_batch_and_one_more_is_refused_on(&spawn_app().await).await;
+}
+
+#[tokio::test]
+async fn a_thousand_items_are_one_batch_and_one_more_is_refused_on_postgres() {
+    if let Some(app) = spawn_app_on_postgres().await {
+        a_thousand_items_are_one_batch_and_one_more_is_refused_on(&app).await;
+    }
+}
+
+async fn a_thousand_items_are_one_batch_and_one_more_is_refused_on(app: &TestApp) {
     let ada = app.user_with_tokens("ada@example.com", 1000).await;
     let key = app.api_key().await;
     // Long reasons: the body is well over the 256 KiB other routes accept.

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use billing::domain::{HoldId, Source, User};
 use billing::store::LedgerQuery;
-use billing::testing::empty_postgres_url;
+
 use serde_json::{Value, json};
 
-use crate::support::{Answer, ApiClient, TestApp, spawn_app, spawn_app_with};
+use crate::support::{Answer, ApiClient, TestApp, spawn_app, spawn_app_on_postgres};
 
 fn hold_body(user: &User, tokens: i64, ttl_secs: i64) -> Value {
     json!({ "user": user.id, "tokens": tokens, "ttl_secs": ttl_secs, "reason": "Video render" })
@@ -116,15 +116,25 @@ async fn a_capture_of_less_than_held_spends_that_names_its_hold_and_repeats_the_
 
 #[tokio::test]
 async fn holds_on_postgres() {
-    let Some(url) = empty_postgres_url().await else {
-        return;
-    };
-    capture_less_than_held(&spawn_app_with(&[("DATABASE_URL", &url)]).await).await;
+    if let Some(app) = spawn_app_on_postgres().await {
+        capture_less_than_held(&app).await;
+    }
 }
 
 #[tokio::test]
 async fn a_released_hold_frees_its_tokens_answers_repeats_and_cannot_be_captured() {
-    let app = spawn_app().await;
+    a_released_hold_frees_its_tokens_answers_repeats_and_cannot_be_captured_on(&spawn_app().await)
+        .await;
+}
+
+#[tokio::test]
+async fn a_released_hold_frees_its_tokens_answers_repeats_and_cannot_be_captured_on_postgres() {
+    if let Some(app) = spawn_app_on_postgres().await {
+        a_released_hold_frees_its_tokens_answers_repeats_and_cannot_be_captured_on(&app).await;
+    }
+}
+
+async fn a_released_hold_frees_its_tokens_answers_repeats_and_cannot_be_captured_on(app: &TestApp) {
     let ada = app.user_with_tokens("ada@example.com", 1000).await;
     let key = app.api_key().await;
     let service = app.service(&key);
@@ -136,7 +146,7 @@ async fn a_released_hold_frees_its_tokens_answers_repeats_and_cannot_be_captured
     let body = released.json();
     assert_eq!(body["state"], "released");
     assert_eq!(body["available"], 1000);
-    assert_eq!(available(&app, &ada).await, (1000, 0));
+    assert_eq!(available(app, &ada).await, (1000, 0));
 
     let again = service.release_hold(id).await;
     assert_eq!(again.status, 200, "{}", again.text);
@@ -150,7 +160,7 @@ async fn a_released_hold_frees_its_tokens_answers_repeats_and_cannot_be_captured
     conflict(&capture, "state", json!("released"));
     assert!(capture.message().contains("released"), "{}", capture.text);
     assert_eq!(app.balance(&ada).await, 1000, "nothing spent");
-    audited(&app).await;
+    audited(app).await;
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use billing::outbox::DeliveryState;
 use serde_json::json;
 
 use crate::support::wait::eventually;
-use crate::support::{Receiver, TestApp, spawn_app};
+use crate::support::{Receiver, TestApp, spawn_app, spawn_app_on_postgres};
 
 async fn register(app: &TestApp, receiver: &Receiver) -> i64 {
     app.store
@@ -25,13 +25,23 @@ async fn consume(app: &TestApp, key: &str, user: i64, tokens: i64, request: &str
 
 #[tokio::test]
 async fn every_ledger_row_reaches_the_backend_signed_and_in_order() {
-    let app = spawn_app().await;
+    every_ledger_row_reaches_the_backend_signed_and_in_order_on(&spawn_app().await).await;
+}
+
+#[tokio::test]
+async fn every_ledger_row_reaches_the_backend_signed_and_in_order_on_postgres() {
+    if let Some(app) = spawn_app_on_postgres().await {
+        every_ledger_row_reaches_the_backend_signed_and_in_order_on(&app).await;
+    }
+}
+
+async fn every_ledger_row_reaches_the_backend_signed_and_in_order_on(app: &TestApp) {
     let receiver = Receiver::start().await;
-    register(&app, &receiver).await;
+    register(app, &receiver).await;
     let ada = app.user_with_tokens("ada@example.com", 1000).await;
     let key = app.api_key().await;
     for (i, tokens) in [100, 250, 50].into_iter().enumerate() {
-        consume(&app, &key, ada.id.get(), tokens, &format!("r{i}")).await;
+        consume(app, &key, ada.id.get(), tokens, &format!("r{i}")).await;
     }
 
     eventually("four events at the backend", async || {
@@ -59,12 +69,23 @@ async fn every_ledger_row_reaches_the_backend_signed_and_in_order() {
 
 #[tokio::test]
 async fn a_failing_endpoint_is_retried_until_it_recovers_and_the_order_holds() {
-    let app = spawn_app().await;
+    a_failing_endpoint_is_retried_until_it_recovers_and_the_order_holds_on(&spawn_app().await)
+        .await;
+}
+
+#[tokio::test]
+async fn a_failing_endpoint_is_retried_until_it_recovers_and_the_order_holds_on_postgres() {
+    if let Some(app) = spawn_app_on_postgres().await {
+        a_failing_endpoint_is_retried_until_it_recovers_and_the_order_holds_on(&app).await;
+    }
+}
+
+async fn a_failing_endpoint_is_retried_until_it_recovers_and_the_order_holds_on(app: &TestApp) {
     let receiver = Receiver::answering(&[500, 503]).await;
-    let endpoint = register(&app, &receiver).await;
+    let endpoint = register(app, &receiver).await;
     let ada = app.user_with_tokens("ada@example.com", 1000).await;
     let key = app.api_key().await;
-    consume(&app, &key, ada.id.get(), 100, "r1").await;
+    consume(app, &key, ada.id.get(), 100, "r1").await;
 
     eventually("the first attempt", async || receiver.received().len() == 1).await;
     // The spend waits behind the credit that failed; nothing more until the wait is over.

@@ -5,7 +5,7 @@
 //! is available right before (and, for a batch, what the items before it took) is what the
 //! call saw.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use super::nodes::{Consumed, HoldAnswer, Settled};
 use super::steps::Key;
@@ -109,12 +109,10 @@ impl Run<'_> {
             .iter()
             .map(|(_, c)| (self.users[c.user].user, c.tokens, c.key.clone()))
             .collect();
+        let users: BTreeSet<usize> = calls.iter().map(|(_, call)| call.user).collect();
         let mut available: HashMap<usize, Option<i64>> = HashMap::new();
-        for (_, call) in &calls {
-            if !available.contains_key(&call.user) {
-                let now = self.available(call.user).await;
-                available.insert(call.user, now);
-            }
+        for user in users {
+            available.insert(user, self.available(user).await);
         }
         let answers = self.nodes[step % self.nodes.len()]
             .consume_batch(&items)

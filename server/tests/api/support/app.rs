@@ -177,6 +177,13 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(&[]).await
 }
 
+/// Spawns the app on a fresh database of the test PostgreSQL server; `None` where there is
+/// none (outside CI: the test then passes on SQLite alone).
+pub async fn spawn_app_on_postgres() -> Option<TestApp> {
+    let url = billing::testing::empty_postgres_url().await?;
+    Some(spawn_app_with(&[("DATABASE_URL", &url)]).await)
+}
+
 /// Spawns the app with settings on top of the embedded default.
 pub async fn spawn_app_with(vars: &[(&str, &str)]) -> TestApp {
     // `TEST_LOG=1 cargo test ...` shows the server's logs.

@@ -15,7 +15,10 @@ pub mod stripe_api;
 pub mod wait;
 pub mod webhooks;
 
-pub use app::{PASSWORD, TestApp, password_hash, spawn_app, spawn_app_on, spawn_app_with};
+pub use app::{
+    PASSWORD, TestApp, password_hash, spawn_app, spawn_app_on, spawn_app_on_postgres,
+    spawn_app_with,
+};
 pub use logs::capture_logs;
 pub use metrics::Metrics;
 pub use process::ServerProcess;
