@@ -17,6 +17,11 @@ async fn register(app: &TestApp, receiver: &Receiver) -> i64 {
         .id
 }
 
+/// How many attempts to `endpoint` the node has recorded.
+async fn attempts(app: &TestApp, endpoint: i64) -> usize {
+    app.store.delivery_log(Some(endpoint), 100).await.unwrap().len()
+}
+
 async fn consume(app: &TestApp, key: &str, user: i64, tokens: i64, request: &str) {
     let body = json!({ "user": user, "tokens": tokens, "reason": "Chat" });
     let answer = app.service(key).consume(request, &body).await;
@@ -87,18 +92,23 @@ async fn a_failing_endpoint_is_retried_until_it_recovers_and_the_order_holds_on(
     let key = app.api_key().await;
     consume(app, &key, ada.id.get(), 100, "r1").await;
 
-    eventually("the first attempt", async || receiver.received().len() == 1).await;
+    // The clock moves only once an attempt is recorded: its retry is set from the moment
+    // the answer came, and a clock moved before that would push the retry past the test.
+    eventually("the first attempt, recorded", async || {
+        attempts(app, endpoint).await == 1
+    })
+    .await;
     // The spend waits behind the credit that failed; nothing more until the wait is over.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(receiver.received().len(), 1);
     app.clock.advance(Duration::from_secs(31));
-    eventually("the second attempt", async || {
-        receiver.received().len() == 2
+    eventually("the second attempt, recorded", async || {
+        attempts(app, endpoint).await == 2
     })
     .await;
     app.clock.advance(Duration::from_secs(61));
-    eventually("the credit, then the spend", async || {
-        receiver.received().len() == 4
+    eventually("the credit, then the spend, recorded", async || {
+        attempts(app, endpoint).await == 4
     })
     .await;
 
