@@ -23,6 +23,8 @@ pub mod fulfilment;
 #[cfg(feature = "server")]
 pub mod local_secret;
 #[cfg(feature = "server")]
+pub mod notices;
+#[cfg(feature = "server")]
 pub mod outbox;
 #[cfg(feature = "server")]
 pub mod rate_limit;

@@ -10,6 +10,9 @@ mod billing;
 mod credit_tests;
 mod credits;
 mod database;
+#[cfg(test)]
+mod notice_tests;
+mod notices;
 mod outbox;
 #[cfg(test)]
 mod outbox_tests;
@@ -27,6 +30,7 @@ pub use credits::{
     BatchItem, CreditMismatch, HoldCapture, HoldError, HoldOpened, HoldReleased, NewHold,
 };
 pub use database::{Backend, connect};
+pub use notices::{DueNotice, NoticeRecord, NoticeSent, Notices};
 pub use outbox::{Attempted, DueDelivery, Endpoint, LoggedAttempt, Outbox, ReplayScope};
 pub use sql::SqlStore;
 
@@ -136,7 +140,7 @@ pub struct BalanceMismatch {
 
 /// Everything the application stores.
 #[async_trait]
-pub trait Store: Outbox + Send + Sync + 'static {
+pub trait Store: Outbox + Notices + Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// Checks that the database answers.

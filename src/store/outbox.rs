@@ -35,6 +35,9 @@ pub trait Outbox: Send + Sync {
         below: Option<Tokens>,
     ) -> Result<(), StoreError>;
 
+    /// The user's low-balance threshold, if one is set.
+    async fn low_balance_threshold(&self, user: UserId) -> Result<Option<Tokens>, StoreError>;
+
     /// Makes up to `limit` new events deliveries to the endpoints, due `now`; how many events.
     async fn fan_out_events(&self, now: Timestamp, limit: i64) -> Result<u64, StoreError>;
 

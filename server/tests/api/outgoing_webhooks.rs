@@ -19,7 +19,11 @@ async fn register(app: &TestApp, receiver: &Receiver) -> i64 {
 
 /// How many attempts to `endpoint` the node has recorded.
 async fn attempts(app: &TestApp, endpoint: i64) -> usize {
-    app.store.delivery_log(Some(endpoint), 100).await.unwrap().len()
+    app.store
+        .delivery_log(Some(endpoint), 100)
+        .await
+        .unwrap()
+        .len()
 }
 
 async fn consume(app: &TestApp, key: &str, user: i64, tokens: i64, request: &str) {

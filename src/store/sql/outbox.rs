@@ -3,17 +3,17 @@
 //! and endpoint, so one user's events arrive in order), recording attempts, the delivery log
 //! and replays; the events of grants that expire soon, and users' low-balance thresholds.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::{AnyConnection, Row};
 
+use super::events::{EVENT_COLUMNS, entries_of, event_from};
 use super::lists::{placeholders, rows_for};
-use super::{ENTRY_COLUMNS, SqlStore, entry_from_row, grant_events};
+use super::{SqlStore, grant_events};
 use crate::config::Secret;
-use crate::domain::{GrantId, Timestamp, Tokens, UserId};
-use crate::outbox::{AfterAttempt, DeliveryState, EventDetail, EventKind, OutboxEvent};
+use crate::domain::{Timestamp, Tokens, UserId};
+use crate::outbox::{AfterAttempt, DeliveryState, EventKind};
 use crate::store::StoreError;
 use crate::store::outbox::{Attempted, DueDelivery, Endpoint, LoggedAttempt, Outbox, ReplayScope};
 
@@ -88,6 +88,16 @@ impl Outbox for SqlStore {
             return Err(StoreError::NotFound);
         }
         Ok(())
+    }
+
+    async fn low_balance_threshold(&self, user: UserId) -> Result<Option<Tokens>, StoreError> {
+        let below: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT low_balance_below FROM token_balances WHERE user_id = $1")
+                .bind(user.get())
+                .fetch_optional(&self.pool)
+                .await?;
+        let below = below.ok_or(StoreError::NotFound)?;
+        Ok(below.map(Tokens::new).transpose()?)
     }
 
     /// Makes up to `limit` new events deliveries, due `now`, to every endpoint that was
@@ -309,8 +319,7 @@ async fn deliveries(conn: &mut AnyConnection, ids: &[i64]) -> Result<Vec<DueDeli
         format!(
             "SELECT d.id AS delivery_id, d.attempts, d.retrying_since, d.leased_until, \
                  e.id, e.url, e.secret, e.description, e.created_at, e.disabled_at, \
-                 o.id AS event_id, o.user_id, o.kind, o.entry_id, o.grant_id, o.tokens, \
-                 o.threshold, o.expires_at, o.created_at AS event_created_at \
+                 {EVENT_COLUMNS} \
              FROM webhook_deliveries d \
              JOIN webhook_endpoints e ON e.id = d.endpoint_id \
              JOIN outbox_events o ON o.id = d.event_id \
@@ -318,68 +327,20 @@ async fn deliveries(conn: &mut AnyConnection, ids: &[i64]) -> Result<Vec<DueDeli
         )
     })
     .await?;
-    let entry_ids: Vec<i64> = rows
-        .iter()
-        .filter_map(|row| row.try_get::<Option<i64>, _>("entry_id").ok().flatten())
-        .collect();
-    let entries = rows_for(conn, &entry_ids, |list| {
-        format!("SELECT {ENTRY_COLUMNS} FROM token_ledger WHERE id IN ({list})")
-    })
-    .await?
-    .iter()
-    .map(|row| entry_from_row(row).map(|entry| (entry.id.get(), entry)))
-    .collect::<Result<HashMap<_, _>, _>>()?;
-
+    let entries = entries_of(conn, &rows).await?;
     rows.iter()
         .map(|row| {
-            let kind = EventKind::parse(&row.try_get::<String, _>("kind")?)?;
-            let tokens: Option<i64> = row.try_get("tokens")?;
-            let missing = |what: &str| {
-                StoreError::Corrupt(format!("a {} event without its {what}", kind.as_str()))
-            };
-            let detail = match kind {
-                EventKind::LedgerEntryCreated => {
-                    let id: Option<i64> = row.try_get("entry_id")?;
-                    let entry = id
-                        .and_then(|id| entries.get(&id))
-                        .ok_or_else(|| missing("entry"))?;
-                    EventDetail::Entry(Box::new(entry.clone()))
-                }
-                EventKind::BalanceLow => EventDetail::Low {
-                    available: tokens.ok_or_else(|| missing("tokens"))?,
-                    threshold: row
-                        .try_get::<Option<i64>, _>("threshold")?
-                        .ok_or_else(|| missing("threshold"))?,
-                },
-                EventKind::BalanceDepleted => EventDetail::Depleted {
-                    available: tokens.ok_or_else(|| missing("tokens"))?,
-                },
-                EventKind::GrantExpiring | EventKind::GrantExpired => EventDetail::Grant {
-                    grant: GrantId::new(
-                        row.try_get::<Option<i64>, _>("grant_id")?
-                            .ok_or_else(|| missing("grant"))?,
-                    )?,
-                    tokens: tokens.ok_or_else(|| missing("tokens"))?,
-                    expires_at: row
-                        .try_get::<Option<i64>, _>("expires_at")?
-                        .map(Timestamp::from_millis),
-                },
-            };
             Ok(DueDelivery {
                 id: row.try_get("delivery_id")?,
                 endpoint: endpoint_from(row)?,
-                event: OutboxEvent {
-                    id: row.try_get("event_id")?,
-                    user: UserId::new(row.try_get("user_id")?)?,
-                    kind,
-                    created_at: Timestamp::from_millis(row.try_get("event_created_at")?),
-                    detail,
-                },
+                event: event_from(row, &entries)?,
                 attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX),
                 retrying_since: Timestamp::from_millis(row.try_get("retrying_since")?),
                 leased_until: Timestamp::from_millis(
                     row.try_get::<Option<i64>, _>("leased_until")?
-                        .ok_or_else(|| missing("claim"))?,
+                        .ok_or_else(|| {
+                            StoreError::Corrupt("a claimed delivery without its claim".into())
+                        })?,
                 ),
             })
         })
