@@ -21,9 +21,8 @@ pub struct NotANotice(pub EventKind);
 
 const DAY_MS: i64 = 86_400_000;
 
-/// The letter about `event`; `site_url` is where the billing page is.
-pub fn letter_for(event: &OutboxEvent, site_url: &str) -> Result<Letter, NotANotice> {
-    let billing = format!("{}/billing", site_url.trim_end_matches('/'));
+/// The letter about `event`; `billing` is the billing page's address.
+pub fn letter_for(event: &OutboxEvent, billing: &str) -> Result<Letter, NotANotice> {
     match (&event.detail, event.kind) {
         (
             EventDetail::Low {
@@ -111,7 +110,7 @@ mod tests {
             },
             0,
         );
-        let letter = letter_for(&low, "https://billing.example.com/").unwrap();
+        let letter = letter_for(&low, "https://billing.example.com/app/billing").unwrap();
         assert_eq!(letter.subject, "Your balance is low: 850 tokens left");
         assert!(
             letter
@@ -123,7 +122,7 @@ mod tests {
         assert!(
             letter
                 .text
-                .contains("https://billing.example.com/billing\n")
+                .contains("https://billing.example.com/app/billing\n")
         );
         assert!(letter.text.lines().all(|line| line.len() < 78));
     }

@@ -5,7 +5,9 @@
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use billing::config::{AppEnv, Config, ConfigError, Secret, Vars};
+use billing::config::{Config, ConfigError, Secret, Vars};
+
+use crate::mail::settings::MailSettings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -25,6 +27,8 @@ pub struct ServerSettings {
     pub log_format: LogFormat,
     /// Create a demo user and admin when the database has no users (development only).
     pub demo_accounts: bool,
+    /// Where email notices go, and from whom.
+    pub mail: MailSettings,
 }
 
 /// Everything a serving process is set up with.
@@ -40,20 +44,21 @@ impl Settings {
         // Loads `.env` into the environment first.
         let billing = Config::from_env()?;
         let lookup = |name: &str| std::env::var(name).ok();
-        let server = ServerSettings::read(&Vars::new(&lookup), billing.env)?;
+        let server = ServerSettings::read(&Vars::new(&lookup), &billing)?;
         Ok(Self { billing, server })
     }
 
     /// Reads settings through `lookup`, so tests can pass their own variables.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let billing = Config::from_lookup(&lookup)?;
-        let server = ServerSettings::read(&Vars::new(&lookup), billing.env)?;
+        let server = ServerSettings::read(&Vars::new(&lookup), &billing)?;
         Ok(Self { billing, server })
     }
 }
 
 impl ServerSettings {
-    fn read(vars: &Vars, env: AppEnv) -> Result<Self, ConfigError> {
+    fn read(vars: &Vars, billing: &Config) -> Result<Self, ConfigError> {
+        let env = billing.env;
         let session_idle_minutes = vars
             .var_parsed::<NonZeroU32>(
                 "SESSION_IDLE_MINUTES",
@@ -103,6 +108,7 @@ impl ServerSettings {
             metrics_token,
             log_format,
             demo_accounts,
+            mail: MailSettings::read(vars, env, &billing.data_dir)?,
         })
     }
 }
@@ -114,6 +120,7 @@ mod tests {
     use billing::testing::PRODUCTION_SETTINGS;
 
     use super::*;
+    use crate::mail::settings::{MailTransport, SmtpTls};
 
     fn load(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
         let vars: HashMap<String, String> = pairs
@@ -151,8 +158,15 @@ mod tests {
         assert!(err.problem.starts_with("required in production"), "{err}");
         let err = load(&[&PRODUCTION_SETTINGS[..], &[key]].concat()).unwrap_err();
         assert_eq!(err.var, "METRICS_TOKEN");
+        let err = load(&[&PRODUCTION_SETTINGS[..], &[key, token]].concat()).unwrap_err();
+        assert_eq!(err.var, "MAIL_FROM");
+        let from = ("MAIL_FROM", "PromptBloom <billing@promptbloom.app>");
+        let err = load(&[&PRODUCTION_SETTINGS[..], &[key, token, from]].concat()).unwrap_err();
+        assert_eq!(err.var, "SMTP_HOST");
+        assert!(err.problem.starts_with("required in production"), "{err}");
 
-        let settings = load(&[&PRODUCTION_SETTINGS[..], &[key, token]].concat()).unwrap();
+        let smtp = [key, token, from, ("SMTP_HOST", "smtp.example.com")];
+        let settings = load(&[&PRODUCTION_SETTINGS[..], &smtp].concat()).unwrap();
         assert_eq!(settings.server.log_format, LogFormat::Json);
         assert!(!settings.server.demo_accounts);
         let printed = format!("{settings:?}");
@@ -161,9 +175,74 @@ mod tests {
             "{printed}"
         );
 
-        let demo = [key, token, ("DEMO_ACCOUNTS", "1")];
+        let demo = [
+            key,
+            token,
+            from,
+            ("SMTP_HOST", "smtp.example.com"),
+            ("DEMO_ACCOUNTS", "1"),
+        ];
         let err = load(&[&PRODUCTION_SETTINGS[..], &demo].concat()).unwrap_err();
         assert_eq!(err.var, "DEMO_ACCOUNTS");
+    }
+
+    #[test]
+    fn mail_goes_to_a_folder_in_development_and_through_smtp_when_one_is_set() {
+        let settings = load(&[("DATA_DIR", "/srv/billing")]).unwrap().server.mail;
+        assert_eq!(
+            settings.from.to_string(),
+            "PromptBloom Billing <billing@localhost>"
+        );
+        assert!(matches!(
+            settings.transport,
+            MailTransport::Folder(ref dir) if dir == std::path::Path::new("/srv/billing/mailbox")
+        ));
+
+        let smtp = |pairs: &[(&str, &str)]| match load(pairs).unwrap().server.mail.transport {
+            MailTransport::Smtp(smtp) => smtp,
+            MailTransport::Folder(_) => panic!("SMTP_HOST is set"),
+        };
+        let plain = smtp(&[("SMTP_HOST", "mail.example.com")]);
+        assert_eq!((plain.port, plain.tls), (587, SmtpTls::StartTls));
+        assert!(plain.credentials.is_none());
+        let implicit = smtp(&[("SMTP_HOST", "mail.example.com"), ("SMTP_TLS", "tls")]);
+        assert_eq!((implicit.port, implicit.tls), (465, SmtpTls::Implicit));
+        let password = "a-password-nobody-prints";
+        let login = [
+            ("SMTP_HOST", "127.0.0.1"),
+            ("SMTP_PORT", "2525"),
+            ("SMTP_TLS", "none"),
+            ("SMTP_USERNAME", "billing"),
+            ("SMTP_PASSWORD", password),
+        ];
+        let local = smtp(&login);
+        assert_eq!((local.port, local.tls), (2525, SmtpTls::None));
+        assert_eq!(local.credentials.as_ref().unwrap().0, "billing");
+        let printed = format!("{:?}", load(&login).unwrap());
+        assert!(!printed.contains(password), "{printed}");
+        let err = load(&[("SMTP_HOST", "mail.example.com"), ("SMTP_TLS", "ssl")]).unwrap_err();
+        assert_eq!(err.var, "SMTP_TLS");
+        assert_eq!(
+            err.problem,
+            "expected `starttls` or `tls` or `none`, got `ssl`"
+        );
+        let err = load(&[("SMTP_HOST", "mail.example.com"), ("SMTP_USERNAME", "b")]).unwrap_err();
+        assert_eq!(err.var, "SMTP_PASSWORD");
+    }
+
+    #[test]
+    fn production_mail_is_sent_in_clear_text_only_to_this_machine() {
+        let base = [
+            ("DEVICE_COOKIE_KEY", "0123456789abcdef0123456789abcdef"),
+            ("METRICS_TOKEN", "a-metrics-token-of-some-length"),
+            ("MAIL_FROM", "billing@promptbloom.app"),
+            ("SMTP_TLS", "none"),
+        ];
+        let with = |host| [&PRODUCTION_SETTINGS[..], &base, &[("SMTP_HOST", host)]].concat();
+        let err = load(&with("smtp.example.com")).unwrap_err();
+        assert_eq!(err.var, "SMTP_TLS");
+        assert!(err.problem.contains("clear text"), "{err}");
+        assert!(load(&with("localhost")).is_ok());
     }
 
     #[test]
@@ -189,6 +268,11 @@ mod tests {
                 "too-short",
                 "the bearer token Prometheus sends to read /metrics: at least 24 random \
                  characters (e.g. `openssl rand -hex 32`)",
+            ),
+            (
+                "MAIL_FROM",
+                "billing at example",
+                "not an address like `Name <a@b.c>` (Invalid input)",
             ),
             (
                 "DEVICE_COOKIE_KEY",

@@ -28,6 +28,7 @@ use crate::csrf::{self, SiteOrigin};
 use crate::deliveries::Deliverer;
 use crate::demo;
 use crate::error;
+use crate::mail::{MailError, Mailer};
 use crate::observability;
 use crate::request_body;
 use crate::routes::{consume, consume_batch, health, holds, tokens, webhook};
@@ -62,6 +63,8 @@ pub enum StartupError {
     Stripe(#[from] GatewayError),
     #[error("no STRIPE_SECRET_KEY, and this build has no simulated Stripe")]
     NoStripe,
+    #[error("cannot set up email: {0}")]
+    Mail(#[from] MailError),
 }
 
 pub struct Application {
@@ -150,6 +153,13 @@ impl Application {
         background::spawn_housekeeping(state.limits.clone());
         background::spawn_release_sweep(state.fulfilment.clone(), state.store.clone());
         Deliverer::new(state.store.clone(), state.clock.clone()).spawn();
+        Mailer::new(
+            &server.mail,
+            state.config.site.billing_page().as_str(),
+            state.store.clone(),
+            state.clock.clone(),
+        )?
+        .spawn();
         let shutdown = Shutdown::new();
         Ok(Self {
             listener,

@@ -15,6 +15,13 @@ pub struct SiteUrls {
     pub billing_cancel_url: Url,
 }
 
+impl SiteUrls {
+    /// The billing page, which email notices link to.
+    pub fn billing_page(&self) -> Url {
+        self.url.join("/app/billing").expect("a valid relative URL")
+    }
+}
+
 /// `SITE_URL` (required in production), `BILLING_RETURN_URL`, `BILLING_CANCEL_URL`.
 pub(super) fn from_env(vars: &Vars, env: AppEnv) -> Result<SiteUrls, ConfigError> {
     let url = match vars.var("SITE_URL") {

@@ -578,6 +578,13 @@ async fn a_production_server_marks_its_cookies_secure_even_over_plain_http() {
             "a-long-random-metrics-token-for-tests".to_owned(),
         ),
         ("DATA_DIR", data.path().display().to_string()),
+        (
+            "MAIL_FROM",
+            "PromptBloom <billing@billing.internal>".to_owned(),
+        ),
+        // A relay on this machine; nothing is mailed in this test.
+        ("SMTP_HOST", "localhost".to_owned()),
+        ("SMTP_TLS", "none".to_owned()),
     ]);
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let server = ServerProcess::start(&vars).await;
