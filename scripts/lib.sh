@@ -149,3 +149,33 @@ pg_stop() {
   rm -rf "$PG_DIR"
   PG_DIR=
 }
+
+# Starts a real SMTP server (scripts/smtp-server: Debian's aiosmtpd) on a free port that takes
+# mail from a client that logs in, keeps it in a fresh Maildir, and exports TEST_SMTP_URL and
+# TEST_MAILDIR for the tests. Stopped and deleted by smtp_stop.
+smtp_start() {
+  local port
+  port=$(free_port)
+  SMTP_DIR=$(mktemp -d "${TMPDIR:-/tmp}/billing-smtp.XXXXXX")
+  SMTP_PASSWORD_FOR_TESTS=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  "$ROOT/scripts/smtp-server" 127.0.0.1 "$port" "$SMTP_DIR/maildir" billing-tests "$SMTP_PASSWORD_FOR_TESTS" \
+    >"$SMTP_DIR/server.log" 2>&1 &
+  SMTP_PID=$!
+  for _ in $(seq 100); do
+    grep -q '^listening' "$SMTP_DIR/server.log" 2>/dev/null && break
+    kill -0 "$SMTP_PID" 2>/dev/null || die "the SMTP server did not start: $(tail -n 5 "$SMTP_DIR/server.log")"
+    sleep 0.1
+  done
+  grep -q '^listening' "$SMTP_DIR/server.log" || die "the SMTP server did not start in 10 s"
+  export TEST_SMTP_URL="smtp://billing-tests:$SMTP_PASSWORD_FOR_TESTS@127.0.0.1:$port"
+  export TEST_MAILDIR="$SMTP_DIR/maildir"
+  say "SMTP server (aiosmtpd) on port $port"
+}
+
+smtp_stop() {
+  [ -n "${SMTP_DIR:-}" ] || return 0
+  kill "$SMTP_PID" 2>/dev/null || true
+  wait "$SMTP_PID" 2>/dev/null || true
+  rm -rf "$SMTP_DIR"
+  SMTP_DIR=
+}

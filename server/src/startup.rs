@@ -116,7 +116,12 @@ impl Application {
         } = settings;
         // Installed before anything is counted.
         observability::prometheus();
-        let store: Arc<dyn Store> = Arc::new(store::connect(&config.database).await?);
+        // One clock for the whole app: what the store stamps and what its jobs find due agree.
+        let store: Arc<dyn Store> = Arc::new(
+            store::connect(&config.database)
+                .await?
+                .with_clock(clock.clone()),
+        );
         tracing::info!(backend = store.backend().name(), "database ready");
         let sessions = Sessions::connect(&config.database).await?;
         if server.demo_accounts {

@@ -6,4 +6,5 @@ pub mod billing;
 pub(crate) mod codec;
 #[cfg(feature = "ssr")]
 pub mod guard;
+pub mod notices;
 pub mod tokens;

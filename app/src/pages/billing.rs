@@ -3,7 +3,8 @@
 use leptos::prelude::*;
 
 use crate::components::billing::{
-    BillingLive, BuyTokens, CheckoutBanner, CurrentBalance, LedgerTable, ManageBilling,
+    BillingLive, BuyTokens, CheckoutBanner, CurrentBalance, LedgerTable, LowBalanceNotice,
+    ManageBilling,
 };
 use crate::components::require_user::LoginGate;
 
@@ -30,6 +31,7 @@ pub fn BillingPage() -> impl IntoView {
                 <ManageBilling />
             </div>
             <BuyTokens />
+            <LowBalanceNotice />
             <LedgerTable />
         </main>
     }

@@ -184,7 +184,12 @@ impl Mailer {
             .map_err(|e| Failure::ForGood(format!("the letter cannot be built: {e}")))?;
         match &self.transport {
             Transport::Smtp(smtp) => smtp.send(message).await.map(drop).map_err(|e| {
-                if e.is_permanent() {
+                // A refused login is the operator's to fix (a wrong or expired password): the
+                // notice waits for it, as for a server that cannot be reached.
+                let login_refused = e
+                    .status()
+                    .is_some_and(|code| matches!(code.to_string().as_str(), "530" | "534" | "535"));
+                if e.is_permanent() && !login_refused {
                     Failure::ForGood(e.to_string())
                 } else {
                     Failure::ForNow(e.to_string())

@@ -19,6 +19,7 @@ mod histories;
 mod holds;
 mod ledger;
 mod nodes;
+mod notices;
 mod outgoing_webhooks;
 mod pages;
 mod reconcile;

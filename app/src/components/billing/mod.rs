@@ -5,12 +5,14 @@ pub mod buy_tokens;
 pub mod checkout_banner;
 pub mod current_balance;
 pub mod ledger_table;
+pub mod low_balance_notice;
 pub mod manage_billing;
 
 pub use buy_tokens::BuyTokens;
 pub use checkout_banner::CheckoutBanner;
 pub use current_balance::CurrentBalance;
 pub use ledger_table::LedgerTable;
+pub use low_balance_notice::LowBalanceNotice;
 pub use manage_billing::ManageBilling;
 
 use leptos::prelude::*;

@@ -1,12 +1,13 @@
 //! What the server's tests share, written once: a fresh app per test ([`app`]), requests as a
 //! test reads them ([`requests`]), Stripe's webhook deliveries ([`webhooks`]), waiting for
 //! what happens in the background ([`wait`]), the server as a real process ([`process`]), a
-//! stand-in for Stripe's API ([`stripe_api`]), its captured logs ([`logs`]) and its metrics
-//! ([`metrics`]). Users, purchases, Stripe events and test databases come from
+//! stand-in for Stripe's API ([`stripe_api`]), its captured logs ([`logs`]), its metrics
+//! ([`metrics`]) and the mail it sends ([`mail`]). Users, purchases, Stripe events and test databases come from
 //! `billing::testing`.
 
 pub mod app;
 pub mod logs;
+pub mod mail;
 pub mod metrics;
 pub mod process;
 pub mod receiver;
@@ -20,6 +21,7 @@ pub use app::{
     spawn_app_with,
 };
 pub use logs::capture_logs;
+pub use mail::MailServer;
 pub use metrics::Metrics;
 pub use process::ServerProcess;
 pub use receiver::Receiver;
