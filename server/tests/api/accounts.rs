@@ -227,6 +227,12 @@ async fn every_server_function_but_the_public_ones_is_401_without_a_session() {
         ),
         ("GET", "/api/billing/subscription", None),
         ("GET", "/api/billing/subscriptions", None),
+        ("GET", "/api/billing/notices", None),
+        (
+            "POST",
+            "/api/billing/notices/low-balance",
+            Some(json!({ "below": 100 })),
+        ),
         (
             "GET",
             "/api/billing/checkout-status?session_id=cs_test_a1b2c3",

@@ -135,6 +135,9 @@ async fn webhook_endpoints_are_added_listed_logged_replayed_and_disabled_from_th
     );
     assert!(!list.contains(secret), "never the secret: {list}");
 
+    // The command stamped the endpoint by the wall clock; the app tells time by the test's,
+    // which stands still: moved past that moment, what happens next happens after it.
+    app.clock.advance(std::time::Duration::from_secs(5));
     app.user_with_tokens("ada@example.com", 1000).await;
     app.settled("the credit's event delivered", async || {
         !app.store.delivery_log(None, 10).await.unwrap().is_empty()

@@ -170,7 +170,7 @@ async fn an_expired_hold_cannot_be_captured_and_its_release_says_it_expired() {
     let key = app.api_key().await;
     let service = app.service(&key);
     let id = open(&service, "job-1", &ada, 700, 1).await;
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    app.clock.advance(Duration::from_millis(1200));
 
     let capture = service.capture_hold(id, &json!({ "tokens": 100 })).await;
     conflict(&capture, "state", json!("expired"));

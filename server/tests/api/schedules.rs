@@ -142,7 +142,7 @@ async fn the_minute_sweep_expires_the_holds_of_users_who_do_nothing() {
     };
 
     // Its time passes; nobody asks about the user, so it stays open as stored...
-    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    app.clock.advance(Duration::from_millis(1_200));
     move_timers_to(&app, SWEEP_PERIOD - Duration::from_secs(1)).await;
     a_moment().await;
     assert_eq!(state().await, HoldState::Open, "swept before its time");
