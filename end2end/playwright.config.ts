@@ -10,6 +10,8 @@ const root = resolve(__dirname, "..");
 const serverBin = process.env.E2E_SERVER_BIN ?? join(root, "target/debug/server");
 // A fresh embedded database for every run: no state leaks between runs.
 const dataDir = process.env.E2E_DATA_DIR ?? mkdtempSync(join(tmpdir(), "billing-e2e-"));
+// The tests read the development mailbox in it (DATA_DIR/mailbox).
+process.env.E2E_DATA_DIR = dataDir;
 
 export default defineConfig({
   testDir: "./tests",

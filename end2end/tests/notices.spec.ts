@@ -1,0 +1,77 @@
+import { expect, test, type Page } from "@playwright/test";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { hydrated, signUp } from "./support/accounts";
+
+// The development server seeds this admin (DEMO_ACCOUNTS, see server/src/demo.rs).
+const ADMIN = { email: "admin@promptbloom.test", password: "orchard-lantern-97" };
+
+/** The subjects of the letters to `to` in the development mailbox (DATA_DIR/mailbox). */
+function subjectsTo(to: string): string[] {
+  const mailbox = join(process.env.E2E_DATA_DIR!, "mailbox");
+  let files: string[] = [];
+  try {
+    files = readdirSync(mailbox).filter((name) => name.endsWith(".eml"));
+  } catch {
+    return [];
+  }
+  return files
+    .map((name) => readFileSync(join(mailbox, name), "utf8"))
+    .filter((mail) => new RegExp(`^To: ${to.replace(/[.+]/g, "\\$&")}\\r?$`, "m").test(mail))
+    .map((mail) => /^Subject: (.*?)\r?$/m.exec(mail)?.[1] ?? "");
+}
+
+async function debitAsAdmin(admin: Page, email: string, tokens: string) {
+  await admin.goto("/admin");
+  await admin.getByLabel("Email or user id").fill(email);
+  await admin.getByRole("button", { name: "Find" }).click();
+  await expect(admin.getByRole("heading", { name: email })).toBeVisible();
+  await admin.getByLabel("Tokens", { exact: true }).fill(tokens);
+  await admin.getByLabel("Reason (shown in the user's ledger)").fill("Usage by hand");
+  await admin.getByRole("button", { name: "Debit tokens" }).click();
+}
+
+test("a user sets a low-balance mark, gets one email when the balance goes under it, and turns it off", async ({
+  page,
+  browser,
+}) => {
+  const email = await signUp(page, "notices");
+  await hydrated(page);
+  await page.getByRole("listitem").filter({ hasText: "Small pack" }).getByRole("button", { name: "Buy" }).click();
+  await page.getByRole("button", { name: "Pay $10.00" }).click();
+  await expect(page.getByTestId("balance")).toHaveText("1,000 tokens");
+  await hydrated(page);
+
+  const notices = page.getByRole("region", { name: "Email notices" });
+  await expect(notices.getByTestId("low-balance-state")).toHaveText("No low-balance email.");
+  await notices.getByLabel("Email me when fewer tokens than this are left").fill("500");
+  await notices.getByRole("button", { name: "Save" }).click();
+  await expect(notices.getByTestId("low-balance-outcome")).toHaveText(
+    "Saved. We email you when fewer than 500 tokens are left.",
+  );
+  await page.reload();
+  await expect(page.getByLabel("Email me when fewer tokens than this are left")).toHaveValue("500");
+
+  const admin = await (await browser.newContext()).newPage();
+  await admin.goto("/login");
+  await admin.getByLabel("Email").fill(ADMIN.email);
+  await admin.getByLabel("Password").fill(ADMIN.password);
+  await admin.getByRole("button", { name: "Log in" }).click();
+  await expect(admin).toHaveURL(/\/app\/billing$/);
+  await debitAsAdmin(admin, email, "300"); // 700: over the mark
+  await expect(admin.getByTestId("admin-balance")).toHaveText("700 tokens");
+  await debitAsAdmin(admin, email, "300"); // 400: under
+  await expect(admin.getByTestId("admin-balance")).toHaveText("400 tokens");
+  await expect.poll(() => subjectsTo(email), { timeout: 10_000 }).toEqual([
+    "Your balance is low: 400 tokens left",
+  ]);
+  await debitAsAdmin(admin, email, "100"); // 300: still under, no second email
+  await expect(admin.getByTestId("admin-balance")).toHaveText("300 tokens");
+  await page.waitForTimeout(1500);
+  expect(subjectsTo(email)).toHaveLength(1);
+
+  await hydrated(page);
+  await page.getByRole("region", { name: "Email notices" }).getByRole("button", { name: "Turn off" }).click();
+  await expect(page.getByTestId("low-balance-outcome")).toHaveText("Low-balance emails are off.");
+  await expect(page.getByTestId("low-balance-state")).toHaveText("No low-balance email.");
+});
