@@ -28,10 +28,13 @@ pub enum Source {
     Capture,
     /// What was left of a grant when it expired.
     Expiry,
+    /// A token pack bought by auto top-up: a payment made with the user's saved card when
+    /// what they could spend went under their mark.
+    AutoTopUp,
 }
 
 impl Source {
-    pub const ALL: [Source; 9] = [
+    pub const ALL: [Source; 10] = [
         Source::StripeCheckout,
         Source::StripeInvoice,
         Source::StripeRefund,
@@ -41,6 +44,7 @@ impl Source {
         Source::Trial,
         Source::Capture,
         Source::Expiry,
+        Source::AutoTopUp,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -54,6 +58,7 @@ impl Source {
             Source::Trial => "trial",
             Source::Capture => "capture",
             Source::Expiry => "expiry",
+            Source::AutoTopUp => "auto_topup",
         }
     }
 
@@ -69,6 +74,7 @@ impl Source {
             Source::Trial => "Trial",
             Source::Capture => "Usage (reserved)",
             Source::Expiry => "Expired",
+            Source::AutoTopUp => "Auto top-up",
         }
     }
 

@@ -146,9 +146,11 @@ impl Statement {
                 Source::Expiry => expiries += delta,
                 Source::Consume | Source::Capture => usage += delta,
                 Source::Manual if delta < 0 => usage += delta,
-                Source::Manual | Source::StripeCheckout | Source::StripeInvoice | Source::Trial => {
-                    credits += delta
-                }
+                Source::Manual
+                | Source::StripeCheckout
+                | Source::StripeInvoice
+                | Source::Trial
+                | Source::AutoTopUp => credits += delta,
             }
         }
         let closing = entries

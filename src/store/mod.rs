@@ -11,6 +11,8 @@ mod credit_tests;
 mod credits;
 mod database;
 #[cfg(test)]
+mod migration_tests;
+#[cfg(test)]
 mod notice_tests;
 mod notices;
 mod outbox;
