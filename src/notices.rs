@@ -68,6 +68,45 @@ pub fn letter_for(event: &OutboxEvent, billing: &str) -> Result<Letter, NotANoti
                 ),
             })
         }
+        (EventDetail::TopUp { tokens: added, .. }, EventKind::TopUpSucceeded) => {
+            let added = added.map_or_else(|| "A pack of tokens".to_owned(), tokens);
+            Ok(Letter {
+                subject: format!("Auto top-up: {added} added"),
+                text: format!(
+                    "{added} were added to your balance, paid with your saved card,\n\
+                     because what you could spend went under your auto top-up mark.\n\n\
+                     Your balance, and auto top-up's mark, pack and monthly cap: {billing}\n"
+                ),
+            })
+        }
+        (EventDetail::TopUp { failure, .. }, EventKind::TopUpFailed) => {
+            let (subject, why) = match failure.as_deref() {
+                Some("authentication_required") => (
+                    "Auto top-up paused: your bank asks you to confirm",
+                    "Your bank asked to confirm the payment with you, and auto top-up pays\n\
+                     while you are away, so nothing was charged.",
+                ),
+                Some("monthly_cap") => (
+                    "Auto top-up reached this month's cap",
+                    "Buying another pack would have passed the monthly cap you set, so\n\
+                     nothing was charged. Auto top-up goes on next month.",
+                ),
+                _ => (
+                    "Auto top-up paused: your card was declined",
+                    "Your bank declined the payment for your auto top-up, so nothing was\n\
+                     charged.",
+                ),
+            };
+            let next = if failure.as_deref() == Some("monthly_cap") {
+                "Raise the cap, or buy tokens yourself"
+            } else {
+                "Auto top-up is paused until you update your card"
+            };
+            Ok(Letter {
+                subject: subject.to_owned(),
+                text: format!("{why}\n\n{next}:\n{billing}\n"),
+            })
+        }
         _ => Err(NotANotice(event.kind)),
     }
 }
@@ -156,6 +195,53 @@ mod tests {
             letter_for(&day, "http://x").unwrap().subject,
             "1 token expires tomorrow"
         );
+    }
+
+    #[test]
+    fn top_ups_say_what_was_added_or_why_nothing_was() {
+        let topup = |kind, tokens, failure: Option<&str>| {
+            event(
+                kind,
+                EventDetail::TopUp {
+                    topup: 9,
+                    tokens,
+                    entry: None,
+                    failure: failure.map(str::to_owned),
+                },
+                0,
+            )
+        };
+        let page = "https://billing.example.com/app/billing";
+        let paid = letter_for(&topup(EventKind::TopUpSucceeded, Some(5_000), None), page).unwrap();
+        assert_eq!(paid.subject, "Auto top-up: 5,000 tokens added");
+        for (failure, subject, next) in [
+            (
+                "declined",
+                "Auto top-up paused: your card was declined",
+                "update your card",
+            ),
+            (
+                "authentication_required",
+                "Auto top-up paused: your bank asks you to confirm",
+                "update your card",
+            ),
+            (
+                "monthly_cap",
+                "Auto top-up reached this month's cap",
+                "Raise the cap",
+            ),
+        ] {
+            let letter =
+                letter_for(&topup(EventKind::TopUpFailed, None, Some(failure)), page).unwrap();
+            assert_eq!(letter.subject, subject);
+            assert!(letter.text.contains(next), "{}", letter.text);
+            assert!(letter.text.contains(page));
+            assert!(
+                letter.text.lines().all(|line| line.len() < 78),
+                "{}",
+                letter.text
+            );
+        }
     }
 
     #[test]

@@ -29,15 +29,22 @@ pub enum EventKind {
     GrantExpiring,
     /// A grant expired with tokens left.
     GrantExpired,
+    /// Auto top-up bought a pack: its tokens are credited.
+    TopUpSucceeded,
+    /// Auto top-up could not buy a pack (declined, the bank asked for the cardholder, or the
+    /// month's cap): nothing was charged.
+    TopUpFailed,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 5] = [
+    pub const ALL: [EventKind; 7] = [
         EventKind::LedgerEntryCreated,
         EventKind::BalanceLow,
         EventKind::BalanceDepleted,
         EventKind::GrantExpiring,
         EventKind::GrantExpired,
+        EventKind::TopUpSucceeded,
+        EventKind::TopUpFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -47,6 +54,8 @@ impl EventKind {
             EventKind::BalanceDepleted => "balance.depleted",
             EventKind::GrantExpiring => "grant.expiring",
             EventKind::GrantExpired => "grant.expired",
+            EventKind::TopUpSucceeded => "topup.succeeded",
+            EventKind::TopUpFailed => "topup.failed",
         }
     }
 
@@ -75,6 +84,14 @@ pub enum EventDetail {
         grant: GrantId,
         tokens: i64,
         expires_at: Option<Timestamp>,
+    },
+    /// A top-up: the tokens it credited and the credit's ledger row (`topup.succeeded`), or
+    /// why it failed (`topup.failed`: `declined`, `authentication_required`, `monthly_cap`).
+    TopUp {
+        topup: i64,
+        tokens: Option<i64>,
+        entry: Option<i64>,
+        failure: Option<String>,
     },
 }
 
@@ -133,6 +150,17 @@ impl OutboxEvent {
                     "expires_at": expires_at.map(Timestamp::rfc3339),
                 })
             }
+            EventDetail::TopUp {
+                topup,
+                tokens,
+                entry,
+                failure,
+            } => match self.kind {
+                EventKind::TopUpSucceeded => json!({
+                    "user": self.user, "topup": topup, "tokens": tokens, "entry": entry,
+                }),
+                _ => json!({ "user": self.user, "topup": topup, "reason": failure }),
+            },
         };
         json!({
             "type": self.kind.as_str(),

@@ -15,10 +15,11 @@ PRAGMA defer_foreign_keys = ON;
 INSERT INTO ledger_sources (name) VALUES ('auto_topup');
 
 -- The user's choice. `on`: a top-up starts when what is available goes under `below`;
--- `paused`: the last one failed (why in `paused_reason`) until a card is saved again.
+-- `card_needed`: chosen, no card saved yet; `paused`: the last one failed (why in
+-- `paused_reason`) until a card is saved again; `off`: turned off (the card stays saved).
 CREATE TABLE auto_topups (
     user_id        INTEGER PRIMARY KEY REFERENCES users (id),
-    state          TEXT    NOT NULL CHECK (state IN ('on', 'paused', 'off')),
+    state          TEXT    NOT NULL CHECK (state IN ('on', 'card_needed', 'paused', 'off')),
     below          INTEGER NOT NULL CHECK (below > 0),
     product        TEXT    NOT NULL CHECK (product IN ('small', 'medium', 'large')),
     -- The most tokens top-ups may add in one calendar month (UTC).
@@ -28,24 +29,29 @@ CREATE TABLE auto_topups (
     payment_method TEXT,
     card           TEXT,
     paused_reason  TEXT CHECK (paused_reason IN ('declined', 'authentication_required')),
-    updated_at     INTEGER NOT NULL
+    updated_at     INTEGER NOT NULL,
+    CHECK ((state = 'paused') = (paused_reason IS NOT NULL))
 );
 
 -- One top-up: `pending` from the crossing until its payment is settled; `succeeded` once its
 -- tokens are credited; `failed` (the bank said no, or asked for the cardholder); `capped`
--- (it would have passed the month's cap, so nothing was charged). `tokens` is the pack's, set
+-- (it would have passed the month's cap, so nothing was charged); `canceled` (auto top-up was
+-- turned off before it was paid). `tokens` is the pack's, set
 -- when the payment is made; the credit names the payment intent.
 CREATE TABLE topup_attempts (
     id             INTEGER PRIMARY KEY AUTOINCREMENT,
     user_id        INTEGER NOT NULL REFERENCES users (id),
     product        TEXT    NOT NULL CHECK (product IN ('small', 'medium', 'large')),
-    state          TEXT    NOT NULL CHECK (state IN ('pending', 'succeeded', 'failed', 'capped')),
+    state          TEXT    NOT NULL CHECK (state IN ('pending', 'succeeded', 'failed', 'capped',
+                       'canceled')),
     tokens         INTEGER CHECK (tokens > 0),
     payment_intent TEXT UNIQUE,
-    failure        TEXT,
+    -- failed: why (`declined`, `authentication_required`).
+    failure        TEXT CHECK (failure IN ('declined', 'authentication_required')),
     leased_until   INTEGER,
     created_at     INTEGER NOT NULL,
-    settled_at     INTEGER
+    settled_at     INTEGER,
+    CHECK ((state = 'failed') = (failure IS NOT NULL))
 );
 CREATE UNIQUE INDEX topup_attempts_one_in_flight ON topup_attempts (user_id)
     WHERE state = 'pending';

@@ -13,6 +13,7 @@ mod product;
 mod statement;
 mod text;
 mod tokens;
+mod topup;
 mod user;
 
 pub use credits::{Available, Expiry, Grant, GrantTerms, Hold, HoldState, Rollover};
@@ -25,4 +26,7 @@ pub use product::{Offer, ProductId, ProductKind};
 pub use statement::{Month, Statement};
 pub use text::{IdempotencyKey, Reason};
 pub use tokens::{Balance, TokenDelta, Tokens, group_thousands};
+pub use topup::{
+    AutoTopUp, AutoTopUpState, PauseReason, SavedCard, TopUp, TopUpChoice, TopUpState,
+};
 pub use user::{Role, User};

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 use super::StoreError;
-use crate::domain::{LedgerEntryId, Reason, Timestamp, UserId};
+use crate::domain::{LedgerEntryId, Reason, Timestamp, Tokens, UserId};
 use crate::ledger::{Posted, Posting, StripeRefs};
 use crate::stripe::events::DisputeStatus;
 use crate::stripe::gateway::RefundState;
@@ -129,6 +129,13 @@ pub enum Change {
     LinkCustomer { user: UserId, customer: String },
     /// A subscription's latest state; an older event never overwrites a newer state.
     Subscription(SubscriptionRecord),
+    /// A top-up's payment succeeded: after its credit (a `Post` before it in the same
+    /// changes), the top-up is settled as paid, with its `topup.succeeded` event.
+    TopUpPaid {
+        topup: i64,
+        payment_intent: String,
+        tokens: Tokens,
+    },
 }
 
 impl Change {
@@ -137,7 +144,9 @@ impl Change {
     pub fn moves_tokens(&self) -> bool {
         match self {
             Change::Post(_) | Change::SyncReversals(_) => true,
-            Change::LinkCustomer { .. } | Change::Subscription(_) => false,
+            Change::LinkCustomer { .. } | Change::Subscription(_) | Change::TopUpPaid { .. } => {
+                false
+            }
         }
     }
 }

@@ -21,6 +21,9 @@ mod outbox_tests;
 mod sql;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod topup_tests;
+mod topups;
 
 use async_trait::async_trait;
 
@@ -35,6 +38,7 @@ pub use database::{Backend, connect};
 pub use notices::{DueNotice, NoticeRecord, NoticeSent, Notices};
 pub use outbox::{Attempted, DueDelivery, Endpoint, LoggedAttempt, Outbox, ReplayScope};
 pub use sql::SqlStore;
+pub use topups::{DueTopUp, TopUps, Unpaid};
 
 use crate::api_key::KeyDigest;
 use crate::domain::{
@@ -142,7 +146,7 @@ pub struct BalanceMismatch {
 
 /// Everything the application stores.
 #[async_trait]
-pub trait Store: Outbox + Notices + Send + Sync + 'static {
+pub trait Store: Outbox + Notices + TopUps + Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// Checks that the database answers.

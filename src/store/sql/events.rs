@@ -14,7 +14,8 @@ use crate::store::StoreError;
 
 /// The columns [`event_from`] reads, of `outbox_events` named `o`.
 pub(super) const EVENT_COLUMNS: &str = "o.id AS event_id, o.user_id, o.kind, o.entry_id, \
-     o.grant_id, o.tokens, o.threshold, o.expires_at, o.created_at AS event_created_at";
+     o.grant_id, o.tokens, o.threshold, o.expires_at, o.created_at AS event_created_at, \
+     o.topup_id, o.detail";
 
 /// The ledger rows the events in `rows` are about, by id.
 pub(super) async fn entries_of(
@@ -69,6 +70,14 @@ pub(super) fn event_from(
             expires_at: row
                 .try_get::<Option<i64>, _>("expires_at")?
                 .map(Timestamp::from_millis),
+        },
+        EventKind::TopUpSucceeded | EventKind::TopUpFailed => EventDetail::TopUp {
+            topup: row
+                .try_get::<Option<i64>, _>("topup_id")?
+                .ok_or_else(|| missing("top-up"))?,
+            tokens,
+            entry: row.try_get("entry_id")?,
+            failure: row.try_get("detail")?,
         },
     };
     Ok(OutboxEvent {

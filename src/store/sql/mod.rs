@@ -28,6 +28,7 @@ mod posting;
 mod rate_limits;
 mod reversals;
 mod stripe;
+mod topups;
 
 use std::sync::Arc;
 
@@ -53,7 +54,7 @@ use posting::Attempt;
 
 /// How many times a posting is retried when the balance moved between its refusal and the
 /// explanation of that refusal (another transaction committed in between).
-const POST_ATTEMPTS: usize = 3;
+pub(super) const POST_ATTEMPTS: usize = 3;
 
 pub struct SqlStore {
     pool: AnyPool,

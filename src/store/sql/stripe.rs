@@ -5,8 +5,8 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AnyPool, Row};
 
 use super::posting::{self, Attempt};
-use super::reversals;
 use super::{ENTRY_COLUMNS, SqlStore, entry_from_row};
+use super::{reversals, topups};
 use crate::domain::{LedgerEntry, Timestamp, UserId};
 use crate::ledger::Posted;
 use crate::store::StoreError;
@@ -176,6 +176,14 @@ impl SqlStore {
                     }
                     Change::Subscription(record) => {
                         upsert_subscription(&mut tx, record).await?;
+                        vec![]
+                    }
+                    Change::TopUpPaid {
+                        topup,
+                        payment_intent,
+                        tokens,
+                    } => {
+                        topups::paid_in(&mut tx, at, *topup, payment_intent, *tokens).await?;
                         vec![]
                     }
                 };
