@@ -16,6 +16,7 @@ use crate::domain::{
     TopUpChoice, TopUpState, UserId,
 };
 use crate::ledger::{Posted, Posting};
+use crate::outbox::EventKind;
 use crate::store::StoreError;
 use crate::store::topups::{DueTopUp, TopUps, Unpaid};
 
@@ -114,31 +115,34 @@ async fn read(conn: &mut AnyConnection, user: UserId) -> Result<Option<AutoTopUp
     .transpose()
 }
 
-/// A top-up's event for the outbox (`topup.succeeded` with its credit, or `topup.failed`).
-async fn event(
-    conn: &mut AnyConnection,
-    at: At,
+/// A top-up's event for the outbox: `topup.succeeded` naming its credit, or `topup.failed`.
+struct TopUpEvent<'a> {
     user: UserId,
     topup: i64,
-    kind: &str,
+    kind: EventKind,
     entry: Option<i64>,
     tokens: Option<i64>,
-    detail: Option<&str>,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO outbox_events (user_id, kind, entry_id, tokens, topup_id, detail, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(user.get())
-    .bind(kind)
-    .bind(entry)
-    .bind(tokens)
-    .bind(topup)
-    .bind(detail)
-    .bind(at.now.as_millis())
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+    failure: Option<&'a str>,
+}
+
+impl TopUpEvent<'_> {
+    async fn write(self, conn: &mut AnyConnection, at: At) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO outbox_events (user_id, kind, entry_id, tokens, topup_id, detail, \
+                 created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(self.user.get())
+        .bind(self.kind.as_str())
+        .bind(self.entry)
+        .bind(self.tokens)
+        .bind(self.topup)
+        .bind(self.failure)
+        .bind(at.now.as_millis())
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
 }
 
 /// Settles a paid top-up inside fulfilment's transaction, after its credit was posted: the
@@ -172,16 +176,15 @@ pub(super) async fn paid_in(
     .bind(payment_intent)
     .fetch_optional(&mut *conn)
     .await?;
-    event(
-        conn,
-        at,
-        UserId::new(user)?,
+    TopUpEvent {
+        user: UserId::new(user)?,
         topup,
-        "topup.succeeded",
+        kind: EventKind::TopUpSucceeded,
         entry,
-        Some(tokens.get()),
-        None,
-    )
+        tokens: Some(tokens.get()),
+        failure: None,
+    }
+    .write(conn, at)
     .await
 }
 
@@ -436,16 +439,15 @@ impl TopUps for SqlStore {
             .execute(&mut *tx)
             .await?;
         }
-        event(
-            &mut tx,
-            at,
+        TopUpEvent {
             user,
             topup,
-            "topup.failed",
-            None,
-            None,
-            Some(detail),
-        )
+            kind: EventKind::TopUpFailed,
+            entry: None,
+            tokens: None,
+            failure: Some(detail),
+        }
+        .write(&mut tx, at)
         .await?;
         tx.commit().await?;
         Ok(true)
