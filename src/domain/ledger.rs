@@ -30,6 +30,7 @@ pub enum Source {
     Expiry,
     /// A token pack bought by auto top-up: a payment made with the user's saved card when
     /// what they could spend went under their mark.
+    #[serde(rename = "auto_topup")]
     AutoTopUp,
 }
 
