@@ -18,3 +18,4 @@ pub mod settings;
 pub mod shutdown;
 pub mod startup;
 pub mod telemetry;
+pub mod topups;

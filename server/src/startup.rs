@@ -36,6 +36,7 @@ use crate::security_headers;
 use crate::session::Sessions;
 use crate::settings::{ServerSettings, Settings};
 use crate::shutdown::{self, Shutdown};
+use crate::topups::TopUpPayer;
 
 /// The largest request body accepted anywhere (the webhook's own limit is the same) but on
 /// the paths of `BODY_LIMITS.larger`.
@@ -158,6 +159,12 @@ impl Application {
         background::spawn_housekeeping(state.limits.clone());
         background::spawn_release_sweep(state.fulfilment.clone(), state.store.clone());
         Deliverer::new(state.store.clone(), state.clock.clone()).spawn();
+        TopUpPayer::new(
+            state.store.clone(),
+            state.fulfilment.clone(),
+            state.clock.clone(),
+        )
+        .spawn();
         Mailer::new(
             &server.mail,
             state.config.site.billing_page().as_str(),

@@ -15,10 +15,12 @@ mod checkout;
 mod plan;
 #[cfg(test)]
 mod tests;
+mod topups;
 
 use std::sync::Arc;
 
 pub use checkout::CheckoutStatus;
+pub use topups::TopUpResult;
 
 use crate::catalog::Catalog;
 use crate::domain::LedgerEntry;

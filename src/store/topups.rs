@@ -2,9 +2,11 @@
 //! started by the database when what is available goes under the mark (migration 0008), paid
 //! by the server, and settled here (paid ones through fulfilment, [`super::Change::TopUpPaid`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tokio::sync::Notify;
 
 use super::StoreError;
 use crate::domain::{
@@ -74,6 +76,10 @@ pub trait TopUps: Send + Sync {
 
     /// One top-up and whose it is.
     async fn topup(&self, id: i64) -> Result<Option<(UserId, TopUp)>, StoreError>;
+
+    /// Notified after a change that may have started a top-up commits (a spend, a batch, a
+    /// hold, a card saved): the node that made it pays the top-up at once, no polling.
+    fn topups_started(&self) -> Arc<Notify>;
 }
 
 /// A top-up to pay, claimed by this node for a while.

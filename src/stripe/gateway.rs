@@ -4,7 +4,9 @@
 use async_trait::async_trait;
 use url::Url;
 
-use crate::domain::{Email, Money, ProductKind, Timestamp, UserId};
+use crate::domain::{
+    Currency, Email, Money, PauseReason, ProductKind, SavedCard, Timestamp, UserId,
+};
 pub use crate::stripe::status::{
     CheckoutMode, PaymentStatus, RefundStatus, SessionStatus, SubscriptionStatus,
 };
@@ -100,6 +102,56 @@ pub struct SubscriptionSnapshot {
     pub canceled_at: Option<i64>,
 }
 
+/// A setup-mode Checkout session to open: the customer saves a card for payments made while
+/// they are away (auto top-up).
+#[derive(Debug, Clone)]
+pub struct CardSetupRequest {
+    pub user: UserId,
+    pub customer: String,
+    /// The currency the card will pay in (Stripe offers the methods that can).
+    pub currency: Currency,
+    /// May hold Stripe's `{CHECKOUT_SESSION_ID}` placeholder.
+    pub success_url: String,
+    pub cancel_url: String,
+    pub idempotency_key: String,
+}
+
+/// What a completed setup-mode Checkout saved, and for whom it was opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardSetup {
+    pub user: Option<UserId>,
+    pub customer: Option<String>,
+    pub card: SavedCard,
+}
+
+/// A payment with a saved card while the customer is away: one top-up's.
+#[derive(Debug, Clone)]
+pub struct OffSessionPayment {
+    pub user: UserId,
+    pub customer: String,
+    pub payment_method: String,
+    pub amount: Money,
+    /// The top-up it pays (in the payment intent's metadata, for the webhook).
+    pub topup: i64,
+    /// Sent as Stripe's Idempotency-Key: a retried request answers as the first did.
+    pub idempotency_key: String,
+}
+
+/// How Stripe answered a payment made while the customer was away.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OffSessionOutcome {
+    Succeeded {
+        payment_intent: String,
+    },
+    /// The bank said no (`Declined`) or asked for the cardholder (`AuthenticationRequired`):
+    /// nothing was charged.
+    Failed {
+        payment_intent: Option<String>,
+        reason: PauseReason,
+        message: String,
+    },
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
     /// Stripe refused the request (a bad price id, a deleted customer...).
@@ -129,6 +181,22 @@ pub trait StripeGateway: Send + Sync + 'static {
 
     /// The lines of a Checkout session: webhook payloads do not carry them.
     async fn checkout_line_items(&self, session: &str) -> Result<Vec<LineItem>, GatewayError>;
+
+    /// Opens a setup-mode Checkout, where the customer saves a card for later payments.
+    async fn create_card_setup_session(
+        &self,
+        request: &CardSetupRequest,
+    ) -> Result<CheckoutSession, GatewayError>;
+
+    /// The card a completed setup-mode Checkout saved, with the user and customer it was
+    /// opened for; `None` while the session is not complete.
+    async fn saved_card(&self, session: &str) -> Result<Option<CardSetup>, GatewayError>;
+
+    /// Pays with a saved card while the customer is away (confirmed at once, off-session).
+    async fn charge_saved_card(
+        &self,
+        payment: &OffSessionPayment,
+    ) -> Result<OffSessionOutcome, GatewayError>;
 
     /// Opens the Customer Portal for a customer; the user comes back to `return_url`.
     async fn create_portal_session(

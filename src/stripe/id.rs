@@ -27,6 +27,7 @@ pub enum StripeObject {
     Subscription,
     Price,
     PaymentIntent,
+    PaymentMethod,
     Event,
 }
 
@@ -46,6 +47,8 @@ impl StripeObject {
             StripeObject::Subscription => &["sub_"],
             StripeObject::Price => &["price_"],
             StripeObject::PaymentIntent => &["pi_"],
+            // `card_`: cards saved before payment methods existed.
+            StripeObject::PaymentMethod => &["pm_", "card_"],
             StripeObject::Event => &["evt_"],
         }
     }
@@ -61,6 +64,7 @@ impl StripeObject {
             StripeObject::Subscription => "subscription",
             StripeObject::Price => "price",
             StripeObject::PaymentIntent => "payment intent",
+            StripeObject::PaymentMethod => "payment method",
             StripeObject::Event => "event",
         }
     }

@@ -20,8 +20,9 @@ pub mod status;
 mod abuse_tests;
 
 pub use gateway::{
-    ChargeRefunds, CheckoutRequest, CheckoutSession, GatewayError, GatewayMode, LineItem,
-    ListedEvent, RefundState, SessionSnapshot, StripeGateway, SubscriptionSnapshot,
+    CardSetup, CardSetupRequest, ChargeRefunds, CheckoutRequest, CheckoutSession, GatewayError,
+    GatewayMode, LineItem, ListedEvent, OffSessionOutcome, OffSessionPayment, RefundState,
+    SessionSnapshot, StripeGateway, SubscriptionSnapshot,
 };
 pub use id::{InvalidStripeId, StripeId, StripeObject};
 pub use status::{CheckoutMode, PaymentStatus, RefundStatus, SessionStatus, SubscriptionStatus};

@@ -126,7 +126,7 @@ pub async fn checkout_status(session_id: String) -> Result<CheckoutProgress, App
 }
 
 #[cfg(feature = "ssr")]
-mod ssr {
+pub(crate) mod ssr {
     use billing::domain::{ProductId, ProductKind, Timestamp, User};
     use billing::fulfilment::{CheckoutStatus, FulfilmentError};
     use billing::stripe::{CheckoutRequest, GatewayError, StripeId, StripeObject};
@@ -172,7 +172,7 @@ mod ssr {
         Ok(records.iter().any(|s| s.is_live()))
     }
 
-    fn unavailable(context: &'static str) -> impl FnOnce(GatewayError) -> AppError {
+    pub(crate) fn unavailable(context: &'static str) -> impl FnOnce(GatewayError) -> AppError {
         move |error| {
             tracing::error!(%error, "{context}");
             AppError::PaymentsUnavailable
@@ -180,7 +180,7 @@ mod ssr {
     }
 
     /// The user's Stripe customer, created (once) on first need.
-    async fn customer(call: &Call, user: &User) -> Result<String, AppError> {
+    pub(crate) async fn customer(call: &Call, user: &User) -> Result<String, AppError> {
         let state = call.state();
         if let Some(customer) = state
             .store

@@ -8,3 +8,4 @@ pub(crate) mod codec;
 pub mod guard;
 pub mod notices;
 pub mod tokens;
+pub mod topups;

@@ -3,8 +3,8 @@
 use leptos::prelude::*;
 
 use crate::components::billing::{
-    BillingLive, BuyTokens, CheckoutBanner, CurrentBalance, LedgerTable, LowBalanceNotice,
-    ManageBilling,
+    AutoTopUp, BillingLive, BuyTokens, CheckoutBanner, CurrentBalance, LedgerTable,
+    LowBalanceNotice, ManageBilling,
 };
 use crate::components::require_user::LoginGate;
 
@@ -31,6 +31,7 @@ pub fn BillingPage() -> impl IntoView {
                 <ManageBilling />
             </div>
             <BuyTokens />
+            <AutoTopUp />
             <LowBalanceNotice />
             <LedgerTable />
         </main>

@@ -111,6 +111,14 @@ impl Fulfilment {
             Effect::RefundsChanged(refunds) => self.refunds(&refunds, event).await?,
             Effect::Dispute(dispute) => self.dispute(&dispute, event).await?,
             Effect::SubscriptionChanged(state) => self.subscription(state).await?,
+            Effect::TopUpPaid {
+                payment_intent,
+                topup,
+                user,
+            } => {
+                let refs = refs(&payment_intent, Some(&payment_intent));
+                self.topup_paid(&payment_intent, topup, user, refs).await?
+            }
             Effect::Ignore { why } => Plan::apply(vec![], Outcome::Ignored(why)),
         })
     }

@@ -61,6 +61,9 @@ pub struct SqlStore {
     backend: Backend,
     /// Where "now" comes from for what the store writes: when grants and holds expire.
     clock: Arc<dyn Clock>,
+    /// Told after every change that may have taken what is available under a mark commits,
+    /// so the node pays a top-up it started at once (see `TopUps::topups_started`).
+    spent: Arc<tokio::sync::Notify>,
 }
 
 impl SqlStore {
@@ -69,7 +72,13 @@ impl SqlStore {
             pool,
             backend,
             clock: Arc::new(SystemClock),
+            spent: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// After a change that may have started a top-up commits.
+    pub(super) fn spent(&self) {
+        self.spent.notify_one();
     }
 
     /// The same store, telling time by `clock` (a test's manual clock).
@@ -131,6 +140,9 @@ impl Store for SqlStore {
                 Ok(Attempt::Posted(entry)) => {
                     tx.commit().await?;
                     record_posting(&entry);
+                    if !entry.delta.is_increase() {
+                        self.spent();
+                    }
                     return Ok(Posted {
                         entry,
                         replayed: false,
@@ -170,15 +182,21 @@ impl Store for SqlStore {
     }
 
     async fn post_batch(&self, debits: &[Debit]) -> Result<Vec<BatchItem>, StoreError> {
-        batch::post(self, debits).await
+        let posted = batch::post(self, debits).await;
+        self.spent();
+        posted
     }
 
     async fn open_hold(&self, hold: &NewHold) -> Result<HoldOpened, StoreError> {
-        holds::open(self, hold).await
+        let opened = holds::open(self, hold).await;
+        self.spent();
+        opened
     }
 
     async fn capture_hold(&self, capture: &HoldCapture) -> Result<Posted, StoreError> {
-        holds::capture(self, capture).await
+        let captured = holds::capture(self, capture).await;
+        self.spent();
+        captured
     }
 
     async fn release_hold(

@@ -2,6 +2,7 @@
 //! paid (a failure pauses auto top-up) and those paid (inside fulfilment's transaction), each
 //! with its event for the outbox.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -190,6 +191,10 @@ pub(super) async fn paid_in(
 
 #[async_trait]
 impl TopUps for SqlStore {
+    fn topups_started(&self) -> Arc<tokio::sync::Notify> {
+        self.spent.clone()
+    }
+
     async fn auto_topup(&self, user: UserId) -> Result<Option<AutoTopUp>, StoreError> {
         let mut conn = self.pool.acquire().await?;
         read(&mut conn, user).await
@@ -223,6 +228,7 @@ impl TopUps for SqlStore {
         start_if_under(&mut tx, at, user).await?;
         let chosen = read(&mut tx, user).await?.ok_or(StoreError::NotFound)?;
         tx.commit().await?;
+        self.spent();
         Ok(chosen)
     }
 
@@ -276,6 +282,7 @@ impl TopUps for SqlStore {
         start_if_under(&mut tx, at, user).await?;
         let saved = read(&mut tx, user).await?.ok_or(StoreError::NotFound)?;
         tx.commit().await?;
+        self.spent();
         Ok(saved)
     }
 

@@ -104,6 +104,12 @@ pub enum Effect {
     Dispute(DisputeEvent),
     /// A subscription's state, as Stripe now describes it.
     SubscriptionChanged(SubscriptionState),
+    /// A payment auto top-up made succeeded: credit its pack once per payment.
+    TopUpPaid {
+        payment_intent: String,
+        topup: i64,
+        user: Option<UserId>,
+    },
     /// Acknowledged and recorded; no effect on billing.
     Ignore { why: &'static str },
 }
@@ -196,6 +202,23 @@ pub fn interpret(event: &Envelope) -> Result<Effect, EventError> {
                 Some("unpaid") => Effect::CheckoutAwaitingPayment { session },
                 _ => Effect::Ignore {
                     why: "no payment required: nothing was bought",
+                },
+            }
+        }
+        "payment_intent.succeeded" => {
+            let metadata = object.get("metadata");
+            match metadata
+                .and_then(|m| m.get("topup_id"))
+                .and_then(|id| id.as_str())
+                .and_then(|id| id.parse::<i64>().ok())
+            {
+                Some(topup) => Effect::TopUpPaid {
+                    payment_intent: str_at(object, &["id"]).ok_or_else(|| missing("id"))?,
+                    topup,
+                    user: metadata.and_then(user_in_metadata),
+                },
+                None => Effect::Ignore {
+                    why: "a payment made elsewhere: Checkout's and invoices' events credit those",
                 },
             }
         }

@@ -12,20 +12,23 @@ use stripe_billing::invoice_payment::{
 };
 use stripe_checkout::checkout_session::{
     CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionPaymentIntentData,
-    CreateCheckoutSessionSubscriptionData, ListLineItemsCheckoutSession, RetrieveCheckoutSession,
+    CreateCheckoutSessionSetupIntentData, CreateCheckoutSessionSubscriptionData,
+    ListLineItemsCheckoutSession, RetrieveCheckoutSession,
 };
 use stripe_core::customer::CreateCustomer;
+use stripe_core::payment_intent::{CreatePaymentIntent, CreatePaymentIntentOffSession};
 use stripe_shared::CheckoutSessionMode;
 use url::Url;
 
 use super::gateway::{
-    ChargeRefunds, CheckoutRequest, CheckoutSession, GatewayError, GatewayMode, LineItem,
-    ListedEvent, RefundState, RefundStatus, SessionSnapshot, StripeGateway, SubscriptionSnapshot,
+    CardSetup, CardSetupRequest, ChargeRefunds, CheckoutRequest, CheckoutSession, GatewayError,
+    GatewayMode, LineItem, ListedEvent, OffSessionOutcome, OffSessionPayment, RefundState,
+    RefundStatus, SessionSnapshot, StripeGateway, SubscriptionSnapshot,
 };
 use super::id::{StripeId, StripeObject};
 use super::status::{CheckoutMode, PaymentStatus, SessionStatus, SubscriptionStatus};
 use crate::config::Secret;
-use crate::domain::{Email, Money, ProductKind, Timestamp, UserId};
+use crate::domain::{Email, Money, PauseReason, ProductKind, SavedCard, Timestamp, UserId};
 
 /// Each Stripe call gets this long before it counts as failed.
 mod requests;
@@ -132,6 +135,116 @@ impl StripeGateway for LiveGateway {
             id: session.id.to_string(),
             url,
         })
+    }
+
+    async fn create_card_setup_session(
+        &self,
+        request: &CardSetupRequest,
+    ) -> Result<CheckoutSession, GatewayError> {
+        StripeId::parse(StripeObject::Customer, &request.customer)?;
+        let currency: stripe_types::Currency = request.currency.as_str().parse().map_err(|_| {
+            GatewayError::Refused(format!("currency {}", request.currency.as_str()))
+        })?;
+        let mut data = CreateCheckoutSessionSetupIntentData::new();
+        data.metadata = Some(user_metadata(request.user));
+        let session = CreateCheckoutSession::new()
+            .mode(CheckoutSessionMode::Setup)
+            .currency(currency)
+            .customer(request.customer.as_str())
+            .client_reference_id(request.user.to_string())
+            .metadata(user_metadata(request.user))
+            .setup_intent_data(data)
+            .success_url(request.success_url.as_str())
+            .cancel_url(request.cancel_url.as_str())
+            .customize()
+            .request_strategy(idempotent(&request.idempotency_key)?)
+            .send(&self.client)
+            .await
+            .map_err(classify)?;
+        let url = session
+            .url
+            .as_deref()
+            .and_then(|u| Url::parse(u).ok())
+            .ok_or_else(|| GatewayError::Unavailable("Stripe sent no Checkout URL".into()))?;
+        Ok(CheckoutSession {
+            id: session.id.to_string(),
+            url,
+        })
+    }
+
+    async fn saved_card(&self, session: &str) -> Result<Option<CardSetup>, GatewayError> {
+        StripeId::parse(StripeObject::CheckoutSession, session)?;
+        let s = self
+            .get_json(
+                format!("/checkout/sessions/{session}"),
+                vec![("expand[]", "setup_intent.payment_method".to_owned())],
+            )
+            .await?;
+        if s["mode"].as_str() != Some("setup") || s["status"].as_str() != Some("complete") {
+            return Ok(None);
+        }
+        let method = &s["setup_intent"]["payment_method"];
+        let Some(payment_method) = method["id"].as_str() else {
+            return Ok(None);
+        };
+        Ok(Some(CardSetup {
+            user: s["client_reference_id"]
+                .as_str()
+                .and_then(|id| id.parse().ok()),
+            customer: s["customer"].as_str().map(str::to_owned),
+            card: SavedCard {
+                payment_method: payment_method.to_owned(),
+                label: card_label(method),
+            },
+        }))
+    }
+
+    async fn charge_saved_card(
+        &self,
+        payment: &OffSessionPayment,
+    ) -> Result<OffSessionOutcome, GatewayError> {
+        StripeId::parse(StripeObject::Customer, &payment.customer)?;
+        StripeId::parse(StripeObject::PaymentMethod, &payment.payment_method)?;
+        let currency: stripe_types::Currency = payment
+            .amount
+            .currency()
+            .as_str()
+            .parse()
+            .map_err(|_| GatewayError::Refused("an unknown currency".into()))?;
+        let mut metadata = user_metadata(payment.user);
+        metadata.insert("topup_id".to_owned(), payment.topup.to_string());
+        let sent = CreatePaymentIntent::new(payment.amount.minor(), currency)
+            .customer(payment.customer.as_str())
+            .payment_method(payment.payment_method.as_str())
+            .off_session(CreatePaymentIntentOffSession::Bool(true))
+            .confirm(true)
+            .metadata(metadata)
+            .customize()
+            .request_strategy(idempotent(&payment.idempotency_key)?)
+            .send(&self.client)
+            .await;
+        match sent {
+            Ok(intent) if intent.status.as_str() == "succeeded" => {
+                Ok(OffSessionOutcome::Succeeded {
+                    payment_intent: intent.id.to_string(),
+                })
+            }
+            Ok(intent) => Ok(OffSessionOutcome::Failed {
+                payment_intent: Some(intent.id.to_string()),
+                reason: PauseReason::AuthenticationRequired,
+                message: format!("the payment is {}", intent.status.as_str()),
+            }),
+            // 402: the card's bank answered; the payment intent, if any, stays unpaid.
+            Err(stripe::StripeError::Stripe(api, 402)) => Ok(OffSessionOutcome::Failed {
+                payment_intent: api.payment_intent.as_ref().map(|pi| pi.id.to_string()),
+                reason: match api.code.as_ref().map(|code| code.as_str()) {
+                    Some("authentication_required") => PauseReason::AuthenticationRequired,
+                    _ => PauseReason::Declined,
+                },
+                message: api.message.clone().unwrap_or_else(|| "declined".to_owned()),
+            }),
+            Err(other) => Err(classify(other)),
+        }
     }
 
     async fn checkout_session(&self, session: &str) -> Result<SessionSnapshot, GatewayError> {
@@ -363,4 +476,24 @@ fn subscription_snapshot(s: &serde_json::Value) -> Result<SubscriptionSnapshot, 
         canceled_at: s["canceled_at"].as_i64(),
         id,
     })
+}
+
+/// `Visa •••• 4242`, from a payment method as Stripe writes it.
+fn card_label(method: &serde_json::Value) -> String {
+    let card = &method["card"];
+    let brand = match card["brand"].as_str().unwrap_or("card") {
+        "amex" => "American Express".to_owned(),
+        "mastercard" => "Mastercard".to_owned(),
+        other => {
+            let mut letters = other.chars();
+            letters
+                .next()
+                .map(|first| first.to_uppercase().chain(letters).collect())
+                .unwrap_or_default()
+        }
+    };
+    match card["last4"].as_str() {
+        Some(last4) => format!("{brand} •••• {last4}"),
+        None => brand,
+    }
 }

@@ -4,12 +4,15 @@
 use async_trait::async_trait;
 use url::Url;
 
-use super::objects::{PaymentStatus, Portal, Session, SessionStatus, SubscriptionStatus};
-use super::{Simulator, json, price_of};
+use super::objects::{
+    PaymentStatus, Portal, Session, SessionStatus, SetupSession, SubscriptionStatus,
+};
+use super::{SimError, Simulator, json, price_of};
 use crate::domain::{Email, Money, ProductKind, Timestamp, UserId};
 use crate::stripe::gateway::{
-    ChargeRefunds, CheckoutRequest, CheckoutSession, GatewayError, GatewayMode, LineItem,
-    ListedEvent, RefundState, SessionSnapshot, StripeGateway, SubscriptionSnapshot,
+    CardSetup, CardSetupRequest, ChargeRefunds, CheckoutRequest, CheckoutSession, GatewayError,
+    GatewayMode, LineItem, ListedEvent, OffSessionOutcome, OffSessionPayment, RefundState,
+    SessionSnapshot, StripeGateway, SubscriptionSnapshot,
 };
 use crate::stripe::status::CheckoutMode;
 
@@ -91,6 +94,74 @@ impl StripeGateway for Simulator {
         };
         state.sessions.insert(session.id.clone(), session);
         Ok(created)
+    }
+
+    async fn create_card_setup_session(
+        &self,
+        request: &CardSetupRequest,
+    ) -> Result<CheckoutSession, GatewayError> {
+        self.up()?;
+        let mut state = self.state();
+        if let Some(existing) = state
+            .setups
+            .values()
+            .find(|s| s.idempotency_key == request.idempotency_key)
+        {
+            return Ok(CheckoutSession {
+                id: existing.id.clone(),
+                url: self.page(&format!("setup/{}", existing.id)),
+            });
+        }
+        let setup = SetupSession {
+            id: self.ids.make("cs"),
+            user: request.user,
+            customer: request.customer.clone(),
+            success_url: request.success_url.clone(),
+            cancel_url: request.cancel_url.clone(),
+            idempotency_key: request.idempotency_key.clone(),
+            status: SessionStatus::Open,
+            payment_method: None,
+        };
+        let created = CheckoutSession {
+            id: setup.id.clone(),
+            url: self.page(&format!("setup/{}", setup.id)),
+        };
+        state.setups.insert(setup.id.clone(), setup);
+        Ok(created)
+    }
+
+    async fn saved_card(&self, session: &str) -> Result<Option<CardSetup>, GatewayError> {
+        self.up()?;
+        let (user, customer, payment_method) = {
+            let state = self.state();
+            let setup = state
+                .setups
+                .get(session)
+                .ok_or_else(|| no_such("checkout session", session))?;
+            (
+                setup.user,
+                setup.customer.clone(),
+                setup.payment_method.clone(),
+            )
+        };
+        Ok(payment_method
+            .and_then(|pm| self.saved(&pm))
+            .map(|card| CardSetup {
+                user: Some(user),
+                customer: Some(customer),
+                card,
+            }))
+    }
+
+    async fn charge_saved_card(
+        &self,
+        payment: &OffSessionPayment,
+    ) -> Result<OffSessionOutcome, GatewayError> {
+        self.up()?;
+        self.charge_off_session(payment).map_err(|e| match e {
+            SimError::NotFound => no_such("payment method", &payment.payment_method),
+            SimError::Refused(why) => GatewayError::Refused(why.to_owned()),
+        })
     }
 
     async fn checkout_session(&self, session: &str) -> Result<SessionSnapshot, GatewayError> {

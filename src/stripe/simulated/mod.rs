@@ -10,6 +10,7 @@
 //! Stripe's REST API answers it, for a stand-in over HTTP).
 
 mod api;
+mod cards;
 mod checkout;
 mod gateway;
 mod json;
@@ -29,8 +30,9 @@ use serde_json::Value;
 use url::Url;
 
 pub use api::ApiAnswer;
+pub use cards::SetupView;
 pub use json::{API_VERSION, ApiShape};
-pub use objects::{DisputeStatus, PayMethod};
+pub use objects::{DisputeStatus, PayMethod, TestCard};
 
 use super::gateway::{ListedEvent, RefundStatus};
 use super::signature;

@@ -23,6 +23,77 @@ pub enum PayMethod {
     FreeCoupon,
 }
 
+/// A card the simulated setup page saves, each behaving as one of Stripe's test cards does
+/// when it is charged while the customer is away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestCard {
+    /// 4242 4242 4242 4242: paid.
+    Succeeds,
+    /// 4000 0000 0000 0002: declined (`card_declined`).
+    Declines,
+    /// 4000 0027 6000 3184: the bank asks for the cardholder (`authentication_required`).
+    NeedsAuthentication,
+}
+
+impl TestCard {
+    pub const ALL: [TestCard; 3] = [
+        TestCard::Succeeds,
+        TestCard::Declines,
+        TestCard::NeedsAuthentication,
+    ];
+
+    pub fn last4(self) -> &'static str {
+        match self {
+            TestCard::Succeeds => "4242",
+            TestCard::Declines => "0002",
+            TestCard::NeedsAuthentication => "3184",
+        }
+    }
+
+    /// What the page says the card does.
+    pub fn behaviour(self) -> &'static str {
+        match self {
+            TestCard::Succeeds => "pays",
+            TestCard::Declines => "is declined",
+            TestCard::NeedsAuthentication => "needs the cardholder (authentication)",
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TestCard::Succeeds => "succeeds",
+            TestCard::Declines => "declines",
+            TestCard::NeedsAuthentication => "needs_authentication",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|card| card.as_str() == raw)
+    }
+}
+
+/// A setup-mode Checkout session: the customer saves a card.
+#[derive(Debug, Clone)]
+pub(super) struct SetupSession {
+    pub id: String,
+    pub user: UserId,
+    pub customer: String,
+    pub success_url: String,
+    pub cancel_url: String,
+    pub idempotency_key: String,
+    pub status: SessionStatus,
+    /// The card saved, once it is.
+    pub payment_method: Option<String>,
+}
+
+/// A card saved for a customer.
+#[derive(Debug, Clone)]
+pub(super) struct SavedMethod {
+    pub id: String,
+    pub customer: String,
+    pub card: TestCard,
+}
+
 #[derive(Debug, Clone)]
 pub(super) struct Session {
     pub id: String,
@@ -213,6 +284,11 @@ pub(super) struct State {
     pub invoices: BTreeMap<String, Invoice>,
     pub disputes: Vec<Dispute>,
     pub portals: BTreeMap<String, Portal>,
+    pub setups: BTreeMap<String, SetupSession>,
+    pub methods: Vec<SavedMethod>,
+    /// Payments made while customers were away, by idempotency key: a retry answers as the
+    /// first did.
+    pub off_session: BTreeMap<String, crate::stripe::gateway::OffSessionOutcome>,
     /// Customers' credit balances, minor units (what Stripe keeps as a negative balance):
     /// time given back on an invoice that came to less than nothing.
     pub credit: BTreeMap<String, i64>,

@@ -1,6 +1,7 @@
 //! The billing page's components. Each loads its own data through the server functions in
 //! `crate::api`; [`BillingLive`] tells them when the ledger changed, so they reload together.
 
+pub mod auto_topup;
 pub mod buy_tokens;
 pub mod checkout_banner;
 pub mod current_balance;
@@ -8,6 +9,7 @@ pub mod ledger_table;
 pub mod low_balance_notice;
 pub mod manage_billing;
 
+pub use auto_topup::AutoTopUp;
 pub use buy_tokens::BuyTokens;
 pub use checkout_banner::CheckoutBanner;
 pub use current_balance::CurrentBalance;

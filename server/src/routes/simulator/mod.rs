@@ -20,7 +20,7 @@ use billing::catalog::Catalog;
 use billing::config::{Config, Secret};
 use billing::domain::Money;
 use billing::stripe::ListedEvent;
-use billing::stripe::simulated::{Emitted, PATH_PREFIX, PayMethod, SimError, Simulator};
+use billing::stripe::simulated::{Emitted, PATH_PREFIX, PayMethod, SimError, Simulator, TestCard};
 use serde::Deserialize;
 use url::Url;
 
@@ -92,6 +92,12 @@ impl SimulatorPages {
             .route(
                 &format!("{PATH_PREFIX}/checkout/{{id}}/cancel"),
                 post(cancel),
+            )
+            .route(&format!("{PATH_PREFIX}/setup/{{id}}"), get(setup_page))
+            .route(&format!("{PATH_PREFIX}/setup/{{id}}/save"), post(save_card))
+            .route(
+                &format!("{PATH_PREFIX}/setup/{{id}}/cancel"),
+                post(cancel_setup),
             )
             .route(&format!("{PATH_PREFIX}/portal/{{id}}"), get(portal_page))
             .route(
@@ -223,6 +229,46 @@ async fn pay(
 
 async fn cancel(State(pages): State<SimulatorPages>, Path(id): Path<String>) -> Response {
     match pages.sim.cancel(&id) {
+        Ok(back) => Redirect::to(&back).into_response(),
+        Err(error) => refused(error),
+    }
+}
+
+async fn setup_page(State(pages): State<SimulatorPages>, Path(id): Path<String>) -> Response {
+    let Some(view) = pages.sim.setup_view(&id) else {
+        return refused(SimError::NotFound);
+    };
+    if !view.open {
+        return refused(SimError::Refused("this checkout session is no longer open"));
+    }
+    page(pages::render("Save a card", || pages::setup(&view))).into_response()
+}
+
+#[derive(Deserialize)]
+struct CardForm {
+    card: String,
+}
+
+async fn save_card(
+    State(pages): State<SimulatorPages>,
+    Path(id): Path<String>,
+    Form(form): Form<CardForm>,
+) -> Response {
+    let Some(card) = TestCard::parse(&form.card) else {
+        return refused(SimError::Refused("unknown test card"));
+    };
+    match pages.sim.save_card(&id, card) {
+        Ok((success, emitted)) => {
+            let delivering = pages.clone();
+            tokio::spawn(async move { delivering.deliver_emitted(emitted).await });
+            Redirect::to(&success).into_response()
+        }
+        Err(error) => refused(error),
+    }
+}
+
+async fn cancel_setup(State(pages): State<SimulatorPages>, Path(id): Path<String>) -> Response {
+    match pages.sim.cancel_setup(&id) {
         Ok(back) => Redirect::to(&back).into_response(),
         Err(error) => refused(error),
     }

@@ -5,7 +5,8 @@
 use billing::domain::ProductKind;
 use billing::stripe::SubscriptionStatus;
 use billing::stripe::simulated::{
-    CheckoutView, PATH_PREFIX, PaymentView, PortalView, SimError, SubscriptionView,
+    CheckoutView, PATH_PREFIX, PaymentView, PortalView, SetupView, SimError, SubscriptionView,
+    TestCard,
 };
 use leptos::prelude::*;
 
@@ -47,6 +48,40 @@ pub fn refusal(error: &SimError) -> AnyView {
 }
 
 /// Checkout: pay (by card, or by a bank debit that clears or fails later) or cancel.
+/// A setup-mode Checkout: save one of the test cards (each behaves as Stripe's test card of
+/// that number does when charged later), or leave.
+pub fn setup(view: &SetupView) -> AnyView {
+    let base = format!("{PATH_PREFIX}/setup/{}", view.id);
+    view! {
+        <div class="card">
+            <h1>"Save a card for PromptBloom"</h1>
+            <p>"It pays for auto top-up while you are away."</p>
+            {TestCard::ALL
+                .into_iter()
+                .map(|card| {
+                    view! {
+                        <form method="post" action=format!("{base}/save")>
+                            <input type="hidden" name="card" value=card.as_str() />
+                            <button
+                                class=if card == TestCard::Succeeds { "" } else { "secondary" }
+                                type="submit"
+                            >
+                                {format!("Save card •••• {} (later, it {})", card.last4(), card.behaviour())}
+                            </button>
+                        </form>
+                    }
+                })
+                .collect_view()}
+            <form method="post" action=format!("{base}/cancel")>
+                <button class="secondary" type="submit">
+                    "Cancel and return"
+                </button>
+            </form>
+        </div>
+    }
+    .into_any()
+}
+
 pub fn checkout(view: &CheckoutView) -> AnyView {
     let base = format!("{PATH_PREFIX}/checkout/{}", view.id);
     let product = view.product;
@@ -274,6 +309,25 @@ mod tests {
         });
         assert!(!html.contains("\"><script>"), "{html}");
         assert!(html.contains("action=\"/x&quot;"), "{html}");
+    }
+
+    #[test]
+    fn setup_offers_each_test_card_and_a_way_back() {
+        let view = SetupView {
+            id: "cs_9".into(),
+            open: true,
+        };
+        let html = render("Save a card", || setup(&view));
+        for text in [
+            "Save card •••• 4242 (later, it pays)",
+            "Save card •••• 0002 (later, it is declined)",
+            "Save card •••• 3184 (later, it needs the cardholder (authentication))",
+            "action=\"/simulated-stripe/setup/cs_9/save\"",
+            "value=\"needs_authentication\"",
+            "Cancel and return",
+        ] {
+            assert!(html.contains(text), "{text} in {html}");
+        }
     }
 
     #[test]
