@@ -9,6 +9,7 @@ mod support;
 mod abuse;
 mod accounts;
 mod admin;
+mod auto_topup;
 mod billing;
 mod cli;
 mod consume;
