@@ -58,6 +58,17 @@ impl StripeEvent {
         .created_now()
     }
 
+    /// A payment auto top-up made, for `topup` of `user`, paid as `payment_intent`, now.
+    pub fn topup_paid(user: UserId, topup: i64, payment_intent: &str) -> Self {
+        fixture(include_str!(
+            "../stripe/fixtures/payment_intent_succeeded.json"
+        ))
+        .set("/data/object/id", payment_intent)
+        .set("/data/object/metadata/topup_id", topup.to_string())
+        .user_in("/data/object/metadata", user)
+        .created_now()
+    }
+
     /// An event as Stripe delivered it (one the simulated Stripe made, say).
     pub fn parse(payload: &str) -> Self {
         StripeEvent(serde_json::from_str(payload).expect("an event is JSON"))

@@ -299,3 +299,80 @@ async fn bad_choices_and_other_users_setups_change_nothing() {
         .await;
     assert_eq!(crafted.status, 404, "{}", crafted.text);
 }
+
+#[tokio::test]
+async fn stripes_webhook_for_a_top_up_credits_nothing_twice_and_nothing_for_another_user() {
+    use billing::testing::StripeEvent;
+    let app = spawn_app().await;
+    let (ada, id) = turned_on(&app, 500, 5000, "succeeds").await;
+    let key = app.api_key().await;
+    consume(&app, &key, id, 600, "r1").await;
+    eventually("the top-up credited", async || {
+        app.balance(ada.me()).await == 1400
+    })
+    .await;
+    let topup = state(&ada).await["recent"][0]["id"].as_i64().unwrap();
+    let ledger = app
+        .store
+        .ledger_page(ada.me().id, &billing::store::LedgerQuery::first(1))
+        .await
+        .unwrap();
+    let paid_as = ledger.entries[0]
+        .stripe_object_id
+        .clone()
+        .expect("the credit names its payment");
+
+    // Stripe's webhook for the same payment, after the server credited it: nothing twice.
+    let answer = app
+        .stripe_sends(&StripeEvent::topup_paid(ada.me().id, topup, &paid_as))
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(app.balance(ada.me()).await, 1400);
+
+    // A payment naming Ada's top-up but another user is refused, and credits nobody.
+    let bob = app.user("bob").await;
+    let forged = StripeEvent::topup_paid(bob.me().id, topup, "pi_3QhT0pLkdIwHu7ix0zZ9")
+        .id("evt_forged_topup");
+    let answer = app.stripe_sends(&forged).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(app.balance(bob.me()).await, 0);
+    assert_eq!(app.balance(ada.me()).await, 1400);
+    assert_eq!(app.store.audit_balances().await.unwrap(), vec![]);
+}
+
+#[tokio::test]
+async fn a_refund_of_a_top_up_takes_its_tokens_back() {
+    let app = spawn_app().await;
+    let (ada, id) = turned_on(&app, 500, 5000, "succeeds").await;
+    let key = app.api_key().await;
+    consume(&app, &key, id, 600, "r1").await;
+    eventually("the top-up credited", async || {
+        app.balance(ada.me()).await == 1400
+    })
+    .await;
+
+    let portal = ada
+        .post_json("/api/billing/create-portal-session", json!({}))
+        .await;
+    let portal_url = portal.json()["url"].as_str().unwrap().to_owned();
+    let page = ada.get(&portal_url).await.text;
+    let charge = page
+        .split("/payments/")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap()
+        .to_owned();
+    assert!(page.contains("Auto top-up"), "{page}");
+    let refunded = ada
+        .post_form(
+            &format!("{portal_url}/payments/{charge}/refund"),
+            &[("amount", "10.00")],
+        )
+        .await;
+    assert_eq!(refunded.status, 303, "{}", refunded.text);
+    eventually("the refund reversed", async || {
+        app.balance(ada.me()).await == 400
+    })
+    .await;
+    assert_eq!(app.store.audit_balances().await.unwrap(), vec![]);
+}

@@ -363,7 +363,7 @@ pub(super) async fn purchase_where(
 ) -> Result<Option<LedgerEntry>, StoreError> {
     let row = sqlx::query(&format!(
         "SELECT {ENTRY_COLUMNS} FROM token_ledger WHERE {column} = $1 \
-             AND source IN ('stripe_checkout', 'stripe_invoice') AND delta > 0 \
+             AND source IN ('stripe_checkout', 'stripe_invoice', 'auto_topup') AND delta > 0 \
              AND reverses_entry_id IS NULL \
          ORDER BY id LIMIT 1"
     ))
