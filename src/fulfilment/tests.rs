@@ -654,6 +654,24 @@ impl StripeGateway for CreditedMeanwhile {
     async fn checkout_line_items(&self, session: &str) -> Result<Vec<LineItem>, GatewayError> {
         self.sim.checkout_line_items(session).await
     }
+    async fn create_card_setup_session(
+        &self,
+        request: &crate::stripe::CardSetupRequest,
+    ) -> Result<CheckoutSession, GatewayError> {
+        self.sim.create_card_setup_session(request).await
+    }
+    async fn saved_card(
+        &self,
+        session: &str,
+    ) -> Result<Option<crate::stripe::CardSetup>, GatewayError> {
+        self.sim.saved_card(session).await
+    }
+    async fn charge_saved_card(
+        &self,
+        payment: &crate::stripe::OffSessionPayment,
+    ) -> Result<crate::stripe::OffSessionOutcome, GatewayError> {
+        self.sim.charge_saved_card(payment).await
+    }
     async fn create_portal_session(
         &self,
         customer: &str,
