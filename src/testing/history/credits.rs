@@ -176,7 +176,10 @@ pub(super) async fn replay(
                 .and_then(|p| grant_of(p).and_then(|(id, _)| grants.get(&id).cloned()));
             let expires_at = match (e.source, &purchase) {
                 (_, Some(purchase)) => purchase.expires_at,
-                (Source::StripeCheckout, None) => pack_ms.map(|ms| e.created_at + ms),
+                // A pack, bought at Checkout or by auto top-up.
+                (Source::StripeCheckout | Source::AutoTopUp, None) => {
+                    pack_ms.map(|ms| e.created_at + ms)
+                }
                 (Source::Manual, None) => None,
                 // A plan period's end, as the invoice said: taken as stored.
                 _ => stored_grant.expires_at,

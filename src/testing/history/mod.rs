@@ -4,7 +4,8 @@
 //! A seeded generator draws a history over a few users ([`steps`]): packs bought by card and
 //! by delayed payment methods, subscriptions with renewals, seat changes and cancellations,
 //! refunds (some failing), disputes (inquiries, chargebacks, won and lost), consume calls
-//! (some retried, some with a changed body), admin credits. Each step acts on the simulated
+//! (some retried, some with a changed body), admin credits, auto top-up turned on with cards
+//! that pay, are declined or need the cardholder, and its top-ups paid. Each step acts on the simulated
 //! Stripe at once; the events it sends wait and are delivered by later steps the way Stripe
 //! delivers: in any order, twice at once, again later, to either of two nodes (each with its
 //! own pool on the same database), with the database failing midway through applying one, and
@@ -40,13 +41,15 @@ use self::nodes::{Cluster, Consumed, Heard, InProcess, Node};
 use self::steps::{Act, Known, Pick, Step};
 use super::{FakeUser, Faults, TestDb};
 use crate::catalog::Catalog;
-use crate::clock::ManualClock;
+use crate::clock::{Clock, ManualClock};
 use crate::config::PriceIds;
+use crate::domain::TopUpChoice;
 use crate::domain::{Email, IdempotencyKey, ProductId, Reason, Timestamp, TokenDelta};
 use crate::ledger::{LedgerError, Posting};
+use crate::store::TopUps;
 use crate::store::{Outbox, SqlStore, Store, StoreError};
-use crate::stripe::gateway::{CheckoutRequest, ListedEvent, StripeGateway};
-use crate::stripe::simulated::{ApiShape, DisputeStatus, PayMethod, Simulator};
+use crate::stripe::gateway::{CardSetupRequest, CheckoutRequest, ListedEvent, StripeGateway};
+use crate::stripe::simulated::{ApiShape, DisputeStatus, PayMethod, Simulator, TestCard};
 
 /// How big a history is.
 #[derive(Debug, Clone, Copy)]
@@ -405,6 +408,7 @@ impl<'a> Run<'a> {
             disputes: self.disputes.len(),
             consumes: self.consumed.keys().copied().collect(),
             holds: self.holds.len(),
+            topups: self.bench.cluster.pays_topups(),
             pending: self.pending.iter().copied().collect(),
             delivered: self.delivered.iter().copied().collect(),
         }
@@ -791,6 +795,66 @@ impl<'a> Run<'a> {
             Act::Release { nth } if !self.holds.is_empty() => self.release(step.id, nth).await,
             Act::Capture { .. } | Act::Release { .. } => {}
             Act::Batch { items } => self.batch(step.id, items).await,
+            Act::AutoTopUp {
+                user: u,
+                below,
+                card,
+            } => {
+                let u = user(u, self);
+                self.auto_topup(step.id, u, below, card).await;
+            }
+            Act::PayTopUps { node } => self.pay_topups(node).await,
+        }
+    }
+
+    /// The user chooses auto top-up (the small pack, a cap it never reaches) and saves `card`
+    /// in a setup-mode Checkout, as the billing page does.
+    async fn auto_topup(&mut self, step: usize, u: usize, below: i64, card: TestCard) {
+        let customer = &self.users[u];
+        let choice = TopUpChoice::new(
+            crate::domain::Tokens::new(below).unwrap(),
+            ProductId::Small,
+            crate::domain::Tokens::new(crate::domain::Tokens::MAX).unwrap(),
+        )
+        .unwrap();
+        let store = self.bench.store.clone();
+        if let Err(e) = store.choose_auto_topup(customer.user, choice).await {
+            self.problems
+                .push(format!("choosing auto top-up failed: {e}"));
+            return;
+        }
+        let setup = self
+            .sim
+            .create_card_setup_session(&CardSetupRequest {
+                user: customer.user,
+                customer: customer.customer.clone(),
+                currency: crate::domain::Currency::parse("usd").unwrap(),
+                success_url: "http://x/app/billing?card_setup={CHECKOUT_SESSION_ID}".into(),
+                cancel_url: "http://x/app/billing".into(),
+                idempotency_key: format!("setup-{}-{step}", self.nonce),
+            })
+            .await
+            .unwrap();
+        self.sim.save_card(&setup.id, card).unwrap();
+        let saved = self.sim.saved_card(&setup.id).await.unwrap().unwrap();
+        if let Err(e) = store.save_topup_card(customer.user, &saved.card).await {
+            self.problems.push(format!("saving a card failed: {e}"));
+        }
+    }
+
+    /// A node pays the top-ups started so far; what Stripe charged is each a payment of the
+    /// small pack's tokens, which the model holds the ledger to.
+    async fn pay_topups(&mut self, node: usize) {
+        let node = &self.nodes[node % self.nodes.len()];
+        let users: Vec<crate::domain::UserId> = self.users.iter().map(|c| c.user).collect();
+        if let Err(e) = node.pay_topups(self.clock.now(), &users).await {
+            self.problems.push(format!("paying top-ups failed: {e}"));
+        }
+        for u in 0..self.users.len() {
+            for (charge, amount) in self.new_charges(u) {
+                self.model
+                    .paid(u, &charge, ProductId::Small.tokens().get(), amount);
+            }
         }
     }
 
@@ -1010,6 +1074,8 @@ impl<'a> Run<'a> {
                 ));
             }
         }
+        // Top-ups started and not paid yet are paid (one left unpaid by a failure, again).
+        self.pay_topups(0).await;
         self.sweep().await;
         // Jobs still running end: their holds are given up.
         for at in 0..self.holds.len() {

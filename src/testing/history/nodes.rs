@@ -7,10 +7,10 @@ use async_trait::async_trait;
 
 use crate::catalog::Catalog;
 use crate::config::CreditSettings;
-use crate::domain::{Email, HoldId, IdempotencyKey, Reason, Tokens, UserId};
+use crate::domain::{Email, HoldId, IdempotencyKey, Reason, Timestamp, Tokens, UserId};
 use crate::fulfilment::Fulfilment;
 use crate::ledger::{Debit, LedgerError};
-use crate::store::{HoldCapture, NewHold, SqlStore, Store, StoreError};
+use crate::store::{HoldCapture, NewHold, SqlStore, Store, StoreError, TopUps};
 use crate::stripe::simulated::Simulator;
 
 /// What Stripe hears back from a delivery.
@@ -92,6 +92,13 @@ pub trait Node: Send + Sync {
     /// The sweep each server runs every minute: held-back events whose purchase is credited,
     /// and grants and holds whose time has come.
     async fn sweep(&self) -> Result<usize, String>;
+
+    /// Pays the top-ups of `users` started so far (a server does on its own; nodes in this
+    /// process when told): how many were credited.
+    async fn pay_topups(&self, now: Timestamp, users: &[UserId]) -> Result<usize, String> {
+        let _ = (now, users);
+        Ok(0)
+    }
 }
 
 /// Where a history's nodes come from.
@@ -111,6 +118,12 @@ pub trait Cluster: Send + Sync {
     /// Whether the nodes tell time by the history's clock (else by the system's, and what
     /// expires when is not known exactly).
     fn tells_history_time(&self) -> bool {
+        false
+    }
+
+    /// Whether the nodes pay top-ups when told to (`Node::pay_topups`), so histories may turn
+    /// auto top-up on.
+    fn pays_topups(&self) -> bool {
         false
     }
 
@@ -158,6 +171,10 @@ impl Cluster for InProcess {
     }
 
     fn tells_history_time(&self) -> bool {
+        true
+    }
+
+    fn pays_topups(&self) -> bool {
         true
     }
 
@@ -273,6 +290,32 @@ impl Node for LocalNode {
 
     async fn sweep(&self) -> Result<usize, String> {
         sweep(&self.fulfilment, &*self.store).await
+    }
+
+    /// Claims without a lease (the history's steps take turns), so a top-up left unpaid by a
+    /// failure is paid again by the next step that asks, as a server's after the claim ran
+    /// out: Stripe answers its idempotency key as it did the first time. Other histories on
+    /// the same database have Stripe accounts of their own: their top-ups are left alone.
+    async fn pay_topups(&self, now: Timestamp, users: &[UserId]) -> Result<usize, String> {
+        let due = self
+            .store
+            .claim_topups(now, 100, std::time::Duration::ZERO)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut credited = 0;
+        let mut errors = Vec::new();
+        for topup in due.iter().filter(|t| users.contains(&t.user)) {
+            match self.fulfilment.pay_topup(topup).await {
+                Ok(crate::fulfilment::TopUpResult::Credited { .. }) => credited += 1,
+                Ok(_) => {}
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        if errors.is_empty() {
+            Ok(credited)
+        } else {
+            Err(errors.join("; "))
+        }
     }
 }
 

@@ -4,7 +4,7 @@ use rand::Rng;
 use rand::rngs::StdRng;
 
 use crate::domain::ProductId;
-use crate::stripe::simulated::PayMethod;
+use crate::stripe::simulated::{PayMethod, TestCard};
 
 /// One step of a history. `id` is its place in the history as first drawn; a shortened
 /// history keeps the ids, so that deliveries still name the events they meant.
@@ -126,6 +126,17 @@ pub enum Act {
     Batch {
         items: Vec<(usize, i64, Key)>,
     },
+    /// A user turns auto top-up on with a mark (the small pack), saving one of the test cards
+    /// (which pays, is declined, or needs the cardholder when charged).
+    AutoTopUp {
+        user: usize,
+        below: i64,
+        card: TestCard,
+    },
+    /// A node pays the top-ups started so far.
+    PayTopUps {
+        node: usize,
+    },
 }
 
 /// The Idempotency-Key of a consume call.
@@ -177,6 +188,8 @@ pub(super) struct Known {
     /// Step ids of the consume calls made so far.
     pub consumes: Vec<usize>,
     pub holds: usize,
+    /// Whether the nodes pay top-ups when told to (those in this process do).
+    pub topups: bool,
     /// (step, ordinal) of every event not yet delivered.
     pub pending: Vec<(usize, usize)>,
     /// (step, ordinal) of every event delivered at least once.
@@ -298,6 +311,19 @@ pub(super) fn draw(rng: &mut StdRng, id: usize, known: &Known) -> Step {
                         )
                     })
                     .collect(),
+            },
+            118 if known.topups => Act::AutoTopUp {
+                user,
+                below: [100, 1_000, 5_000][rng.random_range(0..3)],
+                card: [
+                    TestCard::Succeeds,
+                    TestCard::Succeeds,
+                    TestCard::Declines,
+                    TestCard::NeedsAuthentication,
+                ][rng.random_range(0..4)],
+            },
+            119 if known.topups => Act::PayTopUps {
+                node: rng.random_range(0..known.nodes),
             },
             _ => continue,
         };
