@@ -201,7 +201,7 @@ pub(super) fn draw(rng: &mut StdRng, id: usize, known: &Known) -> Step {
     let user = rng.random_range(0..known.users);
     let nth = |rng: &mut StdRng| rng.random_range(0..usize::MAX / 2);
     let act = loop {
-        let act = match rng.random_range(0..120) {
+        let act = match rng.random_range(0..126) {
             0..=13 => Act::Buy {
                 user,
                 pack: [ProductId::Small, ProductId::Medium, ProductId::Large]
@@ -312,7 +312,7 @@ pub(super) fn draw(rng: &mut StdRng, id: usize, known: &Known) -> Step {
                     })
                     .collect(),
             },
-            118 if known.topups => Act::AutoTopUp {
+            118 | 119 if known.topups => Act::AutoTopUp {
                 user,
                 below: [100, 1_000, 5_000][rng.random_range(0..3)],
                 card: [
@@ -322,7 +322,7 @@ pub(super) fn draw(rng: &mut StdRng, id: usize, known: &Known) -> Step {
                     TestCard::NeedsAuthentication,
                 ][rng.random_range(0..4)],
             },
-            119 if known.topups => Act::PayTopUps {
+            120..=125 if known.topups => Act::PayTopUps {
                 node: rng.random_range(0..known.nodes),
             },
             _ => continue,
