@@ -228,6 +228,19 @@ async fn every_server_function_but_the_public_ones_is_401_without_a_session() {
         ("GET", "/api/billing/subscription", None),
         ("GET", "/api/billing/subscriptions", None),
         ("GET", "/api/billing/notices", None),
+        ("GET", "/api/billing/auto-topup", None),
+        (
+            "POST",
+            "/api/billing/auto-topup/choose",
+            Some(json!({ "below": 500, "pack": "small", "monthly_cap": 5000 })),
+        ),
+        ("POST", "/api/billing/auto-topup/off", Some(json!({}))),
+        ("POST", "/api/billing/auto-topup/card", Some(json!({}))),
+        (
+            "POST",
+            "/api/billing/auto-topup/card-saved",
+            Some(json!({ "session_id": "cs_test_a1b2c3" })),
+        ),
         (
             "POST",
             "/api/billing/notices/low-balance",
