@@ -526,3 +526,142 @@ async fn a_refund_of_a_plan_payment_is_traced_to_its_invoice_through_stripes_inv
     assert!(app.store.inbox_unfinished().await.unwrap().is_empty());
     assert!(app.store.audit_balances().await.unwrap().is_empty());
 }
+
+/// Auto top-up's two calls on live Stripe: the card a setup-mode Checkout saved (read with its
+/// setup intent and payment method expanded), and a payment with it while the customer is
+/// away, sent as Stripe reads it and answered as Stripe answers (200 paid; 402 with the card's
+/// error and the payment intent), each idempotency key answered as the first time.
+#[tokio::test]
+async fn a_saved_card_is_read_and_charged_off_session_as_stripe_answers() {
+    use billing::domain::PauseReason;
+    use billing::stripe::simulated::TestCard;
+    use billing::stripe::{CardSetupRequest, OffSessionOutcome, OffSessionPayment};
+
+    let stripe = StripeApi::start().await;
+    let sim = stripe.account();
+    let user = UserId::new(42).unwrap();
+    let email = billing::domain::Email::parse("ada@example.com").unwrap();
+    let customer = sim.create_customer(user, &email).await.unwrap();
+    let live = gateway(&stripe.url);
+    let usd = Currency::parse("usd").unwrap();
+
+    let mut cards = Vec::new();
+    for (n, card) in TestCard::ALL.into_iter().enumerate() {
+        let setup = sim
+            .create_card_setup_session(&CardSetupRequest {
+                user,
+                customer: customer.clone(),
+                currency: usd,
+                success_url: "https://promptbloom.app/app/billing?card_setup={CHECKOUT_SESSION_ID}"
+                    .into(),
+                cancel_url: "https://promptbloom.app/app/billing".into(),
+                idempotency_key: format!("setup-{n}"),
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            live.saved_card(&setup.id).await.unwrap(),
+            None,
+            "not saved yet"
+        );
+        sim.save_card(&setup.id, card).unwrap();
+        let saved = live
+            .saved_card(&setup.id)
+            .await
+            .unwrap()
+            .expect("a saved card");
+        assert_eq!(saved.user, Some(user));
+        assert_eq!(saved.customer.as_deref(), Some(customer.as_str()));
+        assert_eq!(saved.card.label, format!("Visa •••• {}", card.last4()));
+        assert!(saved.card.payment_method.starts_with("pm_"), "{saved:?}");
+        let asked = stripe.requests_to(&format!("/v1/checkout/sessions/{}", setup.id));
+        assert!(
+            asked.iter().all(|seen| seen.query
+                == [(
+                    "expand[]".to_owned(),
+                    "setup_intent.payment_method".to_owned()
+                )]),
+            "{asked:?}"
+        );
+        cards.push(saved.card.payment_method);
+    }
+
+    let pay = |payment_method: &str, topup: i64| OffSessionPayment {
+        user,
+        customer: customer.clone(),
+        payment_method: payment_method.to_owned(),
+        amount: Money::new(1000, usd).unwrap(),
+        topup,
+        idempotency_key: format!("topup-{topup}"),
+    };
+    let paid = live.charge_saved_card(&pay(&cards[0], 7)).await.unwrap();
+    let OffSessionOutcome::Succeeded { payment_intent } = &paid else {
+        panic!("{paid:?}");
+    };
+    let sent = stripe.requests_to("/v1/payment_intents");
+    let form = &sent.last().unwrap().form;
+    for (name, value) in [
+        ("amount", "1000"),
+        ("currency", "usd"),
+        ("customer", customer.as_str()),
+        ("payment_method", cards[0].as_str()),
+        ("confirm", "true"),
+        ("off_session", "true"),
+        ("metadata[topup_id]", "7"),
+        ("metadata[user_id]", "42"),
+    ] {
+        assert!(
+            form.iter().any(|(k, v)| k == name && v == value),
+            "{name}={value} in {form:?}"
+        );
+    }
+    assert_eq!(
+        sent.last().unwrap().idempotency_key.as_deref(),
+        Some("topup-7")
+    );
+    assert_eq!(
+        live.charge_saved_card(&pay(&cards[0], 7)).await.unwrap(),
+        paid,
+        "the same key, the same payment"
+    );
+    assert_eq!(
+        sim.portal_view(&{
+            let portal = sim
+                .create_portal_session(&customer, &Url::parse("http://x/").unwrap())
+                .await
+                .unwrap();
+            portal.path().rsplit('/').next().unwrap().to_owned()
+        })
+        .unwrap()
+        .payments
+        .len(),
+        1,
+        "charged once: {payment_intent}"
+    );
+
+    for (card, reason) in [
+        (&cards[1], PauseReason::Declined),
+        (&cards[2], PauseReason::AuthenticationRequired),
+    ] {
+        match live
+            .charge_saved_card(&pay(card, 8 + reason as i64))
+            .await
+            .unwrap()
+        {
+            OffSessionOutcome::Failed {
+                payment_intent,
+                reason: said,
+                message,
+            } => {
+                assert_eq!(said, reason, "{message}");
+                assert!(payment_intent.is_some_and(|pi| pi.starts_with("pi_")));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let refused = live.charge_saved_card(&pay("pm_someone_elses", 20)).await;
+    assert!(
+        matches!(refused, Err(GatewayError::Refused(_))),
+        "{refused:?}"
+    );
+}

@@ -1,6 +1,7 @@
 //! Stripe's REST API, answered from the simulated account: what a stand-in at
 //! `STRIPE_API_BASE` serves, so that the live gateway (and async-stripe's typed parsing) can
-//! run against the simulator. Reads only; objects written field for field as Stripe writes
+//! run against the simulator. Reads, and one write (a payment with a saved card, made while
+//! the customer is away); objects written field for field as Stripe writes
 //! them, lists paged as Stripe pages them (newest first, `limit`, `starting_after`), and
 //! Stripe's errors: an unknown parameter is a 400 naming it, an unknown object a 404.
 
@@ -93,6 +94,99 @@ fn page(url: &str, ordered: Vec<Value>, params: Params<'_>) -> ApiAnswer {
 }
 
 impl Simulator {
+    /// Answers `POST /v1/payment_intents` as Stripe does for a payment with a saved card
+    /// confirmed while the customer is away (`confirm=true`, `off_session=true`): 200 with the
+    /// payment intent when the card pays, else 402 with the card's error and the payment
+    /// intent; a repeated `Idempotency-Key` answers as the first request did. What this
+    /// account does not simulate (a payment the customer confirms) is refused as Stripe
+    /// refuses a bad parameter.
+    pub fn api_create_payment_intent(&self, params: Params<'_>, key: Option<&str>) -> ApiAnswer {
+        if self.is_down() {
+            return ApiAnswer {
+                status: 503,
+                body: json!({ "error": { "type": "api_error", "message": "Stripe is not answering (simulated outage)" } }),
+            };
+        }
+        if let Some((name, _)) = params.iter().find(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "amount" | "currency" | "customer" | "payment_method" | "confirm" | "off_session"
+            ) && !k.starts_with("metadata[")
+        }) {
+            return ApiAnswer::error(
+                400,
+                format!("Received unknown parameter: {name}"),
+                Some(name),
+            );
+        }
+        let required = |name: &str| {
+            param(params, name).ok_or_else(|| {
+                ApiAnswer::error(400, format!("Missing required param: {name}."), Some(name))
+            })
+        };
+        let answer = (|| {
+            let amount: i64 = required("amount")?
+                .parse()
+                .ok()
+                .filter(|a| *a > 0)
+                .ok_or_else(|| {
+                    ApiAnswer::error(400, "Invalid integer: amount".into(), Some("amount"))
+                })?;
+            let currency = crate::domain::Currency::parse(required("currency")?)
+                .map_err(|_| ApiAnswer::error(400, "Invalid currency".into(), Some("currency")))?;
+            let customer = required("customer")?;
+            let payment_method = required("payment_method")?;
+            if param(params, "confirm") != Some("true")
+                || param(params, "off_session") != Some("true")
+            {
+                return Err(ApiAnswer::error(
+                    400,
+                    "This account simulates only payments confirmed while the customer is away \
+                     (confirm=true, off_session=true)"
+                        .into(),
+                    Some("confirm"),
+                ));
+            }
+            let metadata: Vec<(String, String)> = params
+                .iter()
+                .filter_map(|(k, v)| {
+                    k.strip_prefix("metadata[")
+                        .and_then(|k| k.strip_suffix(']'))
+                        .map(|k| (k.to_owned(), v.clone()))
+                })
+                .collect();
+            let amount = crate::domain::Money::new(amount, currency)
+                .map_err(|_| ApiAnswer::error(400, "Invalid amount".into(), Some("amount")))?;
+            let key = key.map_or_else(|| format!("no-key-{}", self.ids.make("req")), str::to_owned);
+            let intent = self
+                .off_session(&key, customer, payment_method, amount, metadata)
+                .map_err(|_| {
+                    ApiAnswer::error(
+                        400,
+                        format!("No such PaymentMethod: '{payment_method}'"),
+                        Some("payment_method"),
+                    )
+                })?;
+            let method = self.saved_method(payment_method);
+            let object = stripe_json::payment_intent(&intent, method.as_ref());
+            Ok(match intent.failure {
+                None => ApiAnswer::ok(object),
+                Some((code, decline_code, message)) => ApiAnswer {
+                    status: 402,
+                    body: json!({ "error": {
+                        "type": "card_error",
+                        "code": code,
+                        "decline_code": decline_code,
+                        "message": message,
+                        "payment_intent": object,
+                        "doc_url": format!("https://docs.stripe.com/error-codes/{}", code.replace('_', "-")),
+                    }}),
+                },
+            })
+        })();
+        answer.unwrap_or_else(|refused| refused)
+    }
+
     /// Answers `GET {path}?{params}` as Stripe's API would, from the account's state.
     pub fn api_get(&self, path: &str, params: Params<'_>) -> ApiAnswer {
         if self.is_down() {
@@ -105,11 +199,27 @@ impl Simulator {
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         let answer = match segments.as_slice() {
             ["v1", "checkout", "sessions", id] => only(params, &["expand[]"]).and_then(|()| {
+                if let Some(setup) = state.setups.get(*id) {
+                    let method = setup
+                        .payment_method
+                        .as_ref()
+                        .and_then(|pm| state.methods.iter().find(|m| &m.id == pm));
+                    return Ok(ApiAnswer::ok(stripe_json::setup_session(setup, method)));
+                }
                 let s = state
                     .sessions
                     .get(*id)
                     .ok_or_else(|| no_such("checkout.session", id))?;
                 Ok(ApiAnswer::ok(stripe_json::session(s)))
+            }),
+            ["v1", "payment_intents", id] => only(params, &["expand[]"]).and_then(|()| {
+                let p = state
+                    .off_session
+                    .values()
+                    .find(|p| p.id == *id)
+                    .ok_or_else(|| no_such("payment_intent", id))?;
+                let method = state.methods.iter().find(|m| m.id == p.payment_method);
+                Ok(ApiAnswer::ok(stripe_json::payment_intent(p, method)))
             }),
             ["v1", "checkout", "sessions", id, "line_items"] => {
                 only(params, &["limit", "starting_after"]).and_then(|()| {

@@ -120,7 +120,9 @@ impl StripeGateway for Simulator {
             cancel_url: request.cancel_url.clone(),
             idempotency_key: request.idempotency_key.clone(),
             status: SessionStatus::Open,
+            setup_intent: None,
             payment_method: None,
+            created: self.now(),
         };
         let created = CheckoutSession {
             id: setup.id.clone(),

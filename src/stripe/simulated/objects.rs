@@ -82,8 +82,25 @@ pub(super) struct SetupSession {
     pub cancel_url: String,
     pub idempotency_key: String,
     pub status: SessionStatus,
-    /// The card saved, once it is.
+    /// The setup intent and the card it saved, once it is.
+    pub setup_intent: Option<String>,
     pub payment_method: Option<String>,
+    pub created: i64,
+}
+
+/// A payment made with a saved card while the customer was away.
+#[derive(Debug, Clone)]
+pub(super) struct OffSessionIntent {
+    pub id: String,
+    pub amount: Money,
+    pub customer: String,
+    pub payment_method: String,
+    pub metadata: Vec<(String, String)>,
+    /// The charge, when it was paid.
+    pub charge: Option<String>,
+    /// Why the bank said no: Stripe's error code, decline code and message.
+    pub failure: Option<(&'static str, Option<&'static str>, &'static str)>,
+    pub created: i64,
 }
 
 /// A card saved for a customer.
@@ -288,7 +305,7 @@ pub(super) struct State {
     pub methods: Vec<SavedMethod>,
     /// Payments made while customers were away, by idempotency key: a retry answers as the
     /// first did.
-    pub off_session: BTreeMap<String, crate::stripe::gateway::OffSessionOutcome>,
+    pub off_session: BTreeMap<String, OffSessionIntent>,
     /// Customers' credit balances, minor units (what Stripe keeps as a negative balance):
     /// time given back on an invoice that came to less than nothing.
     pub credit: BTreeMap<String, i64>,

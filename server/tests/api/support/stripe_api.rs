@@ -144,6 +144,7 @@ impl StripeApi {
             .route("/v1/subscriptions/{id}", get(retrieve_subscription))
             .route("/v1/customers/{id}", get(retrieve_customer))
             .route("/v1/invoice_payments", get(list_invoice_payments))
+            .route("/v1/payment_intents", post(create_payment_intent))
             .route("/v1/checkout/sessions", post(refuse_unless_working))
             .route("/v1/billing_portal/sessions", post(refuse_unless_working))
             // Checkout sessions and their line items, invoices and their lines, prices...
@@ -708,6 +709,28 @@ async fn list_invoice_payments(State(account): Shared, uri: Uri, headers: Header
         _ => {}
     }
     ask_the_account(&account, &uri, &params)
+}
+
+/// A payment with a saved card while the customer is away, answered by the account (200 paid,
+/// 402 with the card's error), each `Idempotency-Key` answered as its first request was.
+async fn create_payment_intent(
+    State(account): Shared,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let params = match receive(&account, "POST", &uri, &headers, &body, Allowed::Any) {
+        Ok(params) => params,
+        Err(refused) => return refused,
+    };
+    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
+    let sim = account.lock().unwrap().sim.clone();
+    let answered = sim.api_create_payment_intent(&params, key);
+    (
+        StatusCode::from_u16(answered.status).unwrap(),
+        axum::Json(answered.body),
+    )
+        .into_response()
 }
 
 /// Refuses every Checkout and portal request (400, "No such price"), or fails it (500) when

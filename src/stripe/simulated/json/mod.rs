@@ -1,11 +1,13 @@
 //! The simulated objects as Stripe's API writes them, field for field, in the shape of the API
 //! version the account's webhook endpoint is set to.
 //!
-//! One file an object kind: [`checkout`] (sessions, their line items, prices), [`subscriptions`],
+//! One file an object kind: [`checkout`] (sessions, their line items, prices), [`intents`]
+//! (cards saved in setup mode, payments made with them later), [`subscriptions`],
 //! [`invoices`] (with their lines) and [`payments`] (charges, refunds, disputes, and the
 //! invoice payment that ties a charge to an invoice); this file is the event around them.
 
 mod checkout;
+mod intents;
 mod invoices;
 mod payments;
 mod subscriptions;
@@ -13,6 +15,7 @@ mod subscriptions;
 use serde_json::{Value, json};
 
 pub(super) use checkout::{line_item, price_object, session};
+pub(super) use intents::{payment_intent, setup_session};
 pub(super) use invoices::{invoice, invoice_lines};
 pub(super) use payments::{charge, dispute, invoice_payment, refund};
 pub(super) use subscriptions::subscription;
