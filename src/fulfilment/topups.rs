@@ -156,6 +156,34 @@ impl Fulfilment {
 }
 
 impl Fulfilment {
+    /// A setup-mode Checkout completed: its card becomes auto top-up's, as the billing page
+    /// makes it when the user comes back (whichever comes second changes nothing).
+    pub(super) async fn card_saved(
+        &self,
+        session: &str,
+        user: Option<UserId>,
+        customer: Option<&str>,
+    ) -> Result<Plan, FulfilmentError> {
+        let Some(user) = self.user_of(user, customer).await? else {
+            return Ok(Plan::Fail(format!("setup session {session} names no user")));
+        };
+        let Some(setup) = self.gateway.saved_card(session).await? else {
+            return Ok(Plan::record("the setup session saved no card"));
+        };
+        if setup.user.is_some_and(|named| named != user) {
+            return Ok(Plan::Fail(format!(
+                "setup session {session} names another user than its customer's"
+            )));
+        }
+        Ok(Plan::apply(
+            vec![Change::SaveTopUpCard {
+                user,
+                card: setup.card,
+            }],
+            Outcome::Recorded("card saved for auto top-up"),
+        ))
+    }
+
     /// A top-up's credit, keyed by its payment intent (so the two paths post it once), naming it
     /// (so a refund or a dispute of its charge finds it), expiring as packs do.
     fn topup_credit(

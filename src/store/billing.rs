@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 use super::StoreError;
-use crate::domain::{LedgerEntryId, Reason, Timestamp, Tokens, UserId};
+use crate::domain::{LedgerEntryId, Reason, SavedCard, Timestamp, Tokens, UserId};
 use crate::ledger::{Posted, Posting, StripeRefs};
 use crate::stripe::events::DisputeStatus;
 use crate::stripe::gateway::RefundState;
@@ -136,6 +136,9 @@ pub enum Change {
         payment_intent: String,
         tokens: Tokens,
     },
+    /// A card saved in a setup-mode Checkout, for auto top-up (nothing when the user never
+    /// chose it, or the card is saved already).
+    SaveTopUpCard { user: UserId, card: SavedCard },
 }
 
 impl Change {
@@ -144,9 +147,10 @@ impl Change {
     pub fn moves_tokens(&self) -> bool {
         match self {
             Change::Post(_) | Change::SyncReversals(_) => true,
-            Change::LinkCustomer { .. } | Change::Subscription(_) | Change::TopUpPaid { .. } => {
-                false
-            }
+            Change::LinkCustomer { .. }
+            | Change::Subscription(_)
+            | Change::TopUpPaid { .. }
+            | Change::SaveTopUpCard { .. } => false,
         }
     }
 }

@@ -376,3 +376,41 @@ async fn a_refund_of_a_top_up_takes_its_tokens_back() {
     .await;
     assert_eq!(app.store.audit_balances().await.unwrap(), vec![]);
 }
+
+#[tokio::test]
+async fn a_card_saved_by_a_user_who_never_comes_back_is_saved_by_stripes_webhook() {
+    let app = spawn_app().await;
+    let ada = app.user("ada").await;
+    let chosen = ada
+        .post_json(
+            CHOOSE,
+            json!({ "below": 500, "pack": "small", "monthly_cap": 5000 }),
+        )
+        .await;
+    assert_eq!(chosen.status, 200, "{}", chosen.text);
+    let started = ada
+        .post_json("/api/billing/auto-topup/card", json!({}))
+        .await;
+    let session = started.json()["session_id"].as_str().unwrap().to_owned();
+    // Saved on Stripe's page; the browser is closed before it is back on the billing page.
+    app.browser()
+        .post_form(
+            &format!("/simulated-stripe/setup/{session}/save"),
+            &[("card", "succeeds")],
+        )
+        .await;
+    eventually("the card saved by the webhook", async || {
+        state(&ada).await["auto"]["state"]["state"] == "on"
+    })
+    .await;
+    assert_eq!(state(&ada).await["auto"]["card"]["label"], "Visa •••• 4242");
+    // Back at last: the same card again changes nothing.
+    let back = ada
+        .post_json(
+            "/api/billing/auto-topup/card-saved",
+            json!({ "session_id": session }),
+        )
+        .await;
+    assert_eq!(back.status, 200, "{}", back.text);
+    assert_eq!(back.json()["auto"]["state"]["state"], "on");
+}

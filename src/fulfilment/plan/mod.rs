@@ -111,6 +111,11 @@ impl Fulfilment {
             Effect::RefundsChanged(refunds) => self.refunds(&refunds, event).await?,
             Effect::Dispute(dispute) => self.dispute(&dispute, event).await?,
             Effect::SubscriptionChanged(state) => self.subscription(state).await?,
+            Effect::CardSaved {
+                session,
+                user,
+                customer,
+            } => self.card_saved(&session, user, customer.as_deref()).await?,
             Effect::TopUpPaid {
                 payment_intent,
                 topup,

@@ -186,6 +186,13 @@ impl SqlStore {
                         topups::paid_in(&mut tx, at, *topup, payment_intent, *tokens).await?;
                         vec![]
                     }
+                    Change::SaveTopUpCard { user, card } => {
+                        match topups::save_card_in(&mut tx, at, *user, card).await {
+                            Err(StoreError::NotFound) => {}
+                            other => other?,
+                        }
+                        vec![]
+                    }
                 };
                 if attempts.iter().any(|a| matches!(a, Attempt::Moved)) {
                     continue 'attempt;
@@ -228,6 +235,13 @@ impl SqlStore {
                 return Err(StoreError::AlreadyExists);
             }
             tx.commit().await?;
+            if changes
+                .iter()
+                .any(|c| matches!(c, Change::SaveTopUpCard { .. }))
+            {
+                // A card saved may have started a top-up: pay it now.
+                self.spent();
+            }
             for change in &applied {
                 if let Applied::Posted(posted) = change
                     && !posted.replayed

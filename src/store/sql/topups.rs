@@ -116,6 +116,38 @@ async fn read(conn: &mut AnyConnection, user: UserId) -> Result<Option<AutoTopUp
     .transpose()
 }
 
+/// Saves the card top-ups pay with (see `TopUps::save_topup_card`), inside `conn`'s
+/// transaction. The card saved already (the webhook of the setup the page reported, or the
+/// other way round) changes nothing: a paused auto top-up stays paused until a new card.
+/// `NotFound` when auto top-up was never chosen.
+pub(super) async fn save_card_in(
+    conn: &mut AnyConnection,
+    at: At,
+    user: UserId,
+    card: &SavedCard,
+) -> Result<(), StoreError> {
+    lock_balance(conn, at, user).await?;
+    if read(conn, user).await?.is_none() {
+        return Err(StoreError::NotFound);
+    }
+    let changed = sqlx::query(
+        "UPDATE auto_topups SET payment_method = $2, card = $3, paused_reason = NULL, \
+             updated_at = $4, \
+             state = CASE WHEN state = 'off' THEN 'off' ELSE 'on' END \
+         WHERE user_id = $1 AND (payment_method IS NULL OR payment_method <> $2)",
+    )
+    .bind(user.get())
+    .bind(&card.payment_method)
+    .bind(&card.label)
+    .bind(at.now.as_millis())
+    .execute(&mut *conn)
+    .await?;
+    if changed.rows_affected() == 1 {
+        start_if_under(conn, at, user).await?;
+    }
+    Ok(())
+}
+
 /// A top-up's event for the outbox: `topup.succeeded` naming its credit, or `topup.failed`.
 struct TopUpEvent<'a> {
     user: UserId,
@@ -263,23 +295,7 @@ impl TopUps for SqlStore {
     ) -> Result<AutoTopUp, StoreError> {
         let at = self.at();
         let mut tx = self.pool.begin_with(self.backend.begin_write()).await?;
-        lock_balance(&mut tx, at, user).await?;
-        let done = sqlx::query(
-            "UPDATE auto_topups SET payment_method = $2, card = $3, paused_reason = NULL, \
-                 updated_at = $4, \
-                 state = CASE WHEN state = 'off' THEN 'off' ELSE 'on' END \
-             WHERE user_id = $1",
-        )
-        .bind(user.get())
-        .bind(&card.payment_method)
-        .bind(&card.label)
-        .bind(at.now.as_millis())
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        start_if_under(&mut tx, at, user).await?;
+        save_card_in(&mut tx, at, user, card).await?;
         let saved = read(&mut tx, user).await?.ok_or(StoreError::NotFound)?;
         tx.commit().await?;
         self.spent();

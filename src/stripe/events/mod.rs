@@ -104,6 +104,13 @@ pub enum Effect {
     Dispute(DisputeEvent),
     /// A subscription's state, as Stripe now describes it.
     SubscriptionChanged(SubscriptionState),
+    /// A setup-mode Checkout completed: the card it saved is auto top-up's (Stripe is asked
+    /// which card; the session names no payment).
+    CardSaved {
+        session: String,
+        user: Option<UserId>,
+        customer: Option<String>,
+    },
     /// A payment auto top-up made succeeded: credit its pack once per payment.
     TopUpPaid {
         payment_intent: String,
@@ -182,9 +189,16 @@ pub fn interpret(event: &Envelope) -> Result<Effect, EventError> {
                         }
                     });
                 }
+                Some("setup") if event.kind == "checkout.session.completed" => {
+                    return Ok(Effect::CardSaved {
+                        session,
+                        user: user_of(object),
+                        customer: str_at(object, &["customer"]),
+                    });
+                }
                 _ => {
                     return Ok(Effect::Ignore {
-                        why: "not a token purchase (setup mode)",
+                        why: "not a token purchase",
                     });
                 }
             }

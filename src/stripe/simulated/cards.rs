@@ -3,7 +3,7 @@
 //! away (pays, declines, or asks for the cardholder).
 
 use super::objects::{OffSessionIntent, SavedMethod, SessionStatus, TestCard};
-use super::{Emitted, SimError, Simulator};
+use super::{Emitted, SimError, Simulator, json};
 use crate::domain::{Money, PauseReason, SavedCard};
 use crate::stripe::gateway::{OffSessionOutcome, OffSessionPayment};
 
@@ -41,11 +41,13 @@ impl Simulator {
             let success = setup
                 .success_url
                 .replace("{CHECKOUT_SESSION_ID}", &setup.id);
+            let completed = json::setup_session(setup, None);
             act.state.methods.push(SavedMethod {
                 id: pm,
                 customer,
                 card,
             });
+            act.emit("checkout.session.completed", completed);
             Ok(success)
         })
     }

@@ -835,11 +835,21 @@ impl<'a> Run<'a> {
             })
             .await
             .unwrap();
-        self.sim.save_card(&setup.id, card).unwrap();
+        let (_, emitted) = self.sim.save_card(&setup.id, card).unwrap();
         let saved = self.sim.saved_card(&setup.id).await.unwrap().unwrap();
+        // Back on the billing page; the session's webhook saves it too, later.
         if let Err(e) = store.save_topup_card(customer.user, &saved.card).await {
             self.problems.push(format!("saving a card failed: {e}"));
         }
+        let step = Step {
+            id: step,
+            act: Act::AutoTopUp {
+                user: u,
+                below,
+                card,
+            },
+        };
+        self.sent(&step, emitted.now);
     }
 
     /// A node pays the top-ups started so far; what Stripe charged is each a payment of the

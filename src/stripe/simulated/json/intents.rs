@@ -42,12 +42,14 @@ pub(in crate::stripe::simulated) fn payment_method(m: &SavedMethod, created: i64
     })
 }
 
-/// A setup-mode Checkout session, its setup intent expanded with the card it saved.
+/// A setup-mode Checkout session: its setup intent expanded with the card it saved when
+/// `method` is given (as `expand[]=setup_intent.payment_method` asks), else its id (as
+/// webhooks carry it).
 pub(in crate::stripe::simulated) fn setup_session(
     s: &SetupSession,
     method: Option<&SavedMethod>,
 ) -> Value {
-    let setup_intent = s.setup_intent.as_ref().map(|id| {
+    let expanded = |id: &String| {
         json!({
             "id": id,
             "object": "setup_intent",
@@ -73,7 +75,12 @@ pub(in crate::stripe::simulated) fn setup_session(
             "status": "succeeded",
             "usage": "off_session",
         })
-    });
+    };
+    let setup_intent = match (&s.setup_intent, method) {
+        (Some(id), Some(_)) => expanded(id),
+        (Some(id), None) => Value::String(id.clone()),
+        (None, _) => Value::Null,
+    };
     let mut session = json!({
         "id": s.id,
         "object": "checkout.session",
