@@ -29,7 +29,7 @@ async fn state(browser: &Browser) -> Value {
 
 /// The user saves `card` (one of the simulator's test cards) in a setup-mode Checkout, and
 /// comes back to the billing page, which reports it.
-async fn save_card(app: &TestApp, browser: &Browser, card: &str) -> Value {
+pub(crate) async fn save_card(app: &TestApp, browser: &Browser, card: &str) -> Value {
     let started = browser
         .post_json("/api/billing/auto-topup/card", json!({}))
         .await;

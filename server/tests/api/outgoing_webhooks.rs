@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use billing::outbox::DeliveryState;
+use billing::outbox::{DeliveryState, EventKind};
 use serde_json::json;
 
 use crate::support::wait::eventually;
@@ -174,4 +174,102 @@ async fn a_dead_endpoint_holds_up_neither_the_ledger_nor_another_endpoint() {
     for user in &users {
         assert_eq!(app.balance(user).await, 490);
     }
+}
+
+#[tokio::test]
+async fn every_kind_of_event_reaches_the_backend_signed_as_it_happens() {
+    use billing::domain::{GrantTerms, IdempotencyKey, Reason, Source, Timestamp, Tokens};
+    use billing::ledger::Posting;
+
+    let app = spawn_app().await;
+    let receiver = Receiver::start().await;
+    register(&app, &receiver).await;
+    let ada = app.user("ada").await;
+    let id = ada.me().id;
+    const DAY: Duration = Duration::from_secs(86_400);
+    let ends = Timestamp::from_millis(
+        billing::clock::Clock::now(&app.clock).as_millis() + 10 * DAY.as_millis() as i64,
+    );
+    let pack = Posting::credit(
+        id,
+        Tokens::new(300).unwrap(),
+        Source::StripeCheckout,
+        Reason::parse("Pack").unwrap(),
+        IdempotencyKey::scoped("stripe:checkout", "pack").unwrap(),
+    )
+    .expiring(GrantTerms::expiring_at(ends));
+    app.store.post(pack).await.unwrap();
+    app.store
+        .set_low_balance_threshold(id, Some(Tokens::new(200).unwrap()))
+        .await
+        .unwrap();
+    let key = app.api_key().await;
+    consume(&app, &key, id.get(), 150, "r1").await; // 150: under the mark
+    app.clock.advance(DAY * 4); // six days left
+    app.store.warn_expiring_grants(100).await.unwrap();
+    app.clock.advance(DAY * 7); // expired: nothing left
+    app.store.settle_expiries(100).await.unwrap();
+
+    // Auto top-up: under its mark already, so a pack is bought as soon as the card is saved;
+    // then a declining card, and a spend under the mark.
+    let chosen = ada
+        .post_json(
+            "/api/billing/auto-topup/choose",
+            json!({ "below": 500, "pack": "small", "monthly_cap": 5000 }),
+        )
+        .await;
+    assert_eq!(chosen.status, 200, "{}", chosen.text);
+    crate::auto_topup::save_card(&app, &ada, "succeeds").await;
+    eventually("the top-up credited", async || {
+        app.balance(ada.me()).await == 1000
+    })
+    .await;
+    crate::auto_topup::save_card(&app, &ada, "declines").await;
+    consume(&app, &key, id.get(), 600, "r2").await; // 400: under the mark
+    eventually("the top-up declined", async || {
+        receiver.received().iter().any(|r| r.kind == "topup.failed")
+    })
+    .await;
+
+    eventually("every kind at the backend", async || {
+        let kinds: Vec<String> = receiver.received().iter().map(|r| r.kind.clone()).collect();
+        EventKind::ALL
+            .iter()
+            .all(|kind| kinds.iter().any(|k| k == kind.as_str()))
+    })
+    .await;
+    let got = receiver.received();
+    assert!(got.iter().all(|r| r.verified), "{got:?}");
+    let first = |kind: &str| {
+        got.iter()
+            .find(|r| r.kind == kind)
+            .map(|r| r.body["data"].clone())
+            .unwrap()
+    };
+    assert_eq!(first("balance.low")["available"], 150);
+    assert_eq!(first("balance.low")["threshold"], 200);
+    assert_eq!(first("grant.expiring")["tokens_left"], 150);
+    assert_eq!(first("grant.expired")["tokens_expired"], 150);
+    assert_eq!(first("balance.depleted")["available"], 0);
+    assert_eq!(first("topup.succeeded")["tokens"], 1000);
+    assert!(first("topup.succeeded")["entry"].is_i64());
+    assert_eq!(first("topup.failed")["reason"], "declined");
+    // One user's events in the order they happened.
+    let order: Vec<&str> = got
+        .iter()
+        .map(|r| r.kind.as_str())
+        .filter(|k| *k != "ledger.entry_created")
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "balance.low",
+            "grant.expiring",
+            "balance.depleted",
+            "grant.expired",
+            "topup.succeeded",
+            "topup.failed"
+        ],
+        "400 left is over the low-balance mark (200), under auto top-up's (500)"
+    );
 }
