@@ -607,6 +607,9 @@ async fn a_saved_card_is_read_and_charged_off_session_as_stripe_answers() {
         ("payment_method", cards[0].as_str()),
         ("confirm", "true"),
         ("off_session", "true"),
+        // Nobody is there to follow a redirect.
+        ("automatic_payment_methods[enabled]", "true"),
+        ("automatic_payment_methods[allow_redirects]", "never"),
         ("metadata[topup_id]", "7"),
         ("metadata[user_id]", "42"),
     ] {

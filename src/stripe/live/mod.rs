@@ -16,7 +16,10 @@ use stripe_checkout::checkout_session::{
     ListLineItemsCheckoutSession, RetrieveCheckoutSession,
 };
 use stripe_core::customer::CreateCustomer;
-use stripe_core::payment_intent::{CreatePaymentIntent, CreatePaymentIntentOffSession};
+use stripe_core::payment_intent::{
+    CreatePaymentIntent, CreatePaymentIntentAutomaticPaymentMethods,
+    CreatePaymentIntentAutomaticPaymentMethodsAllowRedirects, CreatePaymentIntentOffSession,
+};
 use stripe_shared::CheckoutSessionMode;
 use url::Url;
 
@@ -213,9 +216,14 @@ impl StripeGateway for LiveGateway {
             .map_err(|_| GatewayError::Refused("an unknown currency".into()))?;
         let mut metadata = user_metadata(payment.user);
         metadata.insert("topup_id".to_owned(), payment.topup.to_string());
+        // No one is there to be sent to a bank's page: payment methods that redirect are off.
+        let mut methods = CreatePaymentIntentAutomaticPaymentMethods::new(true);
+        methods.allow_redirects =
+            Some(CreatePaymentIntentAutomaticPaymentMethodsAllowRedirects::Never);
         let sent = CreatePaymentIntent::new(payment.amount.minor(), currency)
             .customer(payment.customer.as_str())
             .payment_method(payment.payment_method.as_str())
+            .automatic_payment_methods(methods)
             .off_session(CreatePaymentIntentOffSession::Bool(true))
             .confirm(true)
             .metadata(metadata)
@@ -229,6 +237,11 @@ impl StripeGateway for LiveGateway {
                     payment_intent: intent.id.to_string(),
                 })
             }
+            // A payment method that clears later: asked again later (the same key answers
+            // with the same payment), and Stripe's webhook credits it once it has.
+            Ok(intent) if intent.status.as_str() == "processing" => Err(GatewayError::Unavailable(
+                format!("payment {} is still processing", intent.id),
+            )),
             Ok(intent) => Ok(OffSessionOutcome::Failed {
                 payment_intent: Some(intent.id.to_string()),
                 reason: PauseReason::AuthenticationRequired,
@@ -237,9 +250,13 @@ impl StripeGateway for LiveGateway {
             // 402: the card's bank answered; the payment intent, if any, stays unpaid.
             Err(stripe::StripeError::Stripe(api, 402)) => Ok(OffSessionOutcome::Failed {
                 payment_intent: api.payment_intent.as_ref().map(|pi| pi.id.to_string()),
-                reason: match api.code.as_ref().map(|code| code.as_str()) {
-                    Some("authentication_required") => PauseReason::AuthenticationRequired,
-                    _ => PauseReason::Declined,
+                reason: if api.code.as_ref().map(|code| code.as_str())
+                    == Some("authentication_required")
+                    || api.decline_code.as_deref() == Some("authentication_required")
+                {
+                    PauseReason::AuthenticationRequired
+                } else {
+                    PauseReason::Declined
                 },
                 message: api.message.clone().unwrap_or_else(|| "declined".to_owned()),
             }),

@@ -110,13 +110,47 @@ impl Simulator {
         if let Some((name, _)) = params.iter().find(|(k, _)| {
             !matches!(
                 k.as_str(),
-                "amount" | "currency" | "customer" | "payment_method" | "confirm" | "off_session"
+                "amount"
+                    | "currency"
+                    | "customer"
+                    | "payment_method"
+                    | "confirm"
+                    | "off_session"
+                    | "return_url"
+                    | "automatic_payment_methods[enabled]"
+                    | "automatic_payment_methods[allow_redirects]"
             ) && !k.starts_with("metadata[")
+                && !k.starts_with("payment_method_types[")
         }) {
             return ApiAnswer::error(
                 400,
                 format!("Received unknown parameter: {name}"),
                 Some(name),
+            );
+        }
+        // Payment methods enabled in the Dashboard are on by default (API versions since
+        // 2023-08-16): confirming needs somewhere to come back to, unless redirects are off or
+        // the types are named.
+        let named_types = params
+            .iter()
+            .any(|(k, _)| k.starts_with("payment_method_types["));
+        let no_redirects =
+            param(params, "automatic_payment_methods[allow_redirects]") == Some("never");
+        if param(params, "confirm") == Some("true")
+            && param(params, "return_url").is_none()
+            && !named_types
+            && !no_redirects
+        {
+            return ApiAnswer::error(
+                400,
+                "This PaymentIntent is configured to accept payment methods enabled in your \
+                 Dashboard. Because some of these payment methods might redirect your customer \
+                 off of your page, you must provide a `return_url`. If you don't want to accept \
+                 redirect-based payment methods, set `automatic_payment_methods[enabled]` to \
+                 `true` and `automatic_payment_methods[allow_redirects]` to `never` when \
+                 creating Setup Intents and Payment Intents."
+                    .into(),
+                None,
             );
         }
         let required = |name: &str| {
