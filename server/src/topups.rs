@@ -90,6 +90,7 @@ impl TopUpPayer {
                             "failed"
                         }
                         Ok(TopUpResult::Capped) => "capped",
+                        Ok(TopUpResult::Canceled) => "canceled",
                         Ok(TopUpResult::AlreadySettled) => "already_settled",
                         Err(error) => {
                             // Left pending: paid again, with the same idempotency key, once

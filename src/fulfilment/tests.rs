@@ -22,6 +22,7 @@ use crate::stripe::{
 use crate::testing::{FakeUser, Faults, balance, contract};
 
 contract!(
+    a_top_up_turned_off_while_a_node_holds_it_is_never_charged,
     a_paid_checkout_credits_its_pack_once,
     two_events_about_one_payment_credit_once,
     an_async_payment_credits_once_when_it_clears,
@@ -1666,4 +1667,83 @@ async fn a_refund_of_an_invoice_that_bought_no_tokens_is_not_held_forever(store:
     );
     assert_eq!(w.balance().await, 6_000);
     w.consistent().await;
+}
+
+/// Auto top-up turned off after a node claimed a top-up, before it charged: the claim stays in
+/// flight (so no second top-up can start beside it), and the node, looking again right before
+/// charging, cancels it: nothing charged, nothing credited.
+async fn a_top_up_turned_off_while_a_node_holds_it_is_never_charged(store: Arc<SqlStore>) {
+    use crate::domain::{SavedCard, TopUpChoice, TopUpState};
+    use crate::store::TopUps;
+    use crate::stripe::CardSetupRequest;
+    use crate::stripe::simulated::TestCard;
+
+    let w = world(store).await;
+    crate::testing::paid_purchase(&*w.store, w.user.id, 1000, "first").await;
+    let n = |n| Tokens::new(n).unwrap();
+    w.store
+        .choose_auto_topup(
+            w.user.id,
+            TopUpChoice::new(n(500), ProductId::Small, n(5000)).unwrap(),
+        )
+        .await
+        .unwrap();
+    let setup = w
+        .sim
+        .create_card_setup_session(&CardSetupRequest {
+            user: w.user.id,
+            customer: w.customer.clone(),
+            currency: crate::domain::Currency::parse("usd").unwrap(),
+            success_url: "http://x/?card_setup={CHECKOUT_SESSION_ID}".into(),
+            cancel_url: "http://x/".into(),
+            idempotency_key: "setup-1".into(),
+        })
+        .await
+        .unwrap();
+    w.sim.save_card(&setup.id, TestCard::Succeeds).unwrap();
+    let card: SavedCard = w.sim.saved_card(&setup.id).await.unwrap().unwrap().card;
+    w.store.save_topup_card(w.user.id, &card).await.unwrap();
+    w.store
+        .post(Posting::debit(
+            w.user.id,
+            n(600),
+            crate::domain::Reason::parse("Usage").unwrap(),
+            IdempotencyKey::parse("spend-1").unwrap(),
+        ))
+        .await
+        .unwrap();
+    let due = w
+        .store
+        .claim_topups(
+            crate::domain::Timestamp::now(),
+            10,
+            std::time::Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    assert_eq!(due.len(), 1);
+
+    assert!(w.store.turn_off_auto_topup(w.user.id).await.unwrap());
+    let (_, held) = w.store.topup(due[0].id).await.unwrap().unwrap();
+    assert_eq!(
+        held.state,
+        TopUpState::Pending,
+        "in flight, under the node's claim"
+    );
+    let paid = w.fulfilment.pay_topup(&due[0]).await.unwrap();
+    assert_eq!(paid, crate::fulfilment::TopUpResult::Canceled);
+    let (_, settled) = w.store.topup(due[0].id).await.unwrap().unwrap();
+    assert_eq!(settled.state, TopUpState::Canceled);
+    assert_eq!(crate::testing::balance(&*w.store, w.user.id).await, 400);
+    let portal = w
+        .sim
+        .create_portal_session(&w.customer, &Url::parse("http://x/").unwrap())
+        .await
+        .unwrap();
+    let portal = portal.path().rsplit('/').next().unwrap().to_owned();
+    assert_eq!(
+        w.sim.portal_view(&portal).unwrap().payments.len(),
+        0,
+        "no top-up charged"
+    );
 }

@@ -20,6 +20,8 @@ pub enum TopUpResult {
     Failed(crate::domain::PauseReason),
     /// It would have passed the month's cap: nothing charged.
     Capped,
+    /// Auto top-up was turned off while it waited: nothing charged.
+    Canceled,
     /// Settled before (another node, or the webhook).
     AlreadySettled,
 }
@@ -29,6 +31,19 @@ impl Fulfilment {
     /// pending: once its claim runs out it is paid again, with the same idempotency key, so
     /// Stripe answers as it did the first time and nothing is charged twice.
     pub async fn pay_topup(&self, due: &DueTopUp) -> Result<TopUpResult, FulfilmentError> {
+        // Right before charging: turned off (or settled by another path) meanwhile, nothing.
+        match self.store.topup(due.id).await? {
+            Some((_, topup)) if topup.state == crate::domain::TopUpState::Pending => {}
+            _ => return Ok(TopUpResult::AlreadySettled),
+        }
+        let on = self
+            .store
+            .auto_topup(due.user)
+            .await?
+            .is_some_and(|auto| auto.state == crate::domain::AutoTopUpState::On);
+        if !on {
+            return self.unpaid(due, Unpaid::Canceled, None).await;
+        }
         let tokens = due.pack.tokens();
         let month = Month::of(due.created_at);
         let so_far = self.store.topped_up_since(due.user, month.start()).await?;
@@ -60,7 +75,7 @@ impl Fulfilment {
                 "price {price} has no fixed amount"
             )))
         })?;
-        let outcome = self
+        let charged = self
             .gateway
             .charge_saved_card(&OffSessionPayment {
                 user: due.user,
@@ -68,9 +83,27 @@ impl Fulfilment {
                 payment_method: card.payment_method.clone(),
                 amount,
                 topup: due.id,
-                idempotency_key: format!("topup-{}", due.id),
+                // With the moment it started: a database restored or reset against the same
+                // Stripe account never meets a key of the top-ups it forgot.
+                idempotency_key: format!("topup-{}-{}", due.id, due.created_at.as_millis()),
             })
-            .await?;
+            .await;
+        let outcome = match charged {
+            Ok(outcome) => outcome,
+            // Stripe refused the payment itself (the card detached in the portal, the customer
+            // deleted): it never will take it; the user is told to save a card again.
+            Err(crate::stripe::GatewayError::Refused(why)) => {
+                tracing::warn!(topup = due.id, why, "Stripe refused a top-up's payment");
+                return self
+                    .unpaid(
+                        due,
+                        Unpaid::Failed(crate::domain::PauseReason::Declined),
+                        None,
+                    )
+                    .await;
+            }
+            Err(unavailable) => return Err(unavailable.into()),
+        };
         match outcome {
             OffSessionOutcome::Succeeded { payment_intent } => {
                 let credit = self
@@ -115,6 +148,7 @@ impl Fulfilment {
         Ok(match (settled, unpaid) {
             (false, _) => TopUpResult::AlreadySettled,
             (true, Unpaid::Capped) => TopUpResult::Capped,
+            (true, Unpaid::Canceled) => TopUpResult::Canceled,
             (true, Unpaid::Failed(reason)) => TopUpResult::Failed(reason),
         })
     }
@@ -170,9 +204,13 @@ impl Fulfilment {
         let Some(setup) = self.gateway.saved_card(session).await? else {
             return Ok(Plan::record("the setup session saved no card"));
         };
-        if setup.user.is_some_and(|named| named != user) {
+        let theirs = self.store.customer_of(user).await?;
+        if setup.user.is_some_and(|named| named != user)
+            || setup.customer.is_none()
+            || setup.customer != theirs
+        {
             return Ok(Plan::Fail(format!(
-                "setup session {session} names another user than its customer's"
+                "setup session {session} is not its user's customer's"
             )));
         }
         Ok(Plan::apply(

@@ -103,4 +103,6 @@ pub enum Unpaid {
     Failed(PauseReason),
     /// Paying it would have passed the month's cap: nothing was charged.
     Capped,
+    /// Auto top-up was turned off while it waited: nothing was charged, nobody is told.
+    Canceled,
 }

@@ -267,6 +267,9 @@ impl TopUps for SqlStore {
     async fn turn_off_auto_topup(&self, user: UserId) -> Result<bool, StoreError> {
         let at = self.at();
         let mut tx = self.pool.begin_with(self.backend.begin_write()).await?;
+        // Locked first: a spend in flight either started its top-up before (canceled below)
+        // or sees auto top-up off.
+        lock_balance(&mut tx, at, user).await?;
         let done = sqlx::query(
             "UPDATE auto_topups SET state = 'off', paused_reason = NULL, updated_at = $2 \
              WHERE user_id = $1",
@@ -275,10 +278,12 @@ impl TopUps for SqlStore {
         .bind(at.now.as_millis())
         .execute(&mut *tx)
         .await?;
-        // One not paid yet is not paid at all.
+        // One not paid yet is not paid at all; one a node is paying now stays in flight (the
+        // node sees auto top-up off before it charges, and cancels it).
         sqlx::query(
             "UPDATE topup_attempts SET state = 'canceled', settled_at = $2, leased_until = NULL \
-             WHERE user_id = $1 AND state = 'pending'",
+             WHERE user_id = $1 AND state = 'pending' \
+                 AND (leased_until IS NULL OR leased_until <= $2)",
         )
         .bind(user.get())
         .bind(at.now.as_millis())
@@ -430,8 +435,9 @@ impl TopUps for SqlStore {
                 .await?;
         let user = UserId::new(user.ok_or(StoreError::NotFound)?)?;
         let (state, failure, detail) = match unpaid {
-            Unpaid::Failed(reason) => ("failed", Some(reason.as_str()), reason.as_str()),
-            Unpaid::Capped => ("capped", None, "monthly_cap"),
+            Unpaid::Failed(reason) => ("failed", Some(reason.as_str()), Some(reason.as_str())),
+            Unpaid::Capped => ("capped", None, Some("monthly_cap")),
+            Unpaid::Canceled => ("canceled", None, None),
         };
         let mut tx = self.pool.begin_with(self.backend.begin_write()).await?;
         lock_balance(&mut tx, at, user).await?;
@@ -462,16 +468,18 @@ impl TopUps for SqlStore {
             .execute(&mut *tx)
             .await?;
         }
-        TopUpEvent {
-            user,
-            topup,
-            kind: EventKind::TopUpFailed,
-            entry: None,
-            tokens: None,
-            failure: Some(detail),
+        if let Some(detail) = detail {
+            TopUpEvent {
+                user,
+                topup,
+                kind: EventKind::TopUpFailed,
+                entry: None,
+                tokens: None,
+                failure: Some(detail),
+            }
+            .write(&mut tx, at)
+            .await?;
         }
-        .write(&mut tx, at)
-        .await?;
         tx.commit().await?;
         Ok(true)
     }
