@@ -212,7 +212,12 @@ impl Store for SqlStore {
     }
 
     async fn settle_expiries(&self, limit: i64) -> Result<u64, StoreError> {
-        self.settle_due(limit).await
+        let settled = self.settle_due(limit).await;
+        // What expired may have taken someone under their auto top-up mark.
+        if matches!(settled, Ok(n) if n > 0) {
+            self.spent();
+        }
+        settled
     }
 
     async fn audit_credits(&self) -> Result<Vec<CreditMismatch>, StoreError> {

@@ -235,11 +235,16 @@ impl SqlStore {
                 return Err(StoreError::AlreadyExists);
             }
             tx.commit().await?;
-            if changes
+            let took_back = applied
                 .iter()
-                .any(|c| matches!(c, Change::SaveTopUpCard { .. }))
+                .any(|a| matches!(a, Applied::Posted(posted) if !posted.entry.delta.is_increase()));
+            if took_back
+                || changes
+                    .iter()
+                    .any(|c| matches!(c, Change::SaveTopUpCard { .. }))
             {
-                // A card saved may have started a top-up: pay it now.
+                // A refund or dispute taken back, or a card saved, may have started a
+                // top-up: pay it now.
                 self.spent();
             }
             for change in &applied {
