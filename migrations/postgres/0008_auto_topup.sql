@@ -50,8 +50,15 @@ CREATE UNIQUE INDEX topup_attempts_one_in_flight ON topup_attempts (user_id)
     WHERE state = 'pending';
 CREATE INDEX topup_attempts_by_month ON topup_attempts (user_id, created_at);
 
+-- Users whose tokens a refund or a dispute is taking back, in the transaction that writes the
+-- row and deletes it again before it commits: their crossing starts no top-up (charging the
+-- card whose payment was just given back, or disputed, is not what its owner asked for).
+CREATE TABLE topup_quiet (
+    user_id BIGINT PRIMARY KEY REFERENCES users (id)
+);
+
 -- What is available going under the mark of a user whose auto top-up is on starts one, unless
--- one is in flight (the balance row is locked by the change, so two cannot both see none).
+-- one is in flight (or a refund or a dispute took it under) (the balance row is locked by the change, so two cannot both see none).
 CREATE FUNCTION auto_topup_crossing() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO topup_attempts (user_id, product, state, created_at)
@@ -59,7 +66,8 @@ BEGIN
         WHERE a.user_id = NEW.user_id AND a.state = 'on'
             AND OLD.balance - OLD.held >= a.below AND NEW.balance - NEW.held < a.below
             AND NOT EXISTS (SELECT 1 FROM topup_attempts t
-                WHERE t.user_id = NEW.user_id AND t.state = 'pending');
+                WHERE t.user_id = NEW.user_id AND t.state = 'pending')
+            AND NOT EXISTS (SELECT 1 FROM topup_quiet q WHERE q.user_id = NEW.user_id);
     RETURN NULL;
 END;
 $$;

@@ -105,6 +105,8 @@ impl PauseReason {
 /// The card top-ups pay with: Stripe's payment method, and how the page names it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SavedCard {
+    /// Stripe's id of the card: the server's to charge with, never sent to the browser.
+    #[serde(default, skip_serializing)]
     pub payment_method: String,
     /// e.g. `Visa •••• 4242`.
     pub label: String,

@@ -128,6 +128,12 @@ mod ssr {
                 "Auto top-up buys one of the token packs on sale.",
             ));
         }
+        if pack.tokens() <= below {
+            return Err(AppError::invalid(
+                "Choose a pack of more tokens than the mark: a top-up must lift the balance \
+                 back over it.",
+            ));
+        }
         if monthly_cap < pack.tokens() {
             return Err(AppError::invalid(
                 "The monthly cap is less than one pack: auto top-up could never buy it.",

@@ -82,6 +82,10 @@ async fn turned_on(app: &TestApp, below: i64, cap: i64, card: &str) -> (Browser,
     assert_eq!(chosen.json()["auto"]["state"]["state"], "card_needed");
     let saved = save_card(app, &ada, card).await;
     assert_eq!(saved["auto"]["state"]["state"], "on", "{saved}");
+    assert!(
+        saved["auto"]["card"].get("payment_method").is_none(),
+        "Stripe's card id stays on the server: {saved}"
+    );
     assert_eq!(
         saved["auto"]["card"]["label"],
         format!("Visa •••• {}", last4(card))
@@ -240,6 +244,8 @@ async fn bad_choices_and_other_users_setups_change_nothing() {
         json!({ "below": 500, "pack": "huge", "monthly_cap": 5000 }),
         json!({ "below": 500, "pack": "large", "monthly_cap": 5000 }),
         json!({ "below": 500, "pack": "small", "monthly_cap": 5000, "price": "price_cheap" }),
+        // A small pack (1,000) would leave the balance under a mark of 1,000.
+        json!({ "below": 1000, "pack": "small", "monthly_cap": 5000 }),
     ] {
         let answer = ada.post_json(CHOOSE, bad.clone()).await;
         assert_eq!(answer.status, 422, "{bad}: {}", answer.text);
@@ -374,6 +380,11 @@ async fn a_refund_of_a_top_up_takes_its_tokens_back() {
         app.balance(ada.me()).await == 400
     })
     .await;
+    // Under the mark again, by the refund: the card whose payment was just given back is not
+    // charged again.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(app.balance(ada.me()).await, 400);
+    assert_eq!(state(&ada).await["recent"].as_array().unwrap().len(), 1);
     assert_eq!(app.store.audit_balances().await.unwrap(), vec![]);
 }
 

@@ -30,6 +30,29 @@ pub(super) async fn sync_in(
     at: At,
     sync: &ReversalSync,
 ) -> Result<Vec<Attempt>, StoreError> {
+    // Tokens a refund or a dispute takes back start no top-up (migration 0008, topup_quiet):
+    // the mark is written and gone again inside this transaction.
+    let user: i64 = sqlx::query_scalar("SELECT user_id FROM token_ledger WHERE id = $1")
+        .bind(sync.purchase.get())
+        .fetch_one(&mut *conn)
+        .await?;
+    sqlx::query("INSERT INTO topup_quiet (user_id) VALUES ($1)")
+        .bind(user)
+        .execute(&mut *conn)
+        .await?;
+    let synced = sync_quietly(conn, at, sync).await;
+    sqlx::query("DELETE FROM topup_quiet WHERE user_id = $1")
+        .bind(user)
+        .execute(&mut *conn)
+        .await?;
+    synced
+}
+
+async fn sync_quietly(
+    conn: &mut AnyConnection,
+    at: At,
+    sync: &ReversalSync,
+) -> Result<Vec<Attempt>, StoreError> {
     let purchase = lock_purchase(conn, at.backend, sync.purchase).await?;
     let now = at.now.as_millis();
     for refund in sync.refunds.iter().flatten() {

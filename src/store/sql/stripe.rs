@@ -235,16 +235,11 @@ impl SqlStore {
                 return Err(StoreError::AlreadyExists);
             }
             tx.commit().await?;
-            let took_back = applied
+            if changes
                 .iter()
-                .any(|a| matches!(a, Applied::Posted(posted) if !posted.entry.delta.is_increase()));
-            if took_back
-                || changes
-                    .iter()
-                    .any(|c| matches!(c, Change::SaveTopUpCard { .. }))
+                .any(|c| matches!(c, Change::SaveTopUpCard { .. }))
             {
-                // A refund or dispute taken back, or a card saved, may have started a
-                // top-up: pay it now.
+                // A card saved may have started a top-up: pay it now.
                 self.spent();
             }
             for change in &applied {
