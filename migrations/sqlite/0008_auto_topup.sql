@@ -28,6 +28,9 @@ CREATE TABLE auto_topups (
     -- the page names it.
     payment_method TEXT,
     card           TEXT,
+    -- When the setup session that saved the card was made: news of an older one (a webhook
+    -- retried late) never replaces a newer card.
+    card_as_of     INTEGER,
     paused_reason  TEXT CHECK (paused_reason IN ('declined', 'authentication_required')),
     updated_at     INTEGER NOT NULL,
     CHECK ((state = 'paused') = (paused_reason IS NOT NULL))

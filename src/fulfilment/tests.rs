@@ -1702,7 +1702,10 @@ async fn a_top_up_turned_off_while_a_node_holds_it_is_never_charged(store: Arc<S
         .unwrap();
     w.sim.save_card(&setup.id, TestCard::Succeeds).unwrap();
     let card: SavedCard = w.sim.saved_card(&setup.id).await.unwrap().unwrap().card;
-    w.store.save_topup_card(w.user.id, &card).await.unwrap();
+    w.store
+        .save_topup_card(w.user.id, &card, crate::domain::Timestamp::now())
+        .await
+        .unwrap();
     w.store
         .post(Posting::debit(
             w.user.id,

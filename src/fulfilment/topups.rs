@@ -217,6 +217,7 @@ impl Fulfilment {
             vec![Change::SaveTopUpCard {
                 user,
                 card: setup.card,
+                as_of: setup.created,
             }],
             Outcome::Recorded("card saved for auto top-up"),
         ))

@@ -138,7 +138,12 @@ pub enum Change {
     },
     /// A card saved in a setup-mode Checkout, for auto top-up (nothing when the user never
     /// chose it, or the card is saved already).
-    SaveTopUpCard { user: UserId, card: SavedCard },
+    SaveTopUpCard {
+        user: UserId,
+        card: SavedCard,
+        /// When the setup session was made.
+        as_of: Timestamp,
+    },
 }
 
 impl Change {

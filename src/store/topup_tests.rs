@@ -88,7 +88,10 @@ async fn a_debit_under_the_mark_starts_one_top_up_which_credits_once(
     assert_eq!(pending(&store, ada).await, 0);
 
     // The card saved: on, and under the mark already, so one starts now.
-    let saved = store.save_topup_card(ada, &card("pm_1")).await.unwrap();
+    let saved = store
+        .save_topup_card(ada, &card("pm_1"), clock.now())
+        .await
+        .unwrap();
     assert_eq!(saved.state, AutoTopUpState::On);
     assert_eq!(saved.card, Some(card("pm_1")));
     assert_eq!(pending(&store, ada).await, 1);
@@ -168,7 +171,10 @@ async fn a_failed_top_up_pauses_until_a_card_is_saved_and_off_cancels_what_is_in
         .choose_auto_topup(ada, choice(500, 5000))
         .await
         .unwrap();
-    store.save_topup_card(ada, &card("pm_1")).await.unwrap();
+    store
+        .save_topup_card(ada, &card("pm_1"), clock.now())
+        .await
+        .unwrap();
     spend(&store, ada, 600, "c1").await.unwrap();
     let due = store.claim_topups(clock.now(), 10, LEASE).await.unwrap();
     assert_eq!(due.len(), 1);
@@ -202,7 +208,10 @@ async fn a_failed_top_up_pauses_until_a_card_is_saved_and_off_cancels_what_is_in
     assert_eq!(chosen.state, AutoTopUpState::Paused(PauseReason::Declined));
 
     // A card saved again: on, and under the mark, so a top-up starts at once.
-    let fixed = store.save_topup_card(ada, &card("pm_2")).await.unwrap();
+    let fixed = store
+        .save_topup_card(ada, &card("pm_2"), clock.now())
+        .await
+        .unwrap();
     assert_eq!(fixed.state, AutoTopUpState::On);
     assert_eq!(pending(&store, ada).await, 1);
     // Capped: nothing charged, auto top-up stays on.

@@ -32,11 +32,14 @@ pub trait TopUps: Send + Sync {
 
     /// Saves the card top-ups pay with. Auto top-up waiting for a card, or paused by a failed
     /// top-up, turns on; and when what is available is under the mark already, a top-up starts
-    /// (in the same transaction). `NotFound` when auto top-up was never chosen.
+    /// (in the same transaction). `as_of`: when the setup session that saved it was made; a
+    /// card of an older session than the one saved changes nothing. `NotFound` when auto
+    /// top-up was never chosen.
     async fn save_topup_card(
         &self,
         user: UserId,
         card: &SavedCard,
+        as_of: Timestamp,
     ) -> Result<AutoTopUp, StoreError>;
 
     /// Claims for `lease` up to `limit` top-ups still to pay (new, or whose claim ran out).

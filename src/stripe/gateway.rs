@@ -122,6 +122,8 @@ pub struct CardSetup {
     pub user: Option<UserId>,
     pub customer: Option<String>,
     pub card: SavedCard,
+    /// When the session was made: a newer session's card wins.
+    pub created: Timestamp,
 }
 
 /// A payment with a saved card while the customer is away: one top-up's.

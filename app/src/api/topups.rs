@@ -232,7 +232,11 @@ mod ssr {
         if setup.user != Some(user.id) || setup.customer.is_none() || setup.customer != mine {
             return Err(AppError::not_found("There is no such card setup."));
         }
-        match state.store.save_topup_card(user.id, &setup.card).await {
+        match state
+            .store
+            .save_topup_card(user.id, &setup.card, setup.created)
+            .await
+        {
             Ok(_) => {}
             Err(StoreError::NotFound) => {
                 return Err(AppError::conflict(

@@ -425,3 +425,66 @@ async fn a_card_saved_by_a_user_who_never_comes_back_is_saved_by_stripes_webhook
     assert_eq!(back.status, 200, "{}", back.text);
     assert_eq!(back.json()["auto"]["state"]["state"], "on");
 }
+
+#[tokio::test]
+async fn a_late_webhook_of_an_older_card_setup_never_replaces_the_newer_card() {
+    use billing::testing::StripeEvent;
+    let app = spawn_app().await;
+    let ada = app.user("ada").await;
+    ada.post_json(
+        CHOOSE,
+        json!({ "below": 500, "pack": "small", "monthly_cap": 5000 }),
+    )
+    .await;
+    // The first card, saved on Stripe's page (its webhook saves it).
+    let started = ada
+        .post_json("/api/billing/auto-topup/card", json!({}))
+        .await;
+    let older = started.json()["session_id"].as_str().unwrap().to_owned();
+    app.browser()
+        .post_form(
+            &format!("/simulated-stripe/setup/{older}/save"),
+            &[("card", "declines")],
+        )
+        .await;
+    eventually("the first card saved", async || {
+        state(&ada).await["auto"]["card"]["label"] == "Visa •••• 0002"
+    })
+    .await;
+    // A second later (Stripe's sessions are timed in seconds), a better card.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let newer = save_card(&app, &ada, "succeeds").await;
+    assert_eq!(newer["auto"]["card"]["label"], "Visa •••• 4242");
+
+    // Stripe retries the first session's webhook now.
+    let customer = app.store.customer_of(ada.me().id).await.unwrap().unwrap();
+    let late = StripeEvent::parse(
+        &json!({
+            "id": "evt_late_setup",
+            "object": "event",
+            "api_version": "2026-09-30.endive",
+            "created": billing::domain::Timestamp::now().as_millis() / 1000,
+            "livemode": false,
+            "pending_webhooks": 1,
+            "request": { "id": null, "idempotency_key": null },
+            "type": "checkout.session.completed",
+            "data": { "object": {
+                "id": older,
+                "object": "checkout.session",
+                "mode": "setup",
+                "status": "complete",
+                "customer": customer,
+                "client_reference_id": ada.me().id.to_string(),
+                "metadata": { "user_id": ada.me().id.to_string() },
+            }},
+        })
+        .to_string(),
+    );
+    let answer = app.stripe_sends(&late).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(
+        state(&ada).await["auto"]["card"]["label"],
+        "Visa •••• 4242",
+        "the newer card stays"
+    );
+}

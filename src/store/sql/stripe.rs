@@ -186,8 +186,8 @@ impl SqlStore {
                         topups::paid_in(&mut tx, at, *topup, payment_intent, *tokens).await?;
                         vec![]
                     }
-                    Change::SaveTopUpCard { user, card } => {
-                        match topups::save_card_in(&mut tx, at, *user, card).await {
+                    Change::SaveTopUpCard { user, card, as_of } => {
+                        match topups::save_card_in(&mut tx, at, *user, card, *as_of).await {
                             Err(StoreError::NotFound) => {}
                             other => other?,
                         }

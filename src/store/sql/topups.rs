@@ -118,13 +118,15 @@ async fn read(conn: &mut AnyConnection, user: UserId) -> Result<Option<AutoTopUp
 
 /// Saves the card top-ups pay with (see `TopUps::save_topup_card`), inside `conn`'s
 /// transaction. The card saved already (the webhook of the setup the page reported, or the
-/// other way round) changes nothing: a paused auto top-up stays paused until a new card.
+/// other way round) changes nothing: a paused auto top-up stays paused until a new card; so
+/// does the card of a session older than the one saved (its webhook retried late).
 /// `NotFound` when auto top-up was never chosen.
 pub(super) async fn save_card_in(
     conn: &mut AnyConnection,
     at: At,
     user: UserId,
     card: &SavedCard,
+    as_of: Timestamp,
 ) -> Result<(), StoreError> {
     lock_balance(conn, at, user).await?;
     if read(conn, user).await?.is_none() {
@@ -132,14 +134,16 @@ pub(super) async fn save_card_in(
     }
     let changed = sqlx::query(
         "UPDATE auto_topups SET payment_method = $2, card = $3, paused_reason = NULL, \
-             updated_at = $4, \
+             updated_at = $4, card_as_of = $5, \
              state = CASE WHEN state = 'off' THEN 'off' ELSE 'on' END \
-         WHERE user_id = $1 AND (payment_method IS NULL OR payment_method <> $2)",
+         WHERE user_id = $1 AND (payment_method IS NULL OR payment_method <> $2) \
+             AND (card_as_of IS NULL OR card_as_of <= $5)",
     )
     .bind(user.get())
     .bind(&card.payment_method)
     .bind(&card.label)
     .bind(at.now.as_millis())
+    .bind(as_of.as_millis())
     .execute(&mut *conn)
     .await?;
     if changed.rows_affected() == 1 {
@@ -297,10 +301,11 @@ impl TopUps for SqlStore {
         &self,
         user: UserId,
         card: &SavedCard,
+        as_of: Timestamp,
     ) -> Result<AutoTopUp, StoreError> {
         let at = self.at();
         let mut tx = self.pool.begin_with(self.backend.begin_write()).await?;
-        save_card_in(&mut tx, at, user, card).await?;
+        save_card_in(&mut tx, at, user, card, as_of).await?;
         let saved = read(&mut tx, user).await?.ok_or(StoreError::NotFound)?;
         tx.commit().await?;
         self.spent();

@@ -195,6 +195,7 @@ impl StripeGateway for LiveGateway {
                 .as_str()
                 .and_then(|id| id.parse().ok()),
             customer: s["customer"].as_str().map(str::to_owned),
+            created: Timestamp::from_millis(s["created"].as_i64().unwrap_or(0) * 1000),
             card: SavedCard {
                 payment_method: payment_method.to_owned(),
                 label: card_label(method),

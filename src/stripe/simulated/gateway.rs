@@ -134,7 +134,7 @@ impl StripeGateway for Simulator {
 
     async fn saved_card(&self, session: &str) -> Result<Option<CardSetup>, GatewayError> {
         self.up()?;
-        let (user, customer, payment_method) = {
+        let (user, customer, payment_method, created) = {
             let state = self.state();
             let setup = state
                 .setups
@@ -144,6 +144,7 @@ impl StripeGateway for Simulator {
                 setup.user,
                 setup.customer.clone(),
                 setup.payment_method.clone(),
+                setup.created,
             )
         };
         Ok(payment_method
@@ -152,6 +153,7 @@ impl StripeGateway for Simulator {
                 user: Some(user),
                 customer: Some(customer),
                 card,
+                created: Timestamp::from_millis(created * 1000),
             }))
     }
 

@@ -838,7 +838,10 @@ impl<'a> Run<'a> {
         let (_, emitted) = self.sim.save_card(&setup.id, card).unwrap();
         let saved = self.sim.saved_card(&setup.id).await.unwrap().unwrap();
         // Back on the billing page; the session's webhook saves it too, later.
-        if let Err(e) = store.save_topup_card(customer.user, &saved.card).await {
+        if let Err(e) = store
+            .save_topup_card(customer.user, &saved.card, saved.created)
+            .await
+        {
             self.problems.push(format!("saving a card failed: {e}"));
         }
         let step = Step {
