@@ -179,6 +179,22 @@ pub(crate) mod ssr {
         }
     }
 
+    /// The form's request id (what makes a resubmitted form ask Stripe once), when it is one
+    /// of ours (letters, digits, dashes, 64 at most); else a fresh one.
+    pub(crate) fn request_id_or_new(request_id: Option<String>) -> String {
+        request_id
+            .filter(|id| {
+                !id.is_empty()
+                    && id.len() <= 64
+                    && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            })
+            .unwrap_or_else(|| {
+                let mut bytes = [0u8; 12];
+                rand::rng().fill_bytes(&mut bytes);
+                hex::encode(bytes)
+            })
+    }
+
     /// The user's Stripe customer, created (once) on first need.
     pub(crate) async fn customer(call: &Call, user: &User) -> Result<String, AppError> {
         let state = call.state();
@@ -234,17 +250,7 @@ pub(crate) mod ssr {
             }
         }
 
-        let request_id = request_id
-            .filter(|id| {
-                !id.is_empty()
-                    && id.len() <= 64
-                    && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            })
-            .unwrap_or_else(|| {
-                let mut bytes = [0u8; 12];
-                rand::rng().fill_bytes(&mut bytes);
-                hex::encode(bytes)
-            });
+        let request_id = request_id_or_new(request_id);
         let return_url = state.config.site.billing_return_url.as_str();
         let joiner = if return_url.contains('?') { '&' } else { '?' };
         let session = state

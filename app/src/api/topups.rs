@@ -86,11 +86,10 @@ mod ssr {
     use billing::domain::{ProductId, ProductKind, Tokens, TopUpChoice, User};
     use billing::store::StoreError;
     use billing::stripe::{CardSetupRequest, StripeId, StripeObject};
-    use rand::RngCore;
 
     use super::AutoTopUpView;
     use crate::api::billing::CheckoutStarted;
-    use crate::api::billing::ssr::{customer, unavailable};
+    use crate::api::billing::ssr::{customer, request_id_or_new, unavailable};
     use crate::api::guard::{Call, internal};
     use crate::error::AppError;
 
@@ -174,17 +173,7 @@ mod ssr {
             .ok_or(AppError::PaymentsUnavailable)?;
         call.limit_billing_write(&user).await?;
         let customer = customer(&call, &user).await?;
-        let request_id = request_id
-            .filter(|id| {
-                !id.is_empty()
-                    && id.len() <= 64
-                    && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            })
-            .unwrap_or_else(|| {
-                let mut bytes = [0u8; 12];
-                rand::rng().fill_bytes(&mut bytes);
-                hex::encode(bytes)
-            });
+        let request_id = request_id_or_new(request_id);
         let page = state
             .config
             .site

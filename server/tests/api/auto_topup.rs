@@ -11,7 +11,7 @@ use billing::testing::paid_purchase;
 
 use crate::support::mail::Letter;
 use crate::support::wait::eventually;
-use crate::support::{Browser, MailServer, TestApp, spawn_app, spawn_app_with};
+use crate::support::{Answer, Browser, MailServer, TestApp, spawn_app, spawn_app_with};
 
 const CHOOSE: &str = "/api/billing/auto-topup/choose";
 
@@ -27,9 +27,20 @@ async fn state(browser: &Browser) -> Value {
     answer.json()
 }
 
-/// The user saves `card` (one of the simulator's test cards) in a setup-mode Checkout, and
-/// comes back to the billing page, which reports it.
-pub(crate) async fn save_card(app: &TestApp, browser: &Browser, card: &str) -> Value {
+/// The user chooses auto top-up: under 500 tokens, the small pack, at most 5,000 a month.
+async fn choose(browser: &Browser) -> Answer {
+    browser
+        .post_json(
+            CHOOSE,
+            json!({ "below": 500, "pack": "small", "monthly_cap": 5000 }),
+        )
+        .await
+}
+
+/// The user opens a setup-mode Checkout and saves `card` (one of the simulator's test cards)
+/// on Stripe's page, which sends them back to the billing page (its webhook on its way);
+/// answers the session.
+async fn saved_at_stripe(app: &TestApp, browser: &Browser, card: &str) -> String {
     let started = browser
         .post_json("/api/billing/auto-topup/card", json!({}))
         .await;
@@ -58,6 +69,13 @@ pub(crate) async fn save_card(app: &TestApp, browser: &Browser, card: &str) -> V
             .is_some_and(|to| to.ends_with(&format!("/app/billing?card_setup={session}"))),
         "{saved:?}"
     );
+    session
+}
+
+/// The user saves `card` in a setup-mode Checkout, and comes back to the billing page, which
+/// reports it.
+pub(crate) async fn save_card(app: &TestApp, browser: &Browser, card: &str) -> Value {
+    let session = saved_at_stripe(app, browser, card).await;
     let back = browser
         .post_json(
             "/api/billing/auto-topup/card-saved",
@@ -267,28 +285,9 @@ async fn bad_choices_and_other_users_setups_change_nothing() {
     assert_eq!(card_first.status, 409, "{}", card_first.text);
 
     // Bob's completed setup is not Ada's to use.
-    let chosen = bob
-        .post_json(
-            CHOOSE,
-            json!({ "below": 500, "pack": "small", "monthly_cap": 5000 }),
-        )
-        .await;
-    assert_eq!(chosen.status, 200);
-    ada.post_json(
-        CHOOSE,
-        json!({ "below": 500, "pack": "small", "monthly_cap": 5000 }),
-    )
-    .await;
-    let started = bob
-        .post_json("/api/billing/auto-topup/card", json!({}))
-        .await;
-    let session = started.json()["session_id"].as_str().unwrap().to_owned();
-    app.browser()
-        .post_form(
-            &format!("/simulated-stripe/setup/{session}/save"),
-            &[("card", "succeeds")],
-        )
-        .await;
+    assert_eq!(choose(&bob).await.status, 200);
+    choose(&ada).await;
+    let session = saved_at_stripe(&app, &bob, "succeeds").await;
     let stolen = ada
         .post_json(
             "/api/billing/auto-topup/card-saved",
@@ -392,24 +391,10 @@ async fn a_refund_of_a_top_up_takes_its_tokens_back() {
 async fn a_card_saved_by_a_user_who_never_comes_back_is_saved_by_stripes_webhook() {
     let app = spawn_app().await;
     let ada = app.user("ada").await;
-    let chosen = ada
-        .post_json(
-            CHOOSE,
-            json!({ "below": 500, "pack": "small", "monthly_cap": 5000 }),
-        )
-        .await;
+    let chosen = choose(&ada).await;
     assert_eq!(chosen.status, 200, "{}", chosen.text);
-    let started = ada
-        .post_json("/api/billing/auto-topup/card", json!({}))
-        .await;
-    let session = started.json()["session_id"].as_str().unwrap().to_owned();
     // Saved on Stripe's page; the browser is closed before it is back on the billing page.
-    app.browser()
-        .post_form(
-            &format!("/simulated-stripe/setup/{session}/save"),
-            &[("card", "succeeds")],
-        )
-        .await;
+    let session = saved_at_stripe(&app, &ada, "succeeds").await;
     eventually("the card saved by the webhook", async || {
         state(&ada).await["auto"]["state"]["state"] == "on"
     })
@@ -431,22 +416,9 @@ async fn a_late_webhook_of_an_older_card_setup_never_replaces_the_newer_card() {
     use billing::testing::StripeEvent;
     let app = spawn_app().await;
     let ada = app.user("ada").await;
-    ada.post_json(
-        CHOOSE,
-        json!({ "below": 500, "pack": "small", "monthly_cap": 5000 }),
-    )
-    .await;
+    choose(&ada).await;
     // The first card, saved on Stripe's page (its webhook saves it).
-    let started = ada
-        .post_json("/api/billing/auto-topup/card", json!({}))
-        .await;
-    let older = started.json()["session_id"].as_str().unwrap().to_owned();
-    app.browser()
-        .post_form(
-            &format!("/simulated-stripe/setup/{older}/save"),
-            &[("card", "declines")],
-        )
-        .await;
+    let older = saved_at_stripe(&app, &ada, "declines").await;
     eventually("the first card saved", async || {
         state(&ada).await["auto"]["card"]["label"] == "Visa •••• 0002"
     })

@@ -20,6 +20,7 @@ mod expiry;
 mod grant_events;
 mod grants;
 mod holds;
+mod leases;
 mod ledger;
 mod lists;
 mod notices;

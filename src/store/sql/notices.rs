@@ -6,9 +6,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::Row;
 
-use super::SqlStore;
 use super::events::{EVENT_COLUMNS, entries_of, event_from};
-use super::lists::{placeholders, rows_for};
+use super::lists::rows_for;
+use super::{SqlStore, leases};
 use crate::domain::{Email, Timestamp, UserId};
 use crate::outbox::{AfterAttempt, DeliveryState};
 use crate::store::StoreError;
@@ -40,21 +40,14 @@ impl Notices for SqlStore {
         if candidates.is_empty() {
             return Ok(Vec::new());
         }
-        // Only what no other node claimed between the read and now.
-        let sql = format!(
-            "UPDATE mail_notices SET leased_until = $1 \
-             WHERE id IN ({}) AND state = 'pending' \
-                 AND (leased_until IS NULL OR leased_until <= $2) \
-             RETURNING id",
-            placeholders(3, candidates.len())
-        );
-        let mut take = sqlx::query_scalar(&sql)
-            .bind(now + lease.as_millis() as i64)
-            .bind(now);
-        for id in &candidates {
-            take = take.bind(*id);
-        }
-        let claimed: Vec<i64> = take.fetch_all(&self.pool).await?;
+        let claimed = leases::take(
+            &self.pool,
+            "mail_notices",
+            &candidates,
+            now,
+            lease.as_millis() as i64,
+        )
+        .await?;
         let mut conn = self.pool.acquire().await?;
         let rows = rows_for(&mut conn, &claimed, |list| {
             format!(

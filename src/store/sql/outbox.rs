@@ -10,7 +10,7 @@ use sqlx::{AnyConnection, Row};
 
 use super::events::{EVENT_COLUMNS, entries_of, event_from};
 use super::lists::{placeholders, rows_for};
-use super::{SqlStore, grant_events};
+use super::{SqlStore, grant_events, leases};
 use crate::config::Secret;
 use crate::domain::{Timestamp, Tokens, UserId};
 use crate::outbox::{AfterAttempt, DeliveryState, EventKind};
@@ -174,21 +174,14 @@ impl Outbox for SqlStore {
         if candidates.is_empty() {
             return Ok(Vec::new());
         }
-        // Only what no other node claimed between the read and now.
-        let sql = format!(
-            "UPDATE webhook_deliveries SET leased_until = $1 \
-             WHERE id IN ({}) AND state = 'pending' \
-                 AND (leased_until IS NULL OR leased_until <= $2) \
-             RETURNING id",
-            placeholders(3, candidates.len())
-        );
-        let mut take = sqlx::query_scalar(&sql)
-            .bind(now + lease.as_millis() as i64)
-            .bind(now);
-        for id in &candidates {
-            take = take.bind(*id);
-        }
-        let claimed: Vec<i64> = take.fetch_all(&self.pool).await?;
+        let claimed = leases::take(
+            &self.pool,
+            "webhook_deliveries",
+            &candidates,
+            now,
+            lease.as_millis() as i64,
+        )
+        .await?;
         let mut conn = self.pool.acquire().await?;
         deliveries(&mut conn, &claimed).await
     }

@@ -9,9 +9,8 @@ use async_trait::async_trait;
 use sqlx::{AnyConnection, Row};
 
 use super::at::At;
-use super::lists::placeholders;
 use super::posting::{self, Attempt};
-use super::{POST_ATTEMPTS, SqlStore, record_posting};
+use super::{POST_ATTEMPTS, SqlStore, leases, record_posting};
 use crate::domain::{
     AutoTopUp, AutoTopUpState, PauseReason, ProductId, SavedCard, Timestamp, Tokens, TopUp,
     TopUpChoice, TopUpState, UserId,
@@ -331,20 +330,14 @@ impl TopUps for SqlStore {
         if candidates.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = format!(
-            "UPDATE topup_attempts SET leased_until = $1 \
-             WHERE id IN ({}) AND state = 'pending' \
-                 AND (leased_until IS NULL OR leased_until <= $2) \
-             RETURNING id",
-            placeholders(3, candidates.len())
-        );
-        let mut take = sqlx::query_scalar(&sql)
-            .bind(now + lease.as_millis() as i64)
-            .bind(now);
-        for id in &candidates {
-            take = take.bind(*id);
-        }
-        let claimed: Vec<i64> = take.fetch_all(&self.pool).await?;
+        let claimed = leases::take(
+            &self.pool,
+            "topup_attempts",
+            &candidates,
+            now,
+            lease.as_millis() as i64,
+        )
+        .await?;
         let mut due = Vec::with_capacity(claimed.len());
         for id in claimed {
             let row = sqlx::query(
