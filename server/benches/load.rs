@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use billing::api_key::{NewApiKey, SCOPE_CONSUME};
 use billing::config::DatabaseTarget;
 use billing::domain::{Email, IdempotencyKey, Reason, Source, Timestamp, Tokens, UserId};
-use billing::ledger::Posting;
+use billing::ledger::Debit;
 use billing::store::Store;
 use billing::stripe::signature;
 use billing::testing::{FakeUser, StripeEvent, paid_purchase};
@@ -38,6 +38,14 @@ use serde_json::json;
 mod process;
 
 use process::{ServerProcess, WEBHOOK_SECRET};
+
+#[path = "load/ceilings.rs"]
+mod ceilings;
+#[path = "load/open_loop.rs"]
+mod open_loop;
+
+/// What the benchmark reads the server's metrics with.
+const METRICS_TOKEN: &str = "bench-metrics-token-0123456789";
 
 /// How much load: the full benchmark, or a tiny one (`BENCH_QUICK=1`) that checks the
 /// benchmark works without loading the machine.
@@ -209,6 +217,24 @@ fn all_succeeded(what: &str, total: usize, figures: &Figures) -> Result<(), Fail
 /// The consume transaction as plain SQL on a bare, typed sqlx pool: the guarded balance
 /// update (what is available, nothing due to expire) and the ledger insert naming the grant
 /// spent first (which the database draws from), committed together.
+/// The consume transaction's two statements, which every ceiling runs: the guarded balance
+/// update ($1 the user, $2 now in ms, $3 the key) and the ledger insert ($2 the balance after,
+/// $4 now).
+const UPDATE: &str = "UPDATE token_balances SET balance = balance - 1, updated_at = $2 \
+     WHERE user_id = $1 AND balance - held >= 1 \
+         AND (next_expiry IS NULL OR next_expiry > $2) \
+         AND NOT EXISTS (SELECT 1 FROM token_ledger WHERE idempotency_key = $3) \
+     RETURNING balance";
+const INSERT: &str = "INSERT INTO token_ledger (user_id, delta, balance_after, source, reason, \
+     idempotency_key, drawn_from, created_at) VALUES ($1, -1, $2, 'consume', 'Benchmark', $3, \
+         (SELECT id FROM (SELECT id, remaining FROM token_grants \
+             WHERE user_id = $1 AND expired_at IS NULL AND remaining > 0 \
+             ORDER BY CASE WHEN expires_at IS NULL THEN 1 ELSE 0 END, expires_at, id LIMIT 1) \
+             AS first WHERE remaining >= 1), $4) \
+     ON CONFLICT (idempotency_key) DO NOTHING RETURNING id";
+
+/// The consume transaction as plain SQL on a bare, typed sqlx pool: the project's own
+/// ceiling (the same statements, no HTTP, no authentication, no JSON, one commit each).
 async fn plain_sql(
     load: Load,
     target: &DatabaseTarget,
@@ -216,18 +242,6 @@ async fn plain_sql(
     ids: Arc<Vec<UserId>>,
     tag: &'static str,
 ) -> Figures {
-    const UPDATE: &str = "UPDATE token_balances SET balance = balance - 1, updated_at = $2 \
-         WHERE user_id = $1 AND balance - held >= 1 \
-             AND (next_expiry IS NULL OR next_expiry > $2) \
-             AND NOT EXISTS (SELECT 1 FROM token_ledger WHERE idempotency_key = $3) \
-         RETURNING balance";
-    const INSERT: &str = "INSERT INTO token_ledger (user_id, delta, balance_after, source, reason, \
-         idempotency_key, drawn_from, created_at) VALUES ($1, -1, $2, 'consume', 'Benchmark', $3, \
-             (SELECT id FROM (SELECT id, remaining FROM token_grants \
-                 WHERE user_id = $1 AND expired_at IS NULL AND remaining > 0 \
-                 ORDER BY CASE WHEN expires_at IS NULL THEN 1 ELSE 0 END, expires_at, id LIMIT 1) \
-                 AS first WHERE remaining >= 1), $4) \
-         ON CONFLICT (idempotency_key) DO NOTHING RETURNING id";
     // One body for both pools: the statements are the same, the transaction's type is not.
     macro_rules! consume_one {
         ($tx:ident, $user:expr, $i:expr) => {{
@@ -299,6 +313,81 @@ async fn plain_sql(
             })
             .await
         }
+    }
+}
+
+/// The consume transaction by pgbench or the sqlite3 shell, over the same users.
+fn independent_ceiling(
+    load: Load,
+    target: &DatabaseTarget,
+    hot_only: bool,
+    ids: &[UserId],
+    tag: &str,
+) -> Result<ceilings::Ceiling, Failed> {
+    let users: Vec<i64> = if hot_only {
+        vec![ids[0].get()]
+    } else {
+        ids.iter().map(|u| u.get()).collect()
+    };
+    match target {
+        DatabaseTarget::Postgres { url } => {
+            let (lo, hi) = (users[0], users[users.len() - 1]);
+            if hi - lo + 1 != users.len() as i64 {
+                return Err("pgbench picks users from a range: the ids are not one".to_owned());
+            }
+            ceilings::pgbench(
+                url.expose(),
+                lo..=hi,
+                load.concurrency,
+                load.consume_requests,
+                (UPDATE, INSERT),
+            )
+        }
+        DatabaseTarget::Sqlite { path } => {
+            ceilings::sqlite3(path, &users, load.consume_requests, tag, (UPDATE, INSERT))
+        }
+    }
+}
+
+/// Group commit's transactions and the debits they took, as the server's metrics say.
+#[derive(Clone, Copy, Default)]
+struct Groups {
+    count: u64,
+    debits: f64,
+}
+
+impl Groups {
+    fn since(self, before: Groups) -> Groups {
+        Groups {
+            count: self.count - before.count,
+            debits: self.debits - before.debits,
+        }
+    }
+
+    fn mean(self) -> f64 {
+        self.debits / self.count.max(1) as f64
+    }
+}
+
+async fn group_commits(client: &reqwest::Client, server: &ServerProcess) -> Groups {
+    let text = client
+        .get(format!("{}/metrics", server.base))
+        .bearer_auth(METRICS_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    Groups {
+        count: value("billing_group_commit_debits_count") as u64,
+        debits: value("billing_group_commit_debits_sum"),
     }
 }
 
@@ -377,6 +466,7 @@ async fn bench(
     let secret = Arc::new(key.secret.expose().to_owned());
     let mut vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
     vars.push(("RUST_LOG", "error"));
+    vars.push(("METRICS_TOKEN", METRICS_TOKEN));
     let server = ServerProcess::start(&vars).await;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
@@ -384,63 +474,132 @@ async fn bench(
         .unwrap();
     println!("{backend} (concurrency {concurrency}):");
 
-    // Consume over HTTP: many users, then one hot user.
+    // Consume over HTTP: many users, then one hot user; each beside its ceilings, then at
+    // half its rate as an open loop.
     let mut single_many = None;
+    let mut consumed_expected = 0;
     for (name, hot_only) in [
         ("consume over HTTP, many users", false),
         ("consume over HTTP, one hot user", true),
     ] {
-        let (http, base, secret, who) = (
-            client.clone(),
-            server.base.clone(),
-            secret.clone(),
-            ids.clone(),
-        );
         let tag = if hot_only { "hot" } else { "many" };
-        let figures = run(concurrency, consume_requests, move |i| {
-            let user = if hot_only { hot } else { who[i % who.len()] };
-            let request = http
-                .post(format!("{base}/api/tokens/consume"))
-                .bearer_auth(secret.as_str())
-                .header("idempotency-key", format!("{tag}-{i}"))
-                .json(&json!({ "user": user, "tokens": 1, "reason": "Benchmark" }));
-            async move { request.send().await.is_ok_and(|r| r.status().is_success()) }
-        })
-        .await;
+        let consume = {
+            let (http, base, secret, who) = (
+                client.clone(),
+                server.base.clone(),
+                secret.clone(),
+                ids.clone(),
+            );
+            move |label: &'static str| {
+                let (http, base, secret, who) =
+                    (http.clone(), base.clone(), secret.clone(), who.clone());
+                move |i: usize| {
+                    let user = if hot_only { hot } else { who[i % who.len()] };
+                    let request = http
+                        .post(format!("{base}/api/tokens/consume"))
+                        .bearer_auth(secret.as_str())
+                        .header("idempotency-key", format!("{label}-{tag}-{i}"))
+                        .json(&json!({ "user": user, "tokens": 1, "reason": "Benchmark" }));
+                    async move { request.send().await.is_ok_and(|r| r.status().is_success()) }
+                }
+            }
+        };
+        let groups_before = group_commits(&client, &server).await;
+        let figures = run(concurrency, consume_requests, consume("closed")).await;
+        let groups = group_commits(&client, &server).await.since(groups_before);
         line(name, &figures);
+        println!(
+            "  {:<44} {:>9.1} debits a transaction ({} transactions)",
+            "  group commit",
+            groups.mean(),
+            groups.count
+        );
+        all_succeeded(name, consume_requests, &figures)?;
+        consumed_expected += consume_requests;
 
-        // The ceiling: the same postings straight through the store, no HTTP.
+        // The same debits straight through the store (group commit, no HTTP).
         let (direct, who) = (store.clone(), ids.clone());
-        let ceiling = run(concurrency, consume_requests, move |i| {
+        let through_store = run(concurrency, consume_requests, move |i| {
             let user = if hot_only { hot } else { who[i % who.len()] };
             let store = direct.clone();
             async move {
                 store
-                    .post(Posting::debit(
+                    .spend(Debit::new(
                         user,
                         Tokens::new(1).unwrap(),
                         Reason::parse("Benchmark").unwrap(),
-                        IdempotencyKey::parse(&format!("sql-{tag}-{i}")).unwrap(),
+                        IdempotencyKey::parse(&format!("store-{tag}-{i}")).unwrap(),
                     ))
                     .await
                     .is_ok()
             }
         })
         .await;
-        line("  same postings through the Store trait", &ceiling);
+        line("  same debits through Store::spend", &through_store);
+        all_succeeded("the Store's debits", consume_requests, &through_store)?;
+        consumed_expected += consume_requests;
 
-        // The ceiling: the same two statements in one transaction, on a bare sqlx pool.
+        // The project's ceiling: the transaction on a bare sqlx pool, one commit each.
         let plain = plain_sql(load, &target, hot_only, ids.clone(), tag).await;
-        line("  same transaction as plain SQL (ceiling)", &plain);
-        println!(
-            "  {:<44} {:>9.0} %   (Store trait / plain SQL: {:.0} %)",
-            "  HTTP / plain SQL",
-            figures.per_second / plain.per_second * 100.0,
-            ceiling.per_second / plain.per_second * 100.0
-        );
-        all_succeeded(name, consume_requests, &figures)?;
-        all_succeeded("the Store trait's postings", consume_requests, &ceiling)?;
+        line("  same transaction on a bare sqlx pool", &plain);
         all_succeeded("the plain SQL transactions", consume_requests, &plain)?;
+        consumed_expected += consume_requests;
+
+        // The independent ceiling: the transaction by a tool that is not this project.
+        let independent = independent_ceiling(load, &target, hot_only, &ids, tag)?;
+        println!(
+            "  {:<44} {:>9.0} /s   ({}, {} transactions, {})",
+            format!("  same transaction by {}", independent.tool),
+            independent.per_second,
+            independent.tool,
+            independent.transactions,
+            independent.detail
+        );
+        consumed_expected += independent.transactions;
+        let target_ratio = match target {
+            DatabaseTarget::Postgres { .. } => 1.0,
+            DatabaseTarget::Sqlite { .. } => 0.5,
+        };
+        let ratio = figures.per_second / independent.per_second;
+        println!(
+            "  {:<44} {:>9.2}×  (target {target_ratio}×: {})   HTTP / sqlx pool {:.2}×",
+            format!("  HTTP / {}", independent.tool),
+            ratio,
+            if ratio >= target_ratio {
+                "met"
+            } else {
+                "NOT met"
+            },
+            figures.per_second / plain.per_second,
+        );
+
+        // Half the closed loop's rate, as a fixed arrival rate.
+        let rate = figures.per_second / 2.0;
+        let open = open_loop::run(rate, consume_requests / 2, consume("open")).await;
+        println!(
+            "  {:<44} {:>9.0} /s   p50 {:>6.2} ms   p99 {:>6.2} ms   p99.9 {:>6.2} ms   max {:.1} ms{}",
+            format!("  open loop at {:.0}/s (half)", open.rate),
+            open.answered,
+            open.p50_ms,
+            open.p99_ms,
+            open.p999_ms,
+            open.max_ms,
+            if open.errors > 0 {
+                format!("   ({} errors)", open.errors)
+            } else {
+                String::new()
+            }
+        );
+        println!(
+            "  {:<44} p99 {:.2} ms (target under 20 ms: {})",
+            "    latency at half the peak",
+            open.p99_ms,
+            if open.p99_ms < 20.0 { "met" } else { "NOT met" }
+        );
+        if open.errors > 0 {
+            return Err(format!("the open loop: {} calls failed", open.errors));
+        }
+        consumed_expected += consume_requests / 2;
         if !hot_only {
             single_many = Some(figures);
         }
@@ -461,10 +620,10 @@ async fn bench(
         "  items a second", single.per_second,
     );
 
-    // Each of the six runs above made one entry per call, the batches one per item, and
+    // Each run above made one entry per call or transaction, the batches one per item, and
     // nothing else consumed.
     let consumed = entries_of(&store, &ids, Source::Consume).await;
-    let sent = (6 * consume_requests + batch.batches * batch.items) as i64;
+    let sent = (consumed_expected + batch.batches * batch.items) as i64;
     println!(
         "  {:<44} {consumed} consume entries for {sent} calls and batch items",
         "  ledger afterwards"

@@ -29,6 +29,8 @@ clocked_contract!(
     a_batch_answers_each_item_and_one_refusal_refuses_only_itself,
     a_batch_spends_only_what_holds_leave_and_draws_soonest_expiring_first,
     concurrent_holds_and_spends_never_overdraw_what_is_available,
+    consumes_arriving_together_commit_together_each_decided_alone,
+    a_key_sent_twice_at_once_is_spent_once,
 );
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -876,4 +878,103 @@ async fn balances_from_before_grants_become_grants_on_postgres() {
     if let Some(target) = crate::testing::empty_postgres().await {
         balances_from_before_grants_become_grants(target).await;
     }
+}
+
+/// 200 consume calls of one token at once, for a user with 150: they share transactions
+/// (group commit), yet each is decided alone, answered only once written, and none overdraws.
+async fn consumes_arriving_together_commit_together_each_decided_alone(
+    store: Arc<SqlStore>,
+    _clock: ManualClock,
+) {
+    let ada = user(&store, "ada@example.com").await;
+    credit(&store, ada, 150, "pack", GrantTerms::NEVER).await;
+    let before = store.group_commits();
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let key = key(&format!("consume-{i}"));
+                let spent = store
+                    .spend(Debit::new(ada, tokens(1), reason("usage"), key.clone()))
+                    .await;
+                // Answered only after the commit: what was applied is there to read.
+                let written = store.entry_by_key(&key).await.unwrap();
+                match &spent {
+                    Ok(posted) => assert_eq!(written.as_ref(), Some(&posted.entry)),
+                    Err(_) => assert_eq!(written, None),
+                }
+                spent
+            })
+        })
+        .collect();
+    let (mut applied, mut refused) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(posted) => {
+                assert!(!posted.replayed);
+                applied += 1;
+            }
+            Err(StoreError::Ledger(LedgerError::InsufficientTokens { balance, .. })) => {
+                assert_eq!(balance.get(), 0);
+                refused += 1;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!((applied, refused), (150, 50));
+    let groups = store.group_commits() - before;
+    assert!(
+        groups < 100,
+        "200 consumes arriving together took {groups} transactions"
+    );
+    let (balance, held) = available(&store, ada).await;
+    assert_eq!((balance, held), (0, 0));
+    let page = store
+        .ledger_page(ada, &LedgerQuery::first(100))
+        .await
+        .unwrap();
+    let mut after: Vec<i64> = page.entries.iter().map(|e| e.balance_after.get()).collect();
+    after.sort_unstable();
+    assert_eq!(
+        after[..3],
+        [0, 1, 2],
+        "each debit has its own row and balance"
+    );
+    audited(&store).await;
+}
+
+/// One key sent several times at once (a client's retries racing): spent once, the same
+/// consume again is a replay of it, another amount under the key is refused.
+async fn a_key_sent_twice_at_once_is_spent_once(store: Arc<SqlStore>, _clock: ManualClock) {
+    let ada = user(&store, "ada@example.com").await;
+    credit(&store, ada, 100, "pack", GrantTerms::NEVER).await;
+    let tasks: Vec<_> = [7, 7, 7, 9]
+        .into_iter()
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .spend(Debit::new(ada, tokens(n), reason("usage"), key("retried")))
+                    .await
+            })
+        })
+        .collect();
+    let (mut applied, mut replayed, mut conflicts) = (Vec::new(), 0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(posted) if posted.replayed => replayed += 1,
+            Ok(posted) => applied.push(posted.entry.delta.get()),
+            Err(StoreError::Ledger(LedgerError::IdempotencyConflict { .. })) => conflicts += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    // Whichever comes first wins; the 9 may, and then each 7 is the conflict.
+    match applied[..] {
+        [-7] => assert_eq!((replayed, conflicts), (2, 1)),
+        [-9] => assert_eq!((replayed, conflicts), (0, 3)),
+        _ => panic!("spent {applied:?}: once is right"),
+    }
+    let (balance, _) = available(&store, ada).await;
+    assert_eq!(balance, 100 + applied[0]);
+    audited(&store).await;
 }

@@ -50,6 +50,16 @@ impl Backend {
         }
     }
 
+    /// How many writers commit usage debits in groups (see `sql::group`): one on SQLite,
+    /// which writes one transaction at a time anyway; a few on PostgreSQL, whose commits of
+    /// different users' rows can overlap.
+    pub(super) fn group_writers(self) -> usize {
+        match self {
+            Backend::Sqlite => 1,
+            Backend::Postgres => 4,
+        }
+    }
+
     pub(super) fn migrator(self) -> &'static Migrator {
         match self {
             Backend::Sqlite => &SQLITE_MIGRATIONS,

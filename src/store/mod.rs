@@ -71,6 +71,10 @@ pub enum StoreError {
     /// The balance kept changing under a posting; trying again later is safe.
     #[error("the balance kept changing; try again")]
     Contended,
+    /// The transaction a debit was committed in with others failed (see [`Store::spend`]);
+    /// nothing of it was written, and trying again is safe.
+    #[error("the group commit failed: {0}")]
+    Group(std::sync::Arc<StoreError>),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
@@ -161,6 +165,11 @@ pub trait Store: Outbox + Notices + TopUps + Send + Sync + 'static {
     /// with the original entry (`replayed`) when it was the same change, and
     /// [`LedgerError::IdempotencyConflict`] otherwise; a refused posting changes nothing.
     async fn post(&self, posting: Posting) -> Result<Posted, StoreError>;
+
+    /// A usage debit (a consume call), committed together with the debits that arrive while
+    /// the transaction before is committing (group commit): decided alone by the ledger's
+    /// rules and answered as [`Store::post`] answers, only after its transaction commits.
+    async fn spend(&self, debit: Debit) -> Result<Posted, StoreError>;
 
     /// The user's balance; zero for a user with no entries. Grants whose time has passed are
     /// expired first.

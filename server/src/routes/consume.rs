@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use billing::domain::{LedgerEntryId, Reason, Tokens, UserId};
-use billing::ledger::{LedgerError, Posting};
+use billing::ledger::{Debit, LedgerError};
 use billing::store::StoreError;
 use serde::{Deserialize, Serialize};
 
@@ -66,8 +66,8 @@ pub async fn consume(
     )
     .await?;
 
-    let posting = Posting::debit(request.user, request.tokens, request.reason, key);
-    match state.store.post(posting).await {
+    let debit = Debit::new(request.user, request.tokens, request.reason, key);
+    match state.store.spend(debit).await {
         Ok(posted) => {
             let mut response = Json(ConsumeResponse {
                 entry_id: posted.entry.id,

@@ -108,6 +108,9 @@ pub(super) async fn active_api_key(
     store: &SqlStore,
     digest: &KeyDigest,
 ) -> Result<Option<ApiKey>, StoreError> {
+    if let Some(key) = store.api_keys.get(digest.as_str()) {
+        return Ok(Some(key));
+    }
     let row = sqlx::query(&format!(
         "SELECT {API_KEY_COLUMNS}, digest FROM api_keys \
          WHERE digest = $1 AND revoked_at IS NULL"
@@ -120,7 +123,11 @@ pub(super) async fn active_api_key(
     if !stored.verifies(digest) {
         return Ok(None);
     }
-    api_key_from_row(&row).map(Some)
+    let key = api_key_from_row(&row)?;
+    store
+        .api_keys
+        .insert(digest.as_str().to_owned(), key.clone());
+    Ok(Some(key))
 }
 
 pub(super) async fn revoke_api_key(store: &SqlStore, id: i64) -> Result<bool, StoreError> {
@@ -130,6 +137,8 @@ pub(super) async fn revoke_api_key(store: &SqlStore, id: i64) -> Result<bool, St
             .bind(Timestamp::now().as_millis())
             .execute(&store.pool)
             .await?;
+    // Refused on this node from now on; other nodes forget it within the cache's time.
+    store.api_keys.invalidate_all();
     Ok(result.rows_affected() == 1)
 }
 
@@ -173,4 +182,20 @@ fn api_key_from_row(row: &AnyRow) -> Result<ApiKey, StoreError> {
             .try_get::<Option<i64>, _>("revoked_at")?
             .map(Timestamp::from_millis),
     })
+}
+
+/// The active keys this node looked up lately, by digest: every consume call asks for its
+/// key, and may be answered from here for [`KEY_CACHE_TTL`]. Revoking a key on this node
+/// forgets them all at once; another node forgets it within that time. A digest with no
+/// active key is not kept (a key made on another node works at once).
+pub(super) type KeyCache = moka::sync::Cache<String, ApiKey>;
+
+/// How long a looked-up key is trusted without asking the database again.
+pub const KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_millis(500);
+
+pub(super) fn key_cache() -> KeyCache {
+    moka::sync::Cache::builder()
+        .max_capacity(10_000)
+        .time_to_live(KEY_CACHE_TTL)
+        .build()
 }

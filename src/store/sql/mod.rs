@@ -19,6 +19,7 @@ mod events;
 mod expiry;
 mod grant_events;
 mod grants;
+mod group;
 mod holds;
 mod leases;
 mod ledger;
@@ -57,6 +58,7 @@ use posting::Attempt;
 /// explanation of that refusal (another transaction committed in between).
 pub(super) const POST_ATTEMPTS: usize = 3;
 
+#[derive(Clone)]
 pub struct SqlStore {
     pool: AnyPool,
     backend: Backend,
@@ -65,6 +67,10 @@ pub struct SqlStore {
     /// Told after every change that may have taken what is available under a mark commits,
     /// so the node pays a top-up it started at once (see `TopUps::topups_started`).
     spent: Arc<tokio::sync::Notify>,
+    /// The writers that commit usage debits in groups.
+    group: Arc<group::GroupCommit>,
+    /// Active API keys looked up lately (see `accounts::KeyCache`).
+    api_keys: accounts::KeyCache,
 }
 
 impl SqlStore {
@@ -74,6 +80,8 @@ impl SqlStore {
             backend,
             clock: Arc::new(SystemClock),
             spent: Arc::new(tokio::sync::Notify::new()),
+            group: Arc::new(group::GroupCommit::new(backend.group_writers())),
+            api_keys: accounts::key_cache(),
         }
     }
 
@@ -93,6 +101,12 @@ impl SqlStore {
             backend: self.backend,
             now: self.clock.now(),
         }
+    }
+
+    /// How many transactions group commit has made for [`Store::spend`] (the debits it
+    /// committed, over this, is how many share a transaction).
+    pub fn group_commits(&self) -> u64 {
+        self.group.committed()
     }
 
     /// The pool, for the parts of the server that keep their own tables.
@@ -180,6 +194,10 @@ impl Store for SqlStore {
 
     async fn grants(&self, user: UserId) -> Result<Vec<Grant>, StoreError> {
         self.live_grants(user).await
+    }
+
+    async fn spend(&self, debit: Debit) -> Result<Posted, StoreError> {
+        group::spend(self, debit).await
     }
 
     async fn post_batch(&self, debits: &[Debit]) -> Result<Vec<BatchItem>, StoreError> {

@@ -215,7 +215,7 @@ impl Node for LocalNode {
     }
 
     async fn consume(&self, user: UserId, tokens: i64, key: &str) -> Consumed {
-        consumed(self.store.post(debit(user, tokens, key).into()).await)
+        consumed(self.store.spend(debit(user, tokens, key)).await)
     }
 
     async fn consume_batch(&self, items: &[(UserId, i64, String)]) -> Vec<Consumed> {
