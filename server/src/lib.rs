@@ -8,6 +8,7 @@ pub mod csrf;
 pub mod deliveries;
 pub mod demo;
 pub mod error;
+pub mod live_balances;
 pub mod mail;
 pub mod observability;
 pub mod request_body;

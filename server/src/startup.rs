@@ -28,6 +28,7 @@ use crate::csrf::{self, SiteOrigin};
 use crate::deliveries::Deliverer;
 use crate::demo;
 use crate::error;
+use crate::live_balances::LiveBalances;
 use crate::mail::{MailError, Mailer};
 use crate::observability;
 use crate::request_body;
@@ -173,6 +174,8 @@ impl Application {
         )?
         .spawn();
         let shutdown = Shutdown::new();
+        let live = LiveBalances::new(state.store.clone());
+        live.clone().spawn(shutdown.clone());
         Ok(Self {
             listener,
             router: router(
@@ -181,6 +184,7 @@ impl Application {
                 &sessions,
                 stripe_pages,
                 shutdown.clone(),
+                live,
             ),
             state,
             shutdown,
@@ -304,6 +308,7 @@ fn router(
     sessions: &Sessions,
     stripe_pages: Router<AppState>,
     shutdown: Shutdown,
+    live: LiveBalances,
 ) -> Router {
     let routes = app_routes();
     let context = state.clone();
@@ -347,6 +352,7 @@ fn router(
             csrf::same_origin_only,
         ))
         .layer(axum::Extension(shutdown))
+        .layer(axum::Extension(live))
         // No request needs more: refuse bigger bodies (413) before anything reads them.
         .layer(axum::middleware::from_fn_with_state(
             BODY_LIMITS,

@@ -72,8 +72,8 @@ impl Backend {
 /// applies the migrations that have not been applied yet.
 pub async fn connect(target: &DatabaseTarget) -> Result<SqlStore, StoreError> {
     sqlx::any::install_default_drivers();
-    let (backend, pool) = match target {
-        DatabaseTarget::Sqlite { path } => (Backend::Sqlite, sqlite_pool(path).await?),
+    let (backend, pool, listen_url) = match target {
+        DatabaseTarget::Sqlite { path } => (Backend::Sqlite, sqlite_pool(path).await?, None),
         DatabaseTarget::Postgres { url } => (
             Backend::Postgres,
             AnyPoolOptions::new()
@@ -81,10 +81,11 @@ pub async fn connect(target: &DatabaseTarget) -> Result<SqlStore, StoreError> {
                 .acquire_timeout(Duration::from_secs(5))
                 .connect(url.expose())
                 .await?,
+            Some(url.clone()),
         ),
     };
     backend.migrator().run(&pool).await?;
-    Ok(SqlStore::new(pool, backend))
+    Ok(SqlStore::new(pool, backend, listen_url))
 }
 
 async fn sqlite_pool(path: &Path) -> Result<AnyPool, StoreError> {

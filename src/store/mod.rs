@@ -10,6 +10,7 @@ mod billing;
 mod credit_tests;
 mod credits;
 mod database;
+mod live;
 #[cfg(test)]
 mod migration_tests;
 #[cfg(test)]
@@ -35,6 +36,7 @@ pub use credits::{
     BatchItem, CreditMismatch, HoldCapture, HoldError, HoldOpened, HoldReleased, NewHold,
 };
 pub use database::{Backend, connect};
+pub use live::{BalanceNews, BalanceWatch};
 pub use notices::{DueNotice, NoticeRecord, NoticeSent, Notices};
 pub use outbox::{Attempted, DueDelivery, Endpoint, LoggedAttempt, Outbox, ReplayScope};
 pub use sql::SqlStore;
@@ -158,6 +160,10 @@ pub trait Store: Outbox + Notices + TopUps + Send + Sync + 'static {
 
     /// Checks that the database answers and every migration this build knows is applied.
     async fn ready(&self) -> Result<(), StoreError>;
+
+    /// A watch on which users' balances change, for this node's live balances (one per node:
+    /// on PostgreSQL it holds a connection of its own).
+    async fn watch_balances(&self) -> Result<Box<dyn BalanceWatch>, StoreError>;
 
     // --- Ledger -----------------------------------------------------------------------------
 

@@ -35,7 +35,56 @@ contract!(
     credentials_carry_the_password_hash,
     the_rate_limit_allows_a_burst_then_one_request_an_interval,
     concurrent_requests_never_pass_the_rate_limit,
+    a_balance_watch_hears_each_committed_change_and_nothing_else,
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_key_revoked_on_one_node_is_refused_on_another_within_a_second_on_sqlite() {
+    revoked_across_nodes(crate::testing::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_key_revoked_on_one_node_is_refused_on_another_within_a_second_on_postgres() {
+    if let Some(db) = crate::testing::postgres().await {
+        revoked_across_nodes(db).await;
+    }
+}
+
+/// Keys are cached by each node briefly: the node that revokes refuses the key at once, and
+/// every other node within a second.
+async fn revoked_across_nodes(db: crate::testing::TestDb) {
+    let (a, b) = (db.store.clone(), db.another_node().await);
+    let made = NewApiKey::generate();
+    let key = a
+        .create_api_key("svc", &made.display_prefix, &made.digest, &[SCOPE_CONSUME])
+        .await
+        .unwrap();
+    let presented = crate::api_key::KeyDigest::of(made.secret.expose());
+    // Both nodes have it cached now.
+    assert_eq!(
+        a.active_api_key(&presented).await.unwrap(),
+        Some(key.clone())
+    );
+    assert_eq!(
+        b.active_api_key(&presented).await.unwrap(),
+        Some(key.clone())
+    );
+
+    assert!(a.revoke_api_key(key.id).await.unwrap());
+    let revoked = std::time::Instant::now();
+    assert_eq!(
+        a.active_api_key(&presented).await.unwrap(),
+        None,
+        "at once where revoked"
+    );
+    while b.active_api_key(&presented).await.unwrap().is_some() {
+        assert!(
+            revoked.elapsed() < Duration::from_secs(1),
+            "the other node still takes the key a second after it was revoked"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
 
 pub(super) fn tokens(n: i64) -> Tokens {
     Tokens::new(n).unwrap()
@@ -754,4 +803,72 @@ async fn the_ledger_survives_migration_3_on_postgres() {
     if let Some(target) = crate::testing::empty_postgres().await {
         the_ledger_survives_migration_3(target, Backend::Postgres).await;
     }
+}
+
+/// The node's watch on balances hears every committed change of a balance or of what holds
+/// reserve of it, once per user per transaction, and nothing of a refusal.
+async fn a_balance_watch_hears_each_committed_change_and_nothing_else(store: Arc<SqlStore>) {
+    let ada = new_user(&*store, "ada@example.com").await;
+    let bob = new_user(&*store, "bob@example.com").await;
+    let mut watch = store.watch_balances().await.unwrap();
+
+    store.post(purchase(&ada, 10, "a")).await.unwrap();
+    assert_eq!(news(&mut watch).await, BalanceNews::Changed(vec![ada.id]));
+
+    // A refused debit commits nothing of a balance: no news.
+    let refused = store
+        .post(Posting::debit(
+            bob.id,
+            tokens(5),
+            reason("usage"),
+            key("refused"),
+        ))
+        .await;
+    assert!(matches!(
+        refused,
+        Err(StoreError::Ledger(LedgerError::InsufficientTokens { .. }))
+    ));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(700), watch.next())
+            .await
+            .is_err(),
+        "news of a refusal"
+    );
+
+    // A hold changes what is available: news. A batch over both users: news of each.
+    store
+        .open_hold(&NewHold {
+            user: ada.id,
+            tokens: tokens(4),
+            reason: reason("a job"),
+            ttl_ms: 60_000,
+            key: key("hold"),
+            api_key: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(news(&mut watch).await, BalanceNews::Changed(vec![ada.id]));
+    store.post(purchase(&bob, 10, "b")).await.unwrap();
+    assert_eq!(news(&mut watch).await, BalanceNews::Changed(vec![bob.id]));
+    let debits: Vec<crate::ledger::Debit> = [(ada.id, "x1"), (bob.id, "x2"), (ada.id, "x3")]
+        .into_iter()
+        .map(|(user, k)| crate::ledger::Debit::new(user, tokens(1), reason("usage"), key(k)))
+        .collect();
+    store.post_batch(&debits).await.unwrap();
+    // (The news may come in more than one piece.)
+    let mut heard = std::collections::BTreeSet::new();
+    while heard.len() < 2 {
+        match news(&mut watch).await {
+            BalanceNews::Changed(users) => heard.extend(users),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(heard.into_iter().collect::<Vec<_>>(), [ada.id, bob.id]);
+}
+
+async fn news(watch: &mut Box<dyn BalanceWatch>) -> BalanceNews {
+    tokio::time::timeout(Duration::from_secs(5), watch.next())
+        .await
+        .expect("news within 5 s")
+        .unwrap()
 }

@@ -2,10 +2,11 @@
 //! (server-sent events), the ledger as CSV, and a month's statement as CSV.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use app::api::guard::{SessionError, session_user};
-use app::error::AppError;
+use app::error::{AppError, ErrorCode};
 use app::state::AppState;
 use axum::extract::{Query, State};
 use axum::http::header;
@@ -13,7 +14,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
-use billing::domain::{LedgerEntry, LedgerEntryId, Month, Source, User, UserId};
+use billing::domain::{LedgerEntry, Month, Source, User, UserId};
 use billing::store::{LedgerQuery, Store};
 use futures_util::Stream;
 use serde::Deserialize;
@@ -21,11 +22,8 @@ use serde_json::json;
 use tower_sessions::Session;
 
 use crate::error::ApiError;
+use crate::live_balances::{LiveBalances, Snapshot, Subscription};
 use crate::shutdown::Shutdown;
-
-/// How often the stream looks for a change. Reading one row is cheap, and a database poll
-/// works across every node, where an in-process notification would not.
-const POLL: Duration = Duration::from_secs(1);
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -48,53 +46,86 @@ fn session_failure(error: SessionError) -> ApiError {
 
 /// `GET /api/tokens/stream`: a `balance` event now and whenever the balance, what holds
 /// reserve of it, or the ledger changes: `{"balance": 5000, "held": 1200, "latest_entry": 12}`.
+/// The node's one watch on the database tells every stream (see [`LiveBalances`]); a user
+/// may have [`STREAMS_PER_USER`](crate::live_balances::STREAMS_PER_USER) open on one node, and one more is refused (429).
 pub async fn stream(
     State(state): State<AppState>,
     Extension(shutdown): Extension<Shutdown>,
+    Extension(live): Extension<LiveBalances>,
     session: Session,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let user = signed_in(&state, &session).await?.id;
-    let store = state.store.clone();
-    let stopping = shutdown.watch();
-    let changes = futures_util::stream::unfold(
-        (store, None::<Snapshot>, stopping),
-        move |(store, last, mut stopping)| async move {
-            loop {
-                if *stopping.borrow() {
-                    return None;
-                }
-                match snapshot(&*store, user).await {
-                    Ok(now) if Some(now) != last => {
-                        let event = Event::default().event("balance").data(
-                            json!({ "balance": now.0, "held": now.1, "latest_entry": now.2 })
-                                .to_string(),
-                        );
-                        return Some((Ok(event), (store, Some(now), stopping)));
-                    }
-                    Ok(_) => {}
-                    Err(error) => tracing::warn!(%error, "reading a balance for the stream failed"),
-                }
-                tokio::select! {
-                    () = tokio::time::sleep(POLL) => {}
-                    _ = stopping.changed() => return None,
-                }
-            }
-        },
-    );
+    let subscription = live.subscribe(user).map_err(|too_many| {
+        ApiError::new(
+            ErrorCode::RateLimited,
+            format!("{too_many}: close one to open another."),
+        )
+    })?;
+    let stream = Opened {
+        store: state.store.clone(),
+        user,
+        subscription,
+        stopping: shutdown.watch(),
+        sent: None,
+    };
+    let changes = futures_util::stream::unfold(stream, |mut stream| async move {
+        let now = stream.next_change().await?;
+        stream.sent = Some(now);
+        let event = Event::default().event("balance").data(
+            json!({
+                "balance": now.balance,
+                "held": now.held,
+                "latest_entry": now.latest_entry,
+            })
+            .to_string(),
+        );
+        Some((Ok(event), stream))
+    });
     Ok(Sse::new(changes).keep_alive(KeepAlive::default()))
 }
 
-/// The balance, what is held of it, and the newest entry.
-type Snapshot = (i64, i64, Option<LedgerEntryId>);
+/// How long a stream whose first read failed waits to read again (the database was away).
+const FIRST_READ_RETRY: Duration = Duration::from_secs(1);
 
-async fn snapshot(store: &dyn Store, user: UserId) -> Result<Snapshot, billing::store::StoreError> {
-    let available = store.available(user).await?;
-    let newest = store.ledger_page(user, &LedgerQuery::first(1)).await?;
-    Ok((
-        available.balance.get(),
-        available.held,
-        newest.entries.first().map(|e| e.id),
-    ))
+/// An open balance stream.
+struct Opened {
+    store: Arc<dyn Store>,
+    user: UserId,
+    subscription: Subscription,
+    stopping: tokio::sync::watch::Receiver<bool>,
+    /// What it sent last; `None` before the first event.
+    sent: Option<Snapshot>,
+}
+
+impl Opened {
+    /// The next snapshot to send: the balance now, first, then each change the node's watch
+    /// tells of; `None` when the server is stopping.
+    async fn next_change(&mut self) -> Option<Snapshot> {
+        loop {
+            if *self.stopping.borrow() {
+                return None;
+            }
+            if self.sent.is_none() {
+                match Snapshot::read(&*self.store, self.user).await {
+                    Ok(now) => return Some(now),
+                    Err(error) => tracing::warn!(%error, "reading a balance for the stream failed"),
+                }
+            }
+            tokio::select! {
+                changed = self.subscription.news.changed(), if self.sent.is_some() => {
+                    if changed.is_err() {
+                        return None;
+                    }
+                    let now = *self.subscription.news.borrow_and_update();
+                    if let Some(now) = now.filter(|now| Some(*now) != self.sent) {
+                        return Some(now);
+                    }
+                }
+                () = tokio::time::sleep(FIRST_READ_RETRY), if self.sent.is_none() => {}
+                _ = self.stopping.changed() => return None,
+            }
+        }
+    }
 }
 
 #[derive(Deserialize)]

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use billing::config::{DatabaseTarget, Secret};
 use billing::domain::UserId;
 use billing::store::Store;
-use billing::testing::{FakeUser, StripeEvent, empty_postgres_url};
+use std::time::Duration;
+
+use billing::testing::{FakeUser, StripeEvent, empty_postgres_url, paid_purchase};
 use serde_json::{Value, json};
 
 use crate::support::{ServerProcess, password_hash};
@@ -118,4 +120,46 @@ async fn a_session_made_on_one_node_works_on_the_other_and_the_rate_limit_spans_
     // Logging out on B ends the session on A too.
     assert_eq!(on_b.post("/api/auth/logout").await.status, 200);
     assert_eq!(on_a.whoami().await, Value::Null);
+}
+
+/// A node's balance streams hear changes made anywhere: through the other node, or by another
+/// process (PostgreSQL tells each node's one listener).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stream_on_one_node_hears_a_change_made_through_the_other() {
+    let Some(cluster) = cluster().await else {
+        return;
+    };
+    FakeUser::new("root@example.com")
+        .admin()
+        .password_hash(&password_hash().await)
+        .create(&*cluster.store)
+        .await;
+    let ada = account(&*cluster.store, "ada@example.com").await;
+    let as_ada = cluster.b.browser();
+    assert_eq!(as_ada.log_in("ada@example.com").await.status, 200);
+    let mut stream = as_ada.get("/api/tokens/stream").events().await;
+    assert_eq!(stream.status, 200);
+    let first = stream.next(Duration::from_secs(5)).await.expect("an event");
+    assert_eq!(balance(&first), 0);
+
+    let admin = cluster.a.browser();
+    assert_eq!(admin.log_in("root@example.com").await.status, 200);
+    let credited = admin
+        .post_json(
+            "/api/admin/tokens/credit",
+            json!({ "user": "ada@example.com", "tokens": 25, "reason": "Across nodes" }),
+        )
+        .await;
+    assert_eq!(credited.status, 200);
+    let heard = stream.next(Duration::from_secs(5)).await.expect("an event");
+    assert_eq!(balance(&heard), 25);
+
+    paid_purchase(&*cluster.store, ada, 100, "from-another-process").await;
+    let heard = stream.next(Duration::from_secs(5)).await.expect("an event");
+    assert_eq!(balance(&heard), 125);
+}
+
+fn balance(event: &crate::support::ServerEvent) -> i64 {
+    let data: Value = serde_json::from_str(&event.data).expect("JSON");
+    data["balance"].as_i64().expect("a balance")
 }

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use crate::support::process::sqlite_store;
 use crate::support::{ServerProcess, password_hash, spawn_app};
+use server::live_balances::STREAMS_PER_USER;
 
 fn balance_of(event: &crate::support::ServerEvent) -> Value {
     assert_eq!(event.name, "balance", "{event:?}");
@@ -51,6 +52,53 @@ async fn the_stream_sends_the_balance_at_once_and_again_when_the_ledger_changes(
         balance_of(&held),
         json!({ "balance": 700, "held": 200, "latest_entry": bought.id })
     );
+}
+
+/// Every stream of a user on a node hears a change (the node reads it once for all of them);
+/// a user may keep `STREAMS_PER_USER` open on one node, and one more is refused until one
+/// of them closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_of_a_users_streams_hears_a_change_and_one_too_many_is_refused() {
+    let app = spawn_app().await;
+    let ada = app.user("ada").await;
+    let mut open = Vec::new();
+    for _ in 0..STREAMS_PER_USER {
+        let mut stream = ada.get("/api/tokens/stream").events().await;
+        assert_eq!(stream.status, 200);
+        let first = stream.next(Duration::from_secs(5)).await.expect("an event");
+        assert_eq!(balance_of(&first)["balance"], 0);
+        open.push(stream);
+    }
+    let refused = ada.get("/api/tokens/stream").events().await;
+    assert_eq!(refused.status, 429, "one stream too many");
+
+    let bought = paid_purchase(&*app.store, ada.me().id, 700, "streams").await;
+    for stream in &mut open {
+        let changed = stream.next(Duration::from_secs(5)).await.expect("an event");
+        assert_eq!(
+            balance_of(&changed),
+            json!({ "balance": 700, "held": 0, "latest_entry": bought.id })
+        );
+    }
+
+    // Another user's streams are their own.
+    let bob = app.user("bob").await;
+    assert_eq!(bob.get("/api/tokens/stream").events().await.status, 200);
+
+    // Closing one makes room for another.
+    drop(open.pop());
+    let reopened = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let stream = ada.get("/api/tokens/stream").events().await;
+            if stream.status == 200 {
+                return stream;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("a stream opens again once one closed");
+    assert_eq!(reopened.status, 200);
 }
 
 #[tokio::test]

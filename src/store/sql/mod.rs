@@ -12,6 +12,7 @@
 
 mod accounts;
 mod at;
+mod balance_watch;
 mod batch;
 mod credits;
 mod entries;
@@ -41,9 +42,12 @@ use super::billing::{
     Applied, Awaiting, Change, InboxEvent, Recorded, StoredEvent, SubscriptionRecord, Unfinished,
 };
 use super::credits::{BatchItem, CreditMismatch, HoldCapture, HoldOpened, HoldReleased, NewHold};
-use super::{ApiKey, Backend, BalanceMismatch, LedgerQuery, NewUser, Store, StoreError};
+use super::{
+    ApiKey, Backend, BalanceMismatch, BalanceWatch, LedgerQuery, NewUser, Store, StoreError,
+};
 use crate::api_key::KeyDigest;
 use crate::clock::{Clock, SystemClock};
+use crate::config::Secret;
 use crate::domain::{
     Available, Balance, Email, Grant, Hold, HoldId, IdempotencyKey, LedgerEntry, LedgerPage,
     LedgerTotals, Month, Statement, Timestamp, User, UserId,
@@ -71,10 +75,14 @@ pub struct SqlStore {
     group: Arc<group::GroupCommit>,
     /// Active API keys looked up lately (see `accounts::KeyCache`).
     api_keys: accounts::KeyCache,
+    /// Told after this node's balance changes commit, for SQLite's balance watch.
+    changed: Arc<tokio::sync::Notify>,
+    /// Where PostgreSQL's balance watch connects (`None` on SQLite).
+    listen_url: Option<Secret>,
 }
 
 impl SqlStore {
-    pub(super) fn new(pool: AnyPool, backend: Backend) -> Self {
+    pub(super) fn new(pool: AnyPool, backend: Backend, listen_url: Option<Secret>) -> Self {
         Self {
             pool,
             backend,
@@ -82,12 +90,15 @@ impl SqlStore {
             spent: Arc::new(tokio::sync::Notify::new()),
             group: Arc::new(group::GroupCommit::new(backend.group_writers())),
             api_keys: accounts::key_cache(),
+            changed: Arc::new(tokio::sync::Notify::new()),
+            listen_url,
         }
     }
 
     /// After a change that may have started a top-up commits.
     pub(super) fn spent(&self) {
         self.spent.notify_one();
+        self.changed.notify_one();
     }
 
     /// The same store, telling time by `clock` (a test's manual clock).
@@ -155,6 +166,7 @@ impl Store for SqlStore {
                 Ok(Attempt::Posted(entry)) => {
                     tx.commit().await?;
                     record_posting(&entry);
+                    self.changed.notify_one();
                     if !entry.delta.is_increase() {
                         self.spent();
                     }
@@ -179,6 +191,15 @@ impl Store for SqlStore {
             }
         }
         Err(StoreError::Contended)
+    }
+
+    async fn watch_balances(&self) -> Result<Box<dyn BalanceWatch>, StoreError> {
+        Ok(match &self.listen_url {
+            Some(url) => Box::new(balance_watch::PostgresWatch::connect(url.expose()).await?),
+            None => Box::new(
+                balance_watch::SqliteWatch::start(self.pool.clone(), self.changed.clone()).await?,
+            ),
+        })
     }
 
     async fn balance(&self, user: UserId) -> Result<Balance, StoreError> {
