@@ -43,6 +43,8 @@ use process::{ServerProcess, WEBHOOK_SECRET};
 mod ceilings;
 #[path = "load/open_loop.rs"]
 mod open_loop;
+#[path = "load/streams.rs"]
+mod streams;
 
 /// What the benchmark reads the server's metrics with.
 const METRICS_TOKEN: &str = "bench-metrics-token-0123456789";
@@ -461,6 +463,8 @@ async fn bench(
     let mut vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
     vars.push(("RUST_LOG", "error"));
     vars.push(("METRICS_TOKEN", METRICS_TOKEN));
+    // The streams benchmark signs its users in from addresses of their own.
+    vars.push(("TRUSTED_PROXIES", "1"));
     let server = ServerProcess::start(&vars).await;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
@@ -759,6 +763,14 @@ async fn bench(
         "server peak memory (VmHWM)",
         peak_mib(&server)
     );
+
+    // Live balances: thousands of streams open on the node.
+    let users = if concurrency == Load::FULL.concurrency {
+        streams::USERS
+    } else {
+        20
+    };
+    streams::bench(users, &server, &store, password, &hash).await?;
 
     let audit = store.audit_balances().await.unwrap();
     println!(

@@ -180,6 +180,7 @@ impl LiveBalances {
     async fn tell(&self, users: Vec<UserId>) {
         futures_util::stream::iter(users)
             .for_each_concurrent(READS_AT_ONCE, |user| async move {
+                metrics::counter!("billing_live_balance_reads_total").increment(1);
                 match Snapshot::read(&*self.inner.store, user).await {
                     Ok(now) => {
                         if let Some(watched) = self.inner.watched().get(&user) {
