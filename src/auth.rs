@@ -148,13 +148,27 @@ pub fn verify_password_blocking(password: &Password, stored: Option<&str>) -> bo
     real && matches
 }
 
+/// How many passwords a node hashes or checks at once. Each takes 19 MiB and a core for tens
+/// of milliseconds: more at once would only share the cores, while a burst of sign-ins (or of
+/// guesses) could take hundreds of megabytes. The rest wait their turn.
+pub const HASHES_AT_ONCE: usize = 1;
+
+static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(HASHES_AT_ONCE);
+
 pub async fn hash_password(password: Password) -> Result<String, HashError> {
+    let _turn = HASHING
+        .acquire()
+        .await
+        .map_err(|e| HashError::Task(e.to_string()))?;
     tokio::task::spawn_blocking(move || hash_password_blocking(&password))
         .await
         .map_err(|e| HashError::Task(e.to_string()))?
 }
 
 pub async fn verify_password(password: Password, stored: Option<String>) -> bool {
+    let Ok(_turn) = HASHING.acquire().await else {
+        return false;
+    };
     tokio::task::spawn_blocking(move || verify_password_blocking(&password, stored.as_deref()))
         .await
         .unwrap_or(false)
