@@ -7,15 +7,18 @@
 //!                                      (a tiny load: checks the benchmark itself, in seconds)
 //!
 //! The server runs as its own process (the release binary); this process is the client.
-//! Measured: consume over HTTP at a fixed concurrency (many users, one hot user) beside the
-//! same postings made straight through the store (the ceiling); the same number of consumes
-//! sent as batches (`/api/tokens/consume/batch`, 500 items each); signed webhook ingest with
-//! 30% duplicates; server-rendered billing pages; and the server's peak memory. Checked: every
-//! call succeeded, the ledger holds exactly one entry per consume call, per batch item and per
-//! distinct invoice delivered, every balance is the sum of its ledger and its grants and holds
-//! agree with it, the page measured is the signed-in billing page (a failed login stops the
-//! benchmark), and (in the full benchmark) batches consume at least 5× as many items a second
-//! as single consumes.
+//! Measured: consume over HTTP at a fixed concurrency (many users, one hot user) and how many
+//! debits group commit put in a transaction, beside the same debits through `Store::spend`,
+//! the transaction on a bare sqlx pool (one commit each), and the same transaction by pgbench
+//! or the sqlite3 shell (the independent ceilings, `load/ceilings.rs`), then an open loop at
+//! half the rate (`load/open_loop.rs`); the same number of consumes sent as batches
+//! (`/api/tokens/consume/batch`, 500 items each); signed webhook ingest with 30% duplicates;
+//! server-rendered billing pages; the server's peak memory; and 10,000 open balance streams
+//! (`load/streams.rs`). Checked: every call succeeded, the ledger holds exactly one entry per
+//! consume call, ceiling transaction, batch item and distinct invoice delivered, every balance
+//! is the sum of its ledger and its grants and holds agree with it, the page measured is the
+//! signed-in billing page (a failed login stops the benchmark), and every stream heard every
+//! change of its user.
 
 use std::collections::HashSet;
 use std::process::ExitCode;
