@@ -95,16 +95,50 @@ type Failed = String;
 const BATCH_ITEMS: usize = 500;
 const BATCH_CONCURRENCY: usize = 4;
 
-/// The server's peak resident memory so far (VmHWM), in MiB.
-fn peak_mib(server: &ServerProcess) -> f64 {
+/// The server's resident memory now (VmRSS) and at its peak so far (VmHWM), in MiB.
+fn memory_mib(server: &ServerProcess) -> (f64, f64) {
     let status =
         std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap_or_default();
-    status
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// The server's metrics as Prometheus reads them.
+async fn metrics(client: &reqwest::Client, server: &ServerProcess) -> String {
+    client
+        .get(format!("{}/metrics", server.base))
+        .bearer_auth(METRICS_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// One value of `metrics` (zero when it is not there yet).
+fn metric(metrics: &str, name: &str) -> f64 {
+    metrics
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// "   (3 errors)", or nothing.
+fn errors_note(errors: usize) -> String {
+    if errors > 0 {
+        format!("   ({errors} errors)")
+    } else {
+        String::new()
+    }
 }
 
 /// Throughput and latency of `total` calls of `call(i)`, `concurrency` at a time.
@@ -169,11 +203,7 @@ fn line(name: &str, f: &Figures) {
         f.per_second,
         f.p50_ms,
         f.p99_ms,
-        if f.errors > 0 {
-            format!("   ({} errors)", f.errors)
-        } else {
-            String::new()
-        }
+        errors_note(f.errors)
     );
 }
 
@@ -369,24 +399,10 @@ impl Groups {
 }
 
 async fn group_commits(client: &reqwest::Client, server: &ServerProcess) -> Groups {
-    let text = client
-        .get(format!("{}/metrics", server.base))
-        .bearer_auth(METRICS_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let value = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
+    let metrics = metrics(client, server).await;
     Groups {
-        count: value("billing_group_commit_debits_count") as u64,
-        debits: value("billing_group_commit_debits_sum"),
+        count: metric(&metrics, "billing_group_commit_debits_count") as u64,
+        debits: metric(&metrics, "billing_group_commit_debits_sum"),
     }
 }
 
@@ -585,11 +601,7 @@ async fn bench(
             open.p99_ms,
             open.p999_ms,
             open.max_ms,
-            if open.errors > 0 {
-                format!("   ({} errors)", open.errors)
-            } else {
-                String::new()
-            }
+            errors_note(open.errors)
         );
         println!(
             "  {:<44} p99 {:.2} ms (target under 20 ms: {})",
@@ -764,7 +776,7 @@ async fn bench(
     println!(
         "  {:<44} {:>9.1} MiB",
         "server peak memory (VmHWM)",
-        peak_mib(&server)
+        memory_mib(&server).1
     );
 
     // Live balances: thousands of streams open on the node.

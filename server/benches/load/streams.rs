@@ -12,44 +12,17 @@ use billing::store::Store;
 use billing::testing::{FakeUser, paid_purchase};
 use futures_util::StreamExt;
 
-use super::Failed;
 use super::process::ServerProcess;
+use super::{Failed, memory_mib};
 
 pub const USERS: usize = 1_250;
 pub const STREAMS_PER_USER: usize = 8;
 /// Ledger changes made with every stream open, each to a user of its own.
 const CHANGES: usize = 100;
 
-/// The server's resident memory now (VmRSS) and at its peak (VmHWM), in MiB.
-fn memory_mib(server: &ServerProcess) -> (f64, f64) {
-    let status =
-        std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<f64>().ok())
-            .map_or(0.0, |kb| kb / 1024.0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
 /// A counter of the server's metrics.
 async fn counter(client: &reqwest::Client, server: &ServerProcess, name: &str) -> f64 {
-    let text = client
-        .get(format!("{}/metrics", server.base))
-        .bearer_auth(super::METRICS_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0)
+    super::metric(&super::metrics(client, server).await, name)
 }
 
 pub async fn bench(

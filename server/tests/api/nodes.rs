@@ -38,6 +38,15 @@ async fn cluster() -> Option<Cluster> {
     Some(Cluster { a, b, store })
 }
 
+/// root@example.com, an admin who logs in with the test password.
+async fn admin(store: &dyn Store) {
+    FakeUser::new("root@example.com")
+        .admin()
+        .password_hash(&password_hash().await)
+        .create(store)
+        .await;
+}
+
 /// A user who logs in with the test password.
 async fn account(store: &dyn Store, email: &str) -> UserId {
     FakeUser::new(email)
@@ -85,11 +94,7 @@ async fn a_session_made_on_one_node_works_on_the_other_and_the_rate_limit_spans_
     let Some(cluster) = cluster().await else {
         return;
     };
-    FakeUser::new("root@example.com")
-        .admin()
-        .password_hash(&password_hash().await)
-        .create(&*cluster.store)
-        .await;
+    admin(&*cluster.store).await;
     let ada = account(&*cluster.store, "ada@example.com").await;
     // One cookie jar: the cookie a node sets goes to the other too (same host, other port).
     let on_a = cluster.a.browser();
@@ -129,11 +134,7 @@ async fn a_stream_on_one_node_hears_a_change_made_through_the_other() {
     let Some(cluster) = cluster().await else {
         return;
     };
-    FakeUser::new("root@example.com")
-        .admin()
-        .password_hash(&password_hash().await)
-        .create(&*cluster.store)
-        .await;
+    admin(&*cluster.store).await;
     let ada = account(&*cluster.store, "ada@example.com").await;
     let as_ada = cluster.b.browser();
     assert_eq!(as_ada.log_in("ada@example.com").await.status, 200);
