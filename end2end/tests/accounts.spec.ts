@@ -1,15 +1,7 @@
-import { expect, test, type Page } from "@playwright/test";
+import { expect, test } from "@playwright/test";
+import { ADMIN, logIn } from "./support/admin";
 
-// The development server seeds this admin (DEMO_ACCOUNTS, see server/src/demo.rs).
-const ADMIN = { email: "admin@promptbloom.test", password: "orchard-lantern-97" };
 const PASSWORD = "a fine long passphrase";
-
-async function logIn(page: Page, email: string, password: string) {
-  await page.goto("/login");
-  await page.getByLabel("Email").fill(email);
-  await page.getByLabel("Password").fill(password);
-  await page.getByRole("button", { name: "Log in" }).click();
-}
 
 test("sign up, log out, log in; an admin credits the user, who then sees the tokens", async ({
   browser,

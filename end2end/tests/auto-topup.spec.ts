@@ -1,24 +1,7 @@
-import { expect, test, type Browser, type Page } from "@playwright/test";
-import { readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { expect, test, type Page } from "@playwright/test";
 import { hydrated, signUp } from "./support/accounts";
-
-// The development server seeds this admin (DEMO_ACCOUNTS, see server/src/demo.rs).
-const ADMIN = { email: "admin@promptbloom.test", password: "orchard-lantern-97" };
-
-function subjectsTo(to: string): string[] {
-  const mailbox = join(process.env.E2E_DATA_DIR!, "mailbox");
-  let files: string[] = [];
-  try {
-    files = readdirSync(mailbox).filter((name) => name.endsWith(".eml"));
-  } catch {
-    return [];
-  }
-  return files
-    .map((name) => readFileSync(join(mailbox, name), "utf8"))
-    .filter((mail) => mail.includes(`To: ${to}`))
-    .map((mail) => /^Subject: (.*?)\r?$/m.exec(mail)?.[1] ?? "");
-}
+import { adminPage, debitAsAdmin } from "./support/admin";
+import { subjectsTo } from "./support/mailbox";
 
 /** A user with a small pack (1,000 tokens) who turns auto top-up on with `card`. */
 async function turnOn(page: Page, prefix: string, card: string): Promise<string> {
@@ -44,22 +27,6 @@ async function turnOn(page: Page, prefix: string, card: string): Promise<string>
   return email;
 }
 
-async function debitAsAdmin(browser: Browser, email: string, tokens: string) {
-  const admin = await (await browser.newContext()).newPage();
-  await admin.goto("/login");
-  await admin.getByLabel("Email").fill(ADMIN.email);
-  await admin.getByLabel("Password").fill(ADMIN.password);
-  await admin.getByRole("button", { name: "Log in" }).click();
-  await expect(admin).toHaveURL(/\/app\/billing$/);
-  await admin.goto("/admin");
-  await admin.getByLabel("Email or user id").fill(email);
-  await admin.getByRole("button", { name: "Find" }).click();
-  await admin.getByLabel("Tokens", { exact: true }).fill(tokens);
-  await admin.getByLabel("Reason (shown in the user's ledger)").fill("Usage by hand");
-  await admin.getByRole("button", { name: "Debit tokens" }).click();
-  await expect(admin.getByTestId("admin-balance")).toBeVisible();
-}
-
 test("auto top-up buys a pack when the balance goes under the mark, and says so by email", async ({
   page,
   browser,
@@ -70,7 +37,7 @@ test("auto top-up buys a pack when the balance goes under the mark, and says so 
     "On: when fewer than 500 tokens are left, buys the Small pack (1,000 tokens), at most 5,000 tokens a month. Pays with Visa •••• 4242.",
   );
 
-  await debitAsAdmin(browser, email, "600"); // 400: under the mark
+  await debitAsAdmin(await adminPage(browser), email, "600"); // 400: under the mark
   // The live balance follows: 400, then the pack's 1,000 on top.
   await expect(page.getByTestId("balance")).toHaveText("1,400 tokens");
   await expect(auto.getByTestId("topups")).toContainText("Small pack: +1,000 tokens");
@@ -80,7 +47,7 @@ test("auto top-up buys a pack when the balance goes under the mark, and says so 
 
 test("a declined card pauses auto top-up, and the page offers to update it", async ({ page, browser }) => {
   const email = await turnOn(page, "declined", "0002");
-  await debitAsAdmin(browser, email, "600");
+  await debitAsAdmin(await adminPage(browser), email, "600");
   const auto = page.getByRole("region", { name: "Auto top-up" });
   await expect(auto.getByTestId("auto-topup-state")).toHaveText(
     "Paused: your bank declined the last top-up. Update your card to turn it back on.",

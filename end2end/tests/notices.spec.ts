@@ -1,35 +1,7 @@
-import { expect, test, type Page } from "@playwright/test";
-import { readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { expect, test } from "@playwright/test";
 import { hydrated, signUp } from "./support/accounts";
-
-// The development server seeds this admin (DEMO_ACCOUNTS, see server/src/demo.rs).
-const ADMIN = { email: "admin@promptbloom.test", password: "orchard-lantern-97" };
-
-/** The subjects of the letters to `to` in the development mailbox (DATA_DIR/mailbox). */
-function subjectsTo(to: string): string[] {
-  const mailbox = join(process.env.E2E_DATA_DIR!, "mailbox");
-  let files: string[] = [];
-  try {
-    files = readdirSync(mailbox).filter((name) => name.endsWith(".eml"));
-  } catch {
-    return [];
-  }
-  return files
-    .map((name) => readFileSync(join(mailbox, name), "utf8"))
-    .filter((mail) => new RegExp(`^To: ${to.replace(/[.+]/g, "\\$&")}\\r?$`, "m").test(mail))
-    .map((mail) => /^Subject: (.*?)\r?$/m.exec(mail)?.[1] ?? "");
-}
-
-async function debitAsAdmin(admin: Page, email: string, tokens: string) {
-  await admin.goto("/admin");
-  await admin.getByLabel("Email or user id").fill(email);
-  await admin.getByRole("button", { name: "Find" }).click();
-  await expect(admin.getByRole("heading", { name: email })).toBeVisible();
-  await admin.getByLabel("Tokens", { exact: true }).fill(tokens);
-  await admin.getByLabel("Reason (shown in the user's ledger)").fill("Usage by hand");
-  await admin.getByRole("button", { name: "Debit tokens" }).click();
-}
+import { adminPage, debitAsAdmin } from "./support/admin";
+import { subjectsTo } from "./support/mailbox";
 
 test("a user sets a low-balance mark, gets one email when the balance goes under it, and turns it off", async ({
   page,
@@ -52,12 +24,7 @@ test("a user sets a low-balance mark, gets one email when the balance goes under
   await page.reload();
   await expect(page.getByLabel("Email me when fewer tokens than this are left")).toHaveValue("500");
 
-  const admin = await (await browser.newContext()).newPage();
-  await admin.goto("/login");
-  await admin.getByLabel("Email").fill(ADMIN.email);
-  await admin.getByLabel("Password").fill(ADMIN.password);
-  await admin.getByRole("button", { name: "Log in" }).click();
-  await expect(admin).toHaveURL(/\/app\/billing$/);
+  const admin = await adminPage(browser);
   await debitAsAdmin(admin, email, "300"); // 700: over the mark
   await expect(admin.getByTestId("admin-balance")).toHaveText("700 tokens");
   await debitAsAdmin(admin, email, "300"); // 400: under

@@ -7,9 +7,7 @@ import {
   stillSameDocument,
   streamedBalances,
 } from "./support/accounts";
-
-// The development server seeds this admin (DEMO_ACCOUNTS, see server/src/demo.rs).
-const ADMIN = { email: "admin@promptbloom.test", password: "orchard-lantern-97" };
+import { adminPage } from "./support/admin";
 
 test("buy the medium pack through Checkout, see 5,000 tokens and the ledger row", async ({ page }) => {
   await signUp(page);
@@ -73,12 +71,7 @@ test("the balance follows the stream: a credit made elsewhere shows at once, wit
 
   // An admin credits the user from another browser. Nothing on the user's page polls here
   // (no payment is clearing; the fallback poll runs only without a stream, every 10 s).
-  const admin = await (await browser.newContext()).newPage();
-  await admin.goto("/login");
-  await admin.getByLabel("Email").fill(ADMIN.email);
-  await admin.getByLabel("Password").fill(ADMIN.password);
-  await admin.getByRole("button", { name: "Log in" }).click();
-  await expect(admin).toHaveURL(/\/app\/billing|\/admin/);
+  const admin = await adminPage(browser);
   const credited = await admin.request.post("/api/admin/tokens/credit", {
     form: { user: email, tokens: "250", reason: "Stream test" },
   });

@@ -26,6 +26,15 @@ impl CurrentUser {
     }
 }
 
+/// The value of a page's `main[data-hydrated]`: "false" in the server's HTML, "true" once the
+/// browser's WASM has taken the page over (effects run only there). The browser tests wait for it
+/// before they rely on anything better than plain HTML.
+pub fn hydrated_mark() -> impl Fn() -> &'static str + Copy + Send + Sync + 'static {
+    let hydrated = RwSignal::new(false);
+    Effect::new(move |_| hydrated.set(true));
+    move || if hydrated.get() { "true" } else { "false" }
+}
+
 #[component]
 pub fn SiteHeader() -> impl IntoView {
     let CurrentUser(user) = CurrentUser::expect();

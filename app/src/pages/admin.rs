@@ -9,13 +9,14 @@ use leptos_router::hooks::use_query_map;
 
 use crate::api::admin::{Adjusted, AdminCredit, AdminDebit, UserAccount, find_user};
 use crate::components::billing::ledger_table::ledger_view;
+use crate::components::layout::hydrated_mark;
 use crate::components::require_user::RequireUser;
 use crate::error::AppError;
 
 #[component]
 pub fn AdminPage() -> impl IntoView {
     view! {
-        <main class="page">
+        <main class="page" data-hydrated=hydrated_mark()>
             <h1>"Admin"</h1>
             <RequireUser admin=true let:_admin>
                 <AdminTools />
@@ -46,7 +47,9 @@ fn AdminTools() -> impl IntoView {
             <h2 id="find-title">"Find a user"</h2>
             <form method="get" action="/admin" class="inline-form" role="search">
                 <label for="admin-q">"Email or user id"</label>
-                <input id="admin-q" name="q" type="search" prop:value=q required />
+                // The value the server rendered, left alone on hydration: what an admin typed
+                // before the WASM arrived stays (a `prop:value` would put the old query back).
+                <input id="admin-q" name="q" type="search" value=q() required />
                 <button class="button" type="submit">
                     "Find"
                 </button>

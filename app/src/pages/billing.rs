@@ -6,6 +6,7 @@ use crate::components::billing::{
     AutoTopUp, BillingLive, BuyTokens, CheckoutBanner, CurrentBalance, LedgerTable,
     LowBalanceNotice, ManageBilling,
 };
+use crate::components::layout::hydrated_mark;
 use crate::components::require_user::LoginGate;
 
 #[component]
@@ -14,13 +15,9 @@ pub fn BillingPage() -> impl IntoView {
     // server and in the browser (loads created after an await can be numbered differently on
     // each side, which breaks hydration).
     BillingLive::provide();
-    // "true" once the browser's WASM has taken the page over (effects run only there): the
-    // browser tests wait for it before they rely on anything better than plain HTML.
-    let hydrated = RwSignal::new(false);
-    Effect::new(move |_| hydrated.set(true));
 
     view! {
-        <main class="page" data-hydrated=move || hydrated.get().to_string()>
+        <main class="page" data-hydrated=hydrated_mark()>
             <header class="page-header">
                 <h1>"Billing"</h1>
             </header>

@@ -1,0 +1,37 @@
+import { expect, type Browser, type Page } from "@playwright/test";
+import { hydrated } from "./accounts";
+
+// The development server seeds this admin (DEMO_ACCOUNTS, see server/src/demo.rs).
+export const ADMIN = { email: "admin@promptbloom.test", password: "orchard-lantern-97" };
+
+/** Logs `page` in with `email` and `password` (the login form, as a person would). */
+export async function logIn(page: Page, email: string, password: string) {
+  await page.goto("/login");
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Log in" }).click();
+}
+
+/** A page in a browser context of its own, logged in as the demo admin. */
+export async function adminPage(browser: Browser): Promise<Page> {
+  const admin = await (await browser.newContext()).newPage();
+  await logIn(admin, ADMIN.email, ADMIN.password);
+  await expect(admin).toHaveURL(/\/app\/billing$/);
+  return admin;
+}
+
+/** Opens `email`'s account on the admin page and debits `tokens` with a reason, as an admin
+ * would; waits for the new balance. */
+export async function debitAsAdmin(admin: Page, email: string, tokens: string) {
+  await admin.goto("/admin");
+  await hydrated(admin);
+  await admin.getByLabel("Email or user id").fill(email);
+  await admin.getByRole("button", { name: "Find" }).click();
+  await expect(admin.getByRole("heading", { name: email })).toBeVisible();
+  const before = await admin.getByTestId("admin-balance").textContent();
+  await hydrated(admin);
+  await admin.getByLabel("Tokens", { exact: true }).fill(tokens);
+  await admin.getByLabel("Reason (shown in the user's ledger)").fill("Usage by hand");
+  await admin.getByRole("button", { name: "Debit tokens" }).click();
+  await expect(admin.getByTestId("admin-balance")).not.toHaveText(before ?? "");
+}
