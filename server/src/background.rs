@@ -39,20 +39,30 @@ pub fn spawn_housekeeping(limits: Limits) {
 /// cut short (see `Fulfilment::release_held`), and expires the grants and holds whose time has
 /// come, so that those of users who do nothing expire too (a user's next posting or read
 /// would settle them anyway). Every node sweeps; both are idempotent.
-pub fn spawn_release_sweep(fulfilment: Arc<Fulfilment>, store: Arc<dyn Store>) {
+///
+/// The first sweep is done before this returns (before the server serves), so that what was
+/// left when the last process stopped is swept once as it starts, and the next sweep comes a
+/// whole minute after it.
+pub async fn start_release_sweep(fulfilment: Arc<Fulfilment>, store: Arc<dyn Store>) {
+    sweep(&fulfilment, &*store).await;
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(RELEASE_PERIOD);
+        let first = tokio::time::Instant::now() + RELEASE_PERIOD;
+        let mut tick = tokio::time::interval_at(first, RELEASE_PERIOD);
         loop {
             tick.tick().await;
-            match fulfilment.release_held().await {
-                Ok(0) => {}
-                Ok(released) => tracing::info!(released, "applied held-back Stripe events"),
-                Err(error) => tracing::warn!(%error, "sweeping held-back Stripe events failed"),
-            }
-            settle_expiries(&*store).await;
-            warn_expiring_grants(&*store).await;
+            sweep(&fulfilment, &*store).await;
         }
     });
+}
+
+async fn sweep(fulfilment: &Fulfilment, store: &dyn Store) {
+    match fulfilment.release_held().await {
+        Ok(0) => {}
+        Ok(released) => tracing::info!(released, "applied held-back Stripe events"),
+        Err(error) => tracing::warn!(%error, "sweeping held-back Stripe events failed"),
+    }
+    settle_expiries(store).await;
+    warn_expiring_grants(store).await;
 }
 
 /// Settles the expiries that are due, [`EXPIRY_BATCH`] users at a time.

@@ -158,7 +158,7 @@ impl Application {
         };
         sessions.spawn_cleanup();
         background::spawn_housekeeping(state.limits.clone());
-        background::spawn_release_sweep(state.fulfilment.clone(), state.store.clone());
+        background::start_release_sweep(state.fulfilment.clone(), state.store.clone()).await;
         Deliverer::new(state.store.clone(), state.clock.clone()).spawn();
         TopUpPayer::new(
             state.store.clone(),
