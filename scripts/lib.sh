@@ -45,7 +45,7 @@ locked_version() {
 export LEPTOS_OUTPUT_NAME=billing
 export LEPTOS_SITE_ROOT=target/site
 export LEPTOS_SITE_PKG_DIR=pkg
-export LEPTOS_HASH_FILES=false
+export LEPTOS_HASH_FILES=true
 
 # CI builds each crate once: incremental compilation would only cost time and disk there.
 if [ -n "${CI:-}" ]; then

@@ -8,7 +8,8 @@ test("pages are rendered on the server", async ({ request }) => {
   expect(response.status()).toBe(200);
   const html = await response.text();
   expect(html).toContain("<h1>Log in</h1>");
-  expect(html).toContain("/pkg/billing.wasm");
+  // Named by their contents (cargo-leptos `hash-files`): `billing.<22 characters>.wasm`.
+  expect(html).toMatch(/\/pkg\/billing\.[A-Za-z0-9_-]{22}\.wasm/);
 
   const billing = await request.get("/app/billing", { maxRedirects: 0 });
   expect(billing.status()).toBe(302);

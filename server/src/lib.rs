@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod background;
 pub mod cli;
 pub mod commands;
+pub mod compression_and_caching;
 pub mod csrf;
 pub mod deliveries;
 pub mod demo;

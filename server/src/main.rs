@@ -112,13 +112,22 @@ async fn stripe_command(
 }
 
 async fn serve(settings: Settings) -> ExitCode {
-    let leptos_options = match leptos::config::get_configuration(None) {
+    let mut leptos_options = match leptos::config::get_configuration(None) {
         Ok(conf) => conf.leptos_options,
         Err(e) => {
             eprintln!("error: Leptos settings (LEPTOS_*): {e}");
             return ExitCode::from(2);
         }
     };
+    // The build names the front end's files by their contents and lists the names in
+    // `hash.txt` beside this binary: unless LEPTOS_HASH_FILES says otherwise, pages link
+    // whatever the build made.
+    if std::env::var_os("LEPTOS_HASH_FILES").is_none() {
+        leptos_options.hash_files = std::env::current_exe()
+            .ok()
+            .and_then(|exe| Some(exe.parent()?.join(&*leptos_options.hash_file)))
+            .is_some_and(|hashes| hashes.exists());
+    }
     let app = match Application::build(settings, leptos_options).await {
         Ok(app) => app,
         Err(e) => {

@@ -24,6 +24,7 @@ use tokio::net::TcpListener;
 
 use crate::accounts::AccountError;
 use crate::background;
+use crate::compression_and_caching::{self, FrontEndFiles};
 use crate::csrf::{self, SiteOrigin};
 use crate::deliveries::Deliverer;
 use crate::demo;
@@ -360,6 +361,8 @@ fn router(
         ))
         .layer(axum::middleware::from_fn(webhook::count_oversized))
         .with_state(state.clone());
+    let files = FrontEndFiles::at(&state.leptos_options.site_pkg_dir);
+    let router = compression_and_caching::layer(router, files);
     let router = security_headers::layer(router, &state.config.site.url);
     observability::request_ids(router)
 }

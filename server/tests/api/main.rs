@@ -12,6 +12,7 @@ mod admin;
 mod auto_topup;
 mod billing;
 mod cli;
+mod compression_and_caching;
 mod consume;
 mod consume_batch;
 mod faults;

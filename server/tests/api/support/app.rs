@@ -186,6 +186,15 @@ pub async fn spawn_app_on_postgres() -> Option<TestApp> {
 
 /// Spawns the app with settings on top of the embedded default.
 pub async fn spawn_app_with(vars: &[(&str, &str)]) -> TestApp {
+    spawn(vars, "target/site").await
+}
+
+/// Spawns the app serving the site folder `site_root` (the front end's files in its `pkg`).
+pub async fn spawn_app_serving(site_root: &std::path::Path) -> TestApp {
+    spawn(&[], &site_root.display().to_string()).await
+}
+
+async fn spawn(vars: &[(&str, &str)], site_root: &str) -> TestApp {
     // `TEST_LOG=1 cargo test ...` shows the server's logs.
     if std::env::var_os("TEST_LOG").is_some() {
         server::telemetry::init(server::settings::LogFormat::Pretty);
@@ -214,7 +223,7 @@ pub async fn spawn_app_with(vars: &[(&str, &str)]) -> TestApp {
         Settings::from_lookup(|name| settings.get(name).cloned()).expect("valid settings");
     let leptos_options = LeptosOptions::builder()
         .output_name("billing")
-        .site_root("target/site")
+        .site_root(site_root)
         .site_addr(address)
         .build();
 

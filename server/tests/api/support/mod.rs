@@ -18,7 +18,7 @@ pub mod webhooks;
 
 pub use app::{
     PASSWORD, TestApp, password_hash, spawn_app, spawn_app_on, spawn_app_on_postgres,
-    spawn_app_with,
+    spawn_app_serving, spawn_app_with,
 };
 pub use logs::capture_logs;
 pub use mail::MailServer;

@@ -117,6 +117,7 @@ impl Request {
         let response = self.0.send().await.expect("the stream is answered");
         EventStream {
             status: response.status().as_u16(),
+            headers: response.headers().clone(),
             response,
             unread: String::new(),
         }
@@ -133,6 +134,7 @@ pub struct ServerEvent {
 /// A response of server-sent events, read event by event (keep-alive comments skipped).
 pub struct EventStream {
     pub status: u16,
+    pub headers: HeaderMap,
     response: reqwest::Response,
     unread: String,
 }
