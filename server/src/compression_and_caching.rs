@@ -164,7 +164,7 @@ mod tests {
     fn only_front_end_files_named_by_their_contents_are_immutable() {
         let files = FrontEndFiles::at("pkg");
         assert!(files.is_hashed("/pkg/billing.ZDnEBm7ThC5VRLnTRmL8Zw.wasm"));
-        assert!(files.is_hashed("/pkg/billing.a-b_cdefghijklmnopqrstu.css"));
+        assert!(files.is_hashed("/pkg/billing.a-b_cdefghijklmnopqrst.css"));
         for path in [
             "/pkg/billing.wasm",
             "/pkg/billing.short.js",
