@@ -30,6 +30,7 @@
 //! from an [`AppError`]). Internal failures never carry their cause to the client: the server
 //! logs it and answers `internal` (or `unavailable`).
 
+use billing::domain::group_thousands;
 use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
 use leptos::server_fn::{Bytes, ContentType, Decodes, Encodes, Format, FormatType};
 use serde::{Deserialize, Serialize};
@@ -147,7 +148,11 @@ pub enum AppError {
     Conflict { message: String },
     #[error("{message}")]
     NotFound { message: String },
-    #[error("Not enough tokens: the balance is {balance}, {requested} were requested.")]
+    #[error(
+        "Not enough tokens: the balance is {}; {} were requested.",
+        group_thousands(*balance),
+        group_thousands(*requested)
+    )]
     InsufficientTokens { balance: i64, requested: i64 },
     #[error("Payments are unavailable right now. Please try again in a few minutes.")]
     PaymentsUnavailable,

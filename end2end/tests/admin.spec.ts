@@ -1,5 +1,5 @@
 import { expect, test } from "@playwright/test";
-import { hydrated } from "./support/accounts";
+import { hydrated, signUp } from "./support/accounts";
 import { adminPage } from "./support/admin";
 
 // The development server seeds this user (DEMO_ACCOUNTS, see server/src/demo.rs).
@@ -25,4 +25,46 @@ test("what an admin types before the page hydrates is kept, and finds the user",
   await admin.getByRole("button", { name: "Find" }).click();
   await expect(admin.getByRole("heading", { name: DEMO_EMAIL })).toBeVisible();
   await admin.context().close();
+});
+
+test("each adjustment shows its own answer with separators; a success empties the form, a refusal keeps it", async ({
+  browser,
+}) => {
+  const user = await (await browser.newContext()).newPage();
+  const email = await signUp(user, "adjusted");
+  const admin = await adminPage(browser);
+  await admin.goto(`/admin?q=${encodeURIComponent(email)}`);
+  await hydrated(admin);
+  const tokens = admin.getByLabel("Tokens", { exact: true });
+  const reason = admin.getByLabel("Reason (shown in the user's ledger)");
+  const outcome = admin.getByTestId("adjust-outcome");
+
+  await tokens.fill("1");
+  await reason.fill("Goodwill");
+  await admin.getByRole("button", { name: "Credit tokens" }).click();
+  await expect(outcome).toHaveText("+1 token. New balance: 1.");
+  await expect(tokens).toHaveValue("");
+  await expect(reason).toHaveValue("");
+
+  await tokens.fill("12000");
+  await reason.fill("Bulk grant");
+  await admin.getByRole("button", { name: "Credit tokens" }).click();
+  await expect(outcome).toHaveText("+12,000 tokens. New balance: 12,001.");
+  await expect(admin.getByTestId("admin-balance")).toHaveText("12,001 tokens");
+
+  // Refused: its own message replaces the last success, and what was typed stays to correct.
+  await tokens.fill("20000");
+  await reason.fill("Too much");
+  await admin.getByRole("button", { name: "Debit tokens" }).click();
+  await expect(outcome).toHaveText("Not enough tokens: the balance is 12,001; 20,000 were requested.");
+  await expect(tokens).toHaveValue("20000");
+  await expect(reason).toHaveValue("Too much");
+  await expect(admin.getByTestId("admin-balance")).toHaveText("12,001 tokens");
+
+  await tokens.fill("2000");
+  await admin.getByRole("button", { name: "Debit tokens" }).click();
+  await expect(outcome).toHaveText("-2,000 tokens. New balance: 10,001.");
+  await expect(tokens).toHaveValue("");
+  await admin.context().close();
+  await user.context().close();
 });

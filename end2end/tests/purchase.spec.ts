@@ -108,6 +108,10 @@ test("subscribe and get 6,000 tokens; the portal cancels the plan", async ({ pag
 });
 
 test("a partial refund reverses tokens in proportion", async ({ page }) => {
+  const missing: string[] = []; // the simulated pages' icon, say
+  page.on("response", (r) => {
+    if (r.status() === 404) missing.push(r.url());
+  });
   await signUp(page);
   await page.getByRole("listitem").filter({ hasText: "Medium pack" }).getByRole("button", { name: "Buy" }).click();
   await page.getByRole("button", { name: "Pay $40.00" }).click();
@@ -115,16 +119,24 @@ test("a partial refund reverses tokens in proportion", async ({ page }) => {
 
   await hydrated(page);
   await page.getByRole("button", { name: "Manage billing" }).click();
-  await page.getByLabel("Amount").fill("10.00");
+  const amount = page.getByLabel("Amount to refund, up to $40.00");
+  expect(await amount.getAttribute("placeholder")).toBeNull(); // nothing that looks like a value
+  await amount.fill("10.00");
   await page.getByRole("button", { name: "Refund", exact: true }).click();
   await expect(page.getByText("refunded $10.00")).toBeVisible();
-  await page.getByRole("link", { name: "Return to PromptBloom" }).click();
+  // More than is left is refused on a page with a way back.
+  await page.getByLabel("Amount to refund, up to $30.00").fill("50.00");
+  await page.getByRole("button", { name: "Refund", exact: true }).click();
+  await expect(page.getByRole("heading", { name: "Not possible" })).toBeVisible();
+  await page.getByRole("link", { name: "Back to billing" }).click();
+  await expect(page).toHaveURL(/\/app\/billing$/);
 
   // $10 of $40 back: a quarter of 5,000 tokens taken back.
   await expect(page.getByTestId("balance")).toHaveText("3,750 tokens");
   const row = page.getByRole("row", { name: /Refund: Medium pack/ });
   await expect(row).toContainText("-1,250");
   await expect(row).toContainText("Refund");
+  expect(missing).toEqual([]);
 });
 
 test("the sixth quick checkout shows the rate-limit message", async ({ page }) => {

@@ -3,8 +3,9 @@
 //!
 //! - **Compression.** Pages, JSON and CSV are compressed as they are sent (brotli, else gzip).
 //!   The front end's files are compressed once, at build time (`scripts/release` builds with
-//!   cargo-leptos `--precompress`): the site folder holds `billing.<hash>.wasm.br` beside the
-//!   file, and it is sent as it is. Server-sent events are never compressed (a compressor holds
+//!   cargo-leptos `--precompress`, `scripts/test` compresses its debug build): the site folder
+//!   holds `billing.<hash>.wasm.br` beside the file, and it is sent as it is. A WASM file
+//!   without one is sent uncompressed (development: loopback is fast, compressing is not). Server-sent events are never compressed (a compressor holds
 //!   bytes back until it has enough, and a balance change must arrive at once), nor are images.
 //! - **Caching.** The front end's files carry a hash of their contents in their names
 //!   (cargo-leptos `hash-files`): a new build is a new name, so a browser keeps them a year and
@@ -21,6 +22,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use tower_http::CompressionLevel;
 use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
 
 /// Brotli's quality for answers compressed as they go: 4 of 11 makes a page about as small as
 /// gzip's best in a fraction of the time (11 is for files compressed once, at build time).
@@ -136,12 +138,16 @@ pub fn layer(router: Router, files: FrontEndFiles) -> Router {
     router
         .layer(axum::middleware::from_fn_with_state(files, cache_control))
         // Its default rules leave out server-sent events, images, gRPC and tiny bodies, and
-        // anything already compressed (a precompressed file).
+        // anything already compressed (a precompressed file). A WASM file is compressed at
+        // build time or not at all: a debug build's 10 MiB take brotli two seconds a request.
         .layer(
             CompressionLayer::new()
                 .br(true)
                 .gzip(true)
-                .quality(CompressionLevel::Precise(ON_THE_FLY_QUALITY)),
+                .quality(CompressionLevel::Precise(ON_THE_FLY_QUALITY))
+                .compress_when(
+                    DefaultPredicate::new().and(NotForContentType::const_new("application/wasm")),
+                ),
         )
 }
 

@@ -7,6 +7,8 @@ use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 use leptos_router::hooks::use_query_map;
 
+use billing::domain::LedgerEntryId;
+
 use crate::api::admin::{Adjusted, AdminCredit, AdminDebit, UserAccount, find_user};
 use crate::components::billing::ledger_table::ledger_view;
 use crate::components::layout::hydrated_mark;
@@ -29,10 +31,11 @@ pub fn AdminPage() -> impl IntoView {
 fn AdminTools() -> impl IntoView {
     let query = use_query_map();
     let q = move || query.read().get("q").unwrap_or_default();
-    let credit = ServerAction::<AdminCredit>::new();
-    let debit = ServerAction::<AdminDebit>::new();
+    let adjustments = Adjustments::new();
+    // Read again after each adjustment that changed something: the new balance and ledger,
+    // and a fresh request id for the next.
     let account = Resource::new(
-        move || (q(), credit.version().get() + debit.version().get()),
+        move || (q(), adjustments.applied()),
         |(q, _)| async move {
             if q.trim().is_empty() {
                 None
@@ -59,7 +62,7 @@ fn AdminTools() -> impl IntoView {
             {move || Suspend::new(async move {
                 match account.await {
                     None => ().into_any(),
-                    Some(Ok(account)) => view! { <Account account credit debit /> }.into_any(),
+                    Some(Ok(account)) => view! { <Account account adjustments /> }.into_any(),
                     Some(Err(error)) => {
                         view! { <p class="error" role="alert">{error.to_string()}</p> }.into_any()
                     }
@@ -69,42 +72,95 @@ fn AdminTools() -> impl IntoView {
     }
 }
 
-#[component]
-fn Account(
-    account: UserAccount,
+/// Which button an admin pressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Way {
+    Credit,
+    Debit,
+}
+
+/// The two adjustments and which was asked for last: its answer, and only its, is shown.
+/// Made once for the page, so that the answer outlives the account view it refreshes.
+#[derive(Clone, Copy)]
+struct Adjustments {
     credit: ServerAction<AdminCredit>,
     debit: ServerAction<AdminDebit>,
-) -> impl IntoView {
-    let email = account.user.email.clone();
-    let on_submit = move |ev: SubmitEvent| {
-        ev.prevent_default();
-        let is_debit = ev
+    last: RwSignal<Option<Way>>,
+}
+
+impl Adjustments {
+    fn new() -> Self {
+        Self {
+            credit: ServerAction::new(),
+            debit: ServerAction::new(),
+            last: RwSignal::new(None),
+        }
+    }
+
+    /// The entries the adjustments made last: a new one is a change to show.
+    fn applied(self) -> (Option<LedgerEntryId>, Option<LedgerEntryId>) {
+        let id = |outcome: Option<Result<Adjusted, AppError>>| Some(outcome?.ok()?.entry.id);
+        (id(self.credit.value().get()), id(self.debit.value().get()))
+    }
+
+    fn pending(self) -> bool {
+        self.credit.pending().get() || self.debit.pending().get()
+    }
+
+    /// The answer to the last adjustment asked for; nothing while it is on its way.
+    fn outcome(self) -> Option<Result<Adjusted, AppError>> {
+        if self.pending() {
+            return None;
+        }
+        match self.last.get()? {
+            Way::Credit => self.credit.value().get(),
+            Way::Debit => self.debit.value().get(),
+        }
+    }
+
+    fn submit(self, ev: &SubmitEvent) {
+        let way = match ev
             .submitter()
             .and_then(|button| button.get_attribute("value"))
             .as_deref()
-            == Some("debit");
-        if is_debit {
-            if let Ok(args) = AdminDebit::from_event(&ev) {
-                debit.dispatch(args);
-            }
-        } else if let Ok(args) = AdminCredit::from_event(&ev) {
-            credit.dispatch(args);
-        }
-    };
-    let pending = move || credit.pending().get() || debit.pending().get();
-    let outcome = move || {
-        let newest = match (credit.value().get(), debit.value().get()) {
-            (Some(c), None) => Some(c),
-            (None, Some(d)) => Some(d),
-            (Some(c), Some(d)) => Some(if credit.version().get() >= debit.version().get() {
-                c
-            } else {
-                d
-            }),
-            (None, None) => None,
+        {
+            Some("debit") => Way::Debit,
+            _ => Way::Credit,
         };
-        newest.map(describe)
+        self.last.set(Some(way));
+        match way {
+            Way::Debit => {
+                if let Ok(args) = AdminDebit::from_event(ev) {
+                    self.debit.dispatch(args);
+                }
+            }
+            Way::Credit => {
+                if let Ok(args) = AdminCredit::from_event(ev) {
+                    self.credit.dispatch(args);
+                }
+            }
+        }
+    }
+}
+
+#[component]
+fn Account(account: UserAccount, adjustments: Adjustments) -> impl IntoView {
+    let email = account.user.email.clone();
+    let on_submit = move |ev: SubmitEvent| {
+        ev.prevent_default();
+        adjustments.submit(&ev);
     };
+    let pending = move || adjustments.pending();
+    // A success empties the form (one more press must not adjust again); a refusal keeps
+    // what was typed, to correct.
+    let form = NodeRef::<leptos::html::Form>::new();
+    Effect::new(move |_| {
+        if let (Some(Ok(_)), Some(form)) = (adjustments.outcome(), form.get()) {
+            form.reset();
+        }
+    });
+    let failed = move || matches!(adjustments.outcome(), Some(Err(_)));
+    let outcome = move || adjustments.outcome().map(describe);
 
     view! {
         <section class="card" aria-labelledby="account-title">
@@ -119,8 +175,10 @@ fn Account(
         </section>
         <section class="card" aria-labelledby="adjust-title">
             <h2 id="adjust-title">"Credit or debit tokens"</h2>
-            <form method="post" action=AdminCredit::url() on:submit=on_submit class="form">
-                <p class="status" role="status" aria-live="polite">{outcome}</p>
+            <form method="post" action=AdminCredit::url() on:submit=on_submit class="form" node_ref=form>
+                <p class="status" class:error=failed role="status" aria-live="polite" data-testid="adjust-outcome">
+                    {outcome}
+                </p>
                 <input type="hidden" name="user" value=email />
                 <input type="hidden" name="request_id" value=account.adjustment_id.clone() />
                 <div class="field">
@@ -160,8 +218,13 @@ fn describe(outcome: Result<Adjusted, AppError>) -> String {
             "That adjustment was already applied; nothing changed.".to_owned()
         }
         Ok(adjusted) => format!(
-            "{} tokens. New balance: {}.",
+            "{} {}. New balance: {}.",
             adjusted.entry.delta.signed(),
+            if adjusted.entry.delta.magnitude().get() == 1 {
+                "token"
+            } else {
+                "tokens"
+            },
             adjusted.entry.balance_after.grouped()
         ),
         Err(error) => error.to_string(),

@@ -20,7 +20,7 @@ pub fn LoginPage() -> impl IntoView {
         <main class="page page-narrow">
             <h1>"Log in"</h1>
             <section class="card">
-                <ActionForm action=log_in>
+                <ActionForm action=log_in attr:class="form">
                     <FormError action=log_in />
                     <div class="field">
                         <label for="login-email">"Email"</label>

@@ -20,7 +20,7 @@ pub fn SignupPage() -> impl IntoView {
         <main class="page page-narrow">
             <h1>"Create your account"</h1>
             <section class="card">
-                <ActionForm action=sign_up>
+                <ActionForm action=sign_up attr:class="form">
                     <FormError action=sign_up />
                     <div class="field">
                         <label for="signup-email">"Email"</label>

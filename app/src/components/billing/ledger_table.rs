@@ -75,7 +75,12 @@ pub fn LedgerTable() -> impl IntoView {
                     </a>
                 </span>
             </div>
-            <Form method="GET" action="/app/billing" attr:class="inline-form ledger-filter">
+            <Form
+                method="GET"
+                action="/app/billing"
+                on_form_data=drop_nameless_fields()
+                attr:class="inline-form ledger-filter"
+            >
                 <label for="ledger-source">"Show"</label>
                 <select id="ledger-source" name="source">
                     <option value="" selected=move || source().is_none()>
@@ -124,6 +129,12 @@ pub fn LedgerTable() -> impl IntoView {
             </Transition>
         </section>
     }
+}
+
+/// Leptos's `Form` adds the button that submitted it to the query even without a name (`&=`
+/// at the end of the address): those fields go, as a browser leaves them out itself.
+fn drop_nameless_fields() -> std::sync::Arc<dyn Fn(&leptos::web_sys::FormData)> {
+    std::sync::Arc::new(|data: &leptos::web_sys::FormData| data.delete(""))
 }
 
 /// A ledger page as a table (shared with the admin page).

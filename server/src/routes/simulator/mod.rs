@@ -331,6 +331,10 @@ async fn payment_action(
             .as_deref()
             .and_then(|raw| parse_amount(raw, payment.amount))
         {
+            // As Stripe answers an amount greater than the unrefunded amount: refused.
+            Some(minor) if minor > payment.amount.minor() - payment.refunded.minor() => Err(
+                SimError::Refused("that is more than is left to refund of this payment"),
+            ),
             Some(minor) => pages.sim.refund(&id, &charge, minor),
             None => Err(SimError::Refused("enter an amount like 10.00")),
         },

@@ -2,7 +2,7 @@
 //! HTML on the server. They are not hydrated and run no script (their policy allows none);
 //! Leptos escapes every text and attribute value they show.
 
-use billing::domain::ProductKind;
+use billing::domain::{Money, ProductKind};
 use billing::stripe::SubscriptionStatus;
 use billing::stripe::simulated::{
     CheckoutView, PATH_PREFIX, PaymentView, PortalView, SetupView, SimError, SubscriptionView,
@@ -21,6 +21,7 @@ pub fn render(title: &str, body: impl FnOnce() -> AnyView) -> String {
                     <meta charset="utf-8" />
                     <meta name="viewport" content="width=device-width, initial-scale=1" />
                     <title>{title}</title>
+                    <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
                     <link rel="stylesheet" href=format!("{PATH_PREFIX}/style.css") />
                 </head>
                 <body>
@@ -42,6 +43,9 @@ pub fn refusal(error: &SimError) -> AnyView {
         <div class="card">
             <h1>"Not possible"</h1>
             <p>{why}</p>
+            <p>
+                <a href="/app/billing">"Back to billing"</a>
+            </p>
         </div>
     }
     .into_any()
@@ -207,12 +211,18 @@ fn subscription(base: &str, sub: &SubscriptionView) -> AnyView {
 
 fn payment(base: &str, payment: &PaymentView) -> AnyView {
     let at = |action: &str| format!("{base}/payments/{}/{action}", payment.charge);
+    let refundable = Money::new(
+        payment.amount.minor() - payment.refunded.minor(),
+        payment.amount.currency(),
+    )
+    .map(|left| left.to_string())
+    .unwrap_or_default();
     let refunds = (payment.refunded.minor() < payment.amount.minor()).then(|| {
         view! {
             <form class="inline" method="post" action=at("refund")>
                 <label>
-                    "Amount "
-                    <input name="amount" inputmode="decimal" placeholder="10.00" required=true />
+                    {format!("Amount to refund, up to {} ", refundable)}
+                    <input name="amount" inputmode="decimal" required=true />
                 </label>
                 " "
                 <button class="secondary" type="submit">
