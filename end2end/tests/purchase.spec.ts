@@ -26,6 +26,7 @@ test("buy the medium pack through Checkout, see 5,000 tokens and the ledger row"
 
   await expect(page).toHaveURL(/\/app\/billing\?.*session_id=cs_/);
   await expect(page.getByTestId("checkout-banner")).toContainText("5,000 tokens added");
+  await expect(page.getByTestId("checkout-banner")).toBeFocused(); // not the page's body
   await expect(page.getByTestId("balance")).toHaveText("5,000 tokens");
   const row = page.getByRole("row", { name: /Medium pack/ });
   await expect(row).toContainText("Purchase");
@@ -37,7 +38,7 @@ test("cancelling Checkout shows the banner and charges nothing", async ({ page }
   await page.getByRole("listitem").filter({ hasText: "Small pack" }).getByRole("button", { name: "Buy" }).click();
   await page.getByRole("button", { name: "Cancel and return" }).click();
   await expect(page).toHaveURL(/canceled=1/);
-  await expect(page.getByText("Checkout canceled. Nothing was charged.")).toBeVisible();
+  await expect(page.getByText("Checkout canceled. Nothing was charged.")).toBeFocused();
   await expect(page.getByTestId("balance")).toHaveText("0 tokens");
 });
 

@@ -38,10 +38,14 @@ pub fn CheckoutBanner() -> impl IntoView {
         });
     }
     let returning = move || query.with_untracked(|q| q.get("session_id").is_some());
+    // Back from Checkout, the answer is what the user came for: focus goes to it (not to the
+    // page's body), so a screen reader reads it and the keyboard starts there.
+    let canceled_banner = focused_when_shown();
+    let result_banner = focused_when_shown();
 
     view! {
         <Show when=canceled>
-            <p class="banner banner-info" role="status">
+            <p class="banner banner-info" role="status" tabindex="-1" node_ref=canceled_banner>
                 "Checkout canceled. Nothing was charged."
             </p>
         </Show>
@@ -93,7 +97,13 @@ pub fn CheckoutBanner() -> impl IntoView {
                     Some(Err(error)) => ("banner-warning", error.to_string()),
                 };
                 view! {
-                    <p class=format!("banner {}", message.0) role="status" data-testid="checkout-banner">
+                    <p
+                        class=format!("banner {}", message.0)
+                        role="status"
+                        data-testid="checkout-banner"
+                        tabindex="-1"
+                        node_ref=result_banner
+                    >
                         {message.1}
                     </p>
                 }
@@ -101,6 +111,17 @@ pub fn CheckoutBanner() -> impl IntoView {
             })}
         </Transition>
     }
+}
+
+/// An element that takes the focus each time it is shown (in the browser).
+fn focused_when_shown() -> NodeRef<leptos::html::P> {
+    let node = NodeRef::<leptos::html::P>::new();
+    Effect::new(move |_| {
+        if let Some(element) = node.get() {
+            let _ = element.focus();
+        }
+    });
+    node
 }
 
 fn grouped(n: i64) -> String {
