@@ -33,6 +33,29 @@ pub fn AutoTopUp() -> impl IntoView {
         },
         |_| auto_topup(),
     );
+    // While a top-up is being paid, ask again every few seconds (in the browser): a bank that
+    // says no changes no ledger row, so nothing else would tell the page.
+    #[cfg(feature = "hydrate")]
+    {
+        let paying = move || {
+            current.with_untracked(|view| {
+                matches!(view, Some(Ok(view)) if view.recent.iter().any(|t| t.state == TopUpState::Pending))
+            })
+        };
+        let handle = set_interval_with_handle(
+            move || {
+                if paying() {
+                    current.refetch();
+                }
+            },
+            std::time::Duration::from_secs(2),
+        );
+        on_cleanup(move || {
+            if let Ok(handle) = handle {
+                handle.clear();
+            }
+        });
+    }
     Effect::new(move |_| {
         if let Some(Ok(started)) = card.value().get() {
             go_to(&started.url);
