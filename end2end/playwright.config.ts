@@ -12,6 +12,8 @@ const serverBin = process.env.E2E_SERVER_BIN ?? join(root, "target/debug/server"
 const dataDir = process.env.E2E_DATA_DIR ?? mkdtempSync(join(tmpdir(), "billing-e2e-"));
 // The tests read the development mailbox in it (DATA_DIR/mailbox).
 process.env.E2E_DATA_DIR = dataDir;
+// The tests make admins of their own with the server's command (support/admin.ts).
+process.env.E2E_SERVER_BIN = serverBin;
 
 export default defineConfig({
   testDir: "./tests",

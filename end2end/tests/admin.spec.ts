@@ -65,6 +65,12 @@ test("each adjustment shows its own answer with separators; a success empties th
   await admin.getByRole("button", { name: "Debit tokens" }).click();
   await expect(outcome).toHaveText("-2,000 tokens. New balance: 10,001.");
   await expect(tokens).toHaveValue("");
+  // A refusal after a success keeps what was typed too.
+  await tokens.fill("50000");
+  await reason.fill("Far too much");
+  await admin.getByRole("button", { name: "Debit tokens" }).click();
+  await expect(outcome).toHaveText("Not enough tokens: the balance is 10,001; 50,000 were requested.");
+  await expect(tokens).toHaveValue("50000");
   await admin.context().close();
   await user.context().close();
 });

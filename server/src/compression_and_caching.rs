@@ -17,7 +17,7 @@
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use tower_http::CompressionLevel;
@@ -84,7 +84,9 @@ enum Caching {
 
 impl Caching {
     fn of(files: &FrontEndFiles, path: &str, response: &Response) -> Self {
-        let success = response.status().is_success();
+        // A 304's headers renew what the browser keeps: the same rule as the answer it renews.
+        let status = response.status();
+        let success = status.is_success() || status == StatusCode::NOT_MODIFIED;
         let is_html = response
             .headers()
             .get(header::CONTENT_TYPE)
@@ -104,6 +106,15 @@ impl Caching {
         } else {
             Caching::NoStore
         }
+    }
+
+    /// Kept by a cache, so it must be kept per encoding (a `.br` file for a browser that takes
+    /// brotli, the plain one for one that does not).
+    fn is_shared(self) -> bool {
+        matches!(
+            self,
+            Caching::Immutable | Caching::Revalidate | Caching::AnHour
+        )
     }
 
     fn header(self) -> HeaderValue {
@@ -127,9 +138,11 @@ async fn cache_control(
     let mut response = next.run(request).await;
     if !response.headers().contains_key(header::CACHE_CONTROL) {
         let caching = Caching::of(&files, &path, &response);
-        response
-            .headers_mut()
-            .insert(header::CACHE_CONTROL, caching.header());
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, caching.header());
+        if caching.is_shared() && !headers.contains_key(header::VARY) {
+            headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+        }
     }
     response
 }
@@ -154,7 +167,6 @@ pub fn layer(router: Router, files: FrontEndFiles) -> Router {
 #[cfg(test)]
 mod tests {
     use axum::body::Body;
-    use axum::http::StatusCode;
 
     use super::*;
 

@@ -34,8 +34,9 @@ fn AdminTools() -> impl IntoView {
     let adjustments = Adjustments::new();
     // Read again after each adjustment that changed something: the new balance and ledger,
     // and a fresh request id for the next.
+    let applied = adjustments.applied();
     let account = Resource::new(
-        move || (q(), adjustments.applied()),
+        move || (q(), applied.get()),
         |(q, _)| async move {
             if q.trim().is_empty() {
                 None
@@ -97,10 +98,15 @@ impl Adjustments {
         }
     }
 
-    /// The entries the adjustments made last: a new one is a change to show.
-    fn applied(self) -> (Option<LedgerEntryId>, Option<LedgerEntryId>) {
-        let id = |outcome: Option<Result<Adjusted, AppError>>| Some(outcome?.ok()?.entry.id);
-        (id(self.credit.value().get()), id(self.debit.value().get()))
+    /// The newest entry an adjustment made: it changes with each success only (a refusal
+    /// after a success leaves it, and the form as typed).
+    fn applied(self) -> Memo<Option<LedgerEntryId>> {
+        let (credit, debit) = (self.credit, self.debit);
+        Memo::new(move |before: Option<&Option<LedgerEntryId>>| {
+            let made = |outcome: Option<Result<Adjusted, AppError>>| Some(outcome?.ok()?.entry.id);
+            let newest = made(credit.value().get()).max(made(debit.value().get()));
+            newest.or(before.copied().flatten())
+        })
     }
 
     fn pending(self) -> bool {

@@ -1,5 +1,6 @@
 import { expect, type Browser, type Page } from "@playwright/test";
-import { hydrated } from "./accounts";
+import { execFileSync } from "node:child_process";
+import { PASSWORD, hydrated } from "./accounts";
 
 // The development server seeds this admin (DEMO_ACCOUNTS, see server/src/demo.rs).
 export const ADMIN = { email: "admin@promptbloom.test", password: "orchard-lantern-97" };
@@ -12,10 +13,19 @@ export async function logIn(page: Page, email: string, password: string) {
   await page.getByRole("button", { name: "Log in" }).click();
 }
 
-/** A page in a browser context of its own, logged in as the demo admin. */
+/** A page in a browser context of its own, logged in as a new admin made for it by the
+ * server's own command (`server user create --admin`) on the test server's database: each
+ * admin's billing writes have their own rate limit (5 a minute), so one test's adjustments do
+ * not use up the next one's. */
 export async function adminPage(browser: Browser): Promise<Page> {
+  const email = `admin-${Date.now()}-${Math.floor(Math.random() * 1e6)}@example.com`;
+  execFileSync(
+    process.env.E2E_SERVER_BIN!,
+    ["user", "create", "--email", email, "--admin", "--password-env", "E2E_ADMIN_PASSWORD"],
+    { env: { ...process.env, DATA_DIR: process.env.E2E_DATA_DIR, E2E_ADMIN_PASSWORD: PASSWORD }, stdio: "pipe" },
+  );
   const admin = await (await browser.newContext()).newPage();
-  await logIn(admin, ADMIN.email, ADMIN.password);
+  await logIn(admin, email, PASSWORD);
   await expect(admin).toHaveURL(/\/app\/billing$/);
   return admin;
 }

@@ -143,12 +143,18 @@ async fn the_front_ends_files_go_as_compressed_at_build_time_and_hashed_ones_are
         "the file compressed at build time, as it is"
     );
     assert_eq!(
+        br.header("vary"),
+        Some("accept-encoding"),
+        "a cache keeps each encoding"
+    );
+    assert_eq!(
         br.header("cache-control"),
         Some("public, max-age=31536000, immutable")
     );
 
     let plain = browser.get(&path).await;
     assert_eq!(encoding(&plain), None);
+    assert_eq!(plain.header("vary"), Some("accept-encoding"));
     assert_eq!(plain.bytes, wasm);
     assert_eq!(
         plain.header("cache-control"),

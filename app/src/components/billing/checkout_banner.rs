@@ -113,12 +113,21 @@ pub fn CheckoutBanner() -> impl IntoView {
     }
 }
 
-/// An element that takes the focus each time it is shown (in the browser).
+/// An element that takes the focus the first time it is shown (in the browser); not again
+/// when it changes (a payment clearing, asked about every few seconds), which its
+/// `role="status"` announces.
 fn focused_when_shown() -> NodeRef<leptos::html::P> {
     let node = NodeRef::<leptos::html::P>::new();
-    Effect::new(move |_| {
-        if let Some(element) = node.get() {
-            let _ = element.focus();
+    Effect::new(move |focused: Option<bool>| {
+        if focused == Some(true) {
+            return true;
+        }
+        match node.get() {
+            Some(element) => {
+                let _ = element.focus();
+                true
+            }
+            None => false,
         }
     });
     node
