@@ -39,36 +39,33 @@ test("each adjustment shows its own answer with separators; a success empties th
   const reason = admin.getByLabel("Reason (shown in the user's ledger)");
   const outcome = admin.getByTestId("adjust-outcome");
 
-  await tokens.fill("1");
-  await reason.fill("Goodwill");
-  await admin.getByRole("button", { name: "Credit tokens" }).click();
+  const adjust = async (way: "Credit" | "Debit", amount: string, why?: string) => {
+    await tokens.fill(amount);
+    if (why) await reason.fill(why);
+    await admin.getByRole("button", { name: `${way} tokens` }).click();
+  };
+
+  await adjust("Credit", "1", "Goodwill");
   await expect(outcome).toHaveText("+1 token. New balance: 1.");
   await expect(tokens).toHaveValue("");
   await expect(reason).toHaveValue("");
 
-  await tokens.fill("12000");
-  await reason.fill("Bulk grant");
-  await admin.getByRole("button", { name: "Credit tokens" }).click();
+  await adjust("Credit", "12000", "Bulk grant");
   await expect(outcome).toHaveText("+12,000 tokens. New balance: 12,001.");
   await expect(admin.getByTestId("admin-balance")).toHaveText("12,001 tokens");
 
   // Refused: its own message replaces the last success, and what was typed stays to correct.
-  await tokens.fill("20000");
-  await reason.fill("Too much");
-  await admin.getByRole("button", { name: "Debit tokens" }).click();
+  await adjust("Debit", "20000", "Too much");
   await expect(outcome).toHaveText("Not enough tokens: the balance is 12,001; 20,000 were requested.");
   await expect(tokens).toHaveValue("20000");
   await expect(reason).toHaveValue("Too much");
   await expect(admin.getByTestId("admin-balance")).toHaveText("12,001 tokens");
 
-  await tokens.fill("2000");
-  await admin.getByRole("button", { name: "Debit tokens" }).click();
+  await adjust("Debit", "2000");
   await expect(outcome).toHaveText("-2,000 tokens. New balance: 10,001.");
   await expect(tokens).toHaveValue("");
   // A refusal after a success keeps what was typed too.
-  await tokens.fill("50000");
-  await reason.fill("Far too much");
-  await admin.getByRole("button", { name: "Debit tokens" }).click();
+  await adjust("Debit", "50000", "Far too much");
   await expect(outcome).toHaveText("Not enough tokens: the balance is 10,001; 50,000 were requested.");
   await expect(tokens).toHaveValue("50000");
   await admin.context().close();

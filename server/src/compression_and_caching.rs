@@ -200,52 +200,34 @@ mod tests {
     fn pages_are_private_api_answers_are_not_kept_and_missing_files_are_not_immutable() {
         let files = FrontEndFiles::at("/pkg/");
         let hashed = "/pkg/billing.ZDnEBm7ThC5VRLnTRmL8Zw.wasm";
-        let of = |path, response: Response| Caching::of(&files, path, &response);
-        assert_eq!(
-            of(hashed, answer("application/wasm", StatusCode::OK)),
-            Caching::Immutable
+        let (html, wasm, json) = (
+            "text/html; charset=utf-8",
+            "application/wasm",
+            "application/json",
         );
-        assert_eq!(
-            of(
-                hashed,
-                answer("text/html; charset=utf-8", StatusCode::NOT_FOUND)
-            ),
-            Caching::Private
-        );
-        assert_eq!(
-            of(
-                "/app/billing",
-                answer("text/html; charset=utf-8", StatusCode::OK)
-            ),
-            Caching::Private
-        );
-        assert_eq!(
-            of("/api/tokens/ledger.csv", answer("text/csv", StatusCode::OK)),
-            Caching::NoStore
-        );
-        assert_eq!(
-            of(
-                "/api/tokens/balance",
-                answer("application/json", StatusCode::OK)
-            ),
-            Caching::NoStore
-        );
-        assert_eq!(
-            of(
-                "/pkg/billing.wasm",
-                answer("application/wasm", StatusCode::OK)
-            ),
-            Caching::Revalidate
-        );
+        let (ok, not_modified) = (StatusCode::OK, StatusCode::NOT_MODIFIED);
+        for (path, content_type, status, expected) in [
+            (hashed, wasm, ok, Caching::Immutable),
+            (hashed, wasm, not_modified, Caching::Immutable),
+            (hashed, html, StatusCode::NOT_FOUND, Caching::Private),
+            ("/app/billing", html, ok, Caching::Private),
+            ("/api/tokens/ledger.csv", "text/csv", ok, Caching::NoStore),
+            ("/api/tokens/balance", json, ok, Caching::NoStore),
+            ("/pkg/billing.wasm", wasm, ok, Caching::Revalidate),
+            ("/healthz", json, ok, Caching::NoStore),
+        ] {
+            let response = answer(content_type, status);
+            assert_eq!(
+                Caching::of(&files, path, &response),
+                expected,
+                "{path} {status}"
+            );
+        }
         let mut icon = answer("image/svg+xml", StatusCode::OK);
         icon.headers_mut().insert(
             header::LAST_MODIFIED,
             HeaderValue::from_static("Tue, 01 Dec 2026 10:00:00 GMT"),
         );
-        assert_eq!(of("/favicon.svg", icon), Caching::AnHour);
-        assert_eq!(
-            of("/healthz", answer("application/json", StatusCode::OK)),
-            Caching::NoStore
-        );
+        assert_eq!(Caching::of(&files, "/favicon.svg", &icon), Caching::AnHour);
     }
 }
