@@ -134,7 +134,7 @@ test("a partial refund reverses tokens in proportion", async ({ page }) => {
 
   // $10 of $40 back: a quarter of 5,000 tokens taken back.
   await expect(page.getByTestId("balance")).toHaveText("3,750 tokens");
-  const row = page.getByRole("row", { name: /Refund: Medium pack/ });
+  const row = page.getByRole("row", { name: /Partial refund \(1,250 of 5,000 tokens\): Medium pack/ });
   await expect(row).toContainText("-1,250");
   await expect(row).toContainText("Refund");
   expect(missing).toEqual([]);

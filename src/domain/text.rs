@@ -25,6 +25,17 @@ impl Reason {
         Ok(Self(reason.to_owned()))
     }
 
+    /// A reason the system makes from other text (a purchase's, say): cut to the longest a
+    /// reason may be, control characters made spaces, so that it is always valid.
+    pub fn made_from(text: &str) -> Self {
+        let clean: String = text
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .take(Self::MAX_CHARS)
+            .collect();
+        Self::parse(&clean).unwrap_or_else(|_| Self("(no reason given)".to_owned()))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -467,14 +467,22 @@ async fn partial_refunds_reverse_in_proportion_exactly(store: Arc<SqlStore>) {
     let (portal, charge) = w.charge(0).await;
 
     let mut reversed = Vec::new();
-    for (amount, expected_balance) in [(1_000, 3_750), (1_500, 1_875), (1_500, 0)] {
+    for (amount, expected_balance, part) in [
+        (1_000, 3_750, "1,250"),
+        (1_500, 1_875, "1,875"),
+        (1_500, 0, "1,875"),
+    ] {
         let refund = w.sim.refund(&portal, &charge, amount).unwrap();
         let outcome = w.deliver(&refund.now[0]).await;
         let Outcome::Reversed(entry) = outcome else {
             panic!("expected a reversal, got {outcome:?}");
         };
         assert_eq!(entry.source, Source::StripeRefund);
-        assert_eq!(entry.reason, "Refund: Medium pack (5,000 tokens)");
+        // Each row says its part, not the whole pack.
+        assert_eq!(
+            entry.reason,
+            format!("Partial refund ({part} of 5,000 tokens): Medium pack (5,000 tokens)")
+        );
         assert_eq!(w.balance().await, expected_balance);
         // Delivered again: nothing more.
         assert_eq!(w.deliver(&refund.now[0]).await, Outcome::AlreadyApplied);
@@ -521,9 +529,12 @@ async fn a_refund_of_spent_tokens_takes_the_balance_below_zero(store: Arc<SqlSto
         .unwrap();
     let (portal, charge) = w.charge(0).await;
     let refund = w.sim.refund(&portal, &charge, 1_000).unwrap();
-    assert!(
-        matches!(w.deliver(&refund.now[0]).await, Outcome::Reversed(e) if e.balance_after.get() == -800)
-    );
+    assert!(matches!(
+        w.deliver(&refund.now[0]).await,
+        Outcome::Reversed(e) if e.balance_after.get() == -800
+            // All of it: said as the pack.
+            && e.reason == "Refund: Small pack (1,000 tokens)"
+    ));
     assert_eq!(w.balance().await, -800);
     w.consistent().await;
 }
@@ -770,9 +781,11 @@ async fn a_dispute_reverses_and_a_won_dispute_gives_back_once(store: Arc<SqlStor
     let (portal, charge) = w.charge(0).await;
 
     let opened = w.sim.dispute(&portal, &charge).unwrap();
-    assert!(
-        matches!(w.deliver(&opened.now[0]).await, Outcome::Reversed(e) if e.delta.get() == -5_000)
-    );
+    assert!(matches!(
+        w.deliver(&opened.now[0]).await,
+        Outcome::Reversed(e) if e.delta.get() == -5_000
+            && e.reason == "Disputed payment: Medium pack (5,000 tokens)"
+    ));
     assert_eq!(w.deliver(&opened.now[0]).await, Outcome::AlreadyApplied);
     assert_eq!(w.balance().await, 0);
 
@@ -780,7 +793,9 @@ async fn a_dispute_reverses_and_a_won_dispute_gives_back_once(store: Arc<SqlStor
     let won = w.sim.close_dispute(&portal, &dispute, true).unwrap();
     let outcome = w.deliver(&won.now[0]).await;
     assert!(
-        matches!(&outcome, Outcome::Credited(e) if e.delta.get() == 5_000 && e.source == Source::StripeDispute),
+        matches!(&outcome, Outcome::Credited(e) if e.delta.get() == 5_000
+            && e.source == Source::StripeDispute
+            && e.reason == "Dispute won (5,000 of 5,000 tokens restored): Medium pack (5,000 tokens)"),
         "{outcome:?}"
     );
     assert_eq!(w.deliver(&won.now[0]).await, Outcome::AlreadyApplied);

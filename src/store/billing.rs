@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 use super::StoreError;
-use crate::domain::{LedgerEntryId, Reason, SavedCard, Timestamp, Tokens, UserId};
+use crate::domain::{
+    LedgerEntryId, Reason, SavedCard, Source, Timestamp, Tokens, UserId, group_thousands,
+};
 use crate::ledger::{Posted, Posting, StripeRefs};
 use crate::stripe::events::DisputeStatus;
 use crate::stripe::gateway::RefundState;
@@ -185,13 +187,47 @@ pub struct DisputeNews {
     pub amount: i64,
 }
 
-/// The ledger reasons of what a sync posts.
+/// The ledger reasons of what a sync posts, worded from the purchase it is about: each row
+/// says its part of what was bought ("Partial refund (1,250 of 5,000 tokens): Medium pack
+/// (5,000 tokens)"), not only the pack, which would read as if it all went back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReversalReasons {
-    pub refunded: Reason,
-    pub refund_failed: Reason,
-    pub disputed: Reason,
-    pub dispute_won: Reason,
+    /// The purchase's own reason: "Medium pack (5,000 tokens)".
+    pub purchase: Reason,
+}
+
+impl ReversalReasons {
+    /// A row that takes `part` of the `whole` tokens bought back, for a refund or a dispute.
+    pub fn taking(&self, source: Source, part: i64, whole: i64) -> Reason {
+        let (all, some) = match source {
+            Source::StripeDispute => ("Disputed payment", "Partly disputed payment"),
+            _ => ("Refund", "Partial refund"),
+        };
+        Reason::made_from(&if part == whole {
+            format!("{all}: {}", self.purchase.as_str())
+        } else {
+            format!(
+                "{some} ({} of {} tokens): {}",
+                group_thousands(part),
+                group_thousands(whole),
+                self.purchase.as_str()
+            )
+        })
+    }
+
+    /// A row that gives `part` of the `whole` tokens back: a refund that failed, a dispute won.
+    pub fn giving_back(&self, source: Source, part: i64, whole: i64) -> Reason {
+        let why = match source {
+            Source::StripeDispute => "Dispute won",
+            _ => "Refund failed",
+        };
+        Reason::made_from(&format!(
+            "{why} ({} of {} tokens restored): {}",
+            group_thousands(part),
+            group_thousands(whole),
+            self.purchase.as_str()
+        ))
+    }
 }
 
 /// What applying a change did.

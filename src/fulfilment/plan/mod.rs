@@ -181,8 +181,7 @@ pub(super) enum Purchase {
 
 /// A ledger reason made by this module: always valid, bounded.
 pub(super) fn reason(text: &str) -> Reason {
-    let bounded: String = text.chars().take(Reason::MAX_CHARS).collect();
-    Reason::parse(&bounded).unwrap_or_else(|_| Reason::parse("Stripe").expect("a valid literal"))
+    Reason::made_from(text)
 }
 
 pub(super) fn group(n: i64) -> String {

@@ -152,13 +152,7 @@ const NOTHING_BOUGHT: &str = "the payment bought no tokens: nothing to take back
 
 fn reasons(purchase: &LedgerEntry) -> ReversalReasons {
     ReversalReasons {
-        refunded: reason(&format!("Refund: {}", purchase.reason)),
-        refund_failed: reason(&format!(
-            "Refund failed, tokens restored: {}",
-            purchase.reason
-        )),
-        disputed: reason(&format!("Disputed payment: {}", purchase.reason)),
-        dispute_won: reason("Dispute won: tokens restored"),
+        purchase: reason(&purchase.reason),
     }
 }
 

@@ -16,9 +16,9 @@ use sqlx::{AnyConnection, Row};
 use super::at::At;
 use super::posting::{self, Attempt};
 use super::{ENTRY_COLUMNS, entry_from_row};
-use crate::domain::{IdempotencyKey, LedgerEntry, LedgerEntryId, Reason, Source, Tokens};
+use crate::domain::{IdempotencyKey, LedgerEntry, LedgerEntryId, Source, Tokens};
 use crate::ledger::{Posting, share_of};
-use crate::store::billing::ReversalSync;
+use crate::store::billing::{ReversalReasons, ReversalSync};
 use crate::store::{Backend, StoreError};
 use crate::stripe::events::DisputeStatus;
 use crate::stripe::gateway::RefundStatus;
@@ -129,26 +129,17 @@ async fn sync_quietly(
         (
             Source::StripeRefund,
             share_of(granted, refunded, charged),
-            &sync.reasons.refunded,
-            &sync.reasons.refund_failed,
             "stripe:refunds",
         ),
-        (
-            Source::StripeDispute,
-            disputed_target,
-            &sync.reasons.disputed,
-            &sync.reasons.dispute_won,
-            "stripe:disputes",
-        ),
+        (Source::StripeDispute, disputed_target, "stripe:disputes"),
     ];
-    for (source, target, taking, giving_back, scope) in targets {
+    for (source, target, scope) in targets {
         if let Some(posting) = bring_to(
             conn,
             &purchase,
             source,
             target,
-            taking,
-            giving_back,
+            &sync.reasons,
             scope,
             &sync.charge,
         )
@@ -165,14 +156,12 @@ async fn sync_quietly(
 
 /// The posting that brings the tokens one source took back from `purchase` to `target`, if
 /// they are not there already.
-#[allow(clippy::too_many_arguments)]
 async fn bring_to(
     conn: &mut AnyConnection,
     purchase: &LedgerEntry,
     source: Source,
     target: i64,
-    taking: &Reason,
-    giving_back: &Reason,
+    reasons: &ReversalReasons,
     scope: &str,
     charge: &str,
 ) -> Result<Option<Posting>, StoreError> {
@@ -193,7 +182,7 @@ async fn bring_to(
             purchase.user_id,
             Tokens::new(target - taken)?,
             source,
-            taking.clone(),
+            reasons.taking(source, target - taken, purchase.delta.get()),
             key,
         ))
     } else if target < taken {
@@ -201,7 +190,7 @@ async fn bring_to(
             purchase.user_id,
             Tokens::new(taken - target)?,
             source,
-            giving_back.clone(),
+            reasons.giving_back(source, taken - target, purchase.delta.get()),
             key,
         ))
     } else {
