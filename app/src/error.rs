@@ -142,10 +142,19 @@ pub enum AppError {
     Forbidden,
     #[error("Too many requests. Please wait {retry_after_secs} seconds and try again.")]
     RateLimited { retry_after_secs: u64 },
+    /// `field`: the form field at fault, by its name (`email`), for the form to mark.
     #[error("{message}")]
-    Invalid { message: String },
+    Invalid {
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        field: Option<String>,
+    },
     #[error("{message}")]
-    Conflict { message: String },
+    Conflict {
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        field: Option<String>,
+    },
     #[error("{message}")]
     NotFound { message: String },
     #[error(
@@ -167,18 +176,43 @@ impl AppError {
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::Invalid {
             message: message.into(),
+            field: None,
         }
     }
 
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::Conflict {
             message: message.into(),
+            field: None,
         }
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::NotFound {
             message: message.into(),
+        }
+    }
+
+    /// The same error, about the form field named `name`.
+    pub fn on_field(self, name: &str) -> Self {
+        match self {
+            Self::Invalid { message, .. } => Self::Invalid {
+                message,
+                field: Some(name.to_owned()),
+            },
+            Self::Conflict { message, .. } => Self::Conflict {
+                message,
+                field: Some(name.to_owned()),
+            },
+            other => other,
+        }
+    }
+
+    /// The form field at fault, if the error is about one.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            Self::Invalid { field, .. } | Self::Conflict { field, .. } => field.as_deref(),
+            _ => None,
         }
     }
 

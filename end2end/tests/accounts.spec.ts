@@ -17,6 +17,11 @@ test("sign up, log out, log in; an admin credits the user, who then sees the tok
   await user.getByLabel("Password").fill("password12345");
   await user.getByRole("button", { name: "Create account" }).click();
   await expect(user.getByRole("alert")).toContainText("too easy to guess");
+  // The error marks the field it is about, and is read with it.
+  const password = user.getByLabel("Password");
+  await expect(password).toHaveAttribute("aria-invalid", "true");
+  await expect(password).toHaveAccessibleDescription(/too easy to guess.*At least 10 characters/);
+  await expect(user.getByLabel("Email")).not.toHaveAttribute("aria-invalid", "true");
 
   await user.getByLabel("Password").fill(PASSWORD);
   await user.getByRole("button", { name: "Create account" }).click();
@@ -25,6 +30,15 @@ test("sign up, log out, log in; an admin credits the user, who then sees the tok
 
   await user.getByRole("button", { name: "Log out" }).click();
   await expect(user).toHaveURL(/\/login$/);
+  // The same email again: the email field is at fault now.
+  await user.goto("/signup");
+  await user.getByLabel("Email").fill(email);
+  await user.getByLabel("Password").fill(PASSWORD);
+  await user.getByRole("button", { name: "Create account" }).click();
+  await expect(user.getByRole("alert")).toContainText("An account with this email already exists");
+  await expect(user.getByLabel("Email")).toHaveAttribute("aria-invalid", "true");
+  await expect(user.getByLabel("Email")).toHaveAccessibleDescription(/already exists/);
+  await expect(user.getByLabel("Password")).not.toHaveAttribute("aria-invalid", "true");
   await user.goto("/app/billing");
   await expect(user).toHaveURL(/\/login\?next=/);
 

@@ -132,9 +132,10 @@ mod ssr {
         next: Option<String>,
     ) -> Result<SessionUser, AppError> {
         limit_address(&call).await?;
-        let email = Email::parse(&email).map_err(|e| AppError::invalid(capitalise(&e)))?;
-        let password =
-            Password::choose(&password, &email).map_err(|e| AppError::invalid(capitalise(&e)))?;
+        let email = Email::parse(&email)
+            .map_err(|e| AppError::invalid(capitalise(&e)).on_field("email"))?;
+        let password = Password::choose(&password, &email)
+            .map_err(|e| AppError::invalid(capitalise(&e)).on_field("password"))?;
         let hash = auth::hash_password(password)
             .await
             .map_err(internal("hashing a new password failed"))?;
@@ -150,6 +151,7 @@ mod ssr {
             .map_err(|e| match e {
                 StoreError::AlreadyExists => {
                     AppError::conflict("An account with this email already exists. Log in instead.")
+                        .on_field("email")
                 }
                 other => internal("creating a user failed")(other),
             })?;

@@ -6,9 +6,10 @@ use leptos::server_fn::ServerFn;
 
 use crate::error::AppError;
 
-/// The error of a form's last submission, announced to screen readers.
+/// The error of a form's last submission, announced to screen readers. A field the error is
+/// about names it (`aria-describedby`, [`field_state`]) by its `id`.
 #[component]
-pub fn FormError<S>(action: ServerAction<S>) -> impl IntoView
+pub fn FormError<S>(action: ServerAction<S>, #[prop(optional)] id: &'static str) -> impl IntoView
 where
     S: ServerFn<Error = AppError> + Clone + Send + Sync + 'static,
     S::Output: Clone + Send + Sync + 'static,
@@ -18,8 +19,38 @@ where
         _ => None,
     };
     view! {
-        <p class="error" role="alert" hidden=move || message().is_none()>
+        <p id=(!id.is_empty()).then_some(id) class="error" role="alert" hidden=move || message().is_none()>
             {message}
         </p>
     }
+}
+
+/// The ARIA state of the form field named `field`: `aria-invalid` while the last submission's
+/// error is about it, and `aria-describedby` naming that error (`error_id`) before the field's
+/// own hint (`hint_id`, or none).
+pub fn field_state<S>(
+    action: ServerAction<S>,
+    field: &'static str,
+    error_id: &'static str,
+    hint_id: Option<&'static str>,
+) -> (
+    impl Fn() -> Option<&'static str> + Copy + Send + Sync + 'static,
+    impl Fn() -> Option<String> + Copy + Send + Sync + 'static,
+)
+where
+    S: ServerFn<Error = AppError> + Clone + Send + Sync + 'static,
+    S::Output: Clone + Send + Sync + 'static,
+{
+    let at_fault = move || {
+        action
+            .value()
+            .with(|value| matches!(value, Some(Err(error)) if error.field() == Some(field)))
+    };
+    let invalid = move || at_fault().then_some("true");
+    let described_by = move || match (at_fault(), hint_id) {
+        (true, Some(hint)) => Some(format!("{error_id} {hint}")),
+        (true, None) => Some(error_id.to_owned()),
+        (false, hint) => hint.map(str::to_owned),
+    };
+    (invalid, described_by)
 }

@@ -4,7 +4,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
 use crate::api::auth::SignUp;
-use crate::components::form_error::FormError;
+use crate::components::form_error::{FormError, field_state};
 use crate::components::require_user::encode_component;
 
 #[component]
@@ -16,15 +16,26 @@ pub fn SignupPage() -> impl IntoView {
         next if next.is_empty() => "/login".to_owned(),
         next => format!("/login?next={}", encode_component(&next)),
     };
+    let (email_invalid, email_described_by) = field_state(sign_up, "email", "signup-error", None);
+    let (password_invalid, password_described_by) =
+        field_state(sign_up, "password", "signup-error", Some("signup-password-hint"));
     view! {
         <main class="page page-narrow">
             <h1>"Create your account"</h1>
             <section class="card">
                 <ActionForm action=sign_up attr:class="form">
-                    <FormError action=sign_up />
+                    <FormError action=sign_up id="signup-error" />
                     <div class="field">
                         <label for="signup-email">"Email"</label>
-                        <input id="signup-email" type="email" name="email" autocomplete="email" required />
+                        <input
+                            id="signup-email"
+                            type="email"
+                            name="email"
+                            autocomplete="email"
+                            aria-invalid=email_invalid
+                            aria-describedby=email_described_by
+                            required
+                        />
                     </div>
                     <div class="field">
                         <label for="signup-password">"Password"</label>
@@ -34,7 +45,8 @@ pub fn SignupPage() -> impl IntoView {
                             name="password"
                             autocomplete="new-password"
                             minlength="10"
-                            aria-describedby="signup-password-hint"
+                            aria-invalid=password_invalid
+                            aria-describedby=password_described_by
                             required
                         />
                         <p id="signup-password-hint" class="hint">
