@@ -2,6 +2,7 @@ import { defineConfig } from "@playwright/test";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { serverEnv } from "./tests/support/server";
 
 // The test script picks a free port and builds the site; these defaults serve a manual run.
 const port = Number(process.env.E2E_PORT ?? 3400);
@@ -53,14 +54,6 @@ export default defineConfig({
     reuseExistingServer: false,
     stdout: "pipe",
     stderr: "pipe",
-    env: {
-      APP_ENV: "development",
-      DATA_DIR: dataDir,
-      SITE_URL: baseURL,
-      LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
-      LEPTOS_SITE_ROOT: join(root, "target/site"),
-      LEPTOS_OUTPUT_NAME: "billing",
-      RUST_LOG: process.env.RUST_LOG ?? "info",
-    },
+    env: serverEnv(port, dataDir),
   },
 });

@@ -15,6 +15,28 @@ for (const { name, width, height } of [
       () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
     );
     expect(overflow).toBeLessThanOrEqual(0);
+    // The header takes two lines at most (the brand, the links and Log out; the email may go
+    // under them), counted by where each of its parts sits.
+    const lines = await page.evaluate(() => {
+      const parts = document.querySelectorAll(".site-header .brand, .site-header nav > *");
+      const boxes = [...parts].map((part) => part.getBoundingClientRect()).sort((a, b) => a.top - b.top);
+      let rows = 0;
+      let bottom = -Infinity;
+      for (const box of boxes) {
+        // A part that starts below the line so far starts a new line.
+        if (box.top >= bottom - 1) rows += 1;
+        bottom = Math.max(bottom, box.bottom);
+      }
+      return rows;
+    });
+    expect(lines, "lines in the header").toBeLessThanOrEqual(2);
+    // Cards are one gap apart, stacked or side by side (no margin added to the grid's gap).
+    const balance = (await page.getByRole("region", { name: "Your balance" }).boundingBox())!;
+    const subscription = (await page.getByRole("region", { name: "Subscription" }).boundingBox())!;
+    const apart = subscription.y > balance.y + balance.height
+      ? subscription.y - (balance.y + balance.height)
+      : subscription.x - (balance.x + balance.width);
+    expect(apart).toBeCloseTo(16, 0);
     // Every control has an accessible name (as the browser computes it: label, text,
     // aria-label or aria-labelledby), and the balance is announced when it changes.
     for (const role of ["button", "link", "textbox", "combobox", "listbox", "checkbox", "radio", "spinbutton"] as const) {

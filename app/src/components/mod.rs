@@ -1,6 +1,8 @@
-//! Pieces of pages: the site's frame, the login gate, and the billing components.
+//! Pieces of pages: the site's frame, the login gate, times in the viewer's zone, and the billing
+//! components.
 
 pub mod billing;
 pub mod form_error;
 pub mod layout;
+pub mod local_time;
 pub mod require_user;

@@ -3,8 +3,8 @@
 use leptos::prelude::*;
 
 use crate::components::billing::{
-    AutoTopUp, BillingLive, BuyTokens, CheckoutBanner, CurrentBalance, LedgerTable,
-    LowBalanceNotice, ManageBilling,
+    AutoTopUp, BillingLive, BuyTokens, CheckoutBanner, ConnectionNotice, CurrentBalance,
+    LedgerTable, LowBalanceNotice, ManageBilling,
 };
 use crate::components::layout::hydrated_mark;
 use crate::components::require_user::LoginGate;
@@ -23,6 +23,7 @@ pub fn BillingPage() -> impl IntoView {
             </header>
             <LoginGate />
             <CheckoutBanner />
+            <ConnectionNotice />
             <div class="grid">
                 <CurrentBalance />
                 <ManageBilling />

@@ -22,10 +22,9 @@ pub fn AutoTopUp() -> impl IntoView {
     let off = ServerAction::<TurnOffAutoTopup>::new();
     let card = ServerAction::<StartCardSetup>::new();
     let saved = ServerAction::<CardSaved>::new();
-    let current = Resource::new(
+    let current = live.load(
         move || {
             (
-                live.version.get(),
                 choose.version().get(),
                 off.version().get(),
                 saved.version().get(),

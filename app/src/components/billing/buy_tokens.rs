@@ -15,7 +15,7 @@ use crate::api::billing::{CreateCheckoutSession, offers};
 pub fn BuyTokens() -> impl IntoView {
     let live = BillingLive::expect();
     // Again when the ledger changes: a subscription's first invoice means it is live now.
-    let storefront = Resource::new(move || live.version.get(), |_| offers());
+    let storefront = live.load(|| (), |_| offers());
     let checkout = ServerAction::<CreateCheckoutSession>::new();
     Effect::new(move |_| {
         if let Some(Ok(started)) = checkout.value().get() {

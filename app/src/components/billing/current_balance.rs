@@ -1,25 +1,30 @@
 //! `CurrentBalance`: the signed-in user's tokens, kept current while the page is open.
 //!
 //! In the browser it listens to the server's `/api/tokens/stream` (server-sent events) and
-//! reloads when the ledger changes; if the stream cannot be opened it polls instead.
+//! reloads when the ledger changes. When the stream drops, the page says the server cannot be
+//! reached and keeps the last balance, marked as not current; the stream is opened again, sooner
+//! at first and less often the longer the server stays away, and everything reloads once it
+//! answers.
 
 use leptos::prelude::*;
 
 use billing::domain::{Grant, group_thousands};
 
-use super::BillingLive;
+use super::{BillingLive, Connection};
+use crate::components::local_time::LocalTime;
 use crate::api::tokens::token_balance;
 
 #[component]
 pub fn CurrentBalance() -> impl IntoView {
     let live = BillingLive::expect();
-    let balance = Resource::new(
-        move || live.version.get(),
+    let balance = live.load(
+        || (),
         move |_| async move {
             live.settled().await;
             token_balance().await
         },
     );
+    let stale = move || live.connection.get() == Connection::Lost;
     // Runs once, in the browser only.
     Effect::new(move |_| follow_changes(live));
 
@@ -35,9 +40,13 @@ pub fn CurrentBalance() -> impl IntoView {
                             Ok(view) => {
                                 let negative = view.balance.is_negative();
                                 view! {
+                                    <p class="balance-stale" hidden=move || !stale()>
+                                        "Last known balance, not current:"
+                                    </p>
                                     <p
                                         class="balance-amount"
                                         class:negative=negative
+                                        class:stale=stale
                                         data-testid="balance"
                                     >
                                         <span class="balance-number">{view.balance.grouped()}</span>
@@ -98,8 +107,8 @@ fn Grants(grants: Vec<Grant>) -> impl IntoView {
                         .into_iter()
                         .map(|grant| {
                             let expires = match grant.expires_at {
-                                Some(at) => format!("expires {}", at.utc_minutes()),
-                                None => "never expires".to_owned(),
+                                Some(at) => view! { "expires " <LocalTime at /> }.into_any(),
+                                None => "never expires".into_any(),
                             };
                             view! {
                                 <li>
@@ -122,41 +131,116 @@ fn Grants(grants: Vec<Grant>) -> impl IntoView {
     })
 }
 
+/// How soon the stream is opened again after it drops: at first, and at most.
+#[cfg(feature = "hydrate")]
+const REOPEN_FIRST: std::time::Duration = std::time::Duration::from_secs(1);
+#[cfg(feature = "hydrate")]
+const REOPEN_MOST: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Listens to the balance stream while the page is open. An error closes it and marks the
+/// connection lost (the browser would retry by itself, but silently, and never after an error
+/// status); it is opened again after a wait that doubles each time (1 s up to 30 s, each a random
+/// part of it, so that a server coming back is not met by every page at once). The first event
+/// after that tells the parts to load again.
 #[cfg(feature = "hydrate")]
 fn follow_changes(live: BillingLive) {
     use futures::StreamExt;
-    use gloo_net::eventsource::futures::EventSource;
+    use futures::channel::mpsc;
+    use leptos::wasm_bindgen::JsCast;
+    use leptos::wasm_bindgen::closure::Closure;
+    use web_sys::{EventSource, MessageEvent};
 
+    /// What the task hears: from the stream it opened `n`th, or that the page was left.
+    enum Heard {
+        Balance(u32, Option<String>),
+        Dropped(u32),
+        Left,
+    }
+
+    let (tell, mut heard) = mpsc::unbounded::<Heard>();
+    let left = tell.clone();
+    on_cleanup(move || {
+        let _ = left.unbounded_send(Heard::Left);
+    });
     leptos::task::spawn_local(async move {
-        let opened = EventSource::new("/api/tokens/stream")
-            .and_then(|mut source| source.subscribe("balance").map(|changes| (source, changes)));
-        let Ok((_source, mut changes)) = opened else {
-            poll(live);
-            return;
-        };
+        let mut wait = REOPEN_FIRST;
         // The first event counts too: the ledger may have changed between the server
         // rendering the page and the stream opening (a webhook landing meanwhile).
         let mut last: Option<String> = None;
-        while let Some(message) = changes.next().await {
-            match message {
-                Ok((_, event)) => {
-                    let data = event.data().as_string();
-                    if data != last {
-                        live.changed();
+        for n in 0.. {
+            let source = EventSource::new("/api/tokens/stream").ok();
+            let on_balance = {
+                let tell = tell.clone();
+                Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+                    let _ = tell.unbounded_send(Heard::Balance(n, event.data().as_string()));
+                })
+            };
+            let on_error = {
+                let tell = tell.clone();
+                Closure::<dyn FnMut()>::new(move || {
+                    let _ = tell.unbounded_send(Heard::Dropped(n));
+                })
+            };
+            if let Some(source) = &source {
+                let _ = source
+                    .add_event_listener_with_callback("balance", on_balance.as_ref().unchecked_ref());
+                source.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+            } else {
+                let _ = tell.unbounded_send(Heard::Dropped(n));
+            }
+            let mut gone = false;
+            while let Some(news) = heard.next().await {
+                match news {
+                    Heard::Balance(from, data) if from == n => {
+                        wait = REOPEN_FIRST;
+                        if !live.reached() && data != last {
+                            live.changed();
+                        }
+                        last = data;
                     }
-                    last = data;
+                    Heard::Dropped(from) if from == n => break,
+                    Heard::Left => {
+                        gone = true;
+                        break;
+                    }
+                    // From a stream closed before.
+                    Heard::Balance(..) | Heard::Dropped(_) => {}
                 }
-                // The browser reconnects by itself; a closed stream ends the loop.
-                Err(_) => continue,
+            }
+            if let Some(source) = &source {
+                source.set_onerror(None);
+                let _ = source.remove_event_listener_with_callback(
+                    "balance",
+                    on_balance.as_ref().unchecked_ref(),
+                );
+                source.close();
+            }
+            if gone {
+                return;
+            }
+            live.lost();
+            sleep(wait.mul_f64(0.5 + 0.5 * web_sys::js_sys::Math::random())).await;
+            wait = (wait * 2).min(REOPEN_MOST);
+            // Left during the wait: what came meanwhile from the closed stream does not matter.
+            while let Ok(news) = heard.try_recv() {
+                if matches!(news, Heard::Left) {
+                    return;
+                }
             }
         }
-        poll(live);
     });
 }
 
 #[cfg(feature = "hydrate")]
-fn poll(live: BillingLive) {
-    let _ = set_interval_with_handle(move || live.changed(), std::time::Duration::from_secs(10));
+async fn sleep(duration: std::time::Duration) {
+    let (done, wait) = futures::channel::oneshot::channel::<()>();
+    set_timeout(
+        move || {
+            let _ = done.send(());
+        },
+        duration,
+    );
+    let _ = wait.await;
 }
 
 #[cfg(not(feature = "hydrate"))]

@@ -10,6 +10,7 @@ use leptos_router::hooks::use_query_map;
 
 use super::BillingLive;
 use crate::api::tokens::token_ledger;
+use crate::components::local_time::LocalTime;
 use crate::error::AppError;
 
 #[component]
@@ -28,16 +29,9 @@ pub fn LedgerTable() -> impl IntoView {
             .get(name)
             .and_then(|b| b.parse::<LedgerEntryId>().ok())
     };
-    let page = Resource::new(
-        move || {
-            (
-                cursor("before"),
-                cursor("after"),
-                source(),
-                live.version.get(),
-            )
-        },
-        move |(before, after, source, _)| async move {
+    let page = live.load(
+        move || (cursor("before"), cursor("after"), source()),
+        move |(before, after, source)| async move {
             live.settled().await;
             token_ledger(before, after, source, None).await
         },
@@ -181,7 +175,7 @@ fn entry_row(entry: LedgerEntry) -> impl IntoView {
     view! {
         <tr>
             <td class="when">
-                <time datetime=entry.created_at.rfc3339()>{entry.created_at.utc_minutes()}</time>
+                <LocalTime at=entry.created_at />
             </td>
             <td class="what">{entry.reason}</td>
             <td class="source">

@@ -11,7 +11,7 @@ use crate::api::billing::{CreatePortalSession, SubscriptionView, subscriptions};
 #[component]
 pub fn ManageBilling() -> impl IntoView {
     let live = BillingLive::expect();
-    let current = Resource::new(move || live.version.get(), |_| subscriptions());
+    let current = live.load(|| (), |_| subscriptions());
     let portal = ServerAction::<CreatePortalSession>::new();
     Effect::new(move |_| {
         if let Some(Ok(opened)) = portal.value().get() {

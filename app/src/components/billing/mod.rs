@@ -4,6 +4,7 @@
 pub mod auto_topup;
 pub mod buy_tokens;
 pub mod checkout_banner;
+pub mod connection_notice;
 pub mod current_balance;
 pub mod ledger_table;
 pub mod low_balance_notice;
@@ -12,6 +13,7 @@ pub mod manage_billing;
 pub use auto_topup::AutoTopUp;
 pub use buy_tokens::BuyTokens;
 pub use checkout_banner::CheckoutBanner;
+pub use connection_notice::ConnectionNotice;
 pub use current_balance::CurrentBalance;
 pub use ledger_table::LedgerTable;
 pub use low_balance_notice::LowBalanceNotice;
@@ -19,17 +21,29 @@ pub use manage_billing::ManageBilling;
 
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::api::billing::{CheckoutProgress, checkout_status};
 use crate::error::AppError;
 
 /// What the billing components share: a version bumped whenever the user's ledger changes
-/// (a webhook, a purchase, usage), on which each reloads its data; and the Checkout session
-/// the user came back from, which the others wait for (it may credit tokens first).
+/// (a webhook, a purchase, usage), on which each reloads its data; whether the server can be
+/// reached; and the Checkout session the user came back from, which the others wait for (it may
+/// credit tokens first).
 #[derive(Clone, Copy)]
 pub struct BillingLive {
     pub version: RwSignal<u64>,
+    pub connection: RwSignal<Connection>,
     pub checkout: Resource<Option<Result<CheckoutProgress, AppError>>>,
+}
+
+/// Whether the page hears from the server: what its last load or the balance stream found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Connection {
+    Open,
+    /// A request got no answer, or the stream dropped: what the page shows is as of before.
+    Lost,
 }
 
 impl BillingLive {
@@ -61,9 +75,75 @@ impl BillingLive {
                 settled.set(done);
             }
         });
-        let live = Self { version, checkout };
+        let live = Self {
+            version,
+            connection: RwSignal::new(Connection::Open),
+            checkout,
+        };
         provide_context(live);
         live
+    }
+
+    /// A load that runs again whenever the ledger changes (and whenever `source` does). While
+    /// the server cannot be reached, its last answer stands instead of an error: the page shows
+    /// one notice ([`ConnectionNotice`]), not an error in every part, and the first answer after
+    /// the connection is back replaces it.
+    pub fn load<S, T, Fut>(
+        self,
+        source: impl Fn() -> S + Send + Sync + 'static,
+        fetch: impl Fn(S) -> Fut + Send + Sync + 'static,
+    ) -> Resource<Result<T, AppError>>
+    where
+        S: PartialEq + Clone + Send + Sync + 'static,
+        T: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, AppError>> + Send + 'static,
+    {
+        // The last answer, and what it answered: another question (the ledger's next page, say)
+        // gets the error, not an answer to the one before.
+        let last = StoredValue::new(None::<(S, T)>);
+        Resource::new(
+            move || (source(), self.version.get()),
+            move |(source, _)| {
+                let answer = fetch(source.clone());
+                async move {
+                    match answer.await {
+                        Err(AppError::Network) => {
+                            self.lost();
+                            last.try_get_value()
+                                .flatten()
+                                .filter(|(asked, _)| *asked == source)
+                                .map(|(_, value)| value)
+                                .ok_or(AppError::Network)
+                        }
+                        answer => {
+                            if let Ok(value) = &answer {
+                                last.try_set_value(Some((source, value.clone())));
+                            }
+                            self.reached();
+                            answer
+                        }
+                    }
+                }
+            },
+        )
+    }
+
+    /// The server answered. If it had been out of reach, every part loads again (what they show
+    /// is from before); true then.
+    pub fn reached(self) -> bool {
+        if self.connection.try_get_untracked() != Some(Connection::Lost) {
+            return false;
+        }
+        self.connection.set(Connection::Open);
+        self.changed();
+        true
+    }
+
+    /// A request got no answer, or the stream dropped.
+    pub fn lost(self) {
+        if self.connection.try_get_untracked() == Some(Connection::Open) {
+            self.connection.set(Connection::Lost);
+        }
     }
 
     /// Waits until the Checkout session the user came back from is settled (the success page
@@ -77,7 +157,7 @@ impl BillingLive {
     }
 
     pub fn changed(self) {
-        self.version.update(|v| *v += 1);
+        self.version.try_update(|v| *v += 1);
     }
 }
 

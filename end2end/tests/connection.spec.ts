@@ -1,0 +1,42 @@
+import { expect, test } from "@playwright/test";
+import { hydrated, signUp } from "./support/accounts";
+import { adminPage, creditAsAdmin } from "./support/admin";
+import { OwnServer } from "./support/server";
+
+test("when the server goes away the page says so once, keeps the balance marked as not current, and recovers by itself", async ({
+  browser,
+}) => {
+  test.setTimeout(90_000);
+  const server = await OwnServer.start();
+  try {
+    const page = await (await browser.newContext({ baseURL: server.url })).newPage();
+    const email = await signUp(page, "outage");
+    await hydrated(page);
+    const admin = await adminPage(browser, server);
+    await creditAsAdmin(admin, email, "1250");
+    await expect(page.getByTestId("balance")).toHaveText("1,250 tokens");
+
+    await server.kill();
+    const notice = page.getByTestId("connection-lost");
+    await expect(notice).toHaveCount(1);
+    await expect(notice).toContainText("The server cannot be reached");
+    // While the stream is opened again and again, nothing else says so (no error in any part).
+    await page.waitForTimeout(3000);
+    await expect(page.getByRole("alert")).toHaveCount(0);
+    await expect(notice).toHaveCount(1);
+    await expect(page.getByTestId("balance")).toHaveText("1,250 tokens");
+    await expect(page.getByTestId("balance")).toHaveClass(/stale/);
+    await expect(page.getByText("Last known balance, not current:")).toBeVisible();
+    await expect(page.getByRole("row").filter({ hasText: "Goodwill credit" })).toBeVisible();
+
+    await server.restart();
+    await expect(notice).toHaveCount(0, { timeout: 40_000 });
+    await expect(page.getByTestId("balance")).not.toHaveClass(/stale/);
+    await expect(page.getByText("Last known balance, not current:")).toBeHidden();
+    // The stream is open again: a change made now shows without a reload.
+    await creditAsAdmin(admin, email, "250");
+    await expect(page.getByTestId("balance")).toHaveText("1,500 tokens");
+  } finally {
+    await server.kill();
+  }
+});
