@@ -84,7 +84,7 @@ leptos_build() {
 
 # Writes `.br` and `.gz` beside the front end's files, as `--precompress` does for a release
 # build (which only it does): the server sends those as they are. Quick levels: a debug WASM is
-# 10 MiB.
+# 10 MiB. Files compressed before (older builds' hashed files stay in the folder) are left alone.
 precompress_front_end() {
   node - "$LEPTOS_SITE_ROOT/$LEPTOS_SITE_PKG_DIR" <<'JS'
 const fs = require("fs");
@@ -93,7 +93,10 @@ const zlib = require("zlib");
 const dir = process.argv[2];
 for (const name of fs.readdirSync(dir)) {
   if (!/\.(wasm|js|css)$/.test(name)) continue;
-  const data = fs.readFileSync(path.join(dir, name));
+  const file = path.join(dir, name);
+  const done = (suffix) => fs.existsSync(file + suffix) && fs.statSync(file + suffix).mtimeMs >= fs.statSync(file).mtimeMs;
+  if (done(".br") && done(".gz")) continue;
+  const data = fs.readFileSync(file);
   const br = zlib.brotliCompressSync(data, { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 5 } });
   fs.writeFileSync(path.join(dir, `${name}.br`), br);
   fs.writeFileSync(path.join(dir, `${name}.gz`), zlib.gzipSync(data, { level: 6 }));

@@ -17,8 +17,12 @@ pub fn SignupPage() -> impl IntoView {
         next => format!("/login?next={}", encode_component(&next)),
     };
     let (email_invalid, email_described_by) = field_state(sign_up, "email", "signup-error", None);
-    let (password_invalid, password_described_by) =
-        field_state(sign_up, "password", "signup-error", Some("signup-password-hint"));
+    let (password_invalid, password_described_by) = field_state(
+        sign_up,
+        "password",
+        "signup-error",
+        Some("signup-password-hint"),
+    );
     view! {
         <main class="page page-narrow">
             <h1>"Create your account"</h1>

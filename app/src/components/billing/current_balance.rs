@@ -11,8 +11,8 @@ use leptos::prelude::*;
 use billing::domain::{Grant, group_thousands};
 
 use super::{BillingLive, Connection};
-use crate::components::local_time::LocalTime;
 use crate::api::tokens::token_balance;
+use crate::components::local_time::LocalTime;
 
 #[component]
 pub fn CurrentBalance() -> impl IntoView {
@@ -182,8 +182,10 @@ fn follow_changes(live: BillingLive) {
                 })
             };
             if let Some(source) = &source {
-                let _ = source
-                    .add_event_listener_with_callback("balance", on_balance.as_ref().unchecked_ref());
+                let _ = source.add_event_listener_with_callback(
+                    "balance",
+                    on_balance.as_ref().unchecked_ref(),
+                );
                 source.set_onerror(Some(on_error.as_ref().unchecked_ref()));
             } else {
                 let _ = tell.unbounded_send(Heard::Dropped(n));
