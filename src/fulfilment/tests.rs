@@ -1570,6 +1570,21 @@ async fn a_payment_disputed_in_full_after_a_partial_refund_and_lost_keeps_to_the
             before,
             "reinstated first: {reinstated_first}"
         );
+        // What the loss gives back is the refunded part, and says so (not "Dispute won").
+        let given_back: Vec<String> = w
+            .entries()
+            .await
+            .into_iter()
+            .filter(|e| e.source == Source::StripeDispute && e.delta.is_increase())
+            .map(|e| e.reason)
+            .collect();
+        assert_eq!(
+            given_back.last().map(String::as_str),
+            Some(
+                "Dispute lost, less what was refunded (1,250 of 5,000 tokens restored): Medium pack (5,000 tokens)"
+            ),
+            "reinstated first: {reinstated_first}"
+        );
     }
     w.consistent().await;
 }

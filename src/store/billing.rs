@@ -196,38 +196,70 @@ pub struct ReversalReasons {
     pub purchase: Reason,
 }
 
+/// What takes a purchase's tokens back: each has its own ledger rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reversal {
+    Refund,
+    Dispute,
+}
+
+impl Reversal {
+    /// The source of its ledger rows.
+    pub fn source(self) -> Source {
+        match self {
+            Reversal::Refund => Source::StripeRefund,
+            Reversal::Dispute => Source::StripeDispute,
+        }
+    }
+}
+
+/// Why tokens taken back from a purchase come back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GivenBack {
+    /// A refund failed or was canceled: the money stayed with us.
+    RefundUndone,
+    DisputeWon,
+    /// Lost, but the bank keeps only what had not been refunded: the refund took that part.
+    DisputeLostAfterRefund,
+    /// Ended otherwise (a status this build does not know moves nothing).
+    DisputeClosed,
+}
+
 impl ReversalReasons {
-    /// A row that takes `part` of the `whole` tokens bought back, for a refund or a dispute.
-    pub fn taking(&self, source: Source, part: i64, whole: i64) -> Reason {
-        let (all, some) = match source {
-            Source::StripeDispute => ("Disputed payment", "Partly disputed payment"),
-            _ => ("Refund", "Partial refund"),
+    /// A row that takes `part` of the `whole` tokens bought back.
+    pub fn taking(&self, by: Reversal, part: i64, whole: i64) -> Reason {
+        let what = match by {
+            Reversal::Refund if part == whole => "Refund".to_owned(),
+            Reversal::Refund => format!("Partial refund ({})", of(part, whole)),
+            Reversal::Dispute if part == whole => "Disputed payment".to_owned(),
+            Reversal::Dispute => format!("Disputed payment ({})", of(part, whole)),
         };
-        Reason::made_from(&if part == whole {
-            format!("{all}: {}", self.purchase.as_str())
-        } else {
-            format!(
-                "{some} ({} of {} tokens): {}",
-                group_thousands(part),
-                group_thousands(whole),
-                self.purchase.as_str()
-            )
-        })
+        Reason::made_from(&format!("{what}: {}", self.purchase.as_str()))
     }
 
-    /// A row that gives `part` of the `whole` tokens back: a refund that failed, a dispute won.
-    pub fn giving_back(&self, source: Source, part: i64, whole: i64) -> Reason {
-        let why = match source {
-            Source::StripeDispute => "Dispute won",
-            _ => "Refund failed",
+    /// A row that gives `part` of the `whole` tokens back.
+    pub fn giving_back(&self, why: GivenBack, part: i64, whole: i64) -> Reason {
+        let why = match why {
+            GivenBack::RefundUndone => "Refund failed or canceled",
+            GivenBack::DisputeWon => "Dispute won",
+            GivenBack::DisputeLostAfterRefund => "Dispute lost, less what was refunded",
+            GivenBack::DisputeClosed => "Dispute closed",
         };
         Reason::made_from(&format!(
-            "{why} ({} of {} tokens restored): {}",
-            group_thousands(part),
-            group_thousands(whole),
+            "{why} ({} restored): {}",
+            of(part, whole),
             self.purchase.as_str()
         ))
     }
+}
+
+/// "1,250 of 5,000 tokens".
+fn of(part: i64, whole: i64) -> String {
+    format!(
+        "{} of {} tokens",
+        group_thousands(part),
+        group_thousands(whole)
+    )
 }
 
 /// What applying a change did.

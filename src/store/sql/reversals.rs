@@ -16,9 +16,9 @@ use sqlx::{AnyConnection, Row};
 use super::at::At;
 use super::posting::{self, Attempt};
 use super::{ENTRY_COLUMNS, entry_from_row};
-use crate::domain::{IdempotencyKey, LedgerEntry, LedgerEntryId, Source, Tokens};
+use crate::domain::{IdempotencyKey, LedgerEntry, LedgerEntryId, Tokens};
 use crate::ledger::{Posting, share_of};
-use crate::store::billing::{ReversalReasons, ReversalSync};
+use crate::store::billing::{GivenBack, Reversal, ReversalReasons, ReversalSync};
 use crate::store::{Backend, StoreError};
 use crate::stripe::events::DisputeStatus;
 use crate::stripe::gateway::RefundStatus;
@@ -114,30 +114,43 @@ async fn sync_quietly(
         .await?;
     let (granted, charged) = (purchase.delta.get(), sync.charge_amount);
     let mut disputed_target = 0;
+    let mut dispute_ended = GivenBack::DisputeClosed;
     for row in &disputes {
         let amount: Option<i64> = row.try_get("amount")?;
         let amount = amount.unwrap_or(charged);
-        disputed_target += match DisputeStatus::parse(&row.try_get::<String, _>("status")?) {
+        let status = DisputeStatus::parse(&row.try_get::<String, _>("status")?);
+        disputed_target += match &status {
             DisputeStatus::Chargeback => share_of(granted, amount, charged),
             DisputeStatus::Lost => share_of(granted, amount.min(charged - refunded), charged),
             _ => 0,
+        };
+        dispute_ended = match (status, dispute_ended) {
+            (DisputeStatus::Won, _) | (_, GivenBack::DisputeWon) => GivenBack::DisputeWon,
+            (DisputeStatus::Lost, _) => GivenBack::DisputeLostAfterRefund,
+            (_, before) => before,
         };
     }
 
     let mut attempts = Vec::new();
     let targets = [
         (
-            Source::StripeRefund,
+            Reversal::Refund,
             share_of(granted, refunded, charged),
+            GivenBack::RefundUndone,
             "stripe:refunds",
         ),
-        (Source::StripeDispute, disputed_target, "stripe:disputes"),
+        (
+            Reversal::Dispute,
+            disputed_target,
+            dispute_ended,
+            "stripe:disputes",
+        ),
     ];
-    for (source, target, scope) in targets {
+    for (by, target, why_back, scope) in targets {
         if let Some(posting) = bring_to(
             conn,
             &purchase,
-            source,
+            (by, why_back),
             target,
             &sync.reasons,
             scope,
@@ -154,12 +167,12 @@ async fn sync_quietly(
     Ok(attempts)
 }
 
-/// The posting that brings the tokens one source took back from `purchase` to `target`, if
-/// they are not there already.
+/// The posting that brings the tokens one reversal took back from `purchase` to `target`, if
+/// they are not there already (`why_back`: what a row giving some back says).
 async fn bring_to(
     conn: &mut AnyConnection,
     purchase: &LedgerEntry,
-    source: Source,
+    (by, why_back): (Reversal, GivenBack),
     target: i64,
     reasons: &ReversalReasons,
     scope: &str,
@@ -170,7 +183,7 @@ async fn bring_to(
          FROM token_ledger WHERE reverses_entry_id = $1 AND source = $2",
     )
     .bind(purchase.id.get())
-    .bind(source.as_str())
+    .bind(by.source().as_str())
     .fetch_one(&mut *conn)
     .await?;
     let taken = -row.try_get::<i64, _>("net")?;
@@ -181,16 +194,16 @@ async fn bring_to(
         Some(Posting::reversal(
             purchase.user_id,
             Tokens::new(target - taken)?,
-            source,
-            reasons.taking(source, target - taken, purchase.delta.get()),
+            by.source(),
+            reasons.taking(by, target - taken, purchase.delta.get()),
             key,
         ))
     } else if target < taken {
         Some(Posting::credit(
             purchase.user_id,
             Tokens::new(taken - target)?,
-            source,
-            reasons.giving_back(source, taken - target, purchase.delta.get()),
+            by.source(),
+            reasons.giving_back(why_back, taken - target, purchase.delta.get()),
             key,
         ))
     } else {
