@@ -14,11 +14,11 @@
 //! | `cross_site_request` | 403 | a state-changing request from another site |
 //! | `not_found` | 404 | no such object (or someone else's) |
 //! | `unknown_user` | 404 | consume: no such user |
-//! | `conflict` | 409 | the request clashes with what exists (an email taken, a second subscription) |
+//! | `conflict` | 409 | the request clashes with what exists (an email taken, a second subscription); `field` names a form field at fault, if one is |
 //! | `idempotency_conflict` | 409 | an `Idempotency-Key` used before for a different request |
 //! | `payload_too_large` | 413 | the body is over the limit |
 //! | `unsupported_media_type` | 415 | the body is not JSON where JSON is required |
-//! | `invalid` | 422 | the request reads, but a value is not acceptable (the message says which) |
+//! | `invalid` | 422 | the request reads, but a value is not acceptable (the message says which, `field` names a form field at fault) |
 //! | `rate_limited` | 429 | too many requests (`retry_after_secs`, and a `Retry-After` header) |
 //! | `internal` | 500 | a failure on our side; its cause is logged, never sent |
 //! | `payments_unavailable` | 503 | Stripe could not be reached or failed; try again later |
@@ -242,6 +242,18 @@ impl AppError {
 impl FromServerFnError for AppError {
     type Encoder = ErrorJson;
 
+    /// An error answer that is not one of ours (a proxy's 502 page while the server is down, an
+    /// empty 504) means the server was not reached; one of ours with a code this build does not
+    /// know is internal.
+    fn de(data: Bytes) -> Self {
+        ErrorJson::decode(data.clone()).unwrap_or_else(|_| {
+            match serde_json::from_slice::<serde_json::Value>(&data) {
+                Ok(body) if body.get("error").is_some() => AppError::Internal,
+                _ => AppError::Network,
+            }
+        })
+    }
+
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
         let error = match value {
             ServerFnErrorErr::Request(_) => AppError::Network,
@@ -323,6 +335,48 @@ mod tests {
             "Too many requests. Please wait 12 seconds and try again."
         );
         assert_eq!(back.status(), 429);
+    }
+
+    #[test]
+    fn an_answer_not_ours_means_the_server_was_not_reached() {
+        let de = |body: &'static [u8]| AppError::de(Bytes::from_static(body));
+        assert_eq!(
+            de(b"<html><h1>502 Bad Gateway</h1></html>"),
+            AppError::Network
+        );
+        assert_eq!(de(b""), AppError::Network);
+        // Ours, with a code only the server's routes use: not a connection problem.
+        assert_eq!(
+            de(br#"{"error":"unavailable","message":"Try again later."}"#),
+            AppError::Internal
+        );
+        assert_eq!(de(br#"{"error":"forbidden"}"#), AppError::Forbidden);
+    }
+
+    #[test]
+    fn a_field_at_fault_travels_with_its_error() {
+        let error = AppError::invalid("Enter a valid email address.").on_field("email");
+        let json: serde_json::Value =
+            serde_json::from_slice(&ErrorJson::encode(&error).unwrap()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "error": "invalid",
+                "field": "email",
+                "message": "Enter a valid email address."
+            })
+        );
+        assert_eq!(
+            ErrorJson::decode(Bytes::from(json.to_string())).unwrap(),
+            error
+        );
+        // Without one, no `field` at all.
+        let plain = serde_json::to_value(AppError::conflict("Taken.")).unwrap();
+        assert_eq!(
+            plain,
+            serde_json::json!({ "error": "conflict", "message": "Taken." })
+        );
+        assert_eq!(error.field(), Some("email"));
     }
 
     #[test]

@@ -44,6 +44,10 @@ pub async fn who_am_i() -> Result<Option<SessionUser>, AppError> {
     ssr::answer(|call| async move { Ok(call.current_user().await?.map(ssr::session_user)) }).await
 }
 
+/// The sign-up form's fields (its arguments), as its errors name them ([`AppError::field`]).
+pub const EMAIL: &str = "email";
+pub const PASSWORD: &str = "password";
+
 #[server(prefix = "/api", endpoint = "auth/signup")]
 pub async fn sign_up(
     email: String,
@@ -133,9 +137,9 @@ mod ssr {
     ) -> Result<SessionUser, AppError> {
         limit_address(&call).await?;
         let email = Email::parse(&email)
-            .map_err(|e| AppError::invalid(capitalise(&e)).on_field("email"))?;
+            .map_err(|e| AppError::invalid(capitalise(&e)).on_field(super::EMAIL))?;
         let password = Password::choose(&password, &email)
-            .map_err(|e| AppError::invalid(capitalise(&e)).on_field("password"))?;
+            .map_err(|e| AppError::invalid(capitalise(&e)).on_field(super::PASSWORD))?;
         let hash = auth::hash_password(password)
             .await
             .map_err(internal("hashing a new password failed"))?;
@@ -151,7 +155,7 @@ mod ssr {
             .map_err(|e| match e {
                 StoreError::AlreadyExists => {
                     AppError::conflict("An account with this email already exists. Log in instead.")
-                        .on_field("email")
+                        .on_field(super::EMAIL)
                 }
                 other => internal("creating a user failed")(other),
             })?;

@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
-use crate::api::auth::SignUp;
+use crate::api::auth::{EMAIL, PASSWORD, SignUp};
 use crate::components::form_error::{FormError, field_state};
 use crate::components::require_user::encode_component;
 
@@ -16,10 +16,10 @@ pub fn SignupPage() -> impl IntoView {
         next if next.is_empty() => "/login".to_owned(),
         next => format!("/login?next={}", encode_component(&next)),
     };
-    let (email_invalid, email_described_by) = field_state(sign_up, "email", "signup-error", None);
+    let (email_invalid, email_described_by) = field_state(sign_up, EMAIL, "signup-error", None);
     let (password_invalid, password_described_by) = field_state(
         sign_up,
-        "password",
+        PASSWORD,
         "signup-error",
         Some("signup-password-hint"),
     );
