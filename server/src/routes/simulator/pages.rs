@@ -33,6 +33,10 @@ pub fn render(title: &str, body: impl FnOnce() -> AnyView) -> String {
             </html>
         }
         .to_html()
+        // Hydration's markers (`erase_components` puts one after each text): these pages are
+        // never hydrated, and in the title a browser would show the marker as text. Escaped
+        // text never holds one.
+        .replace("<!>", "")
     })
 }
 
