@@ -28,23 +28,34 @@ pub fn LocalTime(at: Timestamp) -> impl IntoView {
 #[cfg(feature = "hydrate")]
 fn local_minutes(at: Timestamp) -> Option<String> {
     use leptos::wasm_bindgen::JsValue;
-    use leptos::web_sys::js_sys::{Array, Date, Intl, Object, Reflect};
+    use web_sys::js_sys::{Array, Date, Function, Intl, Object, Reflect};
 
-    let options = Object::new();
-    for (field, value) in [
-        ("year", "numeric"),
-        ("month", "short"),
-        ("day", "numeric"),
-        ("hour", "numeric"),
-        ("minute", "2-digit"),
-        ("timeZoneName", "short"),
-    ] {
-        Reflect::set(&options, &field.into(), &value.into()).ok()?;
+    thread_local! {
+        // One formatter for the page (making one per row costs more than formatting).
+        static FORMAT: Option<Function> = {
+            let options = Object::new();
+            [
+                ("year", "numeric"),
+                ("month", "short"),
+                ("day", "numeric"),
+                ("hour", "numeric"),
+                ("minute", "2-digit"),
+                ("timeZoneName", "short"),
+            ]
+            .into_iter()
+            .all(|(field, value)| Reflect::set(&options, &field.into(), &value.into()).is_ok())
+            // No locales: the browser's own.
+            .then(|| Intl::DateTimeFormat::new(&Array::new(), &options).format())
+        };
     }
-    // No locales: the browser's own.
-    let format = Intl::DateTimeFormat::new(&Array::new(), &options).format();
     let date = Date::new(&JsValue::from_f64(at.as_millis() as f64));
-    format.call1(&JsValue::NULL, &date).ok()?.as_string()
+    FORMAT.with(|format| {
+        format
+            .as_ref()?
+            .call1(&JsValue::NULL, &date)
+            .ok()?
+            .as_string()
+    })
 }
 
 #[cfg(not(feature = "hydrate"))]

@@ -7,7 +7,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
 use crate::api::tokens::token_statement;
-use crate::components::billing::ledger_table::entries_table;
+use crate::components::billing::ledger_table::{Times, entries_table};
 use crate::components::require_user::LoginGate;
 use crate::error::AppError;
 
@@ -86,7 +86,7 @@ fn statement_view(statement: Result<Statement, AppError>) -> AnyView {
             {if statement.entries.is_empty() {
                 view! { <p class="empty">"No token activity this month."</p> }.into_any()
             } else {
-                entries_table(statement.entries, "The month's entries, oldest first")
+                entries_table(statement.entries, "The month's entries, oldest first", Times::Utc)
                     .into_any()
             }}
         </section>

@@ -138,13 +138,26 @@ pub fn ledger_view(page: Result<LedgerPage, AppError>) -> AnyView {
             <p class="empty">"No token activity yet. Purchases, usage and refunds will show up here."</p>
         }
         .into_any(),
-        Ok(page) => entries_table(page.entries, "Token history, newest first").into_any(),
+        Ok(page) => entries_table(page.entries, "Token history, newest first", Times::Local).into_any(),
         Err(error) => view! { <p class="error" role="alert">{error.to_string()}</p> }.into_any(),
     }
 }
 
+/// How a ledger table writes when each entry was made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Times {
+    /// In the viewer's zone, UTC on hover.
+    Local,
+    /// In UTC: a statement is a UTC month, and its rows say the dates it counts by.
+    Utc,
+}
+
 /// Entries as a ledger table, in the order given (shared with the statement).
-pub fn entries_table(entries: Vec<LedgerEntry>, caption: &'static str) -> impl IntoView {
+pub fn entries_table(
+    entries: Vec<LedgerEntry>,
+    caption: &'static str,
+    times: Times,
+) -> impl IntoView {
     view! {
         <div class="table-scroll">
             <table class="ledger">
@@ -158,14 +171,16 @@ pub fn entries_table(entries: Vec<LedgerEntry>, caption: &'static str) -> impl I
                         <th scope="col" class="num">"Balance"</th>
                     </tr>
                 </thead>
-                <tbody>{entries.into_iter().map(entry_row).collect_view()}</tbody>
+                <tbody>
+                    {entries.into_iter().map(|entry| entry_row(entry, times)).collect_view()}
+                </tbody>
             </table>
         </div>
     }
 }
 
 /// One entry as a row of a ledger table.
-fn entry_row(entry: LedgerEntry) -> impl IntoView {
+fn entry_row(entry: LedgerEntry, times: Times) -> impl IntoView {
     let change_class = if entry.delta.is_increase() {
         "num change credit"
     } else {
@@ -175,7 +190,17 @@ fn entry_row(entry: LedgerEntry) -> impl IntoView {
     view! {
         <tr>
             <td class="when">
-                <LocalTime at=entry.created_at />
+                {match times {
+                    Times::Local => view! { <LocalTime at=entry.created_at /> }.into_any(),
+                    Times::Utc => {
+                        view! {
+                            <time datetime=entry.created_at.rfc3339()>
+                                {entry.created_at.utc_minutes()}
+                            </time>
+                        }
+                            .into_any()
+                    }
+                }}
             </td>
             <td class="what">{entry.reason}</td>
             <td class="source">
