@@ -40,3 +40,29 @@ test("when the server goes away the page says so once, keeps the balance marked 
     await server.kill();
   }
 });
+
+test("a part whose load gets no answer keeps what it showed, the page says so once, and all load again once the server answers", async ({
+  page,
+  browser,
+}) => {
+  test.setTimeout(90_000);
+  const email = await signUp(page, "doubt");
+  await hydrated(page);
+  await expect(page.getByTestId("balance")).toHaveText("0 tokens");
+  // The balance's server function gets no answer; the stream stays open.
+  await page.route("**/api/tokens/balance**", (route) => route.abort("connectionrefused"));
+  const admin = await adminPage(browser);
+  await creditAsAdmin(admin, email, "300");
+
+  const notice = page.getByTestId("connection-lost");
+  await expect(notice).toHaveCount(1);
+  await expect(page.getByRole("row").filter({ hasText: "Goodwill credit" })).toBeVisible();
+  await expect(page.getByTestId("balance")).toHaveText("0 tokens");
+  await expect(page.getByTestId("balance")).toHaveClass(/stale/);
+  await expect(page.getByRole("alert")).toHaveCount(0);
+
+  await page.unroute("**/api/tokens/balance**");
+  await expect(page.getByTestId("balance")).toHaveText("300 tokens", { timeout: 40_000 });
+  await expect(notice).toHaveCount(0);
+  await expect(page.getByTestId("balance")).not.toHaveClass(/stale/);
+});

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, openSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -43,15 +43,19 @@ export class OwnServer {
 
   /** Starts the server (again, on the same port and database) and waits until it answers. */
   async restart() {
+    // Its output goes to a file beside its database, to read when a test fails.
+    const log = openSync(join(this.dataDir, "server.log"), "a");
     const child = spawn(process.env.E2E_SERVER_BIN!, [], {
       cwd: ROOT,
       env: { ...process.env, ...serverEnv(this.port, this.dataDir) },
-      stdio: "ignore",
+      stdio: ["ignore", log, log],
     });
     this.process = child;
     const deadline = Date.now() + 30_000;
     while (Date.now() < deadline) {
-      if (child.exitCode !== null) throw new Error(`the server exited with ${child.exitCode}`);
+      if (child.exitCode !== null) {
+        throw new Error(`the server exited with ${child.exitCode}: see ${this.dataDir}/server.log`);
+      }
       try {
         if ((await fetch(`${this.url}/healthz`)).ok) return;
       } catch {
@@ -59,7 +63,8 @@ export class OwnServer {
       }
       await new Promise((done) => setTimeout(done, 100));
     }
-    throw new Error("the server did not answer /healthz within 30 s");
+    await this.kill();
+    throw new Error(`the server did not answer /healthz within 30 s: see ${this.dataDir}/server.log`);
   }
 
   /** Kills the server at once (SIGKILL: no graceful shutdown, its connections just drop). */

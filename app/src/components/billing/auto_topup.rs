@@ -22,7 +22,10 @@ pub fn AutoTopUp() -> impl IntoView {
     let off = ServerAction::<TurnOffAutoTopup>::new();
     let card = ServerAction::<StartCardSetup>::new();
     let saved = ServerAction::<CardSaved>::new();
-    let current = live.load(
+    let current = live.load(|| (), |_| auto_topup());
+    // Again after each of its own actions (not part of the question: an action that failed while
+    // the server was away leaves the last answer standing).
+    Effect::watch(
         move || {
             (
                 choose.version().get(),
@@ -30,7 +33,8 @@ pub fn AutoTopUp() -> impl IntoView {
                 saved.version().get(),
             )
         },
-        |_| auto_topup(),
+        move |_, _, _| current.refetch(),
+        false,
     );
     // While a top-up is being paid, ask again every few seconds (in the browser): a bank that
     // says no changes no ledger row, so nothing else would tell the page.

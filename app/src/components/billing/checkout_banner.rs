@@ -6,6 +6,7 @@ use leptos_router::hooks::use_query_map;
 
 use super::BillingLive;
 use crate::api::billing::CheckoutProgress;
+use crate::error::AppError;
 
 #[component]
 pub fn CheckoutBanner() -> impl IntoView {
@@ -42,6 +43,9 @@ pub fn CheckoutBanner() -> impl IntoView {
     // page's body), so a screen reader reads it and the keyboard starts there.
     let canceled_banner = focused_when_shown();
     let result_banner = focused_when_shown();
+    // While the server cannot be reached, what the banner said last stands (the page's one
+    // connection notice says the rest).
+    let said = StoredValue::new(None::<(&'static str, String)>);
 
     view! {
         <Show when=canceled>
@@ -94,8 +98,12 @@ pub fn CheckoutBanner() -> impl IntoView {
                             "The payment did not go through. Nothing was charged.".to_owned(),
                         )
                     }
-                    Some(Err(error)) => ("banner-warning", error.to_string()),
+                    Some(Err(error)) => match (error, said.get_value()) {
+                        (AppError::Network, Some(before)) => before,
+                        (error, _) => ("banner-warning", error.to_string()),
+                    },
                 };
+                said.set_value(Some(message.clone()));
                 view! {
                     <p
                         class=format!("banner {}", message.0)

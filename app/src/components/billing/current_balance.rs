@@ -13,6 +13,8 @@ use billing::domain::{Grant, group_thousands};
 use super::{BillingLive, Connection};
 use crate::api::tokens::token_balance;
 use crate::components::local_time::LocalTime;
+#[cfg(feature = "hydrate")]
+use crate::error::AppError;
 
 #[component]
 pub fn CurrentBalance() -> impl IntoView {
@@ -131,30 +133,46 @@ fn Grants(grants: Vec<Grant>) -> impl IntoView {
     })
 }
 
-/// How soon the stream is opened again after it drops: at first, and at most.
+/// How soon the stream is opened again after it drops: at first, and at most; and how long it
+/// must have stayed open for the next drop to count as a first one again.
 #[cfg(feature = "hydrate")]
 const REOPEN_FIRST: std::time::Duration = std::time::Duration::from_secs(1);
 #[cfg(feature = "hydrate")]
 const REOPEN_MOST: std::time::Duration = std::time::Duration::from_secs(30);
+#[cfg(feature = "hydrate")]
+const STEADY_MS: f64 = 10_000.0;
 
-/// Listens to the balance stream while the page is open. An error closes it and marks the
-/// connection lost (the browser would retry by itself, but silently, and never after an error
-/// status); it is opened again after a wait that doubles each time (1 s up to 30 s, each a random
-/// part of it, so that a server coming back is not met by every page at once). The first event
-/// after that tells the parts to load again.
+/// Listens to the balance stream while the page is open, and alone says whether the server can
+/// be reached (a load that got no answer only doubts it).
+///
+/// When the stream errs (the browser would retry by itself, but silently, and never after an
+/// error status) or a load doubts it, it is closed and the server asked once for the balance: no
+/// answer marks the connection lost; an answer (the stream was refused: too many tabs, logged
+/// out) leaves it be. Either way the stream is opened again after a wait that doubles each time
+/// (1 s up to 30 s, each a random part of it, so that a server coming back is not met by every
+/// page at once; back to 1 s once a stream has stayed open 10 s). Its first event after a loss
+/// tells the parts to load again.
 #[cfg(feature = "hydrate")]
 fn follow_changes(live: BillingLive) {
     use futures::StreamExt;
     use futures::channel::mpsc;
     use leptos::wasm_bindgen::JsCast;
     use leptos::wasm_bindgen::closure::Closure;
+    use web_sys::js_sys::{Date, Math};
     use web_sys::{EventSource, MessageEvent};
 
-    /// What the task hears: from the stream it opened `n`th, or that the page was left.
+    /// What the task hears: from the stream it opened `n`th, a load's doubt, or that the page
+    /// was left.
     enum Heard {
         Balance(u32, Option<String>),
         Dropped(u32),
+        Doubt,
         Left,
+    }
+
+    /// Whether the server answers at all (whatever it says).
+    async fn answers() -> bool {
+        !matches!(token_balance().await, Err(AppError::Network))
     }
 
     let (tell, mut heard) = mpsc::unbounded::<Heard>();
@@ -162,6 +180,17 @@ fn follow_changes(live: BillingLive) {
     on_cleanup(move || {
         let _ = left.unbounded_send(Heard::Left);
     });
+    // A load that got no answer marks the connection lost: the stream may still look open.
+    let doubt = tell.clone();
+    Effect::watch(
+        move || live.connection.get(),
+        move |connection, _, _| {
+            if *connection == Connection::Lost {
+                let _ = doubt.unbounded_send(Heard::Doubt);
+            }
+        },
+        false,
+    );
     leptos::task::spawn_local(async move {
         let mut wait = REOPEN_FIRST;
         // The first event counts too: the ledger may have changed between the server
@@ -169,6 +198,7 @@ fn follow_changes(live: BillingLive) {
         let mut last: Option<String> = None;
         for n in 0.. {
             let source = EventSource::new("/api/tokens/stream").ok();
+            let opened_at = Date::now();
             let on_balance = {
                 let tell = tell.clone();
                 Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
@@ -194,13 +224,14 @@ fn follow_changes(live: BillingLive) {
             while let Some(news) = heard.next().await {
                 match news {
                     Heard::Balance(from, data) if from == n => {
-                        wait = REOPEN_FIRST;
                         if !live.reached() && data != last {
                             live.changed();
                         }
                         last = data;
                     }
                     Heard::Dropped(from) if from == n => break,
+                    // Checked as a drop is: the stream opened again tells.
+                    Heard::Doubt => break,
                     Heard::Left => {
                         gone = true;
                         break;
@@ -220,10 +251,16 @@ fn follow_changes(live: BillingLive) {
             if gone {
                 return;
             }
-            live.lost();
-            sleep(wait.mul_f64(0.5 + 0.5 * web_sys::js_sys::Math::random())).await;
+            if !answers().await {
+                live.lost();
+            }
+            if Date::now() - opened_at >= STEADY_MS {
+                wait = REOPEN_FIRST;
+            }
+            sleep(wait.mul_f64(0.5 + 0.5 * Math::random())).await;
             wait = (wait * 2).min(REOPEN_MOST);
-            // Left during the wait: what came meanwhile from the closed stream does not matter.
+            // What came meanwhile is about the closed stream (or the loss just marked), unless
+            // the page was left.
             while let Ok(news) = heard.try_recv() {
                 if matches!(news, Heard::Left) {
                     return;

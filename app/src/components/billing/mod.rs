@@ -84,13 +84,14 @@ impl BillingLive {
         live
     }
 
-    /// A load that runs again whenever the ledger changes (and whenever `source` does). While
-    /// the server cannot be reached, its last answer stands instead of an error: the page shows
-    /// one notice ([`ConnectionNotice`]), not an error in every part, and the first answer after
-    /// the connection is back replaces it.
+    /// A load of the answer to `question`, again whenever the ledger changes (or the question
+    /// does). While the server cannot be reached, the last answer to the same question stands
+    /// instead of an error: the connection is marked lost and the page shows one notice
+    /// ([`ConnectionNotice`]), not an error in every part. The balance stream alone says when the
+    /// server is back ([`BillingLive::reached`]), and every part loads again then.
     pub fn load<S, T, Fut>(
         self,
-        source: impl Fn() -> S + Send + Sync + 'static,
+        question: impl Fn() -> S + Send + Sync + 'static,
         fetch: impl Fn(S) -> Fut + Send + Sync + 'static,
     ) -> Resource<Result<T, AppError>>
     where
@@ -98,38 +99,49 @@ impl BillingLive {
         T: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
         Fut: Future<Output = Result<T, AppError>> + Send + 'static,
     {
+        let question = std::sync::Arc::new(question);
         // The last answer, and what it answered: another question (the ledger's next page, say)
         // gets the error, not an answer to the one before.
         let last = StoredValue::new(None::<(S, T)>);
-        Resource::new(
-            move || (source(), self.version.get()),
-            move |(source, _)| {
-                let answer = fetch(source.clone());
+        let resource = Resource::new(
+            {
+                let question = question.clone();
+                move || (question(), self.version.get())
+            },
+            move |(asked, _)| {
+                let answer = fetch(asked.clone());
                 async move {
                     match answer.await {
                         Err(AppError::Network) => {
                             self.lost();
                             last.try_get_value()
                                 .flatten()
-                                .filter(|(asked, _)| *asked == source)
+                                .filter(|(before, _)| *before == asked)
                                 .map(|(_, value)| value)
                                 .ok_or(AppError::Network)
                         }
                         answer => {
                             if let Ok(value) = &answer {
-                                last.try_set_value(Some((source, value.clone())));
+                                last.try_set_value(Some((asked, value.clone())));
                             }
-                            self.reached();
                             answer
                         }
                     }
                 }
             },
-        )
+        );
+        // The answer the page came with is the first to keep: in the browser, the fetcher did
+        // not run for it (once, after hydration).
+        Effect::new(move |_| {
+            if let Some(Ok(value)) = resource.get_untracked() {
+                last.set_value(Some((untrack(|| question()), value)));
+            }
+        });
+        resource
     }
 
-    /// The server answered. If it had been out of reach, every part loads again (what they show
-    /// is from before); true then.
+    /// The balance stream heard from the server. If it had been out of reach, every part loads
+    /// again (what they show is from before); true then.
     pub fn reached(self) -> bool {
         if self.connection.try_get_untracked() != Some(Connection::Lost) {
             return false;
@@ -139,7 +151,7 @@ impl BillingLive {
         true
     }
 
-    /// A request got no answer, or the stream dropped.
+    /// A request got no answer, or the stream dropped and the server did not answer after.
     pub fn lost(self) {
         if self.connection.try_get_untracked() == Some(Connection::Open) {
             self.connection.set(Connection::Lost);
