@@ -158,7 +158,7 @@ async fn the_billing_page_shows_what_is_reserved_and_what_is_left_of_each_grant(
         .await
         .unwrap();
 
-    let html = bob.get("/app/billing").await.text;
+    let html = bob.get("/app/billing").await.page();
     assert!(html.contains(">5,000</span> tokens"), "{html}");
     assert!(
         html.contains(r#"<span data-testid="reserved">1,200</span> reserved"#),
@@ -224,7 +224,7 @@ async fn the_ledger_on_the_page_says_what_a_capture_and_an_expiry_were() {
         .await
         .unwrap();
 
-    let html = bob.get("/app/billing").await.text;
+    let html = bob.get("/app/billing").await.page();
     assert!(html.contains("Usage (reserved)"), "{html}");
     assert!(html.contains("A render job"), "{html}");
     assert!(html.contains("Expired"), "{html}");

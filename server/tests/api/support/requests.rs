@@ -36,6 +36,12 @@ impl Answer {
         })
     }
 
+    /// A page's HTML without hydration's markers (`<!>` comments the browser never shows),
+    /// to look for what it says.
+    pub fn page(&self) -> String {
+        self.text.replace("<!>", "")
+    }
+
     /// The body as JSON, when it is JSON.
     pub fn try_json(&self) -> Option<Value> {
         serde_json::from_str(&self.text).ok()
