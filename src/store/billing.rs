@@ -311,6 +311,54 @@ mod tests {
     use super::*;
 
     #[test]
+    fn reversal_rows_say_their_part_and_why() {
+        let reasons = ReversalReasons {
+            purchase: Reason::parse("Medium pack (5,000 tokens)").unwrap(),
+        };
+        let taking = |by, part| reasons.taking(by, part, 5_000).as_str().to_owned();
+        let back = |why, part| reasons.giving_back(why, part, 5_000).as_str().to_owned();
+        let pack = ": Medium pack (5,000 tokens)";
+        for (said, expected) in [
+            (taking(Reversal::Refund, 5_000), "Refund"),
+            (
+                taking(Reversal::Refund, 1_250),
+                "Partial refund (1,250 of 5,000 tokens)",
+            ),
+            (taking(Reversal::Dispute, 5_000), "Disputed payment"),
+            (
+                taking(Reversal::Dispute, 3_750),
+                "Disputed payment (3,750 of 5,000 tokens)",
+            ),
+            (
+                back(GivenBack::RefundUndone, 1_250),
+                "Refund failed or canceled (1,250 of 5,000 tokens restored)",
+            ),
+            (
+                back(GivenBack::DisputeWon, 5_000),
+                "Dispute won (5,000 of 5,000 tokens restored)",
+            ),
+            (
+                back(GivenBack::DisputeLostAfterRefund, 1_250),
+                "Dispute lost, less what was refunded (1,250 of 5,000 tokens restored)",
+            ),
+            (
+                back(GivenBack::DisputeClosed, 5_000),
+                "Dispute closed (5,000 of 5,000 tokens restored)",
+            ),
+        ] {
+            assert_eq!(said, format!("{expected}{pack}"));
+        }
+        // A purchase reason as long as a reason may be still makes a valid one, cut to the limit.
+        let long = ReversalReasons {
+            purchase: Reason::parse(&"x".repeat(Reason::MAX_CHARS)).unwrap(),
+        };
+        assert_eq!(
+            long.taking(Reversal::Refund, 1, 2).as_str().chars().count(),
+            Reason::MAX_CHARS
+        );
+    }
+
+    #[test]
     fn what_an_event_awaits_is_read_back_as_it_was_kept() {
         for awaiting in [
             Awaiting::PaymentIntent("pi_3Abc_9".into()),

@@ -108,13 +108,17 @@ async fn sync_quietly(
     .bind(RefundStatus::Canceled.as_str())
     .fetch_one(&mut *conn)
     .await?;
-    let disputes = sqlx::query("SELECT status, amount FROM stripe_disputes WHERE charge_id = $1")
-        .bind(&sync.charge)
-        .fetch_all(&mut *conn)
-        .await?;
+    let disputes =
+        sqlx::query("SELECT dispute_id, status, amount FROM stripe_disputes WHERE charge_id = $1")
+            .bind(&sync.charge)
+            .fetch_all(&mut *conn)
+            .await?;
     let (granted, charged) = (purchase.delta.get(), sync.charge_amount);
     let mut disputed_target = 0;
-    let mut dispute_ended = GivenBack::DisputeClosed;
+    // Why a dispute's tokens come back: as the dispute this news is about now stands, or (news
+    // of refunds) as any of the charge's does.
+    let mut ended_now = None;
+    let mut ended_any = GivenBack::DisputeClosed;
     for row in &disputes {
         let amount: Option<i64> = row.try_get("amount")?;
         let amount = amount.unwrap_or(charged);
@@ -124,12 +128,20 @@ async fn sync_quietly(
             DisputeStatus::Lost => share_of(granted, amount.min(charged - refunded), charged),
             _ => 0,
         };
-        dispute_ended = match (status, dispute_ended) {
-            (DisputeStatus::Won, _) | (_, GivenBack::DisputeWon) => GivenBack::DisputeWon,
-            (DisputeStatus::Lost, _) => GivenBack::DisputeLostAfterRefund,
-            (_, before) => before,
+        let ended = match status {
+            DisputeStatus::Won => GivenBack::DisputeWon,
+            DisputeStatus::Lost => GivenBack::DisputeLostAfterRefund,
+            _ => GivenBack::DisputeClosed,
         };
+        let id: String = row.try_get("dispute_id")?;
+        if sync.dispute.as_ref().is_some_and(|news| news.dispute == id) {
+            ended_now = Some(ended);
+        }
+        if ended_any != GivenBack::DisputeWon && ended != GivenBack::DisputeClosed {
+            ended_any = ended;
+        }
     }
+    let dispute_ended = ended_now.unwrap_or(ended_any);
 
     let mut attempts = Vec::new();
     let targets = [
