@@ -242,13 +242,16 @@ impl AppError {
 impl FromServerFnError for AppError {
     type Encoder = ErrorJson;
 
-    /// An error answer that is not one of ours (a proxy's 502 page while the server is down, an
-    /// empty 504) means the server was not reached; one of ours with a code this build does not
-    /// know is internal.
+    /// In the browser, an error answer that is not one of ours (a proxy's 502 page while the
+    /// server is down, an empty 504) means the server was not reached: the server answers every
+    /// error under `/api/` in JSON (`server::error::api_errors_as_json`). One of ours with a
+    /// code this build does not know is internal, and so is anything undecodable on the server
+    /// (a no-JavaScript form's error read back from its URL).
     fn de(data: Bytes) -> Self {
         ErrorJson::decode(data.clone()).unwrap_or_else(|_| {
             match serde_json::from_slice::<serde_json::Value>(&data) {
                 Ok(body) if body.get("error").is_some() => AppError::Internal,
+                _ if cfg!(feature = "ssr") => AppError::Internal,
                 _ => AppError::Network,
             }
         })
@@ -340,11 +343,14 @@ mod tests {
     #[test]
     fn an_answer_not_ours_means_the_server_was_not_reached() {
         let de = |body: &'static [u8]| AppError::de(Bytes::from_static(body));
-        assert_eq!(
-            de(b"<html><h1>502 Bad Gateway</h1></html>"),
+        // In the browser; on the server (a form's error read back from its URL), internal.
+        let not_reached = if cfg!(feature = "ssr") {
+            AppError::Internal
+        } else {
             AppError::Network
-        );
-        assert_eq!(de(b""), AppError::Network);
+        };
+        assert_eq!(de(b"<html><h1>502 Bad Gateway</h1></html>"), not_reached);
+        assert_eq!(de(b""), not_reached);
         // Ours, with a code only the server's routes use: not a connection problem.
         assert_eq!(
             de(br#"{"error":"unavailable","message":"Try again later."}"#),

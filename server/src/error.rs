@@ -147,9 +147,118 @@ pub async fn log_causes(request: Request, next: Next) -> Response {
     response
 }
 
+/// Every error answer under `/api/` is JSON of this vocabulary, whoever made it (axum's 404 and
+/// 405, the session layer's empty 500 when it cannot save a session): the browser reads an error
+/// answer that is not (a proxy's page while the server is down) as "the server could not be
+/// reached", so ours must never look like one. The status and headers stay.
+pub async fn api_errors_as_json(request: Request, next: Next) -> Response {
+    let api = request.uri().path().starts_with("/api/");
+    let response = next.run(request).await;
+    let json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let status = response.status();
+    if !api || json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (code, message) = match status.as_u16() {
+        401 => (ErrorCode::Unauthorized, "Please log in to continue."),
+        403 => (
+            ErrorCode::Forbidden,
+            "You do not have permission to do that.",
+        ),
+        404 => (ErrorCode::NotFound, "There is no such API path."),
+        413 => (ErrorCode::PayloadTooLarge, "The request body is too large."),
+        415 => (
+            ErrorCode::UnsupportedMediaType,
+            "The request body must be JSON.",
+        ),
+        500..=599 => (
+            ErrorCode::Internal,
+            "Something went wrong on our side. Please try again.",
+        ),
+        _ => (ErrorCode::BadRequest, "The request cannot be read."),
+    };
+    tracing::warn!(
+        status = status.as_u16(),
+        "an API error answer without JSON, answered as `{code}`"
+    );
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    let body = Json(json!({ "error": code.as_str(), "message": message }));
+    let mut answer = (parts, body).into_response();
+    *answer.status_mut() = status;
+    answer
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn api_errors_without_json_are_answered_in_json_with_their_status() {
+        use axum::routing::get;
+        use tower::ServiceExt;
+
+        let router = axum::Router::new()
+            .route(
+                "/api/empty",
+                get(|| async { StatusCode::INTERNAL_SERVER_ERROR }),
+            )
+            .route("/api/ours", get(|| async { ApiError::invalid("no") }))
+            .route("/page", get(|| async { StatusCode::INTERNAL_SERVER_ERROR }))
+            .layer(axum::middleware::from_fn(api_errors_as_json));
+        let answer = |path: &'static str, method: &'static str| {
+            let router = router.clone();
+            async move {
+                let request = Request::builder()
+                    .uri(path)
+                    .method(method)
+                    .body(axum::body::Body::empty())
+                    .unwrap();
+                let response = router.oneshot(request).await.unwrap();
+                let status = response.status().as_u16();
+                let allow = response
+                    .headers()
+                    .get("allow")
+                    .map(|v| v.to_str().unwrap().to_owned());
+                let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+                    .await
+                    .unwrap();
+                (
+                    status,
+                    serde_json::from_slice::<serde_json::Value>(&bytes).ok(),
+                    allow,
+                )
+            }
+        };
+        let (status, body, _) = answer("/api/empty", "GET").await;
+        assert_eq!(
+            (status, body.unwrap()["error"].clone()),
+            (500, json!("internal"))
+        );
+        let (status, body, _) = answer("/api/nowhere", "GET").await;
+        assert_eq!(
+            (status, body.unwrap()["error"].clone()),
+            (404, json!("not_found"))
+        );
+        let (status, body, allow) = answer("/api/empty", "POST").await;
+        assert_eq!(
+            (status, body.unwrap()["error"].clone()),
+            (405, json!("bad_request"))
+        );
+        assert_eq!(allow.as_deref(), Some("GET,HEAD"));
+        // Ours stay as they are; pages are not the API's.
+        let (status, body, _) = answer("/api/ours", "GET").await;
+        assert_eq!(
+            (status, body.unwrap()["message"].clone()),
+            (422, json!("no"))
+        );
+        let (status, body, _) = answer("/page", "GET").await;
+        assert_eq!((status, body), (500, None));
+    }
 
     #[test]
     fn statuses_come_with_the_code() {

@@ -348,6 +348,8 @@ fn router(
         // On every route and on the fallback (counted as one `unmatched` route).
         .layer(axum::middleware::from_fn(observability::track_requests))
         .layer(sessions.layer(&state.config, server.session_idle_timeout))
+        // Outside the sessions: their failure to save is an empty 500.
+        .layer(axum::middleware::from_fn(error::api_errors_as_json))
         .layer(axum::middleware::from_fn_with_state(
             site,
             csrf::same_origin_only,
