@@ -148,10 +148,10 @@ const STEADY_MS: f64 = 10_000.0;
 /// When the stream errs (the browser would retry by itself, but silently, and never after an
 /// error status) or a load doubts it, it is closed and the server asked once for the balance: no
 /// answer marks the connection lost; an answer (the stream was refused: too many tabs, logged
-/// out) leaves it be. Either way the stream is opened again after a wait that doubles each time
+/// out) marks it open. Either way the stream is opened again after a wait that doubles each time
 /// (1 s up to 30 s, each a random part of it, so that a server coming back is not met by every
-/// page at once; back to 1 s once a stream has stayed open 10 s). Its first event after a loss
-/// tells the parts to load again.
+/// page at once; back to 1 s after a stream that spoke for 10 s). Its first event after a loss,
+/// or the server's answer, tells the parts to load again.
 #[cfg(feature = "hydrate")]
 fn follow_changes(live: BillingLive) {
     use futures::StreamExt;
@@ -198,7 +198,8 @@ fn follow_changes(live: BillingLive) {
         let mut last: Option<String> = None;
         for n in 0.. {
             let source = EventSource::new("/api/tokens/stream").ok();
-            let opened_at = Date::now();
+            // When the stream first spoke: how long it lived decides the next wait.
+            let mut heard_since: Option<f64> = None;
             let on_balance = {
                 let tell = tell.clone();
                 Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
@@ -224,14 +225,17 @@ fn follow_changes(live: BillingLive) {
             while let Some(news) = heard.next().await {
                 match news {
                     Heard::Balance(from, data) if from == n => {
+                        heard_since.get_or_insert_with(Date::now);
                         if !live.reached() && data != last {
                             live.changed();
                         }
                         last = data;
                     }
                     Heard::Dropped(from) if from == n => break,
-                    // Checked as a drop is: the stream opened again tells.
-                    Heard::Doubt => break,
+                    // Checked as a drop is: the stream opened again tells. (A doubt the stream
+                    // has answered since is no longer one.)
+                    Heard::Doubt if live.connection.get_untracked() == Connection::Lost => break,
+                    Heard::Doubt => {}
                     Heard::Left => {
                         gone = true;
                         break;
@@ -251,11 +255,15 @@ fn follow_changes(live: BillingLive) {
             if gone {
                 return;
             }
-            if !answers().await {
-                live.lost();
-            }
-            if Date::now() - opened_at >= STEADY_MS {
+            if heard_since.is_some_and(|since| Date::now() - since >= STEADY_MS) {
                 wait = REOPEN_FIRST;
+            }
+            // The server answering while its stream does not (too many tabs, logged out) is
+            // no outage; one that does not answer is.
+            if answers().await {
+                live.reached();
+            } else {
+                live.lost();
             }
             sleep(wait.mul_f64(0.5 + 0.5 * Math::random())).await;
             wait = (wait * 2).min(REOPEN_MOST);

@@ -131,7 +131,8 @@ impl BillingLive {
             },
         );
         // The answer the page came with is the first to keep: in the browser, the fetcher did
-        // not run for it (once, after hydration).
+        // not run for it (once, after hydration; the billing page renders whole before it is
+        // sent, `SsrMode::Async`, so the answer is there by then).
         Effect::new(move |_| {
             if let Some(Ok(value)) = resource.get_untracked() {
                 last.set_value(Some((untrack(|| question()), value)));
