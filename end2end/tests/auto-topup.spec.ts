@@ -1,5 +1,5 @@
 import { expect, test, type Page } from "@playwright/test";
-import { hydrated, signUp } from "./support/accounts";
+import { buySmallPack, hydrated, signUp } from "./support/accounts";
 import { adminPage, debitAsAdmin } from "./support/admin";
 import { subjectsTo } from "./support/mailbox";
 
@@ -7,9 +7,7 @@ import { subjectsTo } from "./support/mailbox";
 async function turnOn(page: Page, prefix: string, card: string): Promise<string> {
   const email = await signUp(page, prefix);
   await hydrated(page);
-  await page.getByRole("listitem").filter({ hasText: "Small pack" }).getByRole("button", { name: "Buy" }).click();
-  await page.getByRole("button", { name: "Pay $10.00" }).click();
-  await expect(page.getByTestId("balance")).toHaveText("1,000 tokens");
+  await buySmallPack(page);
   await hydrated(page);
 
   const auto = page.getByRole("region", { name: "Auto top-up" });

@@ -1,5 +1,5 @@
 import { expect, test } from "@playwright/test";
-import { hydrated, signUp } from "./support/accounts";
+import { buySmallPack, hydrated, signUp } from "./support/accounts";
 
 // A zone half an hour off the hour, so that no other zone's time can pass for it.
 test.use({ timezoneId: "Asia/Kolkata", locale: "en-US" });
@@ -7,9 +7,7 @@ test.use({ timezoneId: "Asia/Kolkata", locale: "en-US" });
 test("the ledger shows when in the viewer's zone, with UTC on hover", async ({ page }) => {
   await signUp(page, "zone");
   await hydrated(page);
-  await page.getByRole("listitem").filter({ hasText: "Small pack" }).getByRole("button", { name: "Buy" }).click();
-  await page.getByRole("button", { name: "Pay $10.00" }).click();
-  await expect(page.getByTestId("balance")).toHaveText("1,000 tokens");
+  await buySmallPack(page);
   await hydrated(page);
 
   const time = page.getByRole("row").filter({ hasText: "Small pack" }).locator("time");

@@ -1,5 +1,5 @@
 import { expect, test } from "@playwright/test";
-import { hydrated, signUp } from "./support/accounts";
+import { buySmallPack, hydrated, signUp } from "./support/accounts";
 import { adminPage, debitAsAdmin } from "./support/admin";
 import { subjectsTo } from "./support/mailbox";
 
@@ -9,9 +9,7 @@ test("a user sets a low-balance mark, gets one email when the balance goes under
 }) => {
   const email = await signUp(page, "notices");
   await hydrated(page);
-  await page.getByRole("listitem").filter({ hasText: "Small pack" }).getByRole("button", { name: "Buy" }).click();
-  await page.getByRole("button", { name: "Pay $10.00" }).click();
-  await expect(page.getByTestId("balance")).toHaveText("1,000 tokens");
+  await buySmallPack(page);
   await hydrated(page);
 
   const notices = page.getByRole("region", { name: "Email notices" });

@@ -1,12 +1,10 @@
 import { expect, test } from "@playwright/test";
-import { hydrated, signUp } from "./support/accounts";
+import { buySmallPack, hydrated, signUp } from "./support/accounts";
 
 test("a purchase shows in the month's statement, which adds up, prints without navigation and downloads", async ({ page }) => {
   await signUp(page, "statement");
   await hydrated(page);
-  await page.getByRole("listitem").filter({ hasText: "Small pack" }).getByRole("button", { name: "Buy" }).click();
-  await page.getByRole("button", { name: "Pay $10.00" }).click();
-  await expect(page.getByTestId("balance")).toHaveText("1,000 tokens");
+  await buySmallPack(page);
   // The pack is a grant: what is left of it and when it expires.
   await expect(page.getByTestId("grants")).toContainText("1,000 of 1,000 left");
   await expect(page.getByTestId("grants")).toContainText("expires");

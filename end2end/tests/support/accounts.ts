@@ -13,6 +13,14 @@ export async function signUp(page: Page, prefix = "buyer"): Promise<string> {
   return email;
 }
 
+/** Buys the small pack through the simulated Checkout, from the billing page of a new user,
+ * and waits for its 1,000 tokens. */
+export async function buySmallPack(page: Page) {
+  await page.getByRole("listitem").filter({ hasText: "Small pack" }).getByRole("button", { name: "Buy" }).click();
+  await page.getByRole("button", { name: "Pay $10.00" }).click();
+  await expect(page.getByTestId("balance")).toHaveText("1,000 tokens");
+}
+
 /** Waits until the WASM has taken over the billing page (it marks its `main` element). */
 export async function hydrated(page: Page) {
   await expect(page.locator("main[data-hydrated]")).toHaveAttribute("data-hydrated", "true");
