@@ -26,7 +26,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 // `/pkg/billing.<hash>.css`: the name cargo-leptos made from its contents.
                 <HashedStylesheet options=options.clone() id="leptos" />
                 <AutoReload options=options.clone() />
-                <HydrationScripts options />
+                <HydrationScripts options islands=true />
                 <MetaTags />
             </head>
             <body>

@@ -1,5 +1,6 @@
 import { expect, test } from "@playwright/test";
 import { ADMIN, logIn } from "./support/admin";
+import { BILLING_PAGE } from "./support/accounts";
 
 const PASSWORD = "a fine long passphrase";
 
@@ -25,7 +26,7 @@ test("sign up, log out, log in; an admin credits the user, who then sees the tok
 
   await user.getByLabel("Password").fill(PASSWORD);
   await user.getByRole("button", { name: "Create account" }).click();
-  await expect(user).toHaveURL(/\/app\/billing$/);
+  await expect(user).toHaveURL(BILLING_PAGE);
   await expect(user.getByTestId("balance")).toHaveText("0 tokens");
 
   await user.getByRole("button", { name: "Log out" }).click();
@@ -45,12 +46,12 @@ test("sign up, log out, log in; an admin credits the user, who then sees the tok
   await logIn(user, email, "not my password");
   await expect(user.getByRole("alert")).toHaveText("Wrong email or password.");
   await logIn(user, email, PASSWORD);
-  await expect(user).toHaveURL(/\/app\/billing$/);
+  await expect(user).toHaveURL(BILLING_PAGE);
 
   // The admin finds the user and credits them.
   const admin = await (await browser.newContext()).newPage();
   await logIn(admin, ADMIN.email, ADMIN.password);
-  await expect(admin).toHaveURL(/\/app\/billing$/);
+  await expect(admin).toHaveURL(BILLING_PAGE);
   await admin.getByRole("link", { name: "Admin" }).click();
   await admin.getByLabel("Email or user id").fill(email);
   await admin.getByRole("button", { name: "Find" }).click();
@@ -74,7 +75,7 @@ test("a user cannot open the admin page", async ({ page }) => {
   await page.getByLabel("Email").fill(email);
   await page.getByLabel("Password").fill(PASSWORD);
   await page.getByRole("button", { name: "Create account" }).click();
-  await expect(page).toHaveURL(/\/app\/billing$/);
+  await expect(page).toHaveURL(BILLING_PAGE);
   const response = await page.goto("/admin");
   expect(response?.status()).toBe(403);
   await expect(page.getByRole("heading", { name: "Admins only" })).toBeVisible();

@@ -1,4 +1,5 @@
 import { expect, test } from "@playwright/test";
+import { BILLING_PAGE } from "./support/accounts";
 
 // The basics work as plain HTML: server rendering, links and form posts.
 test.use({ javaScriptEnabled: false });
@@ -14,7 +15,7 @@ test("without JavaScript: sign up, buy a pack, see the tokens, filter the ledger
   await page.getByLabel("Email").fill(email);
   await page.getByLabel("Password").fill("a fine long passphrase");
   await page.getByRole("button", { name: "Create account" }).click();
-  await expect(page).toHaveURL(/\/app\/billing$/);
+  await expect(page).toHaveURL(BILLING_PAGE);
 
   await page.getByRole("listitem").filter({ hasText: "Small pack" }).getByRole("button", { name: "Buy" }).click();
   await expect(page).toHaveURL(/\/simulated-stripe\/checkout\//);

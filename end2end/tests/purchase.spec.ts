@@ -1,5 +1,6 @@
 import { expect, test } from "@playwright/test";
 import {
+  BILLING_PAGE,
   hydrated,
   markDocument,
   recordBalanceStream,
@@ -130,7 +131,7 @@ test("a partial refund reverses tokens in proportion", async ({ page }) => {
   await page.getByRole("button", { name: "Refund", exact: true }).click();
   await expect(page.getByRole("heading", { name: "Not possible" })).toBeVisible();
   await page.getByRole("link", { name: "Back to billing" }).click();
-  await expect(page).toHaveURL(/\/app\/billing$/);
+  await expect(page).toHaveURL(BILLING_PAGE);
 
   // $10 of $40 back: a quarter of 5,000 tokens taken back.
   await expect(page.getByTestId("balance")).toHaveText("3,750 tokens");
@@ -154,5 +155,5 @@ test("the sixth quick checkout shows the rate-limit message", async ({ page }) =
   // ...then the sixth, from the page.
   await page.getByRole("listitem").filter({ hasText: "Large pack" }).getByRole("button", { name: "Buy" }).click();
   await expect(page.getByTestId("buy-error")).toHaveText(/Too many requests\. Please wait \d+ seconds and try again\./);
-  await expect(page).toHaveURL(/\/app\/billing$/);
+  await expect(page).toHaveURL(BILLING_PAGE);
 });

@@ -26,13 +26,16 @@ impl CurrentUser {
     }
 }
 
-/// The value of a page's `main[data-hydrated]`: "false" in the server's HTML, "true" once the
-/// browser's WASM has taken the page over (effects run only there). The browser tests wait for it
-/// before they rely on anything better than plain HTML.
-pub fn hydrated_mark() -> impl Fn() -> &'static str + Copy + Send + Sync + 'static {
-    let hydrated = RwSignal::new(false);
-    Effect::new(move |_| hydrated.set(true));
-    move || if hydrated.get() { "true" } else { "false" }
+/// Marks the page's `main[data-hydrated]` "true" once the browser's WASM has taken the island
+/// that calls this over (effects run only there). The server's HTML says "false". The browser tests
+/// wait for it before they rely on anything better than plain HTML.
+pub fn mark_hydrated() {
+    Effect::new(move |_| {
+        #[cfg(feature = "hydrate")]
+        if let Ok(Some(main)) = document().query_selector("main[data-hydrated]") {
+            let _ = main.set_attribute("data-hydrated", "true");
+        }
+    });
 }
 
 #[component]

@@ -1,5 +1,5 @@
 //! `RequireUser`: renders its children for a signed-in user and sends anyone else to log in
-//! (a 302 on the server, so it works before hydration), then back here.
+//! (a 302 from the server, which alone renders it: it is not an island), then back here.
 
 use std::sync::Arc;
 
@@ -81,12 +81,11 @@ fn here(location: &leptos_router::location::Location) -> String {
     }
 }
 
-/// Sends the visitor to `path`: a 302 from the server, a navigation in the browser.
+/// Sends the visitor to `path` with a 302. The server renders this part of the page alone (it is
+/// not an island), so the browser never runs it.
 fn login_redirect() -> impl Fn(&str) + Clone + Send + Sync + 'static {
     #[cfg(feature = "ssr")]
     let response = use_context::<leptos_axum::ResponseOptions>();
-    #[cfg(not(feature = "ssr"))]
-    let navigate = leptos_router::hooks::use_navigate();
     move |path: &str| {
         #[cfg(feature = "ssr")]
         if let (Some(response), Ok(location)) = (&response, http::HeaderValue::from_str(path)) {
@@ -94,7 +93,7 @@ fn login_redirect() -> impl Fn(&str) + Clone + Send + Sync + 'static {
             response.insert_header(http::header::LOCATION, location);
         }
         #[cfg(not(feature = "ssr"))]
-        navigate(path, Default::default());
+        let _ = path;
     }
 }
 

@@ -11,26 +11,27 @@ use billing::domain::LedgerEntryId;
 
 use crate::api::admin::{Adjusted, AdminCredit, AdminDebit, UserAccount, find_user};
 use crate::components::billing::ledger_table::ledger_view;
-use crate::components::layout::hydrated_mark;
+use crate::components::layout::mark_hydrated;
 use crate::components::require_user::RequireUser;
 use crate::error::AppError;
 
 #[component]
 pub fn AdminPage() -> impl IntoView {
     view! {
-        <main class="page" data-hydrated=hydrated_mark()>
+        <main class="page" data-hydrated="false">
             <h1>"Admin"</h1>
             <RequireUser admin=true let:_admin>
-                <AdminTools />
+                <AdminTools q=use_query_map().with_untracked(|query| query.get("q").unwrap_or_default()) />
             </RequireUser>
         </main>
     }
 }
 
-#[component]
-fn AdminTools() -> impl IntoView {
-    let query = use_query_map();
-    let q = move || query.read().get("q").unwrap_or_default();
+#[island]
+fn AdminTools(q: String) -> impl IntoView {
+    mark_hydrated();
+    let q = StoredValue::new(q);
+    let q = move || q.get_value();
     let adjustments = Adjustments::new();
     // Read again after each adjustment that changed something: the new balance and ledger,
     // and a fresh request id for the next.

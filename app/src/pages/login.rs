@@ -5,19 +5,28 @@ use leptos_router::hooks::use_query_map;
 
 use crate::api::auth::LogIn;
 use crate::components::form_error::FormError;
+use crate::components::layout::mark_hydrated;
 use crate::components::require_user::encode_component;
 
 #[component]
 pub fn LoginPage() -> impl IntoView {
+    let next = use_query_map().with_untracked(|query| query.get("next").unwrap_or_default());
+    view! { <LoginForm next /> }
+}
+
+/// The page itself, hydrated: the form shows its errors without a reload.
+#[island]
+fn LoginForm(next: String) -> impl IntoView {
+    mark_hydrated();
     let log_in = ServerAction::<LogIn>::new();
-    let query = use_query_map();
-    let next = move || query.read().get("next").unwrap_or_default();
+    let next = StoredValue::new(next);
+    let next = move || next.get_value();
     let signup_href = move || match next() {
         next if next.is_empty() => "/signup".to_owned(),
         next => format!("/signup?next={}", encode_component(&next)),
     };
     view! {
-        <main class="page page-narrow">
+        <main class="page page-narrow" data-hydrated="false">
             <h1>"Log in"</h1>
             <section class="card">
                 <ActionForm action=log_in attr:class="form">
@@ -36,7 +45,7 @@ pub fn LoginPage() -> impl IntoView {
                             required
                         />
                     </div>
-                    <input type="hidden" name="next" prop:value=next />
+                    <input type="hidden" name="next" value=next />
                     <button type="submit" class="button" disabled=move || log_in.pending().get()>
                         "Log in"
                     </button>

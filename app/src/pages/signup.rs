@@ -5,13 +5,22 @@ use leptos_router::hooks::use_query_map;
 
 use crate::api::auth::{EMAIL, PASSWORD, SignUp};
 use crate::components::form_error::{FormError, field_state};
+use crate::components::layout::mark_hydrated;
 use crate::components::require_user::encode_component;
 
 #[component]
 pub fn SignupPage() -> impl IntoView {
+    let next = use_query_map().with_untracked(|query| query.get("next").unwrap_or_default());
+    view! { <SignupForm next /> }
+}
+
+/// The page itself, hydrated: the form shows its errors without a reload.
+#[island]
+fn SignupForm(next: String) -> impl IntoView {
+    mark_hydrated();
     let sign_up = ServerAction::<SignUp>::new();
-    let query = use_query_map();
-    let next = move || query.read().get("next").unwrap_or_default();
+    let next = StoredValue::new(next);
+    let next = move || next.get_value();
     let login_href = move || match next() {
         next if next.is_empty() => "/login".to_owned(),
         next => format!("/login?next={}", encode_component(&next)),
@@ -24,7 +33,7 @@ pub fn SignupPage() -> impl IntoView {
         Some("signup-password-hint"),
     );
     view! {
-        <main class="page page-narrow">
+        <main class="page page-narrow" data-hydrated="false">
             <h1>"Create your account"</h1>
             <section class="card">
                 <ActionForm action=sign_up attr:class="form">
@@ -57,7 +66,7 @@ pub fn SignupPage() -> impl IntoView {
                             "At least 10 characters. A few unusual words make a strong password."
                         </p>
                     </div>
-                    <input type="hidden" name="next" prop:value=next />
+                    <input type="hidden" name="next" value=next />
                     <button type="submit" class="button" disabled=move || sign_up.pending().get()>
                         "Create account"
                     </button>

@@ -2,6 +2,9 @@ import { expect, type Page } from "@playwright/test";
 
 export const PASSWORD = "a fine long passphrase";
 
+/** The billing page's address, with no query: not `/login?next=/app/billing`, which also ends so. */
+export const BILLING_PAGE = /^[^?]*\/app\/billing$/;
+
 /** Signs a brand-new user up and waits for the billing page. */
 export async function signUp(page: Page, prefix = "buyer"): Promise<string> {
   const email = `${prefix}-${Date.now()}-${Math.floor(Math.random() * 1e6)}@example.com`;
@@ -9,7 +12,7 @@ export async function signUp(page: Page, prefix = "buyer"): Promise<string> {
   await page.getByLabel("Email").fill(email);
   await page.getByLabel("Password").fill(PASSWORD);
   await page.getByRole("button", { name: "Create account" }).click();
-  await expect(page).toHaveURL(/\/app\/billing$/);
+  await expect(page).toHaveURL(BILLING_PAGE);
   return email;
 }
 

@@ -1,6 +1,6 @@
 import { expect, type Browser, type Page } from "@playwright/test";
 import { execFileSync } from "node:child_process";
-import { PASSWORD, hydrated } from "./accounts";
+import { BILLING_PAGE, PASSWORD, hydrated } from "./accounts";
 import type { OwnServer } from "./server";
 
 // The development server seeds this admin (DEMO_ACCOUNTS, see server/src/demo.rs).
@@ -28,7 +28,7 @@ export async function adminPage(browser: Browser, server?: OwnServer): Promise<P
   );
   const admin = await (await browser.newContext(server ? { baseURL: server.url } : {})).newPage();
   await logIn(admin, email, PASSWORD);
-  await expect(admin).toHaveURL(/\/app\/billing$/);
+  await expect(admin).toHaveURL(BILLING_PAGE);
   return admin;
 }
 

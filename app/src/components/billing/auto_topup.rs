@@ -6,7 +6,6 @@ use leptos::ev::SubmitEvent;
 use leptos::html::{Input, Select};
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
-use leptos_router::hooks::use_query_map;
 
 use billing::domain::{AutoTopUpState, PauseReason, ProductId, TopUp, TopUpState, group_thousands};
 
@@ -65,14 +64,13 @@ pub fn AutoTopUp() -> impl IntoView {
         }
     });
     // Back from saving a card: once, in the browser.
-    let query = use_query_map();
+    let query = live.query;
     Effect::new(move |done: Option<bool>| {
         if done == Some(true) {
             return true;
         }
         match query
-            .read_untracked()
-            .get("card_setup")
+            .with_value(|q| q.card_setup.clone())
             .filter(|id| !id.is_empty())
         {
             Some(session_id) => {

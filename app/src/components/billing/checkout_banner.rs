@@ -2,7 +2,6 @@
 //! a subscription started, or cancelled.
 
 use leptos::prelude::*;
-use leptos_router::hooks::use_query_map;
 
 use super::BillingLive;
 use crate::api::billing::CheckoutProgress;
@@ -10,9 +9,9 @@ use crate::error::AppError;
 
 #[component]
 pub fn CheckoutBanner() -> impl IntoView {
-    let query = use_query_map();
-    let canceled = move || query.read().get("canceled").is_some_and(|v| v == "1");
     let live = BillingLive::expect();
+    let query = live.query;
+    let canceled = move || query.with_value(|q| q.canceled.as_deref() == Some("1"));
     let status = live.checkout;
     // While a payment is clearing, ask again every few seconds (in the browser).
     let pending = RwSignal::new(false);
@@ -38,7 +37,7 @@ pub fn CheckoutBanner() -> impl IntoView {
             }
         });
     }
-    let returning = move || query.with_untracked(|q| q.get("session_id").is_some());
+    let returning = move || query.with_value(|q| q.session_id.is_some());
     // Back from Checkout, the answer is what the user came for: focus goes to it (not to the
     // page's body), so a screen reader reads it and the keyboard starts there.
     let canceled_banner = focused_when_shown();

@@ -5,8 +5,6 @@
 
 use billing::domain::{LedgerEntry, LedgerEntryId, LedgerPage, Source};
 use leptos::prelude::*;
-use leptos_router::components::{A, Form};
-use leptos_router::hooks::use_query_map;
 
 use super::BillingLive;
 use crate::api::tokens::token_ledger;
@@ -16,17 +14,21 @@ use crate::error::AppError;
 #[component]
 pub fn LedgerTable() -> impl IntoView {
     let live = BillingLive::expect();
-    let query = use_query_map();
+    let query = live.query;
     let source = move || {
         query
-            .read()
-            .get("source")
+            .with_value(|q| q.source.clone())
             .and_then(|s| Source::parse(&s).ok())
     };
     let cursor = move |name: &str| {
         query
-            .read()
-            .get(name)
+            .with_value(|q| {
+                if name == "before" {
+                    q.before.clone()
+                } else {
+                    q.after.clone()
+                }
+            })
             .and_then(|b| b.parse::<LedgerEntryId>().ok())
     };
     let page = live.load(
@@ -61,20 +63,15 @@ pub fn LedgerTable() -> impl IntoView {
             <div class="section-header">
                 <h2 id="ledger-title">"Token history"</h2>
                 <span class="section-actions">
-                    <A href="/app/billing/statement" attr:class="button button-quiet">
+                    <a href="/app/billing/statement" class="button button-quiet">
                         "Monthly statement"
-                    </A>
+                    </a>
                     <a class="button button-quiet" href=export download="promptbloom-ledger.csv" rel="external">
                         "Export CSV"
                     </a>
                 </span>
             </div>
-            <Form
-                method="GET"
-                action="/app/billing"
-                on_form_data=drop_nameless_fields()
-                attr:class="inline-form ledger-filter"
-            >
+            <form method="GET" action="/app/billing" class="inline-form ledger-filter">
                 <label for="ledger-source">"Show"</label>
                 <select id="ledger-source" name="source">
                     <option value="" selected=move || source().is_none()>
@@ -94,7 +91,7 @@ pub fn LedgerTable() -> impl IntoView {
                 <button type="submit" class="button button-quiet">
                     "Filter"
                 </button>
-            </Form>
+            </form>
             <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     let page = page.await;
@@ -107,14 +104,14 @@ pub fn LedgerTable() -> impl IntoView {
                                 .map(|id| {
                                     view! {
                                         <span class="pager-newer">
-                                            <A href=link(None)>"« Newest"</A>
-                                            <A href=link(Some(("after", id)))>"← Newer"</A>
+                                            <a href=link(None)>"« Newest"</a>
+                                            <a href=link(Some(("after", id)))>"← Newer"</a>
                                         </span>
                                     }
                                 })}
                             {older
                                 .map(|id| {
-                                    view! { <A href=link(Some(("before", id)))>"Older →"</A> }
+                                    view! { <a href=link(Some(("before", id)))>"Older →"</a> }
                                 })}
                         </nav>
                     }
@@ -123,12 +120,6 @@ pub fn LedgerTable() -> impl IntoView {
             </Transition>
         </section>
     }
-}
-
-/// Leptos's `Form` adds the button that submitted it to the query even without a name (`&=`
-/// at the end of the address): those fields go, as a browser leaves them out itself.
-fn drop_nameless_fields() -> std::sync::Arc<dyn Fn(&leptos::web_sys::FormData)> {
-    std::sync::Arc::new(|data: &leptos::web_sys::FormData| data.delete(""))
 }
 
 /// A ledger page as a table (shared with the admin page).

@@ -20,9 +20,8 @@ pub use low_balance_notice::LowBalanceNotice;
 pub use manage_billing::ManageBilling;
 
 use leptos::prelude::*;
-use leptos_router::hooks::use_query_map;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::api::billing::{CheckoutProgress, checkout_status};
 use crate::error::AppError;
@@ -33,9 +32,21 @@ use crate::error::AppError;
 /// credit tokens first).
 #[derive(Clone, Copy)]
 pub struct BillingLive {
+    pub query: StoredValue<BillingQuery>,
     pub version: RwSignal<u64>,
     pub connection: RwSignal<Connection>,
     pub checkout: Resource<Option<Result<CheckoutProgress, AppError>>>,
+}
+
+/// What the billing page's address asks for.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BillingQuery {
+    pub session_id: Option<String>,
+    pub canceled: Option<String>,
+    pub card_setup: Option<String>,
+    pub source: Option<String>,
+    pub before: Option<String>,
+    pub after: Option<String>,
 }
 
 /// Whether the page hears from the server: what its last load or the balance stream found.
@@ -47,15 +58,17 @@ pub enum Connection {
 }
 
 impl BillingLive {
-    pub fn provide() -> Self {
+    pub fn provide(query: BillingQuery) -> Self {
         let version = RwSignal::new(0);
-        let query = use_query_map();
+        let query = StoredValue::new(query);
         // Once a session is settled (credited, subscribed, unpaid) its answer is final: only a
         // payment still clearing (or an error) is asked about again when the ledger changes.
         let settled = RwSignal::new(false);
         let checkout = Resource::new(
             move || {
-                let session = query.read().get("session_id").filter(|id| !id.is_empty());
+                let session = query
+                    .with_value(|q| q.session_id.clone())
+                    .filter(|id| !id.is_empty());
                 let round = if settled.get() { 0 } else { version.get() };
                 (session, round)
             },
@@ -76,6 +89,7 @@ impl BillingLive {
             }
         });
         let live = Self {
+            query,
             version,
             connection: RwSignal::new(Connection::Open),
             checkout,
