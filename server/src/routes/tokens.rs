@@ -14,15 +14,14 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
-use billing::domain::{LedgerEntry, Month, Source, User, UserId};
-use billing::store::{LedgerQuery, Store};
+use billing::domain::{BalanceSnapshot, LedgerEntry, Month, Source, User, UserId};
+use billing::store::{LedgerQuery, Store, balance_snapshot};
 use futures_util::Stream;
 use serde::Deserialize;
-use serde_json::json;
 use tower_sessions::Session;
 
 use crate::error::ApiError;
-use crate::live_balances::{LiveBalances, Snapshot, Subscription};
+use crate::live_balances::{LiveBalances, Subscription};
 use crate::shutdown::Shutdown;
 
 pub fn router() -> Router<AppState> {
@@ -71,14 +70,11 @@ pub async fn stream(
     let changes = futures_util::stream::unfold(stream, |mut stream| async move {
         let now = stream.next_change().await?;
         stream.sent = Some(now);
-        let event = Event::default().event("balance").data(
-            json!({
-                "balance": now.balance,
-                "held": now.held,
-                "latest_entry": now.latest_entry,
-            })
-            .to_string(),
-        );
+        // Three numbers: their JSON cannot fail.
+        let event = Event::default()
+            .event("balance")
+            .json_data(now)
+            .expect("a balance snapshot is plain numbers");
         Some((Ok(event), stream))
     });
     Ok(Sse::new(changes).keep_alive(KeepAlive::default()))
@@ -94,19 +90,19 @@ struct Opened {
     subscription: Subscription,
     stopping: tokio::sync::watch::Receiver<bool>,
     /// What it sent last; `None` before the first event.
-    sent: Option<Snapshot>,
+    sent: Option<BalanceSnapshot>,
 }
 
 impl Opened {
     /// The next snapshot to send: the balance now, first, then each change the node's watch
     /// tells of; `None` when the server is stopping.
-    async fn next_change(&mut self) -> Option<Snapshot> {
+    async fn next_change(&mut self) -> Option<BalanceSnapshot> {
         loop {
             if *self.stopping.borrow() {
                 return None;
             }
             if self.sent.is_none() {
-                match Snapshot::read(&*self.store, self.user).await {
+                match balance_snapshot(&*self.store, self.user).await {
                     Ok(now) => return Some(now),
                     Err(error) => tracing::warn!(%error, "reading a balance for the stream failed"),
                 }
