@@ -18,6 +18,35 @@ async fn the_billing_page_is_rendered_on_the_server_with_its_hydration_scripts()
     assert!(html.contains("/pkg/billing.wasm"), "{html}");
 }
 
+/// The page's parts are one island, taken over by the browser, whose props (what the address
+/// asks for, where the tokens stood) travel in an attribute: a crafted address stays text.
+#[tokio::test]
+async fn the_billing_island_carries_the_address_as_escaped_props() {
+    let app = spawn_app().await;
+    let bob = app.user("bob").await;
+    let crafted =
+        "/app/billing?source=%22%3E%3Cscript%3Ealert(1)%3C/script%3E&session_id=%27%3Cb%3E";
+    let response = bob.get(crafted).await;
+    assert_eq!(response.status, 200, "{}", response.text);
+    let html = response.text;
+    let island = html
+        .find("<leptos-island data-component=\"BillingParts_")
+        .map(|at| &html[at..])
+        .expect("the billing parts are an island");
+    let props = island
+        .split("data-props=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the island's props");
+    assert!(props.contains("&lt;script&gt;"), "{props}");
+    assert!(props.contains("latest_entry"), "{props}");
+    assert!(!html.contains("<script>alert"), "{html}");
+    assert!(!html.contains("<b>"), "{html}");
+    // The frame is the server's alone: no island around the header or the page's title.
+    let before_island = &html[..html.find("<leptos-island").unwrap()];
+    assert!(before_island.contains("<h1>Billing</h1>"), "{html}");
+}
+
 #[tokio::test]
 async fn the_login_page_renders_a_form_that_works_without_javascript() {
     let app = spawn_app().await;
