@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use billing::domain::{BalanceSnapshot, UserId};
-use billing::store::{BalanceNews, Store, StoreError, balance_snapshot};
+use billing::domain::{LedgerEntryId, UserId};
+use billing::store::{BalanceNews, LedgerQuery, Store, StoreError};
 use futures_util::StreamExt;
 use tokio::sync::watch;
 
@@ -22,6 +22,26 @@ const READS_AT_ONCE: usize = 8;
 /// The longest wait before watching again after the watch broke.
 const MOST_BACKOFF: Duration = Duration::from_secs(10);
 
+/// The balance, what holds reserve of it, and the newest entry: what a stream sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Snapshot {
+    pub balance: i64,
+    pub held: i64,
+    pub latest_entry: Option<LedgerEntryId>,
+}
+
+impl Snapshot {
+    pub async fn read(store: &dyn Store, user: UserId) -> Result<Self, StoreError> {
+        let available = store.available(user).await?;
+        let newest = store.ledger_page(user, &LedgerQuery::first(1)).await?;
+        Ok(Self {
+            balance: available.balance.get(),
+            held: available.held,
+            latest_entry: newest.entries.first().map(|e| e.id),
+        })
+    }
+}
+
 /// The node's open streams by user, and the watch that tells them.
 #[derive(Clone)]
 pub struct LiveBalances {
@@ -35,7 +55,7 @@ struct Inner {
 
 /// A user with streams open on this node.
 struct Watched {
-    latest: watch::Sender<Option<BalanceSnapshot>>,
+    latest: watch::Sender<Option<Snapshot>>,
     streams: usize,
 }
 
@@ -47,7 +67,7 @@ pub struct TooManyStreams;
 /// One open stream's hold on its user's news; given up when dropped.
 pub struct Subscription {
     user: UserId,
-    pub news: watch::Receiver<Option<BalanceSnapshot>>,
+    pub news: watch::Receiver<Option<Snapshot>>,
     inner: Arc<Inner>,
 }
 
@@ -161,7 +181,7 @@ impl LiveBalances {
         futures_util::stream::iter(users)
             .for_each_concurrent(READS_AT_ONCE, |user| async move {
                 metrics::counter!("billing_live_balance_reads_total").increment(1);
-                match balance_snapshot(&*self.inner.store, user).await {
+                match Snapshot::read(&*self.inner.store, user).await {
                     Ok(now) => {
                         if let Some(watched) = self.inner.watched().get(&user) {
                             watched.latest.send_if_modified(|latest| {

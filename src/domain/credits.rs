@@ -138,15 +138,6 @@ impl Hold {
     }
 }
 
-/// Where a user's tokens stand: the balance, what open holds reserve of it, and the newest
-/// ledger entry. What a balance stream sends; two equal snapshots mean nothing moved between them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BalanceSnapshot {
-    pub balance: Balance,
-    pub held: i64,
-    pub latest_entry: Option<LedgerEntryId>,
-}
-
 /// A balance and what open holds reserve of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Available {

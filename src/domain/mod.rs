@@ -16,9 +16,7 @@ mod tokens;
 mod topup;
 mod user;
 
-pub use credits::{
-    Available, BalanceSnapshot, Expiry, Grant, GrantTerms, Hold, HoldState, Rollover,
-};
+pub use credits::{Available, Expiry, Grant, GrantTerms, Hold, HoldState, Rollover};
 pub use email::Email;
 pub use error::DomainError;
 pub use ids::{GrantId, HoldId, LedgerEntryId, UserId};

@@ -3,22 +3,8 @@
 
 use async_trait::async_trait;
 
-use super::{LedgerQuery, Store, StoreError};
-use crate::domain::{BalanceSnapshot, UserId};
-
-/// Where `user`'s tokens stand now.
-pub async fn balance_snapshot(
-    store: &dyn Store,
-    user: UserId,
-) -> Result<BalanceSnapshot, StoreError> {
-    let available = store.available(user).await?;
-    let newest = store.ledger_page(user, &LedgerQuery::first(1)).await?;
-    Ok(BalanceSnapshot {
-        balance: available.balance,
-        held: available.held,
-        latest_entry: newest.entries.first().map(|e| e.id),
-    })
-}
+use super::StoreError;
+use crate::domain::UserId;
 
 /// What changed since the last news.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -36,7 +36,7 @@ pub use credits::{
     BatchItem, CreditMismatch, HoldCapture, HoldError, HoldOpened, HoldReleased, NewHold,
 };
 pub use database::{Backend, connect};
-pub use live::{BalanceNews, BalanceWatch, balance_snapshot};
+pub use live::{BalanceNews, BalanceWatch};
 pub use notices::{DueNotice, NoticeRecord, NoticeSent, Notices};
 pub use outbox::{Attempted, DueDelivery, Endpoint, LoggedAttempt, Outbox, ReplayScope};
 pub use sql::SqlStore;

@@ -1,8 +1,6 @@
 //! The signed-in user's tokens: balance and ledger (reads, so `GET`, shared with curl).
 
-use billing::domain::{
-    Balance, BalanceSnapshot, Grant, LedgerEntryId, LedgerPage, Month, Source, Statement,
-};
+use billing::domain::{Balance, Grant, LedgerEntryId, LedgerPage, Month, Source, Statement};
 use leptos::prelude::*;
 use leptos::server_fn::codec::GetUrl;
 use serde::{Deserialize, Serialize};
@@ -40,19 +38,6 @@ pub async fn token_balance() -> Result<BalanceView, AppError> {
             held: available.held,
             grants,
         })
-    })
-    .await
-}
-
-/// Where the user's tokens stand: what the balance stream's events say, now.
-#[server(prefix = "/api", endpoint = "tokens/snapshot", input = GetUrl)]
-pub async fn token_snapshot() -> Result<BalanceSnapshot, AppError> {
-    use crate::api::guard::{answer, internal};
-    answer(|call| async move {
-        let user = call.require_user().await?;
-        billing::store::balance_snapshot(&*call.state().store, user.id)
-            .await
-            .map_err(internal("reading a balance snapshot failed"))
     })
     .await
 }

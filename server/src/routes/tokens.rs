@@ -14,14 +14,15 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
-use billing::domain::{BalanceSnapshot, LedgerEntry, Month, Source, User, UserId};
-use billing::store::{LedgerQuery, Store, balance_snapshot};
+use billing::domain::{LedgerEntry, Month, Source, User, UserId};
+use billing::store::{LedgerQuery, Store};
 use futures_util::Stream;
 use serde::Deserialize;
+use serde_json::json;
 use tower_sessions::Session;
 
 use crate::error::ApiError;
-use crate::live_balances::{LiveBalances, Subscription};
+use crate::live_balances::{LiveBalances, Snapshot, Subscription};
 use crate::shutdown::Shutdown;
 
 pub fn router() -> Router<AppState> {
@@ -70,11 +71,14 @@ pub async fn stream(
     let changes = futures_util::stream::unfold(stream, |mut stream| async move {
         let now = stream.next_change().await?;
         stream.sent = Some(now);
-        // Three numbers: their JSON cannot fail.
-        let event = Event::default()
-            .event("balance")
-            .json_data(now)
-            .expect("a balance snapshot is plain numbers");
+        let event = Event::default().event("balance").data(
+            json!({
+                "balance": now.balance,
+                "held": now.held,
+                "latest_entry": now.latest_entry,
+            })
+            .to_string(),
+        );
         Some((Ok(event), stream))
     });
     Ok(Sse::new(changes).keep_alive(KeepAlive::default()))
@@ -90,19 +94,19 @@ struct Opened {
     subscription: Subscription,
     stopping: tokio::sync::watch::Receiver<bool>,
     /// What it sent last; `None` before the first event.
-    sent: Option<BalanceSnapshot>,
+    sent: Option<Snapshot>,
 }
 
 impl Opened {
     /// The next snapshot to send: the balance now, first, then each change the node's watch
     /// tells of; `None` when the server is stopping.
-    async fn next_change(&mut self) -> Option<BalanceSnapshot> {
+    async fn next_change(&mut self) -> Option<Snapshot> {
         loop {
             if *self.stopping.borrow() {
                 return None;
             }
             if self.sent.is_none() {
-                match balance_snapshot(&*self.store, self.user).await {
+                match Snapshot::read(&*self.store, self.user).await {
                     Ok(now) => return Some(now),
                     Err(error) => tracing::warn!(%error, "reading a balance for the stream failed"),
                 }

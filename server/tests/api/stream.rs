@@ -54,27 +54,6 @@ async fn the_stream_sends_the_balance_at_once_and_again_when_the_ledger_changes(
     );
 }
 
-/// `GET /api/tokens/snapshot`: what the stream's events say, now, as the billing page is
-/// rendered from it; only for the signed-in user.
-#[tokio::test]
-async fn the_snapshot_is_what_the_stream_would_send_now() {
-    let app = spawn_app().await;
-    let ada = app.user("ada").await;
-    let bought = paid_purchase(&*app.store, ada.me().id, 700, "snapshot").await;
-    let snapshot = ada.get("/api/tokens/snapshot").await;
-    assert_eq!(snapshot.status, 200, "{}", snapshot.text);
-    let mut stream = ada.get("/api/tokens/stream").events().await;
-    let event = stream.next(Duration::from_secs(5)).await.expect("an event");
-    assert_eq!(snapshot.json(), balance_of(&event));
-    assert_eq!(
-        snapshot.json(),
-        json!({ "balance": 700, "held": 0, "latest_entry": bought.id })
-    );
-
-    let anonymous = app.browser().get("/api/tokens/snapshot").await;
-    assert_eq!(anonymous.status, 401, "{}", anonymous.text);
-}
-
 /// Every stream of a user on a node hears a change (the node reads it once for all of them);
 /// a user may keep `STREAMS_PER_USER` open on one node, and one more is refused until one
 /// of them closes.

@@ -154,7 +154,6 @@ const STEADY_MS: f64 = 10_000.0;
 /// or the server's answer, tells the parts to load again.
 #[cfg(feature = "hydrate")]
 fn follow_changes(live: BillingLive) {
-    use billing::domain::BalanceSnapshot;
     use futures::StreamExt;
     use futures::channel::mpsc;
     use leptos::wasm_bindgen::JsCast;
@@ -165,7 +164,7 @@ fn follow_changes(live: BillingLive) {
     /// What the task hears: from the stream it opened `n`th, a load's doubt, or that the page
     /// was left.
     enum Heard {
-        Balance(u32, Option<BalanceSnapshot>),
+        Balance(u32, Option<String>),
         Dropped(u32),
         Doubt,
         Left,
@@ -194,9 +193,9 @@ fn follow_changes(live: BillingLive) {
     );
     leptos::task::spawn_local(async move {
         let mut wait = REOPEN_FIRST;
-        // The first event is news if the ledger moved since the server rendered the page (a
-        // webhook landing meanwhile), or if the page cannot tell.
-        let mut last = live.seen;
+        // The first event counts too: the ledger may have changed between the server
+        // rendering the page and the stream opening (a webhook landing meanwhile).
+        let mut last: Option<String> = None;
         for n in 0.. {
             let source = EventSource::new("/api/tokens/stream").ok();
             // When the stream first spoke: how long it lived decides the next wait.
@@ -204,11 +203,7 @@ fn follow_changes(live: BillingLive) {
             let on_balance = {
                 let tell = tell.clone();
                 Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
-                    let snapshot = event
-                        .data()
-                        .as_string()
-                        .and_then(|data| serde_json::from_str::<BalanceSnapshot>(&data).ok());
-                    let _ = tell.unbounded_send(Heard::Balance(n, snapshot));
+                    let _ = tell.unbounded_send(Heard::Balance(n, event.data().as_string()));
                 })
             };
             let on_error = {
@@ -231,7 +226,7 @@ fn follow_changes(live: BillingLive) {
                 match news {
                     Heard::Balance(from, data) if from == n => {
                         heard_since.get_or_insert_with(Date::now);
-                        if !live.reached() && (data.is_none() || data != last) {
+                        if !live.reached() && data != last {
                             live.changed();
                         }
                         last = data;

@@ -19,7 +19,6 @@ pub use ledger_table::LedgerTable;
 pub use low_balance_notice::LowBalanceNotice;
 pub use manage_billing::ManageBilling;
 
-use billing::domain::BalanceSnapshot;
 use leptos::prelude::*;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -34,9 +33,6 @@ use crate::error::AppError;
 #[derive(Clone, Copy)]
 pub struct BillingLive {
     pub query: StoredValue<BillingQuery>,
-    /// Where the tokens stood when the server began rendering the parts (none if it could not
-    /// tell): the balance stream's first event is news only if it differs.
-    pub seen: Option<BalanceSnapshot>,
     pub version: RwSignal<u64>,
     pub connection: RwSignal<Connection>,
     pub checkout: Resource<Option<Result<CheckoutProgress, AppError>>>,
@@ -62,7 +58,7 @@ pub enum Connection {
 }
 
 impl BillingLive {
-    pub fn provide(query: BillingQuery, seen: Option<BalanceSnapshot>) -> Self {
+    pub fn provide(query: BillingQuery) -> Self {
         let version = RwSignal::new(0);
         let query = StoredValue::new(query);
         // Once a session is settled (credited, subscribed, unpaid) its answer is final: only a
@@ -94,7 +90,6 @@ impl BillingLive {
         });
         let live = Self {
             query,
-            seen,
             version,
             connection: RwSignal::new(Connection::Open),
             checkout,
