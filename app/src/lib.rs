@@ -1,6 +1,7 @@
 //! The Leptos application: one crate compiled twice, for the server (`ssr`) and for the
-//! browser (`hydrate`). Pages and components render on both sides; server functions run on
-//! the server and are plain HTTP calls from the browser.
+//! browser (`hydrate`). The server renders every page; the browser takes over only the islands
+//! (`#[island]`: the billing page's parts, the admin tools, the account forms). Server functions
+//! run on the server and are plain HTTP calls from the browser.
 
 // The server's HTML and the browser's hydration must be built alike, or the page cannot be
 // hydrated: `.cargo/config.toml` gives every build `erase_components`. A `RUSTFLAGS` variable or

@@ -1,7 +1,6 @@
 //! The frame every page shares: the site header with its navigation and account controls.
 
 use leptos::prelude::*;
-use leptos_router::hooks::use_location;
 
 use crate::api::auth::{LogOut, SessionUser, who_am_i};
 use crate::error::AppError;
@@ -11,14 +10,10 @@ use crate::error::AppError;
 pub struct CurrentUser(pub Resource<Result<Option<SessionUser>, AppError>>);
 
 impl CurrentUser {
-    /// Loads the user again on every navigation, so that logging in or out (which navigate)
-    /// shows at once. Must be called inside the `Router`.
+    /// Loads the user for the page being rendered (on the server: the header and the gates
+    /// are not islands).
     pub fn provide() {
-        let location = use_location();
-        provide_context(CurrentUser(Resource::new_blocking(
-            move || location.pathname.get(),
-            |_| who_am_i(),
-        )));
+        provide_context(CurrentUser(Resource::new_blocking(|| (), |_| who_am_i())));
     }
 
     pub fn expect() -> Self {

@@ -11,18 +11,7 @@ use crate::components::require_user::LoginGate;
 
 #[component]
 pub fn BillingPage() -> impl IntoView {
-    // Every component here creates its data loads as the page is built, in one order on the
-    // server and in the browser (loads created after an await can be numbered differently on
-    // each side, which breaks hydration).
-    let query = leptos_router::hooks::use_query_map();
-    let query = query.with_untracked(|q| BillingQuery {
-        session_id: q.get("session_id"),
-        canceled: q.get("canceled"),
-        card_setup: q.get("card_setup"),
-        source: q.get("source"),
-        before: q.get("before"),
-        after: q.get("after"),
-    });
+    let query = leptos_router::hooks::use_query_map().with_untracked(BillingQuery::from_params);
     view! {
         <main class="page" data-hydrated="false">
             <header class="page-header">
@@ -34,6 +23,9 @@ pub fn BillingPage() -> impl IntoView {
     }
 }
 
+/// The page's parts, taken over by the browser (an island). Each creates its data loads as it is
+/// built, in one order on the server and in the browser (loads created after an await can be
+/// numbered differently on each side, which breaks hydration).
 #[island]
 fn BillingParts(query: BillingQuery) -> impl IntoView {
     mark_hydrated();

@@ -20,19 +20,13 @@ pub fn LedgerTable() -> impl IntoView {
             .with_value(|q| q.source.clone())
             .and_then(|s| Source::parse(&s).ok())
     };
-    let cursor = move |name: &str| {
-        query
-            .with_value(|q| {
-                if name == "before" {
-                    q.before.clone()
-                } else {
-                    q.after.clone()
-                }
-            })
-            .and_then(|b| b.parse::<LedgerEntryId>().ok())
-    };
+    let cursor =
+        move |raw: &Option<String>| raw.as_deref().and_then(|b| b.parse::<LedgerEntryId>().ok());
     let page = live.load(
-        move || (cursor("before"), cursor("after"), source()),
+        move || {
+            let (before, after) = query.with_value(|q| (cursor(&q.before), cursor(&q.after)));
+            (before, after, source())
+        },
         move |(before, after, source)| async move {
             live.settled().await;
             token_ledger(before, after, source, None).await

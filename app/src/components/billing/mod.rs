@@ -49,6 +49,20 @@ pub struct BillingQuery {
     pub after: Option<String>,
 }
 
+impl BillingQuery {
+    /// What the address's query says (read on the server, which renders the island).
+    pub fn from_params(params: &leptos_router::params::ParamsMap) -> Self {
+        Self {
+            session_id: params.get("session_id"),
+            canceled: params.get("canceled"),
+            card_setup: params.get("card_setup"),
+            source: params.get("source"),
+            before: params.get("before"),
+            after: params.get("after"),
+        }
+    }
+}
+
 /// Whether the page hears from the server: what its last load or the balance stream found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Connection {
