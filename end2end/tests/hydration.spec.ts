@@ -57,3 +57,36 @@ test("an unknown page answers 404 with a way back", async ({ page }) => {
   expect(response?.status()).toBe(404);
   await expect(page.getByRole("link", { name: "Go to billing" })).toBeVisible();
 });
+
+test("a form posted before the page hydrated keeps its error once hydrated, and works", async ({ page }) => {
+  const problems: string[] = [];
+  page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
+  page.on("console", (message) => {
+    if (message.type() === "error") problems.push(`console error: ${message.text()}`);
+  });
+  // Hold the WASM back (on this page and the next) so the first post is a plain form post.
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  await page.route("**/pkg/*.wasm", async (route) => {
+    await held;
+    await route.continue();
+  });
+  await page.goto("/login?next=/app/billing", { waitUntil: "domcontentloaded" });
+  await page.getByLabel("Email").fill(DEMO.email);
+  await page.getByLabel("Password").fill("not the password");
+  await page.getByRole("button", { name: "Log in" }).click();
+  // The server sends the post back to the form, its error in the address (`__err`, `__path`).
+  await expect(page).toHaveURL(/\/login\?.*__err=/);
+  await expect(page.getByRole("alert")).toHaveText("Wrong email or password.");
+  await expect(page.locator("main[data-hydrated]")).toHaveAttribute("data-hydrated", "false");
+
+  release();
+  await expect(page.locator("main[data-hydrated]")).toHaveAttribute("data-hydrated", "true");
+  await expect(page.getByRole("alert")).toHaveText("Wrong email or password.");
+  // The hydrated form answers the next try itself.
+  await page.getByLabel("Email").fill(DEMO.email);
+  await page.getByLabel("Password").fill(DEMO.password);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await expect(page).toHaveURL(BILLING_PAGE);
+  expect(problems).toEqual([]);
+});
