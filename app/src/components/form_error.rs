@@ -1,10 +1,28 @@
 //! `FormError`: the error of a form's last submission, announced to screen readers. After a
-//! plain (unhydrated) post, the server sends the error back in the URL and it shows the same.
+//! plain (unhydrated) post, the server sends the error back in the URL and it shows the same
+//! ([`recall_plain_post_error`]).
 
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 
 use crate::error::AppError;
+
+/// Starts an island's server actions from the error a plain form post, made before the page
+/// hydrated, was sent back with (the address's `__err` and `__path`), as the server's render of
+/// the page did: otherwise the browser would build the island without the error the server's HTML
+/// shows, and hydration would fail. On the server the router provides it; islands in the browser
+/// have no router, so each island that holds server actions calls this first.
+pub fn recall_plain_post_error() {
+    #[cfg(feature = "hydrate")]
+    {
+        let search = window().location().search().unwrap_or_default();
+        if let Ok(params) = web_sys::UrlSearchParams::new_with_str(&search)
+            && let (Some(err), Some(path)) = (params.get("__err"), params.get("__path"))
+        {
+            provide_context(ServerActionError::new(&path, &err));
+        }
+    }
+}
 
 /// The error of a form's last submission, announced to screen readers. A field the error is
 /// about names it (`aria-describedby`, [`field_state`]) by its `id`.

@@ -11,6 +11,7 @@ use billing::domain::LedgerEntryId;
 
 use crate::api::admin::{Adjusted, AdminCredit, AdminDebit, UserAccount, find_user};
 use crate::components::billing::ledger_table::ledger_view;
+use crate::components::form_error::recall_plain_post_error;
 use crate::components::layout::mark_hydrated;
 use crate::components::require_user::RequireUser;
 use crate::error::AppError;
@@ -30,6 +31,7 @@ pub fn AdminPage() -> impl IntoView {
 #[island]
 fn AdminTools(q: String) -> impl IntoView {
     mark_hydrated();
+    recall_plain_post_error();
     let q = StoredValue::new(q);
     let q = move || q.get_value();
     let adjustments = Adjustments::new();

@@ -6,6 +6,7 @@ use crate::components::billing::{
     AutoTopUp, BillingLive, BillingQuery, BuyTokens, CheckoutBanner, ConnectionNotice,
     CurrentBalance, LedgerTable, LowBalanceNotice, ManageBilling,
 };
+use crate::components::form_error::recall_plain_post_error;
 use crate::components::layout::mark_hydrated;
 use crate::components::require_user::LoginGate;
 
@@ -29,6 +30,7 @@ pub fn BillingPage() -> impl IntoView {
 #[island]
 fn BillingParts(query: BillingQuery) -> impl IntoView {
     mark_hydrated();
+    recall_plain_post_error();
     BillingLive::provide(query);
 
     view! {

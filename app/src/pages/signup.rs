@@ -4,7 +4,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
 use crate::api::auth::{EMAIL, PASSWORD, SignUp};
-use crate::components::form_error::{FormError, field_state};
+use crate::components::form_error::{FormError, field_state, recall_plain_post_error};
 use crate::components::layout::mark_hydrated;
 use crate::components::require_user::encode_component;
 
@@ -18,6 +18,7 @@ pub fn SignupPage() -> impl IntoView {
 #[island]
 fn SignupForm(next: String) -> impl IntoView {
     mark_hydrated();
+    recall_plain_post_error();
     let sign_up = ServerAction::<SignUp>::new();
     let next = StoredValue::new(next);
     let next = move || next.get_value();
