@@ -110,6 +110,16 @@ fn memory_mib(server: &ServerProcess) -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// Prints the server's resident memory after a load, and its peak so far: which load set the
+/// peak shows.
+fn memory_line(server: &ServerProcess) {
+    let (now, peak) = memory_mib(server);
+    println!(
+        "  {:<44} {:>9.1} MiB (peak so far {peak:.1} MiB)",
+        "  server resident memory after it", now
+    );
+}
+
 /// The server's metrics as Prometheus reads them.
 async fn metrics(client: &reqwest::Client, server: &ServerProcess) -> String {
     client
@@ -525,6 +535,7 @@ async fn bench(
         let figures = run(concurrency, consume_requests, consume("closed")).await;
         let groups = group_commits(&client, &server).await.since(groups_before);
         line(name, &figures);
+        memory_line(&server);
         println!(
             "  {:<44} {:>9.1} debits a transaction ({} transactions)",
             "  group commit",
@@ -626,6 +637,7 @@ async fn bench(
         &batch.figures,
     );
     all_succeeded("the batches", batch.batches, &batch.figures)?;
+    memory_line(&server);
     let items_per_second = batch.figures.per_second * batch.items as f64;
     let speedup = items_per_second / single.per_second;
     println!(
@@ -677,6 +689,7 @@ async fn bench(
     })
     .await;
     line("signed webhook ingest (30% duplicates)", &ingest);
+    memory_line(&server);
     all_succeeded("webhook ingest", load.webhook_events, &ingest)?;
     let delivered: HashSet<usize> = (0..load.webhook_events)
         .map(|i| (i * 7919) % unique)
@@ -745,6 +758,8 @@ async fn bench(
             login.text().await.unwrap_or_default()
         ));
     }
+    println!("  one login (its password hashed, argon2id with 19 MiB):");
+    memory_line(&server);
     let page = browser
         .get(format!("{}/app/billing", server.base))
         .header("accept", "text/html")
@@ -772,6 +787,7 @@ async fn bench(
     })
     .await;
     line("billing page, server-rendered", &pages);
+    memory_line(&server);
     all_succeeded("billing pages", load.page_requests, &pages)?;
     println!(
         "  {:<44} {:>9.1} MiB",

@@ -1,6 +1,7 @@
 //! The axum server: start-up, HTTP routes, sessions and operator subcommands.
 
 pub mod accounts;
+pub mod allocator;
 pub mod background;
 pub mod cli;
 pub mod commands;

@@ -37,6 +37,8 @@ impl Sessions {
             DatabaseTarget::Sqlite { path } => {
                 let pool = SqlitePoolOptions::new()
                     .max_connections(4)
+                    // A file cannot drop a connection: no check before each query.
+                    .test_before_acquire(false)
                     .connect_with(
                         SqliteConnectOptions::new()
                             .filename(path)

@@ -106,6 +106,9 @@ async fn sqlite_pool(path: &Path) -> Result<AnyPool, StoreError> {
         // One writer at a time is SQLite's rule; a few connections serve readers meanwhile.
         .max_connections(8)
         .acquire_timeout(Duration::from_secs(10))
+        // A file cannot drop a connection: no round trip to the connection's thread to check it
+        // before each query (half of a short query's cost).
+        .test_before_acquire(false)
         .after_connect(|conn, _meta| {
             Box::pin(async move {
                 // WAL lets readers run beside the writer; NORMAL is durable across process
