@@ -5,6 +5,7 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use app::api::guard::SignedIn;
 use app::state::{AppState, Limits};
 use app::{App, shell};
 use axum::Router;
@@ -316,10 +317,18 @@ fn router(
     let site = SiteOrigin(state.config.site.url.clone());
     // Server functions (and pages) get their bodies read whole first: see `request_body`.
     let pages_and_server_functions = Router::new()
-        .leptos_routes_with_context(&state, routes, move || provide_context(context.clone()), {
-            let options = state.leptos_options.clone();
-            move || shell(options.clone())
-        })
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            move || {
+                provide_context(context.clone());
+                provide_context(SignedIn::default());
+            },
+            {
+                let options = state.leptos_options.clone();
+                move || shell(options.clone())
+            },
+        )
         .layer(axum::middleware::from_fn_with_state(
             MAX_REQUEST_BYTES,
             request_body::read_whole,

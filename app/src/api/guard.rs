@@ -8,6 +8,7 @@
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::extract::ConnectInfo;
 use billing::device_cookie::{self, Device};
@@ -77,13 +78,35 @@ pub async fn session_user(
     state: &AppState,
     session: &Session,
 ) -> Result<Option<User>, SessionError> {
-    let Some(id) = session.get::<i64>(SESSION_USER).await? else {
-        return Ok(None);
-    };
-    let Ok(id) = UserId::new(id) else {
+    let Some(id) = session_user_id(session).await? else {
         return Ok(None);
     };
     Ok(state.store.user_by_id(id).await?)
+}
+
+/// The id of the user a session is signed in as.
+async fn session_user_id(session: &Session) -> Result<Option<UserId>, SessionError> {
+    Ok(session
+        .get::<i64>(SESSION_USER)
+        .await?
+        .and_then(|id| UserId::new(id).ok()))
+}
+
+/// Who a request is signed in as, once read: rendering the billing page calls several server
+/// functions, and each asks. The server provides a new one for every request; it keeps the user
+/// only for the id the session holds (a login or logout within the request reads again).
+#[derive(Clone, Default)]
+pub struct SignedIn(Arc<Mutex<Option<User>>>);
+
+impl SignedIn {
+    fn get(&self, id: UserId) -> Option<User> {
+        let kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        kept.as_ref().filter(|user| user.id == id).cloned()
+    }
+
+    fn keep(&self, user: &User) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(user.clone());
+    }
 }
 
 /// One server function call: the app's state, the request, and its response's options.
@@ -92,6 +115,7 @@ pub struct Call {
     state: AppState,
     parts: Option<Parts>,
     response: Option<ResponseOptions>,
+    signed_in: Option<SignedIn>,
 }
 
 impl Call {
@@ -106,6 +130,7 @@ impl Call {
             state,
             parts: use_context::<Parts>(),
             response: use_context::<ResponseOptions>(),
+            signed_in: use_context::<SignedIn>(),
         })
     }
 
@@ -187,9 +212,26 @@ impl Call {
 
     /// The signed-in user, if any.
     pub async fn current_user(&self) -> Result<Option<User>, AppError> {
-        session_user(&self.state, &self.session()?)
+        const FAILED: &str = "reading the signed-in user failed";
+        let Some(id) = session_user_id(&self.session()?)
             .await
-            .map_err(internal("reading the signed-in user failed"))
+            .map_err(internal(FAILED))?
+        else {
+            return Ok(None);
+        };
+        if let Some(user) = self.signed_in.as_ref().and_then(|kept| kept.get(id)) {
+            return Ok(Some(user));
+        }
+        let user = self
+            .state
+            .store
+            .user_by_id(id)
+            .await
+            .map_err(internal(FAILED))?;
+        if let (Some(kept), Some(user)) = (&self.signed_in, &user) {
+            kept.keep(user);
+        }
+        Ok(user)
     }
 
     /// The signed-in user, or 401.
