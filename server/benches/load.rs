@@ -95,8 +95,19 @@ type Failed = String;
 const BATCH_ITEMS: usize = 500;
 const BATCH_CONCURRENCY: usize = 4;
 
-/// The server's resident memory now (VmRSS) and at its peak so far (VmHWM), in MiB.
-fn memory_mib(server: &ServerProcess) -> (f64, f64) {
+/// The server's memory, in MiB, from `/proc/<pid>/status`.
+struct Memory {
+    /// Resident now (VmRSS).
+    resident: f64,
+    /// Resident at its peak so far (VmHWM).
+    peak: f64,
+    /// Of what is resident now, the heap and other anonymous memory (RssAnon)...
+    anonymous: f64,
+    /// ...and the pages of files, mostly the binary's code (RssFile).
+    files: f64,
+}
+
+fn memory(server: &ServerProcess) -> Memory {
     let status =
         std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap_or_default();
     let field = |name: &str| {
@@ -107,16 +118,21 @@ fn memory_mib(server: &ServerProcess) -> (f64, f64) {
             .and_then(|kb| kb.parse::<f64>().ok())
             .map_or(0.0, |kb| kb / 1024.0)
     };
-    (field("VmRSS:"), field("VmHWM:"))
+    Memory {
+        resident: field("VmRSS:"),
+        peak: field("VmHWM:"),
+        anonymous: field("RssAnon:"),
+        files: field("RssFile:"),
+    }
 }
 
 /// Prints the server's resident memory after a load, and its peak so far: which load set the
 /// peak shows.
 fn memory_line(server: &ServerProcess) {
-    let (now, peak) = memory_mib(server);
+    let m = memory(server);
     println!(
-        "  {:<44} {:>9.1} MiB (peak so far {peak:.1} MiB)",
-        "  server resident memory after it", now
+        "  {:<44} {:>9.1} MiB ({:.1} heap, {:.1} code and files; peak so far {:.1} MiB)",
+        "  server resident memory after it", m.resident, m.anonymous, m.files, m.peak
     );
 }
 
@@ -792,7 +808,7 @@ async fn bench(
     println!(
         "  {:<44} {:>9.1} MiB",
         "server peak memory (VmHWM)",
-        memory_mib(&server).1
+        memory(&server).peak
     );
 
     // Live balances: thousands of streams open on the node.

@@ -13,7 +13,7 @@ use billing::testing::{FakeUser, paid_purchase};
 use futures_util::StreamExt;
 
 use super::process::ServerProcess;
-use super::{Failed, memory_mib};
+use super::{Failed, memory};
 
 pub const USERS: usize = 1_250;
 pub const STREAMS_PER_USER: usize = 8;
@@ -129,7 +129,8 @@ pub async fn bench(
             refused.load(Ordering::Relaxed)
         ));
     }
-    let (rss, hwm) = memory_mib(server);
+    let open_memory = memory(server);
+    let (rss, hwm) = (open_memory.resident, open_memory.peak);
 
     // Changes made by another process (this one, straight to the database): each must reach
     // all eight of its user's streams.
@@ -142,7 +143,7 @@ pub async fn bench(
     let told = wait_for(&heard, want, &refused, Duration::from_secs(60)).await;
     let fan_out = started.elapsed();
     let reads = counter(&client, server, "billing_live_balance_reads_total").await - reads_before;
-    let (rss_after, _) = memory_mib(server);
+    let rss_after = memory(server).resident;
     for stream in &open {
         stream.abort();
     }
