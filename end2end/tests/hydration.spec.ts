@@ -90,3 +90,34 @@ test("a form posted before the page hydrated keeps its error once hydrated, and 
   await expect(page).toHaveURL(BILLING_PAGE);
   expect(problems).toEqual([]);
 });
+
+test("after two refused plain posts, the hydrated form shows the latest error, as the server did", async ({ page }) => {
+  const problems: string[] = [];
+  page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
+  page.on("console", (message) => {
+    if (message.type() === "error") problems.push(`console error: ${message.text()}`);
+  });
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  await page.route("**/pkg/*.wasm", async (route) => {
+    await held;
+    await route.continue();
+  });
+  await page.goto("/signup", { waitUntil: "domcontentloaded" });
+  // First refusal: a password too easy to guess.
+  await page.getByLabel("Email").fill(`twice-${Date.now()}@example.com`);
+  await page.getByLabel("Password").fill("password12345");
+  await page.getByRole("button", { name: "Create account" }).click();
+  await expect(page.getByRole("alert")).toContainText("too easy to guess");
+  // Second, from the page the first came back to: the address now holds both errors.
+  await page.getByLabel("Email").fill(DEMO.email);
+  await page.getByLabel("Password").fill("a fine long passphrase");
+  await page.getByRole("button", { name: "Create account" }).click();
+  await expect(page.getByRole("alert")).toHaveText("An account with this email already exists. Log in instead.");
+  expect(new URL(page.url()).searchParams.getAll("__err")).toHaveLength(2);
+
+  release();
+  await expect(page.locator("main[data-hydrated]")).toHaveAttribute("data-hydrated", "true");
+  await expect(page.getByRole("alert")).toHaveText("An account with this email already exists. Log in instead.");
+  expect(problems).toEqual([]);
+});

@@ -16,8 +16,12 @@ pub fn recall_plain_post_error() {
     #[cfg(feature = "hydrate")]
     {
         let search = window().location().search().unwrap_or_default();
+        // Each refused post adds its pair to the address it came from, which may hold an
+        // earlier one: the last pair is the latest, and the one the server's router reads.
+        let last =
+            |params: &web_sys::UrlSearchParams, key: &str| params.get_all(key).pop().as_string();
         if let Ok(params) = web_sys::UrlSearchParams::new_with_str(&search)
-            && let (Some(err), Some(path)) = (params.get("__err"), params.get("__path"))
+            && let (Some(err), Some(path)) = (last(&params, "__err"), last(&params, "__path"))
         {
             provide_context(ServerActionError::new(&path, &err));
         }
