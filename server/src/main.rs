@@ -8,8 +8,8 @@ use server::startup::Application;
 use server::{commands, telemetry};
 
 fn main() -> ExitCode {
-    // Before the runtime's threads exist.
-    server::allocator::hold_little();
+    // SAFETY: the first thing the process does: the runtime's threads do not exist yet.
+    unsafe { server::allocator::hold_little() };
     match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -107,7 +107,7 @@ async fn sqlite_pool(path: &Path) -> Result<AnyPool, StoreError> {
         .max_connections(8)
         .acquire_timeout(Duration::from_secs(10))
         // A file cannot drop a connection: no round trip to the connection's thread to check it
-        // before each query (half of a short query's cost).
+        // before each query (sqlx still checks it once it is given back).
         .test_before_acquire(false)
         .after_connect(|conn, _meta| {
             Box::pin(async move {
