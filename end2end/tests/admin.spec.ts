@@ -71,3 +71,29 @@ test("each adjustment shows its own answer with separators; a success empties th
   await admin.context().close();
   await user.context().close();
 });
+
+test("a refusal of a plain post made before the page hydrated is shown, and stays once hydrated", async ({ browser }) => {
+  const user = await (await browser.newContext()).newPage();
+  const email = await signUp(user, "refused-plain");
+  const admin = await adminPage(browser);
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  await admin.route("**/pkg/*.wasm", async (route) => {
+    await held;
+    await route.continue();
+  });
+  await admin.goto(`/admin?q=${encodeURIComponent(email)}`, { waitUntil: "domcontentloaded" });
+  await admin.getByLabel("Tokens", { exact: true }).fill("500");
+  await admin.getByLabel("Reason (shown in the user's ledger)").fill("Too much");
+  await admin.getByRole("button", { name: "Debit tokens" }).click();
+  await expect(admin).toHaveURL(/__err=/);
+  const outcome = admin.getByTestId("adjust-outcome");
+  await expect(outcome).toHaveText("Not enough tokens: the balance is 0; 500 were requested.");
+  await expect(admin.locator("main[data-hydrated]")).toHaveAttribute("data-hydrated", "false");
+
+  release();
+  await hydrated(admin);
+  await expect(outcome).toHaveText("Not enough tokens: the balance is 0; 500 were requested.");
+  await admin.context().close();
+  await user.context().close();
+});
