@@ -94,10 +94,20 @@ struct Adjustments {
 
 impl Adjustments {
     fn new() -> Self {
+        let (credit, debit) = (ServerAction::new(), ServerAction::new());
+        // A plain post refused before the page hydrated starts its action with the error
+        // (`recall_plain_post_error`): that one was asked for last.
+        let last = if debit.value().with_untracked(Option::is_some) {
+            Some(Way::Debit)
+        } else if credit.value().with_untracked(Option::is_some) {
+            Some(Way::Credit)
+        } else {
+            None
+        };
         Self {
-            credit: ServerAction::new(),
-            debit: ServerAction::new(),
-            last: RwSignal::new(None),
+            credit,
+            debit,
+            last: RwSignal::new(last),
         }
     }
 
