@@ -1,5 +1,5 @@
 import { expect, test } from "@playwright/test";
-import { hydrated, signUp } from "./support/accounts";
+import { holdWasm, hydrated, signUp } from "./support/accounts";
 import { adminPage } from "./support/admin";
 
 // The development server seeds this user (DEMO_ACCOUNTS, see server/src/demo.rs).
@@ -7,13 +7,8 @@ const DEMO_EMAIL = "demo@promptbloom.test";
 
 test("what an admin types before the page hydrates is kept, and finds the user", async ({ browser }) => {
   const admin = await adminPage(browser);
-  // Hold the WASM back (routing also turns the browser's cache off) to type first.
-  let release!: () => void;
-  const held = new Promise<void>((resolve) => (release = resolve));
-  await admin.route("**/pkg/*.wasm", async (route) => {
-    await held;
-    await route.continue();
-  });
+  // Hold the WASM back, to type first.
+  const release = await holdWasm(admin);
   await admin.goto("/admin", { waitUntil: "domcontentloaded" });
   const search = admin.getByLabel("Email or user id");
   await search.fill(DEMO_EMAIL);
@@ -76,12 +71,7 @@ test("a refusal of a plain post made before the page hydrated is shown, and stay
   const user = await (await browser.newContext()).newPage();
   const email = await signUp(user, "refused-plain");
   const admin = await adminPage(browser);
-  let release!: () => void;
-  const held = new Promise<void>((resolve) => (release = resolve));
-  await admin.route("**/pkg/*.wasm", async (route) => {
-    await held;
-    await route.continue();
-  });
+  const release = await holdWasm(admin);
   await admin.goto(`/admin?q=${encodeURIComponent(email)}`, { waitUntil: "domcontentloaded" });
   await admin.getByLabel("Tokens", { exact: true }).fill("500");
   await admin.getByLabel("Reason (shown in the user's ledger)").fill("Too much");

@@ -1,5 +1,5 @@
 import { expect, test } from "@playwright/test";
-import { BILLING_PAGE } from "./support/accounts";
+import { BILLING_PAGE, holdWasm, pageProblems } from "./support/accounts";
 
 // The development server seeds this user (DEMO_ACCOUNTS, see server/src/demo.rs).
 const DEMO = { email: "demo@promptbloom.test", password: "sunflower-meadow-42" };
@@ -18,11 +18,7 @@ test("pages are rendered on the server", async ({ request }) => {
 });
 
 test("the page hydrates, filters through its address, and a click gets a server function's answer", async ({ page }) => {
-  const problems: string[] = [];
-  page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
-  page.on("console", (message) => {
-    if (message.type() === "error") problems.push(`console error: ${message.text()}`);
-  });
+  const problems = pageProblems(page);
 
   await page.goto("/login?next=/app/billing");
   await page.getByLabel("Email").fill(DEMO.email);
@@ -59,18 +55,9 @@ test("an unknown page answers 404 with a way back", async ({ page }) => {
 });
 
 test("a form posted before the page hydrated keeps its error once hydrated, and works", async ({ page }) => {
-  const problems: string[] = [];
-  page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
-  page.on("console", (message) => {
-    if (message.type() === "error") problems.push(`console error: ${message.text()}`);
-  });
+  const problems = pageProblems(page);
   // Hold the WASM back (on this page and the next) so the first post is a plain form post.
-  let release!: () => void;
-  const held = new Promise<void>((resolve) => (release = resolve));
-  await page.route("**/pkg/*.wasm", async (route) => {
-    await held;
-    await route.continue();
-  });
+  const release = await holdWasm(page);
   await page.goto("/login?next=/app/billing", { waitUntil: "domcontentloaded" });
   await page.getByLabel("Email").fill(DEMO.email);
   await page.getByLabel("Password").fill("not the password");
@@ -92,17 +79,8 @@ test("a form posted before the page hydrated keeps its error once hydrated, and 
 });
 
 test("after two refused plain posts, the hydrated form shows the latest error, as the server did", async ({ page }) => {
-  const problems: string[] = [];
-  page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
-  page.on("console", (message) => {
-    if (message.type() === "error") problems.push(`console error: ${message.text()}`);
-  });
-  let release!: () => void;
-  const held = new Promise<void>((resolve) => (release = resolve));
-  await page.route("**/pkg/*.wasm", async (route) => {
-    await held;
-    await route.continue();
-  });
+  const problems = pageProblems(page);
+  const release = await holdWasm(page);
   await page.goto("/signup", { waitUntil: "domcontentloaded" });
   // First refusal: a password too easy to guess.
   await page.getByLabel("Email").fill(`twice-${Date.now()}@example.com`);

@@ -62,3 +62,26 @@ export async function markDocument(page: Page) {
 export async function stillSameDocument(page: Page) {
   expect(await page.evaluate(() => (window as any).sameDocument)).toBe(true);
 }
+
+/** Holds the WASM back (on this page and the ones after it) until the returned function is
+ * called: forms post plainly meanwhile. Routing also turns the browser's cache off. */
+export async function holdWasm(page: Page): Promise<() => void> {
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  await page.route("**/pkg/*.wasm", async (route) => {
+    await held;
+    await route.continue();
+  });
+  return release;
+}
+
+/** Collects the page's uncaught errors and console errors (a hydration panic is both), to
+ * expect none. */
+export function pageProblems(page: Page): string[] {
+  const problems: string[] = [];
+  page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
+  page.on("console", (message) => {
+    if (message.type() === "error") problems.push(`console error: ${message.text()}`);
+  });
+  return problems;
+}
