@@ -774,7 +774,7 @@ async fn bench(
             login.text().await.unwrap_or_default()
         ));
     }
-    println!("  one login (its password hashed, argon2id with 19 MiB):");
+    println!("  one login (its password checked: argon2id, 7 MiB):");
     memory_line(&server);
     let page = browser
         .get(format!("{}/app/billing", server.base))

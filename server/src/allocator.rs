@@ -1,8 +1,8 @@
 //! How the process asks glibc's allocator to hold memory, set once before any thread starts.
 //!
 //! By default glibc keeps up to eight arenas per core and raises its `mmap` threshold each time a
-//! large block is freed, so that a password hash's 19 MiB (argon2id) or a burst of batch bodies
-//! stay in the heap after use instead of going back to the system. `scripts/bench sqlite`
+//! large block is freed, so that a password hash's 7 MiB (argon2id; 19 for an older hash) or a
+//! burst of batch bodies stay in the heap after use instead of going back to the system. `scripts/bench sqlite`
 //! measured the difference (docs/PERFORMANCE.md, "Memory, 2026-12-02 afternoon").
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]

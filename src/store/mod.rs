@@ -246,6 +246,16 @@ pub trait Store: Outbox + Notices + TopUps + Send + Sync + 'static {
         email: &Email,
     ) -> Result<Option<(User, Option<String>)>, StoreError>;
 
+    /// Stores `new` in place of the user's password hash `old`: the same password hashed
+    /// again with today's settings. False (nothing changed) when the stored hash is no
+    /// longer `old`.
+    async fn replace_password_hash(
+        &self,
+        user: UserId,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, StoreError>;
+
     async fn user_count(&self) -> Result<i64, StoreError>;
 
     // --- Rate limits ------------------------------------------------------------------------

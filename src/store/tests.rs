@@ -33,6 +33,7 @@ contract!(
     api_keys_are_found_by_digest_until_revoked,
     migrations_apply_once,
     credentials_carry_the_password_hash,
+    a_password_hash_is_replaced_only_while_it_is_the_one_stored,
     the_rate_limit_allows_a_burst_then_one_request_an_interval,
     concurrent_requests_never_pass_the_rate_limit,
     a_balance_watch_hears_each_committed_change_and_nothing_else,
@@ -620,6 +621,29 @@ async fn credentials_carry_the_password_hash(store: Arc<SqlStore>) {
     let nobody = Email::parse("nobody@example.com").unwrap();
     assert_eq!(store.credentials(&nobody).await.unwrap(), None);
     assert_eq!(store.user_count().await.unwrap(), 1);
+}
+
+async fn a_password_hash_is_replaced_only_while_it_is_the_one_stored(store: Arc<SqlStore>) {
+    let email = Email::parse("ada@example.com").unwrap();
+    let ada = FakeUser::new(email.as_str())
+        .password_hash("$argon2id$old")
+        .create(&*store)
+        .await;
+    let hash = async || store.credentials(&email).await.unwrap().unwrap().1;
+    assert!(
+        !store
+            .replace_password_hash(ada.id, "$argon2id$other", "$argon2id$new")
+            .await
+            .unwrap()
+    );
+    assert_eq!(hash().await.as_deref(), Some("$argon2id$old"));
+    assert!(
+        store
+            .replace_password_hash(ada.id, "$argon2id$old", "$argon2id$new")
+            .await
+            .unwrap()
+    );
+    assert_eq!(hash().await.as_deref(), Some("$argon2id$new"));
 }
 
 fn limiter(store: &Arc<SqlStore>, clock: &ManualClock) -> DatabaseLimiter {

@@ -191,10 +191,13 @@ mod ssr {
         limit_account(&call, &email, user.as_ref()).await?;
         // Checked even for an unknown email (against a dummy hash), so that the answer and
         // its timing are the same whether or not the account exists.
-        let verified = auth::verify_password(password, hash).await;
-        match user {
-            Some(user) if verified => {
+        let verified = auth::verify_password(password, hash.clone()).await;
+        match (user, verified) {
+            (Some(user), auth::Verified::Right { rehashed }) => {
                 tracing::info!(user = %user.id, "logged in");
+                if let (Some(old), Some(new)) = (hash, rehashed) {
+                    upgrade_hash(&call, &user, &old, &new).await;
+                }
                 call.start_session(&user).await?;
                 call.remember_device(&user);
                 call.redirect(&safe_next(next.as_deref()));
@@ -203,6 +206,23 @@ mod ssr {
             _ => {
                 tracing::info!("login refused: wrong credentials");
                 Err(AppError::WrongCredentials)
+            }
+        }
+    }
+
+    /// Stores a password's new hash (today's settings) in place of the older one it matched.
+    /// The login stands either way: on failure the old hash stays, and is upgraded next time.
+    async fn upgrade_hash(call: &Call, user: &User, old: &str, new: &str) {
+        match call
+            .state()
+            .store
+            .replace_password_hash(user.id, old, new)
+            .await
+        {
+            Ok(true) => tracing::info!(user = %user.id, "password hash upgraded"),
+            Ok(false) => {}
+            Err(error) => {
+                tracing::warn!(user = %user.id, %error, "upgrading a password hash failed")
             }
         }
     }

@@ -3,7 +3,9 @@
 use std::future::IntoFuture;
 use std::time::Duration;
 
-use billing::domain::Role;
+use billing::auth::{self, Password};
+use billing::domain::{Email, Role};
+use billing::testing::FakeUser;
 use serde_json::{Value, json};
 
 use crate::support::{
@@ -121,6 +123,44 @@ async fn logging_in_cycles_the_session_id_and_logging_out_ends_it() {
         .header("cookie", current)
         .await;
     assert_eq!(replayed.status, 401, "a logged-out session id is dead");
+}
+
+#[tokio::test]
+async fn a_login_upgrades_a_password_hash_made_with_earlier_settings() {
+    let app = spawn_app().await;
+    let password = Password::offered(PASSWORD).unwrap();
+    let earlier = auth::hash_with_earlier_settings(&password).unwrap();
+    FakeUser::new("ada@example.com")
+        .password_hash(&earlier)
+        .create(&*app.store)
+        .await;
+    let stored = async || {
+        let email = Email::parse("ada@example.com").unwrap();
+        app.store
+            .credentials(&email)
+            .await
+            .unwrap()
+            .unwrap()
+            .1
+            .unwrap()
+    };
+
+    let wrong = app
+        .browser()
+        .log_in_with("ada@example.com", "not the password")
+        .await;
+    assert_eq!(wrong.status, 401, "{}", wrong.text);
+    assert_eq!(stored().await, earlier, "a wrong password changes nothing");
+
+    let login = app.browser().log_in("ada@example.com").await;
+    assert_eq!(login.status, 200, "{}", login.text);
+    let upgraded = stored().await;
+    assert!(
+        upgraded.starts_with("$argon2id$v=19$m=7168,t=5,p=1$"),
+        "{upgraded}"
+    );
+    assert!(app.browser().log_in("ada@example.com").await.status == 200);
+    assert_eq!(stored().await, upgraded, "a current hash is kept as it is");
 }
 
 #[tokio::test]

@@ -75,6 +75,22 @@ pub(super) async fn credentials(
         .transpose()
 }
 
+pub(super) async fn replace_password_hash(
+    store: &SqlStore,
+    user: UserId,
+    old: &str,
+    new: &str,
+) -> Result<bool, StoreError> {
+    let replaced =
+        sqlx::query("UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2")
+            .bind(user.get())
+            .bind(old)
+            .bind(new)
+            .execute(&store.pool)
+            .await?;
+    Ok(replaced.rows_affected() == 1)
+}
+
 pub(super) async fn user_count(store: &SqlStore) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users")
         .fetch_one(&store.pool)

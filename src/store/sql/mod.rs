@@ -308,6 +308,15 @@ impl Store for SqlStore {
         accounts::credentials(self, email).await
     }
 
+    async fn replace_password_hash(
+        &self,
+        user: UserId,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, StoreError> {
+        accounts::replace_password_hash(self, user, old, new).await
+    }
+
     async fn user_count(&self) -> Result<i64, StoreError> {
         accounts::user_count(self).await
     }
