@@ -25,6 +25,7 @@ impl StripeEvent {
                 "/data/object/lines/data/0/pricing/price_details/price",
                 PLAN_PRICE,
             )
+            .period_from_now()
             .created_now()
     }
 
@@ -94,6 +95,15 @@ impl StripeEvent {
 
     fn created_now(self) -> Self {
         self.created(Timestamp::now().as_millis().div_euclid(1000))
+    }
+
+    /// The invoice line's period: a month from now, as a first invoice's is. The fixture's
+    /// own dates would pass, and its tokens expire as they are credited.
+    fn period_from_now(self) -> Self {
+        const MONTH_SECONDS: i64 = 30 * 24 * 60 * 60;
+        let now = Timestamp::now().as_millis().div_euclid(1000);
+        self.set("/data/object/lines/data/0/period/start", now)
+            .set("/data/object/lines/data/0/period/end", now + MONTH_SECONDS)
     }
 
     fn user_in(self, metadata: &str, user: UserId) -> Self {
