@@ -404,33 +404,42 @@ fn independent_ceiling(
     }
 }
 
-/// Group commit's transactions and the debits they took, as the server's metrics say.
+/// Group commit's transactions and the pieces (debits, or events) they took, as the
+/// server's metrics say.
 #[derive(Clone, Copy, Default)]
 struct Groups {
     count: u64,
-    debits: f64,
+    pieces: f64,
 }
 
 impl Groups {
     fn since(self, before: Groups) -> Groups {
         Groups {
             count: self.count - before.count,
-            debits: self.debits - before.debits,
+            pieces: self.pieces - before.pieces,
         }
     }
 
     fn mean(self) -> f64 {
-        self.debits / self.count.max(1) as f64
+        self.pieces / self.count.max(1) as f64
     }
 }
 
-async fn group_commits(client: &reqwest::Client, server: &ServerProcess) -> Groups {
+/// `histogram`: `billing_group_commit_debits` or `billing_group_commit_events`.
+async fn group_commits(
+    client: &reqwest::Client,
+    server: &ServerProcess,
+    histogram: &str,
+) -> Groups {
     let metrics = metrics(client, server).await;
     Groups {
-        count: metric(&metrics, "billing_group_commit_debits_count") as u64,
-        debits: metric(&metrics, "billing_group_commit_debits_sum"),
+        count: metric(&metrics, &format!("{histogram}_count")) as u64,
+        pieces: metric(&metrics, &format!("{histogram}_sum")),
     }
 }
+
+const DEBITS: &str = "billing_group_commit_debits";
+const EVENTS: &str = "billing_group_commit_events";
 
 /// A batch run's figures: per batch of `items`.
 struct BatchRun {
@@ -547,9 +556,11 @@ async fn bench(
                 }
             }
         };
-        let groups_before = group_commits(&client, &server).await;
+        let groups_before = group_commits(&client, &server, DEBITS).await;
         let figures = run(concurrency, consume_requests, consume("closed")).await;
-        let groups = group_commits(&client, &server).await.since(groups_before);
+        let groups = group_commits(&client, &server, DEBITS)
+            .await
+            .since(groups_before);
         line(name, &figures);
         memory_line(&server);
         println!(
@@ -689,8 +700,10 @@ async fn bench(
             .collect(),
     );
     let (c, base, ev) = (client.clone(), server.base.clone(), events.clone());
+    let groups_before = group_commits(&client, &server, EVENTS).await;
     let ingest = run(concurrency, load.webhook_events, move |i| {
-        // Every tenth-or-so delivery repeats an earlier event, as Stripe's retries do.
+        // The first 70% of deliveries are each event once (7919 is prime to their count);
+        // the rest repeat earlier ones, as Stripe's retries do.
         let body = ev[(i * 7919) % ev.len()].clone();
         let now = Timestamp::now().as_millis() / 1000;
         let request = c
@@ -705,6 +718,15 @@ async fn bench(
     })
     .await;
     line("signed webhook ingest (30% duplicates)", &ingest);
+    let groups = group_commits(&client, &server, EVENTS)
+        .await
+        .since(groups_before);
+    println!(
+        "  {:<44} {:.1} ({} transactions)",
+        "  new events a transaction (group commit)",
+        groups.mean(),
+        groups.count
+    );
     memory_line(&server);
     all_succeeded("webhook ingest", load.webhook_events, &ingest)?;
     let delivered: HashSet<usize> = (0..load.webhook_events)

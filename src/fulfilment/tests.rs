@@ -44,6 +44,7 @@ contract!(
     a_payment_by_another_users_customer_still_credits_the_payer,
     a_dispute_inquiry_takes_nothing_until_the_funds_are_withdrawn,
     concurrent_deliveries_of_one_event_credit_once,
+    events_delivered_at_once_commit_together_and_one_failing_fails_alone,
     other_events_are_recorded_and_ignored,
     a_held_refund_whose_release_fails_is_applied_by_the_sweep,
     an_inquiry_lost_after_escalating_is_clawed_back_once,
@@ -1002,6 +1003,54 @@ async fn concurrent_deliveries_of_one_event_credit_once(store: Arc<SqlStore>) {
     }
     assert_eq!(credited, 1);
     assert_eq!(w.balance().await, 5_000);
+    w.consistent().await;
+}
+
+async fn events_delivered_at_once_commit_together_and_one_failing_fails_alone(
+    store: Arc<SqlStore>,
+) {
+    let w = Arc::new(world(store).await);
+    let faults = Faults::install(&w.store).await;
+    let mut completed = Vec::new();
+    for n in 0..12 {
+        let (_, emitted) = w.buy(ProductId::Small, &format!("k{n}")).await;
+        completed.push(emitted.now[0].clone());
+    }
+    // One of them fails in the database as it is marked done, in whichever group it lands.
+    faults.fail(&completed[5].id).await;
+    let tasks: Vec<_> = completed
+        .iter()
+        .map(|event| {
+            let (w, payload) = (w.clone(), event.payload.clone());
+            tokio::spawn(async move { w.fulfilment.receive(&payload).await })
+        })
+        .collect();
+    for (n, task) in tasks.into_iter().enumerate() {
+        let outcome = task.await.unwrap();
+        if n == 5 {
+            assert!(
+                matches!(outcome, Err(FulfilmentError::Store(_))),
+                "{outcome:?}"
+            );
+        } else {
+            assert!(matches!(outcome, Ok(Outcome::Credited(_))), "{outcome:?}");
+        }
+    }
+    assert_eq!(w.balance().await, 11 * 1_000);
+    let failed = w
+        .store
+        .inbox_event(&completed[5].id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(failed.processed_at.is_none(), "kept unfinished for a retry");
+    w.consistent().await;
+
+    // Stripe's retry, once the database is well, credits it.
+    faults.heal().await;
+    let retried = w.fulfilment.receive(&completed[5].payload).await.unwrap();
+    assert!(matches!(retried, Outcome::Credited(_)), "{retried:?}");
+    assert_eq!(w.balance().await, 12 * 1_000);
     w.consistent().await;
 }
 

@@ -167,6 +167,8 @@ impl Change {
 pub struct ReversalSync {
     /// The credit the charge paid for.
     pub purchase: LedgerEntryId,
+    /// Whose credit it is.
+    pub user: UserId,
     pub charge: String,
     /// What was charged, minor units.
     pub charge_amount: i64,

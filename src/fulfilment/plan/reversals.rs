@@ -58,6 +58,7 @@ impl Fulfilment {
             detail: Some(format!("refunded {refunded} of {}", state.amount)),
             changes: vec![Change::SyncReversals(ReversalSync {
                 purchase: purchase.id,
+                user: purchase.user_id,
                 charge: news.charge.clone(),
                 charge_amount: state.amount,
                 refunds: Some(state.refunds),
@@ -108,6 +109,7 @@ impl Fulfilment {
         Ok(Plan::apply(
             vec![Change::SyncReversals(ReversalSync {
                 purchase: purchase.id,
+                user: purchase.user_id,
                 charge: charge.clone(),
                 charge_amount: charged,
                 refunds: None,

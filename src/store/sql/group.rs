@@ -1,53 +1,94 @@
-//! Group commit for usage debits (consume calls): debits that arrive while a transaction is
-//! committing wait for it, and the next transaction takes all of them together as one batch
-//! ([`batch::post`]). Each debit is still decided alone by the ledger's rules, under its own
-//! key and with its own ledger row, and never overdraws; one hot user's debits in one group
-//! become one balance update; and each caller is answered only after the group's commit.
+//! Group commit: work that arrives while a transaction is committing waits for it, and the
+//! next transaction takes all of it together. Two kinds of work go this way: usage debits
+//! (consume calls, [`spend`], as one batch through [`batch::post`]) and Stripe events
+//! ([`apply_event`], each in a savepoint of its own, see `stripe::apply_group`). Each piece is
+//! still decided alone, by the same rules as when it had a transaction to itself, and each
+//! caller is answered only after the group's commit.
 //!
-//! The window is the commit before: a debit that finds no transaction under way starts one at
-//! once (no timer, so a lone debit waits for nothing), and debits that come while it commits
-//! are the next group. Debits are spread over a few writers by user (one on SQLite, which has
+//! The window is the commit before: work that finds no transaction under way starts one at
+//! once (no timer, so a lone request waits for nothing), and work that comes while it commits
+//! is the next group. Debits are spread over a few writers by user (one on SQLite, which has
 //! one write lock anyway), so a user's debits always take turns in one of them, and writers
-//! never wait on each other's rows.
+//! never wait on each other's rows. Events have one writer.
 //!
 //! A writer is a task of its own, not the caller that started it: a caller that goes away (a
 //! client that hangs up) leaves the group it was in to commit and answer the others.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::oneshot;
 
+use super::stripe::{self, EventToApply};
 use super::{SqlStore, batch};
 use crate::domain::UserId;
 use crate::ledger::{Debit, Posted};
+use crate::store::billing::Applied;
 use crate::store::{BatchItem, StoreError};
 
-/// The most debits one transaction takes; the rest wait for the next.
-const MAX_GROUP: usize = 1_000;
+/// What a piece of work's caller is told: its own answer, or why its group's transaction
+/// failed.
+type Answer<A> = Result<A, Arc<StoreError>>;
 
-/// What a debit's caller is told: its own answer, or why its group's transaction failed.
-type Answer = Result<BatchItem, Arc<StoreError>>;
+/// One transaction for a group: an answer for each piece of work, in order, or the error
+/// that failed them all.
+type Commit<W, A> =
+    fn(SqlStore, Vec<W>) -> Pin<Box<dyn Future<Output = Result<Vec<A>, StoreError>> + Send>>;
 
-/// The writers of one store, each with the debits waiting for it.
-pub(super) struct GroupCommit {
-    writers: Box<[Mutex<Queue>]>,
+/// The writers of one kind of work for one store, each with the work waiting for it.
+pub(super) struct GroupCommit<W, A> {
+    writers: Box<[Mutex<Queue<W, A>>]>,
+    /// The most pieces one transaction takes; the rest wait for the next.
+    most: usize,
+    commit: Commit<W, A>,
+    /// The histogram of how many pieces each transaction took.
+    sizes: &'static str,
     /// How many groups have committed.
     committed: AtomicU64,
 }
 
-#[derive(Default)]
-struct Queue {
-    waiting: Vec<(Debit, oneshot::Sender<Answer>)>,
+struct Queue<W, A> {
+    waiting: Vec<(W, oneshot::Sender<Answer<A>>)>,
     /// Whether a writer task is taking groups from this queue.
     writing: bool,
 }
 
-impl GroupCommit {
-    /// `writers` writers (at least one).
-    pub(super) fn new(writers: usize) -> Self {
+/// Usage debits, a group a batch.
+pub(super) type Debits = GroupCommit<Debit, BatchItem>;
+/// Stripe events, a group a transaction with a savepoint for each.
+pub(super) type Events = GroupCommit<EventToApply, Result<Vec<Applied>, StoreError>>;
+
+pub(super) fn debits(writers: usize) -> Debits {
+    GroupCommit::new(
+        writers,
+        1_000,
+        "billing_group_commit_debits",
+        |store, debits| Box::pin(async move { batch::post(&store, &debits).await }),
+    )
+}
+
+pub(super) fn events() -> Events {
+    GroupCommit::new(1, 200, "billing_group_commit_events", |store, events| {
+        Box::pin(async move { stripe::apply_group(&store, &events).await })
+    })
+}
+
+impl<W: Send + 'static, A: Send + 'static> GroupCommit<W, A> {
+    fn new(writers: usize, most: usize, sizes: &'static str, commit: Commit<W, A>) -> Self {
         Self {
-            writers: (0..writers.max(1)).map(|_| Mutex::default()).collect(),
+            writers: (0..writers.max(1))
+                .map(|_| {
+                    Mutex::new(Queue {
+                        waiting: Vec::new(),
+                        writing: false,
+                    })
+                })
+                .collect(),
+            most,
+            commit,
+            sizes,
             committed: AtomicU64::new(0),
         }
     }
@@ -62,65 +103,93 @@ impl GroupCommit {
         user.get().unsigned_abs() as usize % self.writers.len()
     }
 
-    fn queue(&self, writer: usize) -> MutexGuard<'_, Queue> {
+    fn queue(&self, writer: usize) -> MutexGuard<'_, Queue<W, A>> {
         // Nothing panics while holding the lock; a poisoned queue is still whole.
         self.writers[writer]
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// Does `work` with whatever else `writer` gets meanwhile, in one transaction; answered
+    /// once that transaction has committed.
+    async fn submit(
+        self: &Arc<Self>,
+        store: &SqlStore,
+        writer: usize,
+        work: W,
+    ) -> Result<A, StoreError> {
+        let (answer, answered) = oneshot::channel();
+        let start = {
+            let mut queue = self.queue(writer);
+            queue.waiting.push((work, answer));
+            !std::mem::replace(&mut queue.writing, true)
+        };
+        if start {
+            tokio::spawn(write(self.clone(), store.clone(), writer));
+        }
+        match answered.await {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(failed)) => Err(StoreError::Group(failed)),
+            // The writer panicked with this work in its group (and wrote nothing of it).
+            Err(_) => Err(StoreError::Group(Arc::new(StoreError::Corrupt(
+                "the group's writer stopped before answering".to_owned(),
+            )))),
+        }
+    }
 }
 
-/// Applies `debit` with whatever other debits of its writer arrive meanwhile, in one
-/// transaction; answered once that transaction has committed.
+/// Applies `debit` with whatever other debits of its writer arrive meanwhile.
 pub(super) async fn spend(store: &SqlStore, debit: Debit) -> Result<Posted, StoreError> {
-    let writer = store.group.writer_of(debit.posting().user);
-    let (answer, answered) = oneshot::channel();
-    let start = {
-        let mut queue = store.group.queue(writer);
-        queue.waiting.push((debit, answer));
-        !std::mem::replace(&mut queue.writing, true)
-    };
-    if start {
-        tokio::spawn(write(store.clone(), writer));
-    }
-    match answered.await {
-        Ok(Ok(item)) => item.map_err(StoreError::from),
-        Ok(Err(failed)) => Err(StoreError::Group(failed)),
-        // The writer panicked with this debit in its group (and wrote nothing of it).
-        Err(_) => Err(StoreError::Group(Arc::new(StoreError::Corrupt(
-            "the group's writer stopped before answering".to_owned(),
-        )))),
-    }
+    let writer = store.debits.writer_of(debit.posting().user);
+    let item = store.debits.submit(store, writer, debit).await?;
+    item.map_err(StoreError::from)
+}
+
+/// Applies an event's changes and its "done" mark with whatever other events arrive
+/// meanwhile, each in a savepoint of its own: one event refused or failing leaves the others
+/// to commit.
+pub(super) async fn apply_event(
+    store: &SqlStore,
+    event: EventToApply,
+) -> Result<Vec<Applied>, StoreError> {
+    store.events.submit(store, 0, event).await?
 }
 
 /// Commits the writer's queue group by group until it is empty.
-async fn write(store: SqlStore, writer: usize) {
+async fn write<W: Send + 'static, A: Send + 'static>(
+    group: Arc<GroupCommit<W, A>>,
+    store: SqlStore,
+    writer: usize,
+) {
     let _done = Stopped {
+        group: &group,
         store: &store,
         writer,
     };
     loop {
-        let group: Vec<_> = {
-            let mut queue = store.group.queue(writer);
+        let taken: Vec<_> = {
+            let mut queue = group.queue(writer);
             if queue.waiting.is_empty() {
                 queue.writing = false;
                 return;
             }
-            let take = queue.waiting.len().min(MAX_GROUP);
+            let take = queue.waiting.len().min(group.most);
             queue.waiting.drain(..take).collect()
         };
-        let (debits, answers): (Vec<Debit>, Vec<_>) = group.into_iter().unzip();
-        metrics::histogram!("billing_group_commit_debits").record(debits.len() as f64);
-        match batch::post(&store, &debits).await {
-            Ok(items) => {
-                store.group.committed.fetch_add(1, Ordering::Relaxed);
-                for (answer, item) in answers.into_iter().zip(items) {
+        let (work, answers): (Vec<W>, Vec<_>) = taken.into_iter().unzip();
+        let pieces = work.len();
+        // A count of pieces, recorded in a histogram of counts.
+        metrics::histogram!(group.sizes).record(pieces as f64);
+        match (group.commit)(store.clone(), work).await {
+            Ok(done) => {
+                group.committed.fetch_add(1, Ordering::Relaxed);
+                for (answer, done) in answers.into_iter().zip(done) {
                     // A caller that went away is not told.
-                    let _ = answer.send(Ok(item));
+                    let _ = answer.send(Ok(done));
                 }
             }
             Err(failed) => {
-                tracing::warn!(error = %failed, debits = debits.len(), "a group commit failed");
+                tracing::warn!(error = %failed, pieces, group = group.sizes, "a group commit failed");
                 let failed = Arc::new(failed);
                 for answer in answers {
                     let _ = answer.send(Err(failed.clone()));
@@ -132,20 +201,21 @@ async fn write(store: SqlStore, writer: usize) {
 }
 
 /// If the writer stops by panicking (its group's callers are told by their dropped answers),
-/// another takes over the debits still waiting.
-struct Stopped<'a> {
+/// another takes over the work still waiting.
+struct Stopped<'a, W: Send + 'static, A: Send + 'static> {
+    group: &'a Arc<GroupCommit<W, A>>,
     store: &'a SqlStore,
     writer: usize,
 }
 
-impl Drop for Stopped<'_> {
+impl<W: Send + 'static, A: Send + 'static> Drop for Stopped<'_, W, A> {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            let mut queue = self.store.group.queue(self.writer);
+            let mut queue = self.group.queue(self.writer);
             if queue.waiting.is_empty() {
                 queue.writing = false;
             } else {
-                tokio::spawn(write(self.store.clone(), self.writer));
+                tokio::spawn(write(self.group.clone(), self.store.clone(), self.writer));
             }
         }
     }

@@ -72,7 +72,9 @@ pub struct SqlStore {
     /// so the node pays a top-up it started at once (see `TopUps::topups_started`).
     spent: Arc<tokio::sync::Notify>,
     /// The writers that commit usage debits in groups.
-    group: Arc<group::GroupCommit>,
+    debits: Arc<group::Debits>,
+    /// The writer that commits Stripe events in groups.
+    events: Arc<group::Events>,
     /// Active API keys looked up lately (see `accounts::KeyCache`).
     api_keys: accounts::KeyCache,
     /// Told after this node's balance changes commit, for SQLite's balance watch.
@@ -88,7 +90,8 @@ impl SqlStore {
             backend,
             clock: Arc::new(SystemClock),
             spent: Arc::new(tokio::sync::Notify::new()),
-            group: Arc::new(group::GroupCommit::new(backend.group_writers())),
+            debits: Arc::new(group::debits(backend.group_writers())),
+            events: Arc::new(group::events()),
             api_keys: accounts::key_cache(),
             changed: Arc::new(tokio::sync::Notify::new()),
             listen_url,
@@ -117,7 +120,7 @@ impl SqlStore {
     /// How many transactions group commit has made for [`Store::spend`] (the debits it
     /// committed, over this, is how many share a transaction).
     pub fn group_commits(&self) -> u64 {
-        self.group.committed()
+        self.debits.committed()
     }
 
     /// The pool, for the parts of the server that keep their own tables.
@@ -350,7 +353,13 @@ impl Store for SqlStore {
         outcome: &str,
         detail: Option<&str>,
     ) -> Result<Vec<Applied>, StoreError> {
-        self.apply(id, changes, outcome, detail).await
+        let event = stripe::EventToApply {
+            id: id.to_owned(),
+            changes: changes.to_vec(),
+            outcome: outcome.to_owned(),
+            detail: detail.map(str::to_owned),
+        };
+        group::apply_event(self, event).await
     }
 
     async fn inbox_note_unfinished(

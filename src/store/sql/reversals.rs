@@ -32,20 +32,18 @@ pub(super) async fn sync_in(
 ) -> Result<Vec<Attempt>, StoreError> {
     // Tokens a refund or a dispute takes back start no top-up (migration 0008, topup_quiet):
     // the mark is written and gone again inside this transaction.
-    let user: i64 = sqlx::query_scalar("SELECT user_id FROM token_ledger WHERE id = $1")
-        .bind(sync.purchase.get())
-        .fetch_one(&mut *conn)
-        .await?;
     sqlx::query("INSERT INTO topup_quiet (user_id) VALUES ($1)")
-        .bind(user)
+        .bind(sync.user.get())
         .execute(&mut *conn)
         .await?;
-    let synced = sync_quietly(conn, at, sync).await;
+    // On an error the caller rolls the transaction (or its savepoint) back, the mark with it;
+    // a statement after a failed one would only fail too on PostgreSQL, hiding the error.
+    let synced = sync_quietly(conn, at, sync).await?;
     sqlx::query("DELETE FROM topup_quiet WHERE user_id = $1")
-        .bind(user)
+        .bind(sync.user.get())
         .execute(&mut *conn)
         .await?;
-    synced
+    Ok(synced)
 }
 
 async fn sync_quietly(

@@ -4,16 +4,20 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AnyPool, Row};
 
+use std::collections::BTreeSet;
+
+use super::at::At;
+use super::lists::rows_for;
 use super::posting::{self, Attempt};
 use super::{ENTRY_COLUMNS, SqlStore, entry_from_row};
 use super::{reversals, topups};
 use crate::domain::{LedgerEntry, Timestamp, UserId};
 use crate::ledger::Posted;
-use crate::store::StoreError;
 use crate::store::billing::{
     Applied, Awaiting, Change, InboxEvent, Recorded, StoredEvent, SubscriptionRecord, Unfinished,
     live_subscription_statuses,
 };
+use crate::store::{Backend, StoreError};
 use crate::stripe::status::SubscriptionStatus;
 
 const EVENT_COLUMNS: &str =
@@ -26,10 +30,12 @@ const SUBSCRIPTION_COLUMNS: &str = "stripe_subscription_id, user_id, stripe_cust
 /// How many times an event's transaction is tried when balances move under it.
 const APPLY_ATTEMPTS: usize = 3;
 
+/// Keeps a verified event in the inbox. A new one is one statement (its insert says it is
+/// new); a delivery seen before is the insert that changes nothing and a read of its state.
 pub(super) async fn record(pool: &AnyPool, event: &InboxEvent) -> Result<Recorded, StoreError> {
-    sqlx::query(
+    let inserted = sqlx::query(
         "INSERT INTO stripe_events (id, type, livemode, stripe_created, payload, received_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING RETURNING id",
     )
     .bind(&event.id)
     .bind(&event.kind)
@@ -37,8 +43,11 @@ pub(super) async fn record(pool: &AnyPool, event: &InboxEvent) -> Result<Recorde
     .bind(event.created)
     .bind(&event.payload)
     .bind(Timestamp::now().as_millis())
-    .execute(pool)
+    .fetch_optional(pool)
     .await?;
+    if inserted.is_some() {
+        return Ok(Recorded::New);
+    }
     let row =
         sqlx::query("SELECT processed_at, outcome, attempts FROM stripe_events WHERE id = $1")
             .bind(&event.id)
@@ -52,6 +61,7 @@ pub(super) async fn record(pool: &AnyPool, event: &InboxEvent) -> Result<Recorde
                 .try_get::<Option<String>, _>("outcome")?
                 .unwrap_or_default(),
         },
+        // Kept by an earlier delivery that has not applied it yet (it may be applying it now).
         None if attempts == 0 => Recorded::New,
         None => Recorded::Unfinished,
     })
@@ -141,118 +151,206 @@ pub(super) async fn held(pool: &AnyPool) -> Result<Vec<Awaiting>, StoreError> {
     rows.iter().map(|raw| Awaiting::from_stored(raw)).collect()
 }
 
-impl SqlStore {
-    /// An event's changes and its "done" mark, in one transaction (retried when a balance
-    /// moved under it).
-    pub(super) async fn apply(
-        &self,
-        id: &str,
-        changes: &[Change],
-        outcome: &str,
-        detail: Option<&str>,
-    ) -> Result<Vec<Applied>, StoreError> {
-        'attempt: for _ in 0..APPLY_ATTEMPTS {
-            let at = self.at();
-            let mut tx = self.pool.begin_with(self.backend.begin_write()).await?;
-            let mut applied = Vec::with_capacity(changes.len());
-            for change in changes {
-                let attempts = match change {
-                    Change::Post(posting) => vec![posting::post_in(&mut tx, at, posting).await?],
-                    Change::SyncReversals(sync) => reversals::sync_in(&mut tx, at, sync).await?,
-                    Change::LinkCustomer { user, customer } => {
-                        match link_customer(&mut tx, *user, customer).await {
-                            // The customer is another user's already: the payment still
-                            // counts for the user who paid, only the link is not made.
-                            Err(StoreError::AlreadyExists) => tracing::warn!(
-                                user = user.get(),
-                                customer,
-                                "a Stripe customer already belongs to another user: not linked"
-                            ),
-                            other => {
-                                other?;
-                            }
-                        }
-                        vec![]
-                    }
-                    Change::Subscription(record) => {
-                        upsert_subscription(&mut tx, record).await?;
-                        vec![]
-                    }
-                    Change::TopUpPaid {
-                        topup,
-                        payment_intent,
-                        tokens,
-                    } => {
-                        topups::paid_in(&mut tx, at, *topup, payment_intent, *tokens).await?;
-                        vec![]
-                    }
-                    Change::SaveTopUpCard { user, card, as_of } => {
-                        match topups::save_card_in(&mut tx, at, *user, card, *as_of).await {
-                            Err(StoreError::NotFound) => {}
-                            other => other?,
-                        }
-                        vec![]
-                    }
-                };
-                if attempts.iter().any(|a| matches!(a, Attempt::Moved)) {
-                    continue 'attempt;
-                }
-                if attempts.is_empty() {
-                    applied.push(if change.moves_tokens() {
-                        Applied::Covered
-                    } else {
-                        Applied::Recorded
-                    });
-                }
-                for attempt in attempts {
-                    applied.push(match attempt {
-                        Attempt::Posted(entry) => Applied::Posted(Posted {
-                            entry,
-                            replayed: false,
-                        }),
-                        Attempt::Replayed(entry) => Applied::Posted(Posted {
-                            entry,
-                            replayed: true,
-                        }),
-                        Attempt::Moved => unreachable!("handled above"),
-                    });
-                }
-            }
-            let marked = sqlx::query(
-                "UPDATE stripe_events SET processed_at = $2, outcome = $3, detail = $4, \
-                     awaiting = NULL, attempts = attempts + 1 \
-                 WHERE id = $1 AND processed_at IS NULL",
-            )
-            .bind(id)
-            .bind(Timestamp::now().as_millis())
-            .bind(outcome)
-            .bind(detail)
-            .execute(&mut *tx)
-            .await?;
-            if marked.rows_affected() == 0 {
-                // Another delivery of this event finished first: this one changes nothing.
-                tx.rollback().await?;
-                return Err(StoreError::AlreadyExists);
-            }
-            tx.commit().await?;
-            if changes
-                .iter()
-                .any(|c| matches!(c, Change::SaveTopUpCard { .. }))
-            {
-                // A card saved may have started a top-up: pay it now.
-                self.spent();
-            }
-            for change in &applied {
-                if let Applied::Posted(posted) = change
-                    && !posted.replayed
-                {
-                    super::record_posting(&posted.entry);
-                }
-            }
-            return Ok(applied);
-        }
-        Err(StoreError::Contended)
+/// An event's changes and the outcome to mark it done with, for [`apply_group`].
+pub(super) struct EventToApply {
+    pub id: String,
+    pub changes: Vec<Change>,
+    pub outcome: String,
+    pub detail: Option<String>,
+}
+
+impl EventToApply {
+    /// The users whose rows the event changes.
+    fn users(&self) -> impl Iterator<Item = UserId> + '_ {
+        self.changes.iter().filter_map(|change| match change {
+            Change::Post(posting) => Some(posting.user),
+            Change::LinkCustomer { user, .. } | Change::SaveTopUpCard { user, .. } => Some(*user),
+            Change::Subscription(record) => Some(record.user),
+            Change::SyncReversals(sync) => Some(sync.user),
+            // After the credit it settles (a `Post` before it, of the same user).
+            Change::TopUpPaid { .. } => None,
+        })
     }
+}
+
+/// Applies a group of events in one transaction, each with its changes and its "done" mark in
+/// a savepoint of its own: an event refused, already done by another delivery, or failing is
+/// rolled back alone and answered so, and the others commit. `Err` only when the transaction
+/// itself failed (nothing of the group is written then).
+///
+/// Two groups never wait on each other in a circle (several nodes each have a writer, and
+/// batches of debits have theirs): a group first locks its users' balance rows in user order,
+/// as a batch does, and whatever else an event locks (its grants, its purchase, its own
+/// inbox row) is that of a user it holds, or its own row, taken in the order of the events,
+/// by user and then by event id.
+pub(super) async fn apply_group(
+    store: &SqlStore,
+    events: &[EventToApply],
+) -> Result<Vec<Result<Vec<Applied>, StoreError>>, StoreError> {
+    let mut order: Vec<usize> = (0..events.len()).collect();
+    order.sort_by(|&a, &b| {
+        let first = |i: usize| events[i].users().map(UserId::get).min().unwrap_or(i64::MAX);
+        (first(a), &events[a].id).cmp(&(first(b), &events[b].id))
+    });
+    let mut answers: Vec<Option<Result<Vec<Applied>, StoreError>>> =
+        events.iter().map(|_| None).collect();
+    let mut tx = store.pool.begin_with(store.backend.begin_write()).await?;
+    let users: Vec<i64> = events
+        .iter()
+        .flat_map(EventToApply::users)
+        .map(UserId::get)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if store.backend == Backend::Postgres && !users.is_empty() {
+        // SQLite's transaction holds the whole database already.
+        rows_for(&mut tx, &users, |list| {
+            format!(
+                "SELECT user_id FROM token_balances WHERE user_id IN ({list}) \
+                 ORDER BY user_id{}",
+                store.backend.lock_rows()
+            )
+        })
+        .await?;
+    }
+    for i in order {
+        answers[i] = Some(apply_in_savepoint(&mut tx, store, &events[i]).await?);
+    }
+    tx.commit().await?;
+    for (event, answer) in events.iter().zip(&answers) {
+        let Some(Ok(applied)) = answer else { continue };
+        if event
+            .changes
+            .iter()
+            .any(|c| matches!(c, Change::SaveTopUpCard { .. }))
+        {
+            // A card saved may have started a top-up: pay it now.
+            store.spent();
+        }
+        for change in applied {
+            if let Applied::Posted(posted) = change
+                && !posted.replayed
+            {
+                super::record_posting(&posted.entry);
+            }
+        }
+    }
+    Ok(answers.into_iter().flatten().collect())
+}
+
+/// One event of a group, in a savepoint (tried again when a balance moved under it): its
+/// answer, or `Err` when the savepoint itself could not be made or undone.
+async fn apply_in_savepoint(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    store: &SqlStore,
+    event: &EventToApply,
+) -> Result<Result<Vec<Applied>, StoreError>, StoreError> {
+    for _ in 0..APPLY_ATTEMPTS {
+        let mut savepoint = sqlx::Acquire::begin(&mut *tx).await?;
+        match apply_in(&mut savepoint, store.at(), event).await {
+            Ok(Some(applied)) => {
+                savepoint.commit().await?;
+                return Ok(Ok(applied));
+            }
+            // A balance moved under it: decide again.
+            Ok(None) => savepoint.rollback().await?,
+            Err(refused) => {
+                savepoint.rollback().await?;
+                return Ok(Err(refused));
+            }
+        }
+    }
+    Ok(Err(StoreError::Contended))
+}
+
+/// An event's changes and its "done" mark; `None` when a balance moved under a change (the
+/// caller rolls back and tries again), [`StoreError::AlreadyExists`] when another delivery
+/// finished the event first.
+async fn apply_in(
+    conn: &mut AnyConnection,
+    at: At,
+    event: &EventToApply,
+) -> Result<Option<Vec<Applied>>, StoreError> {
+    let mut applied = Vec::with_capacity(event.changes.len());
+    for change in &event.changes {
+        let attempts = match change {
+            Change::Post(posting) => vec![posting::post_in(conn, at, posting).await?],
+            Change::SyncReversals(sync) => reversals::sync_in(conn, at, sync).await?,
+            Change::LinkCustomer { user, customer } => {
+                match link_customer(conn, *user, customer).await {
+                    // The customer is another user's already: the payment still counts for
+                    // the user who paid, only the link is not made.
+                    Err(StoreError::AlreadyExists) => tracing::warn!(
+                        user = user.get(),
+                        customer,
+                        "a Stripe customer already belongs to another user: not linked"
+                    ),
+                    other => {
+                        other?;
+                    }
+                }
+                vec![]
+            }
+            Change::Subscription(record) => {
+                upsert_subscription(conn, record).await?;
+                vec![]
+            }
+            Change::TopUpPaid {
+                topup,
+                payment_intent,
+                tokens,
+            } => {
+                topups::paid_in(conn, at, *topup, payment_intent, *tokens).await?;
+                vec![]
+            }
+            Change::SaveTopUpCard { user, card, as_of } => {
+                match topups::save_card_in(conn, at, *user, card, *as_of).await {
+                    Err(StoreError::NotFound) => {}
+                    other => other?,
+                }
+                vec![]
+            }
+        };
+        if attempts.iter().any(|a| matches!(a, Attempt::Moved)) {
+            return Ok(None);
+        }
+        if attempts.is_empty() {
+            applied.push(if change.moves_tokens() {
+                Applied::Covered
+            } else {
+                Applied::Recorded
+            });
+        }
+        for attempt in attempts {
+            applied.push(match attempt {
+                Attempt::Posted(entry) => Applied::Posted(Posted {
+                    entry,
+                    replayed: false,
+                }),
+                Attempt::Replayed(entry) => Applied::Posted(Posted {
+                    entry,
+                    replayed: true,
+                }),
+                Attempt::Moved => unreachable!("handled above"),
+            });
+        }
+    }
+    let marked = sqlx::query(
+        "UPDATE stripe_events SET processed_at = $2, outcome = $3, detail = $4, \
+             awaiting = NULL, attempts = attempts + 1 \
+         WHERE id = $1 AND processed_at IS NULL",
+    )
+    .bind(&event.id)
+    .bind(Timestamp::now().as_millis())
+    .bind(&event.outcome)
+    .bind(event.detail.as_deref())
+    .execute(&mut *conn)
+    .await?;
+    if marked.rows_affected() == 0 {
+        // Another delivery of this event finished first: this one changes nothing.
+        return Err(StoreError::AlreadyExists);
+    }
+    Ok(Some(applied))
 }
 
 /// Links a user to a Stripe customer; the first link stays (a user has one customer).
