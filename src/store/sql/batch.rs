@@ -16,7 +16,7 @@ use sqlx::{AnyConnection, Row};
 use super::at::At;
 use super::expiry;
 use super::grants::{Draws, SPENDING_ORDER};
-use super::lists::{PER_LIST, placeholders, rows_for};
+use super::lists::{PER_LIST, keep_prepared, placeholders, rows_for};
 use super::{ENTRY_COLUMNS, POST_ATTEMPTS, SqlStore, entry_from_row, entry_of, record_posting};
 use crate::domain::{Balance, LedgerEntry, LedgerEntryId, UserId};
 use crate::ledger::{Debit, LedgerError, Posted, Posting};
@@ -317,7 +317,7 @@ async fn insert_rows(
              ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key",
             values.join(", ")
         );
-        let mut query = sqlx::query(&sql);
+        let mut query = sqlx::query(&sql).persistent(keep_prepared(8 * chunk.len()));
         for row in chunk {
             let posting = row.posting;
             query = query
@@ -392,7 +392,9 @@ async fn change_balances(
              WHERE user_id IN ({})",
             users.join(", ")
         );
-        let mut query = sqlx::query(&sql).bind(at.now.as_millis());
+        let mut query = sqlx::query(&sql)
+            .persistent(keep_prepared(1 + 2 * chunk.len()))
+            .bind(at.now.as_millis());
         for (user, change) in chunk {
             query = query.bind(*user).bind(*change);
         }

@@ -14,7 +14,7 @@
 use sqlx::{AnyConnection, Row};
 
 use super::at::At;
-use super::lists::placeholders;
+use super::lists::{keep_prepared, placeholders};
 use crate::domain::{Expiry, GrantTerms, LedgerEntryId, Rollover, Timestamp, Tokens, UserId};
 use crate::ledger::{Posting, PostingKind};
 use crate::store::StoreError;
@@ -130,7 +130,7 @@ impl Draws {
                 "INSERT INTO token_draws (entry_id, grant_id, tokens) VALUES {}",
                 values.join(", ")
             );
-            let mut query = sqlx::query(&sql);
+            let mut query = sqlx::query(&sql).persistent(keep_prepared(3 * chunk.len()));
             for (entry, grant, tokens) in chunk {
                 query = query.bind(*entry).bind(*grant).bind(*tokens);
             }

@@ -3,7 +3,7 @@
 
 use sqlx::AnyPool;
 
-use super::lists::placeholders;
+use super::lists::{keep_prepared, placeholders};
 use crate::store::StoreError;
 
 /// Leases for `lease_ms` the rows of `table` among `candidates` that are still pending and
@@ -26,7 +26,10 @@ pub(super) async fn take(
          RETURNING id",
         placeholders(3, candidates.len())
     );
-    let mut take = sqlx::query_scalar(&sql).bind(now + lease_ms).bind(now);
+    let mut take = sqlx::query_scalar(&sql)
+        .persistent(keep_prepared(2 + candidates.len()))
+        .bind(now + lease_ms)
+        .bind(now);
     for id in candidates {
         take = take.bind(*id);
     }

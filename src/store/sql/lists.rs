@@ -9,6 +9,19 @@ use crate::store::StoreError;
 /// How many values one `IN (...)` list holds.
 pub(super) const PER_LIST: usize = 500;
 
+/// The most parameters a statement written for its count of values may have and still be
+/// kept prepared on its connection. Such a statement has a text for every count, and each
+/// connection keeps its last 100 statements prepared: kept, the statements of a few hundred
+/// values (a batch's, a group commit's) grew the server's heap by megabytes, each held by
+/// every connection that ran one. A statement with more parameters is prepared for its one use.
+const KEPT_PREPARED_AT_MOST: usize = 64;
+
+/// Whether a statement written for its count of values, with `parameters` in all, is kept
+/// prepared (`.persistent(...)`).
+pub(super) fn keep_prepared(parameters: usize) -> bool {
+    parameters <= KEPT_PREPARED_AT_MOST
+}
+
 /// `$first, $first+1, ...`: `n` placeholders for an `IN (...)` list or a row of values.
 pub(super) fn placeholders(first: usize, n: usize) -> String {
     (first..first + n)
@@ -30,7 +43,7 @@ where
     let mut rows = Vec::new();
     for chunk in values.chunks(PER_LIST) {
         let sql = sql(&placeholders(1, chunk.len()));
-        let mut query = sqlx::query(&sql);
+        let mut query = sqlx::query(&sql).persistent(keep_prepared(chunk.len()));
         for value in chunk {
             query = query.bind(value.clone());
         }

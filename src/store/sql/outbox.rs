@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use sqlx::{AnyConnection, Row};
 
 use super::events::{EVENT_COLUMNS, entries_of, event_from};
-use super::lists::{placeholders, rows_for};
+use super::lists::{keep_prepared, placeholders, rows_for};
 use super::{SqlStore, grant_events, leases};
 use crate::config::Secret;
 use crate::domain::{Timestamp, Tokens, UserId};
@@ -127,7 +127,10 @@ impl Outbox for SqlStore {
              WHERE o.id IN ({list}) ORDER BY o.id, e.id \
              ON CONFLICT (endpoint_id, event_id) DO NOTHING"
         );
-        let mut insert = sqlx::query(&sql).bind(now).bind(now);
+        let mut insert = sqlx::query(&sql)
+            .persistent(keep_prepared(2 + ids.len()))
+            .bind(now)
+            .bind(now);
         for id in &ids {
             insert = insert.bind(*id);
         }
@@ -136,7 +139,7 @@ impl Outbox for SqlStore {
             "UPDATE outbox_events SET fanned_out = 1 WHERE id IN ({})",
             placeholders(1, ids.len())
         );
-        let mut mark = sqlx::query(&sql);
+        let mut mark = sqlx::query(&sql).persistent(keep_prepared(ids.len()));
         for id in &ids {
             mark = mark.bind(*id);
         }

@@ -7,7 +7,7 @@ use sqlx::{AnyConnection, AnyPool, Row};
 use std::collections::BTreeSet;
 
 use super::at::At;
-use super::lists::rows_for;
+use super::lists::{keep_prepared, rows_for};
 use super::posting::{self, Attempt};
 use super::{ENTRY_COLUMNS, SqlStore, entry_from_row};
 use super::{reversals, topups};
@@ -100,7 +100,7 @@ pub(super) async fn known(pool: &AnyPool, ids: &[String]) -> Result<Vec<String>,
             "SELECT id FROM stripe_events WHERE id IN ({})",
             placeholders.join(", ")
         );
-        let mut q = sqlx::query_scalar::<_, String>(&query);
+        let mut q = sqlx::query_scalar::<_, String>(&query).persistent(keep_prepared(chunk.len()));
         for id in chunk {
             q = q.bind(id);
         }
