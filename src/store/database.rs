@@ -50,9 +50,9 @@ impl Backend {
         }
     }
 
-    /// How many writers commit usage debits in groups (see `sql::group`): one on SQLite,
-    /// which writes one transaction at a time anyway; a few on PostgreSQL, whose commits of
-    /// different users' rows can overlap.
+    /// How many writers commit usage debits, and how many Stripe events, in groups (see
+    /// `sql::group`): one on SQLite, which writes one transaction at a time anyway; a few on
+    /// PostgreSQL, whose commits of different users' rows can overlap.
     pub(super) fn group_writers(self) -> usize {
         match self {
             Backend::Sqlite => 1,

@@ -7,9 +7,9 @@
 //!
 //! The window is the commit before: work that finds no transaction under way starts one at
 //! once (no timer, so a lone request waits for nothing), and work that comes while it commits
-//! is the next group. Debits are spread over a few writers by user (one on SQLite, which has
-//! one write lock anyway), so a user's debits always take turns in one of them, and writers
-//! never wait on each other's rows. Events have one writer.
+//! is the next group. Debits and events are spread over a few writers by user (one on SQLite,
+//! which has one write lock anyway), so a user's debits always take turns in one of them, and
+//! writers seldom wait on each other's rows (an event goes by the first user it changes).
 //!
 //! A writer is a task of its own, not the caller that started it: a caller that goes away (a
 //! client that hangs up) leaves the group it was in to commit and answer the others.
@@ -69,10 +69,13 @@ pub(super) fn debits(writers: usize) -> Debits {
     )
 }
 
-pub(super) fn events() -> Events {
-    GroupCommit::new(1, 200, "billing_group_commit_events", |store, events| {
-        Box::pin(async move { stripe::apply_group(&store, &events).await })
-    })
+pub(super) fn events(writers: usize) -> Events {
+    GroupCommit::new(
+        writers,
+        200,
+        "billing_group_commit_events",
+        |store, events| Box::pin(async move { stripe::apply_group(&store, &events).await }),
+    )
 }
 
 impl<W: Send + 'static, A: Send + 'static> GroupCommit<W, A> {
@@ -152,7 +155,11 @@ pub(super) async fn apply_event(
     store: &SqlStore,
     event: EventToApply,
 ) -> Result<Vec<Applied>, StoreError> {
-    store.events.submit(store, 0, event).await?
+    let writer = event
+        .users()
+        .min()
+        .map_or(0, |user| store.events.writer_of(user));
+    store.events.submit(store, writer, event).await?
 }
 
 /// Commits the writer's queue group by group until it is empty.

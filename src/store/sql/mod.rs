@@ -73,7 +73,7 @@ pub struct SqlStore {
     spent: Arc<tokio::sync::Notify>,
     /// The writers that commit usage debits in groups.
     debits: Arc<group::Debits>,
-    /// The writer that commits Stripe events in groups.
+    /// The writers that commit Stripe events in groups.
     events: Arc<group::Events>,
     /// Active API keys looked up lately (see `accounts::KeyCache`).
     api_keys: accounts::KeyCache,
@@ -91,7 +91,7 @@ impl SqlStore {
             clock: Arc::new(SystemClock),
             spent: Arc::new(tokio::sync::Notify::new()),
             debits: Arc::new(group::debits(backend.group_writers())),
-            events: Arc::new(group::events()),
+            events: Arc::new(group::events(backend.group_writers())),
             api_keys: accounts::key_cache(),
             changed: Arc::new(tokio::sync::Notify::new()),
             listen_url,

@@ -161,7 +161,7 @@ pub(super) struct EventToApply {
 
 impl EventToApply {
     /// The users whose rows the event changes.
-    fn users(&self) -> impl Iterator<Item = UserId> + '_ {
+    pub(super) fn users(&self) -> impl Iterator<Item = UserId> + '_ {
         self.changes.iter().filter_map(|change| match change {
             Change::Post(posting) => Some(posting.user),
             Change::LinkCustomer { user, .. } | Change::SaveTopUpCard { user, .. } => Some(*user),
@@ -178,8 +178,8 @@ impl EventToApply {
 /// rolled back alone and answered so, and the others commit. `Err` only when the transaction
 /// itself failed (nothing of the group is written then).
 ///
-/// Two groups never wait on each other in a circle (several nodes each have a writer, and
-/// batches of debits have theirs): a group first locks its users' balance rows in user order,
+/// Two groups never wait on each other in a circle (each node has a few writers of events,
+/// and batches of debits have theirs): a group first locks its users' balance rows in user order,
 /// as a batch does, and whatever else an event locks (its grants, its purchase, its own
 /// inbox row) is that of a user it holds, or its own row, taken in the order of the events,
 /// by user and then by event id.
