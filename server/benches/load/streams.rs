@@ -98,8 +98,17 @@ pub async fn bench(
                     .await
                 {
                     Ok(r) if r.status() == 200 => r,
-                    _ => {
-                        refused.fetch_add(1, Ordering::Relaxed);
+                    answer => {
+                        if refused.fetch_add(1, Ordering::Relaxed) == 0 {
+                            // The first refusal says why, once.
+                            let why = match answer {
+                                Ok(r) => {
+                                    format!("{} {}", r.status(), r.text().await.unwrap_or_default())
+                                }
+                                Err(e) => e.to_string(),
+                            };
+                            eprintln!("  the first stream refused: {why}");
+                        }
                         return;
                     }
                 };
