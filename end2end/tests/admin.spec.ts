@@ -87,3 +87,37 @@ test("a refusal of a plain post made before the page hydrated is shown, and stay
   await admin.context().close();
   await user.context().close();
 });
+
+test("the next adjustment typed while the account is still being read again is kept, and applies once", async ({
+  browser,
+}) => {
+  const user = await (await browser.newContext()).newPage();
+  const email = await signUp(user, "typed-quickly");
+  const admin = await adminPage(browser);
+  await admin.goto(`/admin?q=${encodeURIComponent(email)}`);
+  await hydrated(admin);
+  const tokens = admin.getByLabel("Tokens", { exact: true });
+  const reason = admin.getByLabel("Reason (shown in the user's ledger)");
+  const outcome = admin.getByTestId("adjust-outcome");
+
+  // The account's new balance (and the next adjustment's request id) comes late.
+  let slow = false;
+  await admin.route("**/api/admin/users/find**", async (route) => {
+    if (slow) await new Promise((resolve) => setTimeout(resolve, 1500));
+    await route.continue();
+  });
+  await tokens.fill("1");
+  await reason.fill("Goodwill");
+  slow = true;
+  await admin.getByRole("button", { name: "Credit tokens" }).click();
+  await expect(outcome).toHaveText("+1 token. New balance: 1.");
+
+  // A quick admin types the next one at once, while the account is still on its way.
+  await tokens.fill("7");
+  await reason.fill("Second thought");
+  await admin.getByRole("button", { name: "Credit tokens" }).click();
+  await expect(outcome).toHaveText("+7 tokens. New balance: 8.");
+  await expect(admin.getByTestId("admin-balance")).toHaveText("8 tokens");
+  await admin.context().close();
+  await user.context().close();
+});

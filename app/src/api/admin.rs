@@ -29,6 +29,8 @@ pub struct Adjusted {
     pub entry: LedgerEntry,
     /// True when this request id had been applied before and nothing changed now.
     pub replayed: bool,
+    /// A fresh id for the adjustment after this one, known as soon as this one is answered.
+    pub next_request_id: String,
 }
 
 /// Finds a user by email or id, with their balance and newest ledger entries.
@@ -205,6 +207,7 @@ mod ssr {
         Ok(Adjusted {
             entry: posted.entry,
             replayed: posted.replayed,
+            next_request_id: random_id(),
         })
     }
 }

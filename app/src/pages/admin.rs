@@ -7,9 +7,7 @@ use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 use leptos_router::hooks::use_query_map;
 
-use billing::domain::LedgerEntryId;
-
-use crate::api::admin::{Adjusted, AdminCredit, AdminDebit, UserAccount, find_user};
+use crate::api::admin::{Adjusted, AdminCredit, AdminDebit, FindUser, UserAccount, find_user};
 use crate::components::billing::ledger_table::ledger_view;
 use crate::components::form_error::recall_plain_post_error;
 use crate::components::layout::mark_hydrated;
@@ -35,19 +33,15 @@ fn AdminTools(q: String) -> impl IntoView {
     let q = StoredValue::new(q);
     let q = move || q.get_value();
     let adjustments = Adjustments::new();
-    // Read again after each adjustment that changed something: the new balance and ledger,
-    // and a fresh request id for the next.
-    let applied = adjustments.applied();
-    let account = Resource::new(
-        move || (q(), applied.get()),
-        |(q, _)| async move {
-            if q.trim().is_empty() {
-                None
-            } else {
-                Some(find_user(q).await)
-            }
-        },
-    );
+    // Drawn once for the user found: what an adjustment changes is read again in place,
+    // so that what an admin types meanwhile stays.
+    let account = Resource::new(q, |q| async move {
+        if q.trim().is_empty() {
+            None
+        } else {
+            Some(find_user(q).await)
+        }
+    });
 
     view! {
         <section class="card" aria-labelledby="find-title">
@@ -111,14 +105,25 @@ impl Adjustments {
         }
     }
 
-    /// The newest entry an adjustment made: it changes with each success only (a refusal
-    /// after a success leaves it, and the form as typed).
-    fn applied(self) -> Memo<Option<LedgerEntryId>> {
-        let (credit, debit) = (self.credit, self.debit);
-        Memo::new(move |before: Option<&Option<LedgerEntryId>>| {
-            let made = |outcome: Option<Result<Adjusted, AppError>>| Some(outcome?.ok()?.entry.id);
-            let newest = made(credit.value().get()).max(made(debit.value().get()));
-            newest.or(before.copied().flatten())
+    /// The answer to the newest adjustment that succeeded: it changes with each success only
+    /// (a refusal after a success leaves it, and the form as typed).
+    fn latest_success(self) -> Memo<Option<Adjusted>> {
+        Memo::new(move |before: Option<&Option<Adjusted>>| {
+            let before = || before.cloned().flatten();
+            // One adjustment is on its way at a time: the answer to the one asked last is
+            // the newest.
+            if self.pending() {
+                return before();
+            }
+            let answer = match self.last.get() {
+                Some(Way::Credit) => self.credit.value().get(),
+                Some(Way::Debit) => self.debit.value().get(),
+                None => None,
+            };
+            match answer {
+                Some(Ok(adjusted)) => Some(adjusted),
+                _ => before(),
+            }
         })
     }
 
@@ -165,6 +170,37 @@ impl Adjustments {
 #[component]
 fn Account(account: UserAccount, adjustments: Adjustments) -> impl IntoView {
     let email = account.user.email.clone();
+    let latest = adjustments.latest_success();
+    // The next adjustment's id comes with the answer to the last: a submission made at once
+    // after a success is a new adjustment, not a replay of the last one's id.
+    let first_request_id = account.adjustment_id.clone();
+    let request_id = move || {
+        latest.with(|latest| match latest {
+            Some(adjusted) => adjusted.next_request_id.clone(),
+            None => first_request_id.clone(),
+        })
+    };
+    // After each adjustment that changed something, the balance and ledger are read again.
+    let reread = ServerAction::<FindUser>::new();
+    let query = email.clone();
+    Effect::watch(
+        move || latest.get(),
+        move |latest, _, _| {
+            if latest.as_ref().is_some_and(|adjusted| !adjusted.replayed) {
+                reread.dispatch(FindUser {
+                    query: query.clone(),
+                });
+            }
+        },
+        false,
+    );
+    let shown = Memo::new(
+        move |before: Option<&UserAccount>| match reread.value().get() {
+            Some(Ok(account)) => account,
+            _ => before.cloned().unwrap_or_else(|| account.clone()),
+        },
+    );
+    let unread = move || matches!(reread.value().get(), Some(Err(_)));
     let on_submit = move |ev: SubmitEvent| {
         ev.prevent_default();
         adjustments.submit(&ev);
@@ -183,14 +219,22 @@ fn Account(account: UserAccount, adjustments: Adjustments) -> impl IntoView {
 
     view! {
         <section class="card" aria-labelledby="account-title">
-            <h2 id="account-title">{account.user.email.clone()}</h2>
+            <h2 id="account-title">{email.clone()}</h2>
             <p class="muted">
-                {format!("User {} · {}", account.user.id, if account.user.is_admin() { "admin" } else { "user" })}
+                {move || shown.with(|account| {
+                    let role = if account.user.is_admin() { "admin" } else { "user" };
+                    format!("User {} · {role}", account.user.id)
+                })}
             </p>
             <p class="balance-amount" data-testid="admin-balance">
-                <span class="balance-number">{account.balance.grouped()}</span>
+                <span class="balance-number">{move || shown.with(|account| account.balance.grouped())}</span>
                 " tokens"
             </p>
+            <Show when=unread>
+                <p class="error" role="alert">
+                    "The account could not be read again: the balance and ledger shown may be out of date. Reload to try again."
+                </p>
+            </Show>
         </section>
         <section class="card" aria-labelledby="adjust-title">
             <h2 id="adjust-title">"Credit or debit tokens"</h2>
@@ -199,7 +243,7 @@ fn Account(account: UserAccount, adjustments: Adjustments) -> impl IntoView {
                     {outcome}
                 </p>
                 <input type="hidden" name="user" value=email />
-                <input type="hidden" name="request_id" value=account.adjustment_id.clone() />
+                <input type="hidden" name="request_id" value=request_id />
                 <div class="field">
                     <label for="adjust-tokens">"Tokens"</label>
                     <input id="adjust-tokens" name="tokens" type="number" min="1" max=crate::api::admin::MAX_ADJUSTMENT required />
@@ -226,7 +270,7 @@ fn Account(account: UserAccount, adjustments: Adjustments) -> impl IntoView {
         </section>
         <section class="card" aria-labelledby="admin-ledger-title">
             <h2 id="admin-ledger-title">"Ledger"</h2>
-            {ledger_view(Ok(account.ledger))}
+            {move || ledger_view(Ok(shown.with(|account| account.ledger.clone())))}
         </section>
     }
 }

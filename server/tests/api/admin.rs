@@ -69,6 +69,16 @@ async fn a_resubmitted_request_id_credits_once() {
     assert_eq!(again["replayed"], true);
     assert_eq!(again["entry"]["id"], first["entry"]["id"]);
     assert_eq!(app.balance(&ada).await, 100);
+
+    // Each answer brings a fresh id for the next adjustment: one sent with it is new.
+    let next = first["next_request_id"].as_str().unwrap();
+    assert!(!next.is_empty() && next != "form-1");
+    assert_ne!(again["next_request_id"], first["next_request_id"]);
+    let body =
+        json!({ "user": "ada@example.com", "tokens": 7, "reason": "Later", "request_id": next });
+    let later = credit(&admin, body).await.json();
+    assert_eq!(later["replayed"], false);
+    assert_eq!(app.balance(&ada).await, 107);
 }
 
 #[tokio::test]
