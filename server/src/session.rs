@@ -4,7 +4,12 @@
 //! The cookie is HttpOnly, SameSite=Lax (users come back from Stripe Checkout, a top-level
 //! navigation from another site), Secure in production and over https, and expires after a
 //! period of inactivity. Expired sessions are deleted in the background.
+//!
+//! Every signed-in request pushes the deadline back, but a session whose data did not change is
+//! written again only when its deadline would move by a minute or more ([`SAVE_EVERY`]): a page
+//! view or an opened balance stream is then one read, not a read and a durable write.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -23,17 +28,53 @@ const TABLE: &str = "sessions";
 /// How often expired sessions are deleted.
 const CLEANUP_PERIOD: Duration = Duration::from_secs(300);
 
-/// The session store of whichever database the app runs on.
+/// A session whose data is as it was loaded is saved again only when that moves its deadline
+/// by this much or more: it may then end up to this much before its cookie says.
+pub const SAVE_EVERY: time::Duration = time::Duration::MINUTE;
+
+/// The session store of whichever database the app runs on, saving a session again only when
+/// its data changed or its deadline moves by [`SAVE_EVERY`] or more.
+#[derive(Clone)]
+pub struct Sessions {
+    store: Store,
+    /// The records requests in flight on this node loaded, by session id: what a save compares
+    /// with. Forgotten at their save, or after a while (a request that failed saves nothing).
+    loaded: moka::sync::Cache<Id, Arc<Record>>,
+}
+
 #[derive(Debug, Clone)]
-pub enum Sessions {
+enum Store {
     Sqlite(SqliteStore),
     Postgres(PostgresStore),
 }
 
+/// The most records kept for requests in flight, and for how long at most.
+const LOADED_MOST: u64 = 100_000;
+const LOADED_FOR: Duration = Duration::from_secs(300);
+
 impl Sessions {
+    fn new(store: Store) -> Self {
+        Self {
+            store,
+            loaded: moka::sync::Cache::builder()
+                .max_capacity(LOADED_MOST)
+                .time_to_live(LOADED_FOR)
+                .build(),
+        }
+    }
+
+    /// True when saving `record` would write only a deadline less than [`SAVE_EVERY`] later than
+    /// the one stored when this request loaded it.
+    fn unchanged_since_loaded(&self, record: &Record) -> bool {
+        self.loaded.remove(&record.id).is_some_and(|loaded| {
+            let moved = record.expiry_date - loaded.expiry_date;
+            loaded.data == record.data && moved >= time::Duration::ZERO && moved < SAVE_EVERY
+        })
+    }
+
     /// Opens a small pool of the backend's own type (the store needs one) on the same database.
     pub async fn connect(target: &DatabaseTarget) -> Result<Self, sqlx::Error> {
-        Ok(match target {
+        Ok(Self::new(match target {
             DatabaseTarget::Sqlite { path } => {
                 let pool = SqlitePoolOptions::new()
                     .max_connections(4)
@@ -45,7 +86,7 @@ impl Sessions {
                             .busy_timeout(Duration::from_secs(10)),
                     )
                     .await?;
-                Sessions::Sqlite(
+                Store::Sqlite(
                     SqliteStore::new(pool)
                         .with_table_name(TABLE)
                         .map_err(|e| sqlx::Error::Configuration(e.into()))?,
@@ -57,14 +98,14 @@ impl Sessions {
                     .acquire_timeout(Duration::from_secs(5))
                     .connect(url.expose())
                     .await?;
-                Sessions::Postgres(
+                Store::Postgres(
                     PostgresStore::new(pool)
                         .with_schema_name("public")
                         .and_then(|store| store.with_table_name(TABLE))
                         .map_err(|e| sqlx::Error::Configuration(e.into()))?,
                 )
             }
-        })
+        }))
     }
 
     /// The layer that loads and saves sessions around each request; a session ends after
@@ -78,7 +119,8 @@ impl Sessions {
             .with_path("/")
             // Inactivity is counted from the last request, not the last login: tower-sessions
             // pushes the deadline (and the cookie's Max-Age) back only when it saves, so every
-            // signed-in request saves. Anonymous visitors have no session to save.
+            // signed-in request saves (and the store writes when the deadline moved enough).
+            // Anonymous visitors have no session to save.
             .with_always_save(true)
             .with_expiry(Expiry::OnInactivity(
                 time::Duration::try_from(idle_timeout).unwrap_or(time::Duration::DAY),
@@ -100,33 +142,50 @@ impl Sessions {
     }
 }
 
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sessions")
+            .field("store", &self.store)
+            .field("loaded", &self.loaded.entry_count())
+            .finish()
+    }
+}
+
 #[async_trait]
 impl SessionStore for Sessions {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
-        match self {
-            Sessions::Sqlite(s) => s.create(record).await,
-            Sessions::Postgres(s) => s.create(record).await,
+        match &self.store {
+            Store::Sqlite(s) => s.create(record).await,
+            Store::Postgres(s) => s.create(record).await,
         }
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        match self {
-            Sessions::Sqlite(s) => s.save(record).await,
-            Sessions::Postgres(s) => s.save(record).await,
+        if self.unchanged_since_loaded(record) {
+            return Ok(());
+        }
+        match &self.store {
+            Store::Sqlite(s) => s.save(record).await,
+            Store::Postgres(s) => s.save(record).await,
         }
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        match self {
-            Sessions::Sqlite(s) => s.load(id).await,
-            Sessions::Postgres(s) => s.load(id).await,
+        let record = match &self.store {
+            Store::Sqlite(s) => s.load(id).await,
+            Store::Postgres(s) => s.load(id).await,
+        }?;
+        if let Some(record) = &record {
+            self.loaded.insert(*id, Arc::new(record.clone()));
         }
+        Ok(record)
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        match self {
-            Sessions::Sqlite(s) => s.delete(id).await,
-            Sessions::Postgres(s) => s.delete(id).await,
+        self.loaded.remove(id);
+        match &self.store {
+            Store::Sqlite(s) => s.delete(id).await,
+            Store::Postgres(s) => s.delete(id).await,
         }
     }
 }
@@ -134,9 +193,9 @@ impl SessionStore for Sessions {
 #[async_trait]
 impl ExpiredDeletion for Sessions {
     async fn delete_expired(&self) -> session_store::Result<()> {
-        match self {
-            Sessions::Sqlite(s) => s.delete_expired().await,
-            Sessions::Postgres(s) => s.delete_expired().await,
+        match &self.store {
+            Store::Sqlite(s) => s.delete_expired().await,
+            Store::Postgres(s) => s.delete_expired().await,
         }
     }
 }

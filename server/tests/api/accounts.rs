@@ -189,13 +189,9 @@ async fn activity_keeps_a_session_alive() {
     let ada = app.user("ada").await;
 
     // Seconds before the inactivity deadline, the user does something...
-    let mut conn = app.sqlite().await;
     let now = time::OffsetDateTime::now_utc();
-    sqlx::query("UPDATE sessions SET expiry_date = $1")
-        .bind(now + time::Duration::seconds(5))
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    app.age_sessions(now + time::Duration::seconds(5)).await;
+    let mut conn = app.sqlite().await;
     let response = ada.get("/api/tokens/balance").await;
     assert_eq!(response.status, 200);
     let cookie = response
@@ -212,6 +208,38 @@ async fn activity_keeps_a_session_alive() {
         deadline > now + time::Duration::HOUR,
         "the deadline is only {} away",
         deadline - now
+    );
+}
+
+#[tokio::test]
+async fn a_session_is_written_again_only_when_its_deadline_moves_by_a_minute() {
+    let app = spawn_app().await;
+    let ada = app.user("ada").await;
+    let mut conn = app.sqlite().await;
+    let stored = async |conn: &mut sqlx::SqliteConnection| -> (Vec<u8>, time::OffsetDateTime) {
+        sqlx::query_as("SELECT data, expiry_date FROM sessions")
+            .fetch_one(conn)
+            .await
+            .unwrap()
+    };
+    let at_login = stored(&mut conn).await;
+
+    // Requests at once after the login leave the stored session as it is: no write each.
+    for _ in 0..3 {
+        assert_eq!(ada.get("/api/tokens/balance").await.status, 200);
+    }
+    assert_eq!(stored(&mut conn).await, at_login);
+
+    // Once its deadline would move by a minute or more, the next request writes it.
+    let now = time::OffsetDateTime::now_utc();
+    let idle = time::Duration::DAY;
+    app.age_sessions(now + idle - server::session::SAVE_EVERY)
+        .await;
+    assert_eq!(ada.get("/api/tokens/balance").await.status, 200);
+    let (_, deadline) = stored(&mut conn).await;
+    assert!(
+        deadline >= now + idle,
+        "the deadline moved only to {deadline}"
     );
 }
 

@@ -148,6 +148,35 @@ impl TestApp {
             .expect("the app's database opens")
     }
 
+    /// Moves every session's inactivity deadline to `deadline`, in the record and in the
+    /// column the store filters on, as the store itself saves them: time passing, for sessions.
+    pub async fn age_sessions(&self, deadline: time::OffsetDateTime) {
+        use tower_sessions::SessionStore;
+        use tower_sessions::session::Id;
+        use tower_sessions_sqlx_store::SqliteStore;
+        use tower_sessions_sqlx_store::sqlx::SqlitePool;
+
+        let path = self.data_dir.path().join("billing.sqlite3");
+        let pool = SqlitePool::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .expect("the app's database opens");
+        let store = SqliteStore::new(pool.clone())
+            .with_table_name("sessions")
+            .unwrap();
+        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM sessions")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        assert!(!ids.is_empty(), "no session to age");
+        for id in ids {
+            let id: Id = id.parse().expect("a session id as the store writes it");
+            let mut record = store.load(&id).await.unwrap().expect("a live session");
+            record.expiry_date = deadline;
+            store.save(&record).await.unwrap();
+        }
+        pool.close().await;
+    }
+
     /// Waits until `check` holds and no Stripe event is left unfinished (the simulated
     /// Stripe's webhooks arrive in the background).
     pub async fn settled(&self, what: &str, check: impl AsyncFn() -> bool) {
