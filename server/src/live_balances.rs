@@ -71,6 +71,29 @@ pub struct Subscription {
     inner: Arc<Inner>,
 }
 
+impl Subscription {
+    /// The balance a stream sends first: as this node last read it for another of the user's
+    /// streams (kept up to date by the watch since), or read now and shared with those to come.
+    pub async fn first(&mut self) -> Result<Snapshot, StoreError> {
+        if let Some(known) = *self.news.borrow_and_update() {
+            return Ok(known);
+        }
+        metrics::counter!("billing_live_balance_reads_total").increment(1);
+        let now = Snapshot::read(&*self.inner.store, self.user).await?;
+        if let Some(watched) = self.inner.watched().get(&self.user) {
+            // A read the watch made meanwhile is newer than this one: it stays.
+            watched.latest.send_if_modified(|latest| {
+                let first = latest.is_none();
+                if first {
+                    *latest = Some(now);
+                }
+                first
+            });
+        }
+        Ok(now)
+    }
+}
+
 impl Drop for Subscription {
     fn drop(&mut self) {
         let mut watched = self.inner.watched();

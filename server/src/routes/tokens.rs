@@ -2,7 +2,6 @@
 //! (server-sent events), the ledger as CSV, and a month's statement as CSV.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::time::Duration;
 
 use app::api::guard::{SessionError, session_user};
@@ -14,8 +13,8 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
-use billing::domain::{LedgerEntry, Month, Source, User, UserId};
-use billing::store::{LedgerQuery, Store};
+use billing::domain::{LedgerEntry, Month, Source, User};
+use billing::store::LedgerQuery;
 use futures_util::Stream;
 use serde::Deserialize;
 use serde_json::json;
@@ -62,8 +61,6 @@ pub async fn stream(
         )
     })?;
     let stream = Opened {
-        store: state.store.clone(),
-        user,
         subscription,
         stopping: shutdown.watch(),
         sent: None,
@@ -89,8 +86,6 @@ const FIRST_READ_RETRY: Duration = Duration::from_secs(1);
 
 /// An open balance stream.
 struct Opened {
-    store: Arc<dyn Store>,
-    user: UserId,
     subscription: Subscription,
     stopping: tokio::sync::watch::Receiver<bool>,
     /// What it sent last; `None` before the first event.
@@ -106,7 +101,7 @@ impl Opened {
                 return None;
             }
             if self.sent.is_none() {
-                match Snapshot::read(&*self.store, self.user).await {
+                match self.subscription.first().await {
                     Ok(now) => return Some(now),
                     Err(error) => tracing::warn!(%error, "reading a balance for the stream failed"),
                 }

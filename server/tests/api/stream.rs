@@ -6,6 +6,7 @@ use std::time::Duration;
 use billing::testing::{FakeUser, paid_purchase};
 use serde_json::{Value, json};
 
+use crate::support::metrics::Metrics;
 use crate::support::process::sqlite_store;
 use crate::support::{ServerProcess, password_hash, spawn_app};
 use server::live_balances::STREAMS_PER_USER;
@@ -54,13 +55,20 @@ async fn the_stream_sends_the_balance_at_once_and_again_when_the_ledger_changes(
     );
 }
 
-/// Every stream of a user on a node hears a change (the node reads it once for all of them);
+/// Every stream of a user on a node hears a change and starts from the same read (the node
+/// reads a balance once for all of them);
 /// a user may keep `STREAMS_PER_USER` open on one node, and one more is refused until one
 /// of them closes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_of_a_users_streams_hears_a_change_and_one_too_many_is_refused() {
     let app = spawn_app().await;
     let ada = app.user("ada").await;
+    let reads = async || {
+        Metrics::scrape(&ada)
+            .await
+            .value("billing_live_balance_reads_total", &[])
+    };
+    let before = reads().await;
     let mut open = Vec::new();
     for _ in 0..STREAMS_PER_USER {
         let mut stream = ada.get("/api/tokens/stream").events().await;
@@ -69,6 +77,11 @@ async fn each_of_a_users_streams_hears_a_change_and_one_too_many_is_refused() {
         assert_eq!(balance_of(&first)["balance"], 0);
         open.push(stream);
     }
+    assert_eq!(
+        reads().await - before,
+        1.0,
+        "one read for the user's first stream only"
+    );
     let refused = ada.get("/api/tokens/stream").events().await;
     assert_eq!(refused.status, 429, "one stream too many");
 
