@@ -1,8 +1,9 @@
 //! Stripe events into ledger changes, exactly once.
 //!
-//! Every verified event is kept in the inbox first. Applying it looks up what the payload does
-//! not carry (a session's line items, the invoice behind a payment, a charge's refunds), then
-//! makes all of its changes and marks it done in one store transaction. Idempotency is keyed by
+//! Applying a verified event looks up what the payload does not carry (a session's line items,
+//! the invoice behind a payment, a charge's refunds), then makes all of its changes and keeps it
+//! in the inbox, done, in one store transaction; an attempt that does not finish keeps it with
+//! why, for a retry or an operator. Idempotency is keyed by
 //! the business object (a checkout session, an invoice, a charge's refunds, a dispute), so two
 //! events about one payment, or one event delivered twice, credit once. A refund or dispute
 //! that arrives before the purchase it reverses is held back and applied when that purchase is
@@ -103,26 +104,16 @@ impl Fulfilment {
         }
     }
 
-    /// A delivery whose signature was verified: kept in the inbox, then applied once.
+    /// A delivery whose signature was verified: applied once, and kept in the inbox.
     pub async fn receive(&self, payload: &str) -> Result<Outcome, FulfilmentError> {
-        let event = Envelope::parse(payload.as_bytes())?;
-        let recorded = self
-            .store
-            .inbox_record(&InboxEvent {
-                id: event.id.clone(),
-                kind: event.kind.clone(),
-                livemode: event.livemode,
-                created: event.created,
-                payload: payload.to_owned(),
-            })
-            .await?;
-        let outcome = match recorded {
+        let delivery = Delivery::parse(payload)?;
+        let outcome = match self.store.inbox_seen(&delivery.event.id).await? {
             Recorded::Processed { .. } => Outcome::AlreadyApplied,
-            _ => self.apply_and_release(&event).await?,
+            Recorded::New | Recorded::Unfinished => self.apply_and_release(&delivery).await?,
         };
         metrics::counter!(
             "billing_webhook_events_total",
-            "type" => event.kind.clone(),
+            "type" => delivery.event.kind.clone(),
             "outcome" => outcome.label(),
         )
         .increment(1);
@@ -140,8 +131,8 @@ impl Fulfilment {
         if stored.processed_at.is_some() {
             return Ok(Outcome::AlreadyApplied);
         }
-        let event = Envelope::parse(stored.payload.as_bytes())?;
-        self.apply_and_release(&event).await
+        self.apply_and_release(&Delivery::parse(&stored.payload)?)
+            .await
     }
 
     /// Applies every held-back event whose purchase has been credited since. Releasing
@@ -158,8 +149,8 @@ impl Fulfilment {
         Ok(released)
     }
 
-    async fn apply_and_release(&self, event: &Envelope) -> Result<Outcome, FulfilmentError> {
-        let (outcome, releases) = self.apply(event).await?;
+    async fn apply_and_release(&self, delivery: &Delivery) -> Result<Outcome, FulfilmentError> {
+        let (outcome, releases) = self.apply(delivery).await?;
         // Events held back for this purchase (a refund that came first) apply now. A failure
         // here does not undo or fail the credit that came first: the held events keep their
         // mark, and the sweep applies them later.
@@ -181,8 +172,8 @@ impl Fulfilment {
         };
         let mut applied = 0;
         for stored in &held {
-            let released = match Envelope::parse(stored.payload.as_bytes()) {
-                Ok(event) => self.apply(&event).await,
+            let released = match Delivery::parse(&stored.payload) {
+                Ok(delivery) => self.apply(&delivery).await,
                 Err(e) => Err(e.into()),
             };
             match released {
@@ -215,28 +206,28 @@ impl Fulfilment {
     /// (whose held-back events may apply now).
     async fn apply(
         &self,
-        event: &Envelope,
+        delivery: &Delivery,
     ) -> Result<(Outcome, Option<Awaiting>), FulfilmentError> {
-        let first = self.plan_and_carry_out(event).await?;
+        let first = self.plan_and_carry_out(delivery).await?;
         // The purchase may have been credited after this event looked for it, and its release
         // may have looked for held events before this one was marked: look once more now that
         // the mark is set, so that neither side misses the other.
         if let (Outcome::Deferred(awaiting), _) = &first
             && self.is_credited(awaiting).await?
         {
-            return self.plan_and_carry_out(event).await;
+            return self.plan_and_carry_out(delivery).await;
         }
         Ok(first)
     }
 
     async fn plan_and_carry_out(
         &self,
-        event: &Envelope,
+        delivery: &Delivery,
     ) -> Result<(Outcome, Option<Awaiting>), FulfilmentError> {
-        match self.plan_for(event).await {
-            Ok(plan) => self.carry_out(event, plan).await,
+        match self.plan_for(&delivery.event).await {
+            Ok(plan) => self.carry_out(delivery, plan).await,
             Err(error) => {
-                self.note(event, &Unfinished::Interrupted, &error.to_string())
+                self.note(delivery, &Unfinished::Interrupted, &error.to_string())
                     .await;
                 Err(error)
             }
@@ -245,7 +236,7 @@ impl Fulfilment {
 
     async fn carry_out(
         &self,
-        event: &Envelope,
+        delivery: &Delivery,
         plan: Plan,
     ) -> Result<(Outcome, Option<Awaiting>), FulfilmentError> {
         match plan {
@@ -257,16 +248,16 @@ impl Fulfilment {
             } => {
                 let applied = match self
                     .store
-                    .apply_event(&event.id, &changes, intent.label(), detail.as_deref())
+                    .apply_event(&delivery.kept, &changes, intent.label(), detail.as_deref())
                     .await
                 {
                     Ok(applied) => applied,
                     Err(StoreError::AlreadyExists) => return Ok((Outcome::AlreadyApplied, None)),
                     Err(StoreError::Ledger(
                         e @ (LedgerError::UnknownUser(_) | LedgerError::IdempotencyConflict { .. }),
-                    )) => return Ok((self.fail(event, e.to_string()).await?, None)),
+                    )) => return Ok((self.fail(delivery, e.to_string()).await?, None)),
                     Err(e) => {
-                        self.note(event, &Unfinished::Interrupted, &e.to_string())
+                        self.note(delivery, &Unfinished::Interrupted, &e.to_string())
                             .await;
                         return Err(e.into());
                     }
@@ -275,33 +266,58 @@ impl Fulfilment {
             }
             Plan::Defer { awaiting, detail } => {
                 self.store
-                    .inbox_note_unfinished(&event.id, &Unfinished::Held(awaiting.clone()), &detail)
+                    .inbox_note_unfinished(
+                        &delivery.kept,
+                        &Unfinished::Held(awaiting.clone()),
+                        &detail,
+                    )
                     .await?;
-                tracing::info!(event = %event.id, %awaiting, "held back until the purchase is credited");
+                tracing::info!(event = %delivery.kept.id, %awaiting, "held back until the purchase is credited");
                 Ok((Outcome::Deferred(awaiting), None))
             }
-            Plan::Fail(detail) => Ok((self.fail(event, detail).await?, None)),
+            Plan::Fail(detail) => Ok((self.fail(delivery, detail).await?, None)),
         }
     }
 
-    async fn fail(&self, event: &Envelope, detail: String) -> Result<Outcome, FulfilmentError> {
+    async fn fail(&self, delivery: &Delivery, detail: String) -> Result<Outcome, FulfilmentError> {
+        let event = &delivery.kept;
         tracing::error!(event = %event.id, kind = %event.kind, %detail, "a Stripe event cannot be applied");
         self.store
-            .inbox_note_unfinished(&event.id, &Unfinished::Refused, &detail)
+            .inbox_note_unfinished(event, &Unfinished::Refused, &detail)
             .await?;
         Ok(Outcome::Failed(detail))
     }
 
     /// Notes why an attempt stopped, for `stripe pending`; a failure to note it is only logged
     /// (the error that stopped the attempt is what the caller reports).
-    async fn note(&self, event: &Envelope, why: &Unfinished, detail: &str) {
+    async fn note(&self, delivery: &Delivery, why: &Unfinished, detail: &str) {
         if let Err(error) = self
             .store
-            .inbox_note_unfinished(&event.id, why, detail)
+            .inbox_note_unfinished(&delivery.kept, why, detail)
             .await
         {
-            tracing::warn!(event = %event.id, %error, "noting an unfinished attempt failed");
+            tracing::warn!(event = %delivery.kept.id, %error, "noting an unfinished attempt failed");
         }
+    }
+}
+
+/// An event as delivered: what it says, and the copy the inbox keeps with its first attempt.
+struct Delivery {
+    event: Envelope,
+    kept: InboxEvent,
+}
+
+impl Delivery {
+    fn parse(payload: &str) -> Result<Self, EventError> {
+        let event = Envelope::parse(payload.as_bytes())?;
+        let kept = InboxEvent {
+            id: event.id.clone(),
+            kind: event.kind.clone(),
+            livemode: event.livemode,
+            created: event.created,
+            payload: payload.to_owned(),
+        };
+        Ok(Self { event, kept })
     }
 }
 

@@ -1388,19 +1388,16 @@ async fn an_invoice_kept_as_failed_for_its_shape_applies_on_replay(store: Arc<Sq
         line["plan"]["id"] = "price_sim_subscription_starter".into();
     }
     let id = payload["id"].as_str().unwrap().to_owned();
-    w.store
-        .inbox_record(&InboxEvent {
-            id: id.clone(),
-            kind: "invoice.paid".into(),
-            livemode: false,
-            created: payload["created"].as_i64().unwrap(),
-            payload: payload.to_string(),
-        })
-        .await
-        .unwrap();
+    let kept = InboxEvent {
+        id: id.clone(),
+        kind: "invoice.paid".into(),
+        livemode: false,
+        created: payload["created"].as_i64().unwrap(),
+        payload: payload.to_string(),
+    };
     w.store
         .inbox_note_unfinished(
-            &id,
+            &kept,
             &Unfinished::Refused,
             "unknown price in invoice in_1PzLegacy: a line without a price is not the token plan's",
         )

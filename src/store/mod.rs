@@ -276,26 +276,28 @@ pub trait Store: Outbox + Notices + TopUps + Send + Sync + 'static {
 
     // --- Stripe: the event inbox, customers, subscriptions ---------------------------------
 
-    /// Keeps a verified event (the first delivery's copy) and says what is known of it.
-    async fn inbox_record(&self, event: &InboxEvent) -> Result<Recorded, StoreError>;
+    /// What the inbox knows of an event (a read): an event is kept only with an attempt at it,
+    /// by [`Store::apply_event`] or [`Store::inbox_note_unfinished`].
+    async fn inbox_seen(&self, id: &str) -> Result<Recorded, StoreError>;
 
     async fn inbox_event(&self, id: &str) -> Result<Option<StoredEvent>, StoreError>;
 
-    /// Applies an event's changes and marks it processed with `outcome`, all in one
-    /// transaction. [`StoreError::AlreadyExists`] when another delivery finished it first
-    /// (nothing changed then).
+    /// Applies an event's changes and keeps it in the inbox processed with `outcome` (the
+    /// first copy delivered stays), all in one transaction. [`StoreError::AlreadyExists`]
+    /// when another delivery finished it first (nothing changed then).
     async fn apply_event(
         &self,
-        id: &str,
+        event: &InboxEvent,
         changes: &[Change],
         outcome: &str,
         detail: Option<&str>,
     ) -> Result<Vec<Applied>, StoreError>;
 
-    /// Notes an attempt that did not finish the event, and why.
+    /// Keeps an event whose attempt did not finish, and why (an event already kept counts
+    /// one more attempt).
     async fn inbox_note_unfinished(
         &self,
-        id: &str,
+        event: &InboxEvent,
         why: &Unfinished,
         detail: &str,
     ) -> Result<(), StoreError>;

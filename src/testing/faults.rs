@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use crate::store::{Backend, SqlStore, Store};
 
-/// Real database failures on demand. A trigger fails the statement that marks a chosen Stripe
-/// event done, after the event's changes were made in the same transaction, so the database
+/// Real database failures on demand. A trigger fails the statement that keeps a chosen Stripe
+/// event done (its insert into the inbox, or the update of a row kept before), after the event's changes were made in the same transaction, so the database
 /// rolls all of it back: what a dropped connection, a lock timeout or a busy SQLite does to a
 /// transaction in the middle of applying an event.
 pub struct Faults {
@@ -20,6 +20,10 @@ impl Faults {
                  CREATE TRIGGER injected_fault BEFORE UPDATE OF processed_at ON stripe_events
                  WHEN NEW.processed_at IS NOT NULL
                      AND EXISTS (SELECT 1 FROM injected_faults WHERE event_id = NEW.id)
+                 BEGIN SELECT RAISE(ABORT, 'injected fault'); END;
+                 CREATE TRIGGER injected_fault_new BEFORE INSERT ON stripe_events
+                 WHEN NEW.processed_at IS NOT NULL
+                     AND EXISTS (SELECT 1 FROM injected_faults WHERE event_id = NEW.id)
                  BEGIN SELECT RAISE(ABORT, 'injected fault'); END;"
             }
             Backend::Postgres => {
@@ -32,7 +36,7 @@ impl Faults {
                      END IF;
                      RETURN NEW;
                  END $$;
-                 CREATE TRIGGER injected_fault BEFORE UPDATE ON stripe_events
+                 CREATE TRIGGER injected_fault BEFORE INSERT OR UPDATE ON stripe_events
                      FOR EACH ROW EXECUTE FUNCTION injected_fault();"
             }
         };

@@ -1,8 +1,8 @@
-//! `POST /api/webhooks/stripe`: Stripe's events, verified on the raw body, kept in the inbox and
-//! applied once (see `billing::fulfilment`).
+//! `POST /api/webhooks/stripe`: Stripe's events, verified on the raw body, applied once and kept
+//! in the inbox (see `billing::fulfilment`).
 //!
 //! Answers: 200 once the event is kept (applied, a duplicate, held back, or kept for an
-//! operator), 400 for a forged, stale or malformed delivery (nothing is kept), 413 for an
+//! operator; an applied event is kept in the transaction that applies it), 400 for a forged, stale or malformed delivery (nothing is kept), 413 for an
 //! oversized body, 503 when the database or Stripe failed (Stripe retries).
 
 use app::error::ErrorCode;

@@ -338,8 +338,8 @@ impl Store for SqlStore {
         rate_limits::rate_limit_forget_before(self, now).await
     }
 
-    async fn inbox_record(&self, event: &InboxEvent) -> Result<Recorded, StoreError> {
-        stripe::record(&self.pool, event).await
+    async fn inbox_seen(&self, id: &str) -> Result<Recorded, StoreError> {
+        stripe::seen(&self.pool, id).await
     }
 
     async fn inbox_event(&self, id: &str) -> Result<Option<StoredEvent>, StoreError> {
@@ -348,13 +348,13 @@ impl Store for SqlStore {
 
     async fn apply_event(
         &self,
-        id: &str,
+        event: &InboxEvent,
         changes: &[Change],
         outcome: &str,
         detail: Option<&str>,
     ) -> Result<Vec<Applied>, StoreError> {
         let event = stripe::EventToApply {
-            id: id.to_owned(),
+            event: event.clone(),
             changes: changes.to_vec(),
             outcome: outcome.to_owned(),
             detail: detail.map(str::to_owned),
@@ -364,11 +364,11 @@ impl Store for SqlStore {
 
     async fn inbox_note_unfinished(
         &self,
-        id: &str,
+        event: &InboxEvent,
         why: &Unfinished,
         detail: &str,
     ) -> Result<(), StoreError> {
-        stripe::note_unfinished(&self.pool, id, why, detail).await
+        stripe::note_unfinished(&self.pool, event, why, detail).await
     }
 
     async fn inbox_awaiting(&self, awaiting: &Awaiting) -> Result<Vec<StoredEvent>, StoreError> {

@@ -30,29 +30,18 @@ const SUBSCRIPTION_COLUMNS: &str = "stripe_subscription_id, user_id, stripe_cust
 /// How many times an event's transaction is tried when balances move under it.
 const APPLY_ATTEMPTS: usize = 3;
 
-/// Keeps a verified event in the inbox. A new one is one statement (its insert says it is
-/// new); a delivery seen before is the insert that changes nothing and a read of its state.
-pub(super) async fn record(pool: &AnyPool, event: &InboxEvent) -> Result<Recorded, StoreError> {
-    let inserted = sqlx::query(
-        "INSERT INTO stripe_events (id, type, livemode, stripe_created, payload, received_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING RETURNING id",
-    )
-    .bind(&event.id)
-    .bind(&event.kind)
-    .bind(i64::from(event.livemode))
-    .bind(event.created)
-    .bind(&event.payload)
-    .bind(Timestamp::now().as_millis())
-    .fetch_optional(pool)
-    .await?;
-    if inserted.is_some() {
-        return Ok(Recorded::New);
-    }
+/// What the inbox knows of an event: a read. An event is written to the inbox only with an
+/// attempt at it, in the same transaction (see [`apply_in`] and [`note_unfinished`]): a new
+/// event costs no commit of its own.
+pub(super) async fn seen(pool: &AnyPool, id: &str) -> Result<Recorded, StoreError> {
     let row =
         sqlx::query("SELECT processed_at, outcome, attempts FROM stripe_events WHERE id = $1")
-            .bind(&event.id)
-            .fetch_one(pool)
+            .bind(id)
+            .fetch_optional(pool)
             .await?;
+    let Some(row) = row else {
+        return Ok(Recorded::New);
+    };
     let processed: Option<i64> = row.try_get("processed_at")?;
     let attempts: i64 = row.try_get("attempts")?;
     Ok(match processed {
@@ -61,7 +50,7 @@ pub(super) async fn record(pool: &AnyPool, event: &InboxEvent) -> Result<Recorde
                 .try_get::<Option<String>, _>("outcome")?
                 .unwrap_or_default(),
         },
-        // Kept by an earlier delivery that has not applied it yet (it may be applying it now).
+        // Kept before its first attempt (by a version that kept events first).
         None if attempts == 0 => Recorded::New,
         None => Recorded::Unfinished,
     })
@@ -114,29 +103,34 @@ pub(super) async fn known(pool: &AnyPool, ids: &[String]) -> Result<Vec<String>,
 /// operator's to fix; it no longer waits for anything).
 pub(super) async fn note_unfinished(
     pool: &AnyPool,
-    id: &str,
+    event: &InboxEvent,
     why: &Unfinished,
     detail: &str,
 ) -> Result<(), StoreError> {
-    let query = match why {
-        Unfinished::Held(awaiting) => sqlx::query(
-            "UPDATE stripe_events SET attempts = attempts + 1, awaiting = $2, detail = $3 \
-             WHERE id = $1 AND processed_at IS NULL",
-        )
-        .bind(id)
-        .bind(awaiting.stored()),
-        Unfinished::Interrupted => sqlx::query(
-            "UPDATE stripe_events SET attempts = attempts + 1, detail = $2 \
-             WHERE id = $1 AND processed_at IS NULL",
-        )
-        .bind(id),
-        Unfinished::Refused => sqlx::query(
-            "UPDATE stripe_events SET attempts = attempts + 1, awaiting = NULL, detail = $2 \
-             WHERE id = $1 AND processed_at IS NULL",
-        )
-        .bind(id),
+    // Kept with its first attempt; a later attempt counts and says why it stopped too.
+    let (awaiting, keep) = match why {
+        Unfinished::Held(awaiting) => (Some(awaiting.stored()), "excluded.awaiting"),
+        Unfinished::Interrupted => (None, "stripe_events.awaiting"),
+        Unfinished::Refused => (None, "NULL"),
     };
-    query.bind(detail).execute(pool).await?;
+    sqlx::query(&format!(
+        "INSERT INTO stripe_events \
+             (id, type, livemode, stripe_created, payload, received_at, attempts, awaiting, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8) \
+         ON CONFLICT (id) DO UPDATE SET attempts = stripe_events.attempts + 1, \
+             awaiting = {keep}, detail = excluded.detail \
+         WHERE stripe_events.processed_at IS NULL"
+    ))
+    .bind(&event.id)
+    .bind(&event.kind)
+    .bind(i64::from(event.livemode))
+    .bind(event.created)
+    .bind(&event.payload)
+    .bind(Timestamp::now().as_millis())
+    .bind(awaiting)
+    .bind(detail)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
@@ -153,7 +147,7 @@ pub(super) async fn held(pool: &AnyPool) -> Result<Vec<Awaiting>, StoreError> {
 
 /// An event's changes and the outcome to mark it done with, for [`apply_group`].
 pub(super) struct EventToApply {
-    pub id: String,
+    pub event: InboxEvent,
     pub changes: Vec<Change>,
     pub outcome: String,
     pub detail: Option<String>,
@@ -190,7 +184,7 @@ pub(super) async fn apply_group(
     let mut order: Vec<usize> = (0..events.len()).collect();
     order.sort_by(|&a, &b| {
         let first = |i: usize| events[i].users().map(UserId::get).min().unwrap_or(i64::MAX);
-        (first(a), &events[a].id).cmp(&(first(b), &events[b].id))
+        (first(a), &events[a].event.id).cmp(&(first(b), &events[b].event.id))
     });
     let mut answers: Vec<Option<Result<Vec<Applied>, StoreError>>> =
         events.iter().map(|_| None).collect();
@@ -335,13 +329,24 @@ async fn apply_in(
             });
         }
     }
+    // Kept in the inbox already done (one row written once), or marked done when an earlier
+    // attempt kept it.
+    let now = Timestamp::now().as_millis();
     let marked = sqlx::query(
-        "UPDATE stripe_events SET processed_at = $2, outcome = $3, detail = $4, \
-             awaiting = NULL, attempts = attempts + 1 \
-         WHERE id = $1 AND processed_at IS NULL",
+        "INSERT INTO stripe_events (id, type, livemode, stripe_created, payload, received_at, \
+             processed_at, outcome, detail, attempts) \
+         VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, 1) \
+         ON CONFLICT (id) DO UPDATE SET processed_at = excluded.processed_at, \
+             outcome = excluded.outcome, detail = excluded.detail, awaiting = NULL, \
+             attempts = stripe_events.attempts + 1 \
+         WHERE stripe_events.processed_at IS NULL",
     )
-    .bind(&event.id)
-    .bind(Timestamp::now().as_millis())
+    .bind(&event.event.id)
+    .bind(&event.event.kind)
+    .bind(i64::from(event.event.livemode))
+    .bind(event.event.created)
+    .bind(&event.event.payload)
+    .bind(now)
     .bind(&event.outcome)
     .bind(event.detail.as_deref())
     .execute(&mut *conn)
