@@ -27,23 +27,32 @@ const DRAW_BATCH: i64 = 16;
 pub(super) const SPENDING_ORDER: &str =
     "CASE WHEN expires_at IS NULL THEN 1 ELSE 0 END, expires_at, id";
 
-/// Makes the grant of the credit `entry` (`posting`), made on a balance of `before`: what
-/// covers a debt is not left to spend.
+/// The terms of a credit's grant: tokens given back (a failed refund, a won dispute) keep the
+/// terms of the purchase they were taken from; admin credits and anything else keep the
+/// posting's own.
+pub(super) async fn terms_for(
+    conn: &mut AnyConnection,
+    posting: &Posting,
+) -> Result<GrantTerms, StoreError> {
+    match (posting.kind, posting.reverses) {
+        (PostingKind::Credit, Some(purchase)) => terms_of(conn, purchase).await,
+        _ => Ok(posting.terms),
+    }
+}
+
+/// Makes the grant of the credit `entry` (`posting`, with `terms`), made on a balance of
+/// `before`: what covers a debt is not left to spend. The posting's balance update has moved
+/// `next_expiry` to the grant's end already, when the grant keeps tokens.
 pub(super) async fn grant_in(
     conn: &mut AnyConnection,
     at: At,
     posting: &Posting,
+    terms: GrantTerms,
     entry: LedgerEntryId,
     before: i64,
 ) -> Result<(), StoreError> {
     let tokens = posting.delta.get();
     let remaining = (tokens - (-before).max(0)).max(0);
-    // Tokens given back (a failed refund, a won dispute) keep the terms of the purchase
-    // they were taken from; admin credits and anything else keep the posting's own.
-    let terms = match (posting.kind, posting.reverses) {
-        (PostingKind::Credit, Some(purchase)) => terms_of(conn, purchase).await?,
-        _ => posting.terms,
-    };
     let rollover = terms.rollover;
     let expires_at = terms.expires_at(at.now);
     sqlx::query(
@@ -62,7 +71,6 @@ pub(super) async fn grant_in(
     .execute(&mut *conn)
     .await?;
     if let Some(expires_at) = expires_at.filter(|_| remaining > 0) {
-        expires_no_later_than(conn, posting.user, expires_at).await?;
         if expires_at <= at.now {
             // Given back after its grant's time: it expires at once, visibly.
             super::expiry::settle_in(conn, at, posting.user).await?;

@@ -8,7 +8,9 @@ use super::at::At;
 use super::expiry;
 use super::grants::{self, Draws, SPENDING_ORDER};
 use super::{ENTRY_COLUMNS, entry_from_row, entry_of};
-use crate::domain::{Balance, IdempotencyKey, LedgerEntry, LedgerEntryId, Money, UserId};
+use crate::domain::{
+    Balance, IdempotencyKey, LedgerEntry, LedgerEntryId, Money, Timestamp, UserId,
+};
 use crate::ledger::{LedgerError, Posting, PostingKind};
 use crate::store::StoreError;
 
@@ -29,6 +31,16 @@ pub(super) async fn post_in(
     at: At,
     posting: &Posting,
 ) -> Result<Attempt, StoreError> {
+    // A credit's grant, and when it ends: the balance update below keeps `next_expiry` no
+    // later than that when the grant keeps tokens (the balance ends above zero).
+    let terms = if posting.delta.is_increase() {
+        Some(grants::terms_for(conn, posting).await?)
+    } else {
+        None
+    };
+    let grant_ends = terms
+        .and_then(|terms| terms.expires_at(at.now))
+        .map(Timestamp::as_millis);
     let mut settled = false;
     let balance_after = loop {
         // One statement that changes the balance only within the posting's bounds: no
@@ -39,7 +51,9 @@ pub(super) async fn post_in(
         // change that commits is a real one, which the events written from it rely on.
         let balance_after: Option<i64> = sqlx::query_scalar(
             "UPDATE token_balances SET balance = balance + $2, held = held - $6, \
-                 updated_at = $3 \
+                 updated_at = $3, \
+                 next_expiry = CASE WHEN $9 IS NOT NULL AND balance + $2 > 0 \
+                     AND (next_expiry IS NULL OR next_expiry > $9) THEN $9 ELSE next_expiry END \
              WHERE user_id = $1 AND balance + $2 >= $4 AND balance + $2 <= $5 \
                  AND ($7 = 0 OR balance + $2 - (held - $6) >= 0) \
                  AND (next_expiry IS NULL OR next_expiry > $3) \
@@ -54,6 +68,7 @@ pub(super) async fn post_in(
         .bind(posting.releases())
         .bind(i64::from(posting.spends_available()))
         .bind(posting.key.as_str())
+        .bind(grant_ends)
         .fetch_optional(&mut *conn)
         .await?;
         match balance_after {
@@ -113,9 +128,9 @@ pub(super) async fn post_in(
     let entry = LedgerEntryId::new(id)?;
     let drawn_from: Option<i64> = row.try_get("drawn_from")?;
 
-    if posting.delta.is_increase() {
+    if let Some(terms) = terms {
         let before = balance_after - posting.delta.get();
-        grants::grant_in(conn, at, posting, entry, before).await?;
+        grants::grant_in(conn, at, posting, terms, entry, before).await?;
     } else if drawn_from.is_none() {
         // A reversal takes from its own purchase's grant first.
         let first = match posting.kind {
