@@ -70,11 +70,9 @@ pub(super) async fn grant_in(
     .bind(at.now.as_millis())
     .execute(&mut *conn)
     .await?;
-    if let Some(expires_at) = expires_at.filter(|_| remaining > 0) {
-        if expires_at <= at.now {
-            // Given back after its grant's time: it expires at once, visibly.
-            super::expiry::settle_in(conn, at, posting.user).await?;
-        }
+    if expires_at.is_some_and(|end| remaining > 0 && end <= at.now) {
+        // Given back after its grant's time: it expires at once, visibly.
+        super::expiry::settle_in(conn, at, posting.user).await?;
     }
     Ok(())
 }
