@@ -1,5 +1,5 @@
 import { expect, test } from "@playwright/test";
-import { hydrated, signUp } from "./support/accounts";
+import { hydrated, recordBalanceStream, signUp, streamedBalances } from "./support/accounts";
 import { adminPage, creditAsAdmin } from "./support/admin";
 import { OwnServer } from "./support/server";
 
@@ -65,4 +65,29 @@ test("a part whose load gets no answer keeps what it showed, the page says so on
   await expect(page.getByTestId("balance")).toHaveText("300 tokens", { timeout: 40_000 });
   await expect(notice).toHaveCount(0);
   await expect(page.getByTestId("balance")).not.toHaveClass(/stale/);
+});
+
+test("once hydrated, the page loads nothing again while the ledger is as it was rendered, and loads when it changes", async ({
+  page,
+  browser,
+}) => {
+  await recordBalanceStream(page);
+  const email = await signUp(page, "quiet");
+  const loads: string[] = [];
+  page.on("request", (request) => {
+    const path = new URL(request.url()).pathname;
+    if (path.startsWith("/api/") && path !== "/api/tokens/stream") loads.push(path);
+  });
+  await page.goto("/app/billing");
+  await hydrated(page);
+  // The stream's first event says what the page already shows: nothing to load again.
+  await expect.poll(() => streamedBalances(page)).toEqual([0]);
+  await page.waitForTimeout(1500);
+  expect(loads).toEqual([]);
+
+  const admin = await adminPage(browser);
+  await creditAsAdmin(admin, email, "300");
+  await expect(page.getByTestId("balance")).toHaveText("300 tokens");
+  expect(loads).toContain("/api/tokens/balance");
+  await admin.context().close();
 });

@@ -14,6 +14,9 @@ pub struct BalanceView {
     pub held: i64,
     /// What is left of each grant, in the order tokens are spent.
     pub grants: Vec<Grant>,
+    /// The newest ledger entry, read first: the balance stream's first event, told apart from
+    /// this, says whether anything changed since (the page does not load again for nothing).
+    pub latest_entry: Option<LedgerEntryId>,
 }
 
 /// Entries a ledger page holds when the caller does not say.
@@ -25,6 +28,11 @@ pub async fn token_balance() -> Result<BalanceView, AppError> {
     answer(|call| async move {
         let user = call.require_user().await?;
         let store = &call.state().store;
+        // Before the balance: a change between the two reads then shows as a change.
+        let newest = store
+            .ledger_page(user.id, &billing::store::LedgerQuery::first(1))
+            .await
+            .map_err(internal("reading a ledger failed"))?;
         let available = store
             .available(user.id)
             .await
@@ -37,6 +45,7 @@ pub async fn token_balance() -> Result<BalanceView, AppError> {
             balance: available.balance,
             held: available.held,
             grants,
+            latest_entry: newest.entries.first().map(|entry| entry.id),
         })
     })
     .await

@@ -11,9 +11,8 @@ use leptos::prelude::*;
 use billing::domain::{Grant, group_thousands};
 
 use super::{BillingLive, Connection};
-use crate::api::tokens::token_balance;
+use crate::api::tokens::{BalanceView, token_balance};
 use crate::components::local_time::LocalTime;
-#[cfg(feature = "hydrate")]
 use crate::error::AppError;
 
 #[component]
@@ -28,7 +27,7 @@ pub fn CurrentBalance() -> impl IntoView {
     );
     let stale = move || live.connection.get() == Connection::Lost;
     // Runs once, in the browser only.
-    Effect::new(move |_| follow_changes(live));
+    Effect::new(move |_| follow_changes(live, balance));
 
     view! {
         <section class="card balance" aria-labelledby="balance-title">
@@ -153,7 +152,7 @@ const STEADY_MS: f64 = 10_000.0;
 /// page at once; back to 1 s after a stream that spoke for 10 s). Its first event after a loss,
 /// or the server's answer, tells the parts to load again.
 #[cfg(feature = "hydrate")]
-fn follow_changes(live: BillingLive) {
+fn follow_changes(live: BillingLive, balance: Resource<Result<BalanceView, AppError>>) {
     use futures::StreamExt;
     use futures::channel::mpsc;
     use leptos::wasm_bindgen::JsCast;
@@ -175,6 +174,28 @@ fn follow_changes(live: BillingLive) {
         !matches!(token_balance().await, Err(AppError::Network))
     }
 
+    /// What a balance event says, as the stream writes it.
+    #[derive(serde::Deserialize, PartialEq)]
+    struct Said {
+        balance: i64,
+        held: i64,
+        latest_entry: Option<i64>,
+    }
+    impl Said {
+        fn of(data: Option<&str>) -> Option<Self> {
+            serde_json::from_str(data?).ok()
+        }
+        /// What the page shows (the server's render, before the first event).
+        fn shown(balance: Resource<Result<BalanceView, AppError>>) -> Option<Self> {
+            let view = balance.get_untracked()?.ok()?;
+            Some(Self {
+                balance: view.balance.get(),
+                held: view.held,
+                latest_entry: view.latest_entry.map(|entry| entry.get()),
+            })
+        }
+    }
+
     let (tell, mut heard) = mpsc::unbounded::<Heard>();
     let left = tell.clone();
     on_cleanup(move || {
@@ -193,9 +214,10 @@ fn follow_changes(live: BillingLive) {
     );
     leptos::task::spawn_local(async move {
         let mut wait = REOPEN_FIRST;
-        // The first event counts too: the ledger may have changed between the server
-        // rendering the page and the stream opening (a webhook landing meanwhile).
-        let mut last: Option<String> = None;
+        // The first event is told apart from what the page shows: the ledger may have changed
+        // between the server rendering the page and the stream opening (a webhook landing
+        // meanwhile), and only then do the parts load again.
+        let mut last: Option<Said> = None;
         for n in 0.. {
             let source = EventSource::new("/api/tokens/stream").ok();
             // When the stream first spoke: how long it lived decides the next wait.
@@ -226,10 +248,12 @@ fn follow_changes(live: BillingLive) {
                 match news {
                     Heard::Balance(from, data) if from == n => {
                         heard_since.get_or_insert_with(Date::now);
-                        if !live.reached() && data != last {
+                        let said = Said::of(data.as_deref());
+                        let before = last.take().or_else(|| Said::shown(balance));
+                        if !live.reached() && (said.is_none() || said != before) {
                             live.changed();
                         }
-                        last = data;
+                        last = said;
                     }
                     Heard::Dropped(from) if from == n => break,
                     // Checked as a drop is: the stream opened again tells. (A doubt the stream
@@ -291,4 +315,4 @@ async fn sleep(duration: std::time::Duration) {
 }
 
 #[cfg(not(feature = "hydrate"))]
-fn follow_changes(_live: BillingLive) {}
+fn follow_changes(_live: BillingLive, _balance: Resource<Result<BalanceView, AppError>>) {}
