@@ -71,6 +71,11 @@ wasm_mode() {
 # uses the default toolchain, as the tests and clippy do, so its artifacts are shared.
 #   leptos_build [cargo leptos build flags...]
 leptos_build() {
+  if is_release "$@"; then
+    release_front_end "$@"
+    cargo leptos build --server-only "$@"
+    return
+  fi
   case "$(wasm_mode)" in
     rustup) cargo leptos build "$@" ;;
     debian-web)
@@ -80,6 +85,28 @@ leptos_build() {
       ;;
     *) die "no toolchain can build the WASM front end: run scripts/bootstrap" ;;
   esac
+}
+
+is_release() {
+  local arg
+  for arg in "$@"; do [ "$arg" = --release ] && return 0; done
+  return 1
+}
+
+# The front end users download: Debian's toolchain (scripts/bootstrap installs it), whose
+# standard library's source is compiled with the WASM, with `panic=immediate-abort` (a panic
+# stops the WASM at once: no message is formatted, so none of the panic machinery, the
+# formatting it pulls in, or the source locations are in the download) and std's
+# `optimize_for_size`. Debug builds keep their panic messages. These rustflags replace the
+# workspace's build.rustflags for the WASM, so `erase_components` is repeated.
+release_front_end() {
+  rustup toolchain list | grep -q '^debian-web' ||
+    die "a release front end needs Debian's rustc-web toolchain: run scripts/bootstrap"
+  RUSTUP_TOOLCHAIN=debian-web RUSTC_BOOTSTRAP=1 \
+    CARGO_UNSTABLE_BUILD_STD=std,panic_abort \
+    CARGO_UNSTABLE_BUILD_STD_FEATURES=optimize_for_size \
+    CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="--cfg erase_components -Zunstable-options -Cpanic=immediate-abort" \
+    cargo leptos build --frontend-only "$@"
 }
 
 # Writes `.br` and `.gz` beside the front end's files, as `--precompress` does for a release
@@ -106,6 +133,10 @@ JS
 
 # The front end alone (WASM, JS, CSS), e.g. `leptos_build_frontend --release`.
 leptos_build_frontend() {
+  if is_release "$@"; then
+    release_front_end "$@"
+    return
+  fi
   case "$(wasm_mode)" in
     rustup) cargo leptos build --frontend-only "$@" ;;
     debian-web)
