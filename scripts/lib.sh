@@ -67,6 +67,12 @@ wasm_mode() {
   fi
 }
 
+# Every build of the front end is split (cargo-leptos `--split`): the code of a lazy island
+# (`#[island(lazy)]`: the admin tools, the login and sign-up forms) is a file of its own, loaded
+# only by a page that shows the island, so the billing page does not download it. The tests
+# run what ships: split. (The feature makes those islands lazy: without the split they must not be.)
+SPLIT="--split --lib-features=lazy-islands"
+
 # Runs cargo-leptos with the front end built by the chosen toolchain. The server part always
 # uses the default toolchain, as the tests and clippy do, so its artifacts are shared.
 #   leptos_build [cargo leptos build flags...]
@@ -77,10 +83,10 @@ leptos_build() {
     return
   fi
   case "$(wasm_mode)" in
-    rustup) cargo leptos build "$@" ;;
+    rustup) cargo leptos build $SPLIT "$@" ;;
     debian-web)
       RUSTUP_TOOLCHAIN=debian-web RUSTC_BOOTSTRAP=1 \
-        cargo leptos build --frontend-only --lib-cargo-args=-Zbuild-std=std,panic_abort "$@"
+        cargo leptos build --frontend-only $SPLIT --lib-cargo-args=-Zbuild-std=std,panic_abort "$@"
       cargo leptos build --server-only "$@"
       ;;
     *) die "no toolchain can build the WASM front end: run scripts/bootstrap" ;;
@@ -106,7 +112,7 @@ release_front_end() {
     CARGO_UNSTABLE_BUILD_STD=std,panic_abort \
     CARGO_UNSTABLE_BUILD_STD_FEATURES=optimize_for_size \
     CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="--cfg erase_components -Zunstable-options -Cpanic=immediate-abort" \
-    cargo leptos build --frontend-only "$@"
+    cargo leptos build --frontend-only $SPLIT "$@"
 }
 
 # Writes `.br` and `.gz` beside the front end's files, as `--precompress` does for a release
@@ -138,10 +144,10 @@ leptos_build_frontend() {
     return
   fi
   case "$(wasm_mode)" in
-    rustup) cargo leptos build --frontend-only "$@" ;;
+    rustup) cargo leptos build --frontend-only $SPLIT "$@" ;;
     debian-web)
       RUSTUP_TOOLCHAIN=debian-web RUSTC_BOOTSTRAP=1 \
-        cargo leptos build --frontend-only --lib-cargo-args=-Zbuild-std=std,panic_abort "$@"
+        cargo leptos build --frontend-only $SPLIT --lib-cargo-args=-Zbuild-std=std,panic_abort "$@"
       ;;
     *) die "no toolchain can build the WASM front end: run scripts/bootstrap" ;;
   esac
@@ -150,10 +156,10 @@ leptos_build_frontend() {
 # `cargo leptos watch` (the development server) with the chosen toolchain.
 leptos_watch() {
   case "$(wasm_mode)" in
-    rustup) cargo leptos watch "$@" ;;
+    rustup) cargo leptos watch $SPLIT "$@" ;;
     debian-web)
       RUSTUP_TOOLCHAIN=debian-web RUSTC_BOOTSTRAP=1 \
-        cargo leptos watch --lib-cargo-args=-Zbuild-std=std,panic_abort "$@"
+        cargo leptos watch $SPLIT --lib-cargo-args=-Zbuild-std=std,panic_abort "$@"
       ;;
     *) die "no toolchain can build the WASM front end: run scripts/bootstrap" ;;
   esac

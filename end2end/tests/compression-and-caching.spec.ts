@@ -37,3 +37,39 @@ test("the front end arrives brotli-compressed under names the browser keeps; pag
   );
   expect(transferred).toEqual([0, 0, 0]);
 });
+
+/** A lazy island's code (`#[island(lazy)]`), split out of the WASM by cargo-leptos `--split`. */
+const LAZY_ISLAND = /\/pkg\/split_([a-z_]+)_loader_\d+\.[A-Za-z0-9_-]{22}\.wasm$/;
+/** The loader that names the split files. */
+const SPLIT_LOADER = /\/pkg\/__wasm_split\.[A-Za-z0-9_-]{22}\.js$/;
+
+test("a lazy island's code comes only to a page that shows it, compressed and kept; its loader is asked again", async ({
+  page,
+}) => {
+  const loaded: Response[] = [];
+  page.on("response", (response) => {
+    if (new URL(response.url()).pathname.startsWith("/pkg/")) loaded.push(response);
+  });
+  const islands = () =>
+    loaded.map((r) => LAZY_ISLAND.exec(new URL(r.url()).pathname)?.[1]).filter((name) => name !== undefined);
+
+  await signUp(page, "lazy");
+  await page.goto("/app/billing");
+  await hydrated(page);
+  loaded.length = 0;
+  await page.reload();
+  await hydrated(page);
+  expect(islands()).toEqual([]);
+
+  await page.context().clearCookies();
+  await page.goto("/login");
+  await hydrated(page);
+  expect(islands()).toEqual(["login_form"]);
+  const island = loaded.find((r) => LAZY_ISLAND.test(new URL(r.url()).pathname))!;
+  const headers = await island.allHeaders();
+  expect(headers["content-encoding"]).toBe("br");
+  expect(headers["cache-control"]).toBe("public, max-age=31536000, immutable");
+  const loader = loaded.find((r) => SPLIT_LOADER.test(new URL(r.url()).pathname));
+  expect(loader, "the split loader").toBeDefined();
+  expect((await loader!.allHeaders())["cache-control"]).toBe("public, no-cache");
+});

@@ -47,7 +47,9 @@ impl FrontEndFiles {
     }
 
     /// A file whose name cargo-leptos made from its contents: `<name>.<hash>.<extension>`,
-    /// the hash 22 characters of URL-safe base64 (an MD5).
+    /// the hash 22 characters of URL-safe base64 (an MD5). Not the lazy islands' loader
+    /// (`__wasm_split.<hash>.js`): it names the chunks, and cargo-leptos may keep its name when
+    /// only they change (cargo-leptos#658).
     fn is_hashed(&self, path: &str) -> bool {
         let Some(file) = self.file(path) else {
             return false;
@@ -58,6 +60,7 @@ impl FrontEndFiles {
             return false;
         };
         !name.is_empty()
+            && name != "__wasm_split"
             && !file.contains('/')
             && hash.len() == 22
             && hash
@@ -183,12 +186,20 @@ mod tests {
         let files = FrontEndFiles::at("pkg");
         assert!(files.is_hashed("/pkg/billing.ZDnEBm7ThC5VRLnTRmL8Zw.wasm"));
         assert!(files.is_hashed("/pkg/billing.a-b_cdefghijklmnopqrst.css"));
+        // A lazy island's code, and a chunk lazy islands share.
+        assert!(files.is_hashed(
+            "/pkg/split_admin_tools_loader_1991187029901649519.rLAAdApKZMIM0DwNjue6aA.wasm"
+        ));
+        assert!(files.is_hashed("/pkg/chunk_4.JOQyX9OPoF0BL9G5XzRnlw.wasm"));
         for path in [
             "/pkg/billing.wasm",
             "/pkg/billing.short.js",
             "/pkg/.ZDnEBm7ThC5VRLnTRmL8Zw.js",
             "/pkg/snippets/x/billing.ZDnEBm7ThC5VRLnTRmL8Zw.js",
             "/pkg/billing.ZDnEBm7ThC5VRLnTRm+8Zw.wasm",
+            // The lazy islands' loader: it names the chunks, and keeps its name when only
+            // they change (cargo-leptos#658), so it is asked again each time.
+            "/pkg/__wasm_split.ZDnEBm7ThC5VRLnTRmL8Zw.js",
             "/favicon.ZDnEBm7ThC5VRLnTRmL8Zw.svg",
             "/app/billing",
         ] {

@@ -26,7 +26,8 @@ pub fn AdminPage() -> impl IntoView {
     }
 }
 
-#[island]
+#[cfg_attr(feature = "lazy-islands", island(lazy))]
+#[cfg_attr(not(feature = "lazy-islands"), island)]
 fn AdminTools(q: String) -> impl IntoView {
     mark_hydrated();
     recall_plain_post_error();

@@ -15,7 +15,8 @@ pub fn LoginPage() -> impl IntoView {
 }
 
 /// The page itself, hydrated: the form shows its errors without a reload.
-#[island]
+#[cfg_attr(feature = "lazy-islands", island(lazy))]
+#[cfg_attr(not(feature = "lazy-islands"), island)]
 fn LoginForm(next: String) -> impl IntoView {
     mark_hydrated();
     recall_plain_post_error();

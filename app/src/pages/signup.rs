@@ -15,7 +15,8 @@ pub fn SignupPage() -> impl IntoView {
 }
 
 /// The page itself, hydrated: the form shows its errors without a reload.
-#[island]
+#[cfg_attr(feature = "lazy-islands", island(lazy))]
+#[cfg_attr(not(feature = "lazy-islands"), island)]
 fn SignupForm(next: String) -> impl IntoView {
     mark_hydrated();
     recall_plain_post_error();
