@@ -24,6 +24,7 @@ clocked_contract!(
     expired_tokens_are_never_spent_and_their_expiry_is_an_entry,
     a_reversal_takes_from_its_own_grant_first_and_a_later_grant_covers_the_debt,
     tokens_given_back_keep_the_expiry_of_their_purchase,
+    tokens_given_back_when_their_plan_grant_rolls_over_follow_it_as_rolled,
     a_plan_grant_rolls_over_up_to_its_cap_once,
     the_sweep_expires_grants_and_holds_of_users_who_do_nothing,
     a_batch_answers_each_item_and_one_refusal_refuses_only_itself,
@@ -572,6 +573,68 @@ async fn tokens_given_back_keep_the_expiry_of_their_purchase(
         .unwrap();
     assert_eq!(page.entries[0].source, Source::Expiry);
     assert_eq!(page.entries[0].delta.get(), -1000);
+    audited(&store).await;
+}
+
+/// The purchase's period ends with nothing posted since, and its refund fails only then: the
+/// posting that gives the tokens back settles the purchase first (it rolls over), and the
+/// tokens come back on its terms as they are after that, not as they were before.
+async fn tokens_given_back_when_their_plan_grant_rolls_over_follow_it_as_rolled(
+    store: Arc<SqlStore>,
+    clock: ManualClock,
+) {
+    let ada = user(&store, "ada@example.com").await;
+    let month = DAY * 30;
+    let terms = GrantTerms {
+        expiry: Expiry::At(in_(&clock, month)),
+        rollover: Some(Rollover {
+            cap: tokens(2000),
+            period_ms: month.as_millis() as i64,
+        }),
+    };
+    let plan = credit(&store, ada, 6000, "plan", terms).await;
+    let refund = |posting: Posting| posting.reversing(plan.entry.id);
+    store
+        .post(refund(Posting::reversal(
+            ada,
+            tokens(3000),
+            Source::StripeRefund,
+            reason("refunded"),
+            key("r1"),
+        )))
+        .await
+        .unwrap();
+
+    clock.advance(month);
+    store
+        .post(refund(Posting::credit(
+            ada,
+            tokens(3000),
+            Source::StripeRefund,
+            reason("refund failed"),
+            key("r2"),
+        )))
+        .await
+        .unwrap();
+    assert_eq!(
+        available(&store, ada).await,
+        (5000, 0),
+        "of the 3,000 left 1,000 lapsed and 2,000 rolled over; the 3,000 back are whole"
+    );
+    let ends: Vec<_> = store
+        .grants(ada)
+        .await
+        .unwrap()
+        .iter()
+        .map(|g| g.expires_at)
+        .collect();
+    assert_eq!(ends, [Some(in_(&clock, month)); 2], "both until the period rolled into");
+    clock.advance(month);
+    assert_eq!(
+        available(&store, ada).await,
+        (0, 0),
+        "tokens given back never roll over a second time"
+    );
     audited(&store).await;
 }
 

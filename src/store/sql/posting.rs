@@ -31,18 +31,20 @@ pub(super) async fn post_in(
     at: At,
     posting: &Posting,
 ) -> Result<Attempt, StoreError> {
-    // A credit's grant, and when it ends: the balance update below keeps `next_expiry` no
-    // later than that when the grant keeps tokens (the balance ends above zero).
-    let terms = if posting.delta.is_increase() {
-        Some(grants::terms_for(conn, posting).await?)
-    } else {
-        None
-    };
-    let grant_ends = terms
-        .and_then(|terms| terms.expires_at(at.now))
-        .map(Timestamp::as_millis);
     let mut settled = false;
-    let balance_after = loop {
+    let (balance_after, terms) = loop {
+        // A credit's grant, and when it ends: the balance update below keeps `next_expiry`
+        // no later than that when the grant keeps tokens (the balance ends above zero). Read
+        // again after settling: tokens given back take their purchase's terms as they stand,
+        // and settling may have just rolled that purchase over.
+        let terms = if posting.delta.is_increase() {
+            Some(grants::terms_for(conn, posting).await?)
+        } else {
+            None
+        };
+        let grant_ends = terms
+            .and_then(|terms| terms.expires_at(at.now))
+            .map(Timestamp::as_millis);
         // One statement that changes the balance only within the posting's bounds: no
         // read-then-write, so concurrent postings cannot both pass the same check. It also
         // refuses while a grant or a hold of the user is due to expire: those are settled
@@ -72,7 +74,7 @@ pub(super) async fn post_in(
         .fetch_optional(&mut *conn)
         .await?;
         match balance_after {
-            Some(after) => break after,
+            Some(after) => break (after, terms),
             None if !settled && expiry::settle_in(conn, at, posting.user).await? => {
                 settled = true;
             }
