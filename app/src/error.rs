@@ -35,6 +35,8 @@ use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
 use leptos::server_fn::{Bytes, ContentType, Decodes, Encodes, Format, FormatType};
 use serde::{Deserialize, Serialize};
 
+use crate::api::wire::{self, WireError};
+
 /// Every code an error body may carry (the table above), with its HTTP status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -130,9 +132,10 @@ impl std::fmt::Display for ErrorCode {
     }
 }
 
-/// What a server function answers when it fails; serialized with its [`ErrorCode`] as the tag.
+/// What a server function answers when it fails; serialized with its [`ErrorCode`] as the tag,
+/// read back through [`ErrorBody`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-#[serde(tag = "error", rename_all = "snake_case")]
+#[serde(tag = "error", rename_all = "snake_case", try_from = "ErrorBody")]
 pub enum AppError {
     #[error("Please log in to continue.")]
     Unauthorized,
@@ -170,6 +173,58 @@ pub enum AppError {
     /// Raised in the browser: the request did not get an answer.
     #[error("The server could not be reached. Check your connection and try again.")]
     Network,
+}
+
+/// An error body as it is read: its code and whichever details come with it. (Reading the
+/// tagged enum directly would buffer the whole body first, generic code that was the largest
+/// function in the browser's WASM after the billing page itself.)
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ErrorCode,
+    message: Option<String>,
+    field: Option<String>,
+    retry_after_secs: Option<u64>,
+    balance: Option<i64>,
+    requested: Option<i64>,
+}
+
+impl TryFrom<ErrorBody> for AppError {
+    type Error = String;
+
+    fn try_from(body: ErrorBody) -> Result<Self, String> {
+        let code = body.error;
+        let needs = |name: &str| format!("a `{code}` error without `{name}`");
+        let message = || body.message.clone().ok_or_else(|| needs("message"));
+        Ok(match code {
+            ErrorCode::Unauthorized => AppError::Unauthorized,
+            ErrorCode::WrongCredentials => AppError::WrongCredentials,
+            ErrorCode::Forbidden => AppError::Forbidden,
+            ErrorCode::RateLimited => AppError::RateLimited {
+                retry_after_secs: body
+                    .retry_after_secs
+                    .ok_or_else(|| needs("retry_after_secs"))?,
+            },
+            ErrorCode::Invalid => AppError::Invalid {
+                message: message()?,
+                field: body.field,
+            },
+            ErrorCode::Conflict => AppError::Conflict {
+                message: message()?,
+                field: body.field,
+            },
+            ErrorCode::NotFound => AppError::NotFound {
+                message: message()?,
+            },
+            ErrorCode::InsufficientTokens => AppError::InsufficientTokens {
+                balance: body.balance.ok_or_else(|| needs("balance"))?,
+                requested: body.requested.ok_or_else(|| needs("requested"))?,
+            },
+            ErrorCode::PaymentsUnavailable => AppError::PaymentsUnavailable,
+            ErrorCode::Internal => AppError::Internal,
+            ErrorCode::Network => AppError::Network,
+            other => return Err(format!("`{other}` is not a server function's error")),
+        })
+    }
 }
 
 impl AppError {
@@ -249,10 +304,10 @@ impl FromServerFnError for AppError {
     /// (a no-JavaScript form's error read back from its URL).
     fn de(data: Bytes) -> Self {
         ErrorJson::decode(data.clone()).unwrap_or_else(|_| {
-            match serde_json::from_slice::<serde_json::Value>(&data) {
-                Ok(body) if body.get("error").is_some() => AppError::Internal,
-                _ if cfg!(feature = "ssr") => AppError::Internal,
-                _ => AppError::Network,
+            if wire::has_field(&data, "error") || cfg!(feature = "ssr") {
+                AppError::Internal
+            } else {
+                AppError::Network
             }
         })
     }
@@ -299,22 +354,18 @@ impl FormatType for ErrorJson {
 }
 
 impl Encodes<AppError> for ErrorJson {
-    type Error = serde_json::Error;
+    type Error = WireError;
 
     fn encode(error: &AppError) -> Result<Bytes, Self::Error> {
-        let mut value = serde_json::to_value(error)?;
-        if let Some(fields) = value.as_object_mut() {
-            fields.insert("message".into(), error.to_string().into());
-        }
-        serde_json::to_vec(&value).map(Bytes::from)
+        wire::to_string_setting(error, "message", &error.to_string()).map(Bytes::from)
     }
 }
 
 impl Decodes<AppError> for ErrorJson {
-    type Error = serde_json::Error;
+    type Error = WireError;
 
     fn decode(bytes: Bytes) -> Result<AppError, Self::Error> {
-        serde_json::from_slice(&bytes)
+        wire::from_slice(&bytes)
     }
 }
 
@@ -427,6 +478,16 @@ mod tests {
                 json["error"],
                 "{error:?}"
             );
+            let bytes = ErrorJson::encode(&error).unwrap();
+            assert_eq!(ErrorJson::decode(bytes).unwrap(), error, "read back");
+        }
+        // A body without the detail its code needs is not one of ours.
+        for body in [
+            r#"{"error":"rate_limited"}"#,
+            r#"{"error":"insufficient_tokens","balance":3}"#,
+            r#"{"error":"not_found"}"#,
+        ] {
+            assert!(ErrorJson::decode(Bytes::from(body)).is_err(), "{body}");
         }
     }
 

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::auth::SessionUser;
 use crate::api::codec::{FormOrJson, form_or_json};
+use crate::api::wire::WireJson;
 use crate::error::AppError;
 
 /// The most one manual adjustment may move: a typo of a few zeros stops here.
@@ -34,7 +35,7 @@ pub struct Adjusted {
 }
 
 /// Finds a user by email or id, with their balance and newest ledger entries.
-#[server(prefix = "/api", endpoint = "admin/users/find", input = GetUrl)]
+#[server(prefix = "/api", endpoint = "admin/users/find", input = GetUrl, output = WireJson)]
 pub async fn find_user(query: String) -> Result<UserAccount, AppError> {
     crate::api::guard::answer(|call| async move {
         call.require_admin().await?;
@@ -45,7 +46,7 @@ pub async fn find_user(query: String) -> Result<UserAccount, AppError> {
 
 /// Credits a user's tokens (the seed's `POST /api/admin/tokens/credit`). `user` is an email
 /// or an id; `request_id` makes a retried submission apply once.
-#[server(prefix = "/api", endpoint = "admin/tokens/credit", input = FormOrJson)]
+#[server(prefix = "/api", endpoint = "admin/tokens/credit", input = FormOrJson, output = WireJson)]
 pub async fn admin_credit(
     user: String,
     tokens: i64,
@@ -59,7 +60,7 @@ pub async fn admin_credit(
 }
 
 /// Debits a user's tokens by hand; never below zero.
-#[server(prefix = "/api", endpoint = "admin/tokens/debit", input = FormOrJson)]
+#[server(prefix = "/api", endpoint = "admin/tokens/debit", input = FormOrJson, output = WireJson)]
 pub async fn admin_debit(
     user: String,
     tokens: i64,

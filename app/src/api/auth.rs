@@ -8,6 +8,7 @@ use leptos::prelude::*;
 use leptos::server_fn::codec::GetUrl;
 use serde::{Deserialize, Serialize};
 
+use crate::api::wire::WireJson;
 use crate::error::AppError;
 
 /// The signed-in user, as the pages show them.
@@ -39,7 +40,7 @@ pub fn safe_next(next: Option<&str>) -> String {
     }
 }
 
-#[server(prefix = "/api", endpoint = "auth/me", input = GetUrl)]
+#[server(prefix = "/api", endpoint = "auth/me", input = GetUrl, output = WireJson)]
 pub async fn who_am_i() -> Result<Option<SessionUser>, AppError> {
     ssr::answer(|call| async move { Ok(call.current_user().await?.map(ssr::session_user)) }).await
 }
@@ -48,7 +49,7 @@ pub async fn who_am_i() -> Result<Option<SessionUser>, AppError> {
 pub const EMAIL: &str = "email";
 pub const PASSWORD: &str = "password";
 
-#[server(prefix = "/api", endpoint = "auth/signup")]
+#[server(prefix = "/api", endpoint = "auth/signup", output = WireJson)]
 pub async fn sign_up(
     email: String,
     password: String,
@@ -57,7 +58,7 @@ pub async fn sign_up(
     ssr::answer(|call| ssr::sign_up(call, email, password, next)).await
 }
 
-#[server(prefix = "/api", endpoint = "auth/login")]
+#[server(prefix = "/api", endpoint = "auth/login", output = WireJson)]
 pub async fn log_in(
     email: String,
     password: String,
@@ -66,7 +67,7 @@ pub async fn log_in(
     ssr::answer(|call| ssr::log_in(call, email, password, next)).await
 }
 
-#[server(prefix = "/api", endpoint = "auth/logout")]
+#[server(prefix = "/api", endpoint = "auth/logout", output = WireJson)]
 pub async fn log_out() -> Result<(), AppError> {
     ssr::answer(|call| async move {
         call.end_session().await?;

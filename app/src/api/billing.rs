@@ -8,6 +8,7 @@ use leptos::server_fn::codec::GetUrl;
 use serde::{Deserialize, Serialize};
 
 use crate::api::codec::{FormOrJson, form_or_json};
+use crate::api::wire::WireJson;
 use crate::error::AppError;
 
 /// What the page offers.
@@ -65,7 +66,7 @@ pub enum CheckoutProgress {
     Unpaid,
 }
 
-#[server(prefix = "/api", endpoint = "billing/catalog", input = GetUrl)]
+#[server(prefix = "/api", endpoint = "billing/catalog", input = GetUrl, output = WireJson)]
 pub async fn offers() -> Result<Storefront, AppError> {
     crate::api::guard::answer(|call| async move {
         let user = call.require_user().await?;
@@ -82,7 +83,7 @@ pub async fn offers() -> Result<Storefront, AppError> {
 /// `POST /api/billing/create-checkout-session`). The body names the product and nothing
 /// else: the price and the tokens come from the server's catalog. `request_id` makes a
 /// double submission open one session.
-#[server(prefix = "/api", endpoint = "billing/create-checkout-session", input = FormOrJson)]
+#[server(prefix = "/api", endpoint = "billing/create-checkout-session", input = FormOrJson, output = WireJson)]
 pub async fn create_checkout_session(
     product: ProductId,
     #[server(default)] request_id: Option<String>,
@@ -91,7 +92,7 @@ pub async fn create_checkout_session(
 }
 
 /// Opens the Stripe Customer Portal (the seed's `POST /api/billing/create-portal-session`).
-#[server(prefix = "/api", endpoint = "billing/create-portal-session", input = FormOrJson)]
+#[server(prefix = "/api", endpoint = "billing/create-portal-session", input = FormOrJson, output = WireJson)]
 pub async fn create_portal_session() -> Result<PortalOpened, AppError> {
     crate::api::guard::answer(ssr::portal).await
 }
@@ -102,7 +103,7 @@ form_or_json!(
 );
 
 /// The user's live subscription, or else their most recent one.
-#[server(prefix = "/api", endpoint = "billing/subscription", input = GetUrl)]
+#[server(prefix = "/api", endpoint = "billing/subscription", input = GetUrl, output = WireJson)]
 pub async fn subscription() -> Result<Option<SubscriptionView>, AppError> {
     crate::api::guard::answer(|call| async move {
         Ok(ssr::subscriptions(&call).await?.into_iter().next())
@@ -112,7 +113,7 @@ pub async fn subscription() -> Result<Option<SubscriptionView>, AppError> {
 
 /// Every subscription of the user, live ones first: one made outside this app (in Stripe's
 /// Dashboard) is shown too, not hidden behind the first.
-#[server(prefix = "/api", endpoint = "billing/subscriptions", input = GetUrl)]
+#[server(prefix = "/api", endpoint = "billing/subscriptions", input = GetUrl, output = WireJson)]
 pub async fn subscriptions() -> Result<Vec<SubscriptionView>, AppError> {
     crate::api::guard::answer(|call| async move { ssr::subscriptions(&call).await }).await
 }
@@ -120,7 +121,7 @@ pub async fn subscriptions() -> Result<Vec<SubscriptionView>, AppError> {
 /// The success page's check: asks Stripe about the session the user came back from and
 /// credits it when paid (once, whether the webhook or this comes first). Rate limited per
 /// user; an id that is not of Stripe's shape is refused before Stripe is asked.
-#[server(prefix = "/api", endpoint = "billing/checkout-status", input = GetUrl)]
+#[server(prefix = "/api", endpoint = "billing/checkout-status", input = GetUrl, output = WireJson)]
 pub async fn checkout_status(session_id: String) -> Result<CheckoutProgress, AppError> {
     crate::api::guard::answer(|call| ssr::checkout_status(call, session_id)).await
 }

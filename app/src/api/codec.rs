@@ -1,6 +1,6 @@
 //! `FormOrJson`: a server function input that a plain HTML form (urlencoded, no JavaScript)
 //! and a JSON client (`Content-Type: application/json`, as the seed's clients send) can both
-//! call. The hydrated page sends JSON.
+//! call. The hydrated page sends JSON (written by the browser's own, [`super::wire`]).
 //!
 //! Rust's orphan rule allows these impls only for this crate's own types, so each server
 //! function that takes this input is listed in [`form_or_json!`].
@@ -29,15 +29,32 @@ where
     Request: ClientReq<E>,
     E: FromServerFnError,
 {
-    let body = serde_json::to_string(args)
+    let body = super::wire::to_string(args)
         .map_err(|e| ServerFnErrorErr::Serialization(e.to_string()).into_app_error())?;
     Request::try_new_post(path, FormOrJson::CONTENT_TYPE, accepts, body)
 }
 
 /// The server side: JSON when the request says so, a urlencoded form otherwise. A field
 /// outside `fields` is refused, so a client cannot slip in what the server decides (a price,
-/// an amount) and believe it was used.
+/// an amount) and believe it was used. Only the server reads arguments: the browser's build
+/// leaves the readers out.
 pub async fn decode<T, Request, E>(req: Request, fields: &[&str]) -> Result<T, E>
+where
+    T: DeserializeOwned,
+    Request: Req<E> + Send + 'static,
+    E: FromServerFnError,
+{
+    #[cfg(not(feature = "ssr"))]
+    {
+        let _ = (req, fields);
+        Err(ServerFnErrorErr::Args("arguments are read on the server".into()).into_app_error())
+    }
+    #[cfg(feature = "ssr")]
+    read_on_server(req, fields).await
+}
+
+#[cfg(feature = "ssr")]
+async fn read_on_server<T, Request, E>(req: Request, fields: &[&str]) -> Result<T, E>
 where
     T: DeserializeOwned,
     Request: Req<E> + Send + 'static,

@@ -9,3 +9,4 @@ pub mod guard;
 pub mod notices;
 pub mod tokens;
 pub mod topups;
+pub mod wire;

@@ -6,6 +6,7 @@ use leptos::server_fn::codec::GetUrl;
 use serde::{Deserialize, Serialize};
 
 use crate::api::codec::{FormOrJson, form_or_json};
+use crate::api::wire::WireJson;
 use crate::error::AppError;
 
 /// What the user is emailed about.
@@ -15,7 +16,7 @@ pub struct EmailNotices {
     pub low_balance_below: Option<i64>,
 }
 
-#[server(prefix = "/api", endpoint = "billing/notices", input = GetUrl)]
+#[server(prefix = "/api", endpoint = "billing/notices", input = GetUrl, output = WireJson)]
 pub async fn notice_settings() -> Result<EmailNotices, AppError> {
     crate::api::guard::answer(|call| async move {
         let user = call.require_user().await?;
@@ -26,7 +27,7 @@ pub async fn notice_settings() -> Result<EmailNotices, AppError> {
 
 /// Sets the low-balance mark (`below`), or turns the email off (no `below`). Rate limited as
 /// a billing write.
-#[server(prefix = "/api", endpoint = "billing/notices/low-balance", input = FormOrJson)]
+#[server(prefix = "/api", endpoint = "billing/notices/low-balance", input = FormOrJson, output = WireJson)]
 pub async fn set_low_balance_notice(
     #[server(default)] below: Option<i64>,
 ) -> Result<EmailNotices, AppError> {

@@ -5,6 +5,7 @@ use leptos::prelude::*;
 use leptos::server_fn::codec::GetUrl;
 use serde::{Deserialize, Serialize};
 
+use crate::api::wire::WireJson;
 use crate::error::AppError;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,7 +23,7 @@ pub struct BalanceView {
 /// Entries a ledger page holds when the caller does not say.
 pub const DEFAULT_PAGE_SIZE: u32 = 20;
 
-#[server(prefix = "/api", endpoint = "tokens/balance", input = GetUrl)]
+#[server(prefix = "/api", endpoint = "tokens/balance", input = GetUrl, output = WireJson)]
 pub async fn token_balance() -> Result<BalanceView, AppError> {
     use crate::api::guard::{answer, internal};
     answer(|call| async move {
@@ -53,7 +54,7 @@ pub async fn token_balance() -> Result<BalanceView, AppError> {
 
 /// One page of the ledger, newest first: `before` a page's `next_cursor` for the older page,
 /// or `after` its `prev_cursor` for the newer one.
-#[server(prefix = "/api", endpoint = "tokens/ledger", input = GetUrl)]
+#[server(prefix = "/api", endpoint = "tokens/ledger", input = GetUrl, output = WireJson)]
 pub async fn token_ledger(
     #[server(default)] before: Option<LedgerEntryId>,
     #[server(default)] after: Option<LedgerEntryId>,
@@ -80,7 +81,7 @@ pub async fn token_ledger(
 }
 
 /// The statement of `month` (`2026-11`; the month under way when not given).
-#[server(prefix = "/api", endpoint = "tokens/statement", input = GetUrl)]
+#[server(prefix = "/api", endpoint = "tokens/statement", input = GetUrl, output = WireJson)]
 pub async fn token_statement(
     #[server(default)] month: Option<Month>,
 ) -> Result<Statement, AppError> {

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::billing::CheckoutStarted;
 use crate::api::codec::{FormOrJson, form_or_json};
+use crate::api::wire::WireJson;
 use crate::error::AppError;
 
 /// Auto top-up as the page shows it.
@@ -20,7 +21,7 @@ pub struct AutoTopUpView {
     pub recent: Vec<TopUp>,
 }
 
-#[server(prefix = "/api", endpoint = "billing/auto-topup", input = GetUrl)]
+#[server(prefix = "/api", endpoint = "billing/auto-topup", input = GetUrl, output = WireJson)]
 pub async fn auto_topup() -> Result<AutoTopUpView, AppError> {
     crate::api::guard::answer(|call| async move {
         let user = call.require_user().await?;
@@ -32,7 +33,7 @@ pub async fn auto_topup() -> Result<AutoTopUpView, AppError> {
 /// Turns auto top-up on (or changes it): buy `pack` when what is available goes under
 /// `below`, adding at most `monthly_cap` tokens a month. Without a saved card it waits for one
 /// (`start_card_setup`).
-#[server(prefix = "/api", endpoint = "billing/auto-topup/choose", input = FormOrJson)]
+#[server(prefix = "/api", endpoint = "billing/auto-topup/choose", input = FormOrJson, output = WireJson)]
 pub async fn choose_auto_topup(
     below: i64,
     pack: ProductId,
@@ -41,7 +42,7 @@ pub async fn choose_auto_topup(
     crate::api::guard::answer(|call| ssr::choose(call, below, pack, monthly_cap)).await
 }
 
-#[server(prefix = "/api", endpoint = "billing/auto-topup/off", input = FormOrJson)]
+#[server(prefix = "/api", endpoint = "billing/auto-topup/off", input = FormOrJson, output = WireJson)]
 pub async fn turn_off_auto_topup() -> Result<AutoTopUpView, AppError> {
     crate::api::guard::answer(|call| async move {
         let user = call.require_user().await?;
@@ -61,7 +62,7 @@ pub async fn turn_off_auto_topup() -> Result<AutoTopUpView, AppError> {
 
 /// Opens a setup-mode Checkout where the user saves the card top-ups pay with (a new one, or
 /// one to replace a card that was declined).
-#[server(prefix = "/api", endpoint = "billing/auto-topup/card", input = FormOrJson)]
+#[server(prefix = "/api", endpoint = "billing/auto-topup/card", input = FormOrJson, output = WireJson)]
 pub async fn start_card_setup(
     #[server(default)] request_id: Option<String>,
 ) -> Result<CheckoutStarted, AppError> {
@@ -69,7 +70,7 @@ pub async fn start_card_setup(
 }
 
 /// Back from the setup-mode Checkout: the card it saved becomes the one top-ups pay with.
-#[server(prefix = "/api", endpoint = "billing/auto-topup/card-saved", input = FormOrJson)]
+#[server(prefix = "/api", endpoint = "billing/auto-topup/card-saved", input = FormOrJson, output = WireJson)]
 pub async fn card_saved(session_id: String) -> Result<AutoTopUpView, AppError> {
     crate::api::guard::answer(|call| ssr::card_saved(call, session_id)).await
 }

@@ -5,9 +5,10 @@ use leptos::ev::SubmitEvent;
 use leptos::form::FromFormData;
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
-use leptos_router::hooks::use_query_map;
 
 use crate::api::admin::{Adjusted, AdminCredit, AdminDebit, FindUser, UserAccount, find_user};
+use crate::api::wire::Carried;
+use crate::components::address::query_param;
 use crate::components::billing::ledger_table::ledger_view;
 use crate::components::form_error::recall_plain_post_error;
 use crate::components::layout::mark_hydrated;
@@ -20,7 +21,7 @@ pub fn AdminPage() -> impl IntoView {
         <main class="page" data-hydrated="false">
             <h1>"Admin"</h1>
             <RequireUser admin=true let:_admin>
-                <AdminTools q=use_query_map().with_untracked(|query| query.get("q").unwrap_or_default()) />
+                <AdminTools />
             </RequireUser>
         </main>
     }
@@ -28,21 +29,25 @@ pub fn AdminPage() -> impl IntoView {
 
 #[cfg_attr(feature = "lazy-islands", island(lazy))]
 #[cfg_attr(not(feature = "lazy-islands"), island)]
-fn AdminTools(q: String) -> impl IntoView {
+fn AdminTools() -> impl IntoView {
     mark_hydrated();
     recall_plain_post_error();
-    let q = StoredValue::new(q);
+    let q = StoredValue::new(query_param("q").unwrap_or_default());
     let q = move || q.get_value();
     let adjustments = Adjustments::new();
     // Drawn once for the user found: what an adjustment changes is read again in place,
     // so that what an admin types meanwhile stays.
-    let account = Resource::new(q, |q| async move {
-        if q.trim().is_empty() {
-            None
-        } else {
-            Some(find_user(q).await)
-        }
-    });
+    let account: Resource<_, Carried> = Resource::new_with_options(
+        q,
+        |q| async move {
+            if q.trim().is_empty() {
+                None
+            } else {
+                Some(find_user(q).await)
+            }
+        },
+        false,
+    );
 
     view! {
         <section class="card" aria-labelledby="find-title">

@@ -12,14 +12,13 @@ use crate::components::require_user::LoginGate;
 
 #[component]
 pub fn BillingPage() -> impl IntoView {
-    let query = leptos_router::hooks::use_query_map().with_untracked(BillingQuery::from_params);
     view! {
         <main class="page" data-hydrated="false">
             <header class="page-header">
                 <h1>"Billing"</h1>
             </header>
             <LoginGate />
-            <BillingParts query />
+            <BillingParts />
         </main>
     }
 }
@@ -28,10 +27,10 @@ pub fn BillingPage() -> impl IntoView {
 /// built, in one order on the server and in the browser (loads created after an await can be
 /// numbered differently on each side, which breaks hydration).
 #[island]
-fn BillingParts(query: BillingQuery) -> impl IntoView {
+fn BillingParts() -> impl IntoView {
     mark_hydrated();
     recall_plain_post_error();
-    BillingLive::provide(query);
+    BillingLive::provide(BillingQuery::from_address());
 
     view! {
             <CheckoutBanner />

@@ -1,25 +1,25 @@
 //! `/login`: email and password. Works as a plain form before the page is hydrated.
 
 use leptos::prelude::*;
-use leptos_router::hooks::use_query_map;
 
 use crate::api::auth::LogIn;
+use crate::components::address::query_param;
 use crate::components::form_error::{FormError, recall_plain_post_error};
 use crate::components::layout::mark_hydrated;
 use crate::components::require_user::encode_component;
 
 #[component]
 pub fn LoginPage() -> impl IntoView {
-    let next = use_query_map().with_untracked(|query| query.get("next").unwrap_or_default());
-    view! { <LoginForm next /> }
+    view! { <LoginForm /> }
 }
 
 /// The page itself, hydrated: the form shows its errors without a reload.
 #[cfg_attr(feature = "lazy-islands", island(lazy))]
 #[cfg_attr(not(feature = "lazy-islands"), island)]
-fn LoginForm(next: String) -> impl IntoView {
+fn LoginForm() -> impl IntoView {
     mark_hydrated();
     recall_plain_post_error();
+    let next = query_param("next").unwrap_or_default();
     let log_in = ServerAction::<LogIn>::new();
     let next = StoredValue::new(next);
     let next = move || next.get_value();

@@ -1,25 +1,25 @@
 //! `/signup`: a new account. Works as a plain form before the page is hydrated.
 
 use leptos::prelude::*;
-use leptos_router::hooks::use_query_map;
 
 use crate::api::auth::{EMAIL, PASSWORD, SignUp};
+use crate::components::address::query_param;
 use crate::components::form_error::{FormError, field_state, recall_plain_post_error};
 use crate::components::layout::mark_hydrated;
 use crate::components::require_user::encode_component;
 
 #[component]
 pub fn SignupPage() -> impl IntoView {
-    let next = use_query_map().with_untracked(|query| query.get("next").unwrap_or_default());
-    view! { <SignupForm next /> }
+    view! { <SignupForm /> }
 }
 
 /// The page itself, hydrated: the form shows its errors without a reload.
 #[cfg_attr(feature = "lazy-islands", island(lazy))]
 #[cfg_attr(not(feature = "lazy-islands"), island)]
-fn SignupForm(next: String) -> impl IntoView {
+fn SignupForm() -> impl IntoView {
     mark_hydrated();
     recall_plain_post_error();
+    let next = query_param("next").unwrap_or_default();
     let sign_up = ServerAction::<SignUp>::new();
     let next = StoredValue::new(next);
     let next = move || next.get_value();

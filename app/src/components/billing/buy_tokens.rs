@@ -4,7 +4,6 @@
 
 use billing::domain::{Offer, ProductKind};
 use leptos::ev::SubmitEvent;
-use leptos::form::FromFormData;
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 
@@ -93,13 +92,15 @@ fn OfferCard(
     let price = offer.price.map(|p| p.to_string());
     let heading = format!("offer-{}", offer.product.as_str());
     let (labelled_by, described_by) = (heading.clone(), heading.clone());
+    let product = offer.product;
     let on_submit = move |ev: SubmitEvent| {
         ev.prevent_default();
-        if let Ok(mut args) = CreateCheckoutSession::from_event(&ev) {
-            // The button is disabled while a checkout is being opened: no double submission.
-            args.request_id = None;
-            checkout.dispatch(args);
-        }
+        // The form's own fields, without its request id: the button is disabled while a
+        // checkout is being opened, so there is no double submission to tell apart.
+        checkout.dispatch(CreateCheckoutSession {
+            product,
+            request_id: None,
+        });
     };
     view! {
         <li class="offer" aria-labelledby=labelled_by>

@@ -10,10 +10,9 @@ use leptos::prelude::*;
 
 use billing::domain::{Grant, group_thousands};
 
-use super::{BillingLive, Connection};
+use super::{BillingLive, Connection, Load};
 use crate::api::tokens::{BalanceView, token_balance};
 use crate::components::local_time::LocalTime;
-use crate::error::AppError;
 
 #[component]
 pub fn CurrentBalance() -> impl IntoView {
@@ -152,13 +151,15 @@ const STEADY_MS: f64 = 10_000.0;
 /// page at once; back to 1 s after a stream that spoke for 10 s). Its first event after a loss,
 /// or the server's answer, tells the parts to load again.
 #[cfg(feature = "hydrate")]
-fn follow_changes(live: BillingLive, balance: Resource<Result<BalanceView, AppError>>) {
+fn follow_changes(live: BillingLive, balance: Load<BalanceView>) {
     use futures::StreamExt;
     use futures::channel::mpsc;
     use leptos::wasm_bindgen::JsCast;
     use leptos::wasm_bindgen::closure::Closure;
     use web_sys::js_sys::{Date, Math};
     use web_sys::{EventSource, MessageEvent};
+
+    use crate::error::AppError;
 
     /// What the task hears: from the stream it opened `n`th, a load's doubt, or that the page
     /// was left.
@@ -183,10 +184,10 @@ fn follow_changes(live: BillingLive, balance: Resource<Result<BalanceView, AppEr
     }
     impl Said {
         fn of(data: Option<&str>) -> Option<Self> {
-            serde_json::from_str(data?).ok()
+            crate::api::wire::from_str(data?).ok()
         }
         /// What the page shows (the server's render, before the first event).
-        fn shown(balance: Resource<Result<BalanceView, AppError>>) -> Option<Self> {
+        fn shown(balance: Load<BalanceView>) -> Option<Self> {
             let view = balance.get_untracked()?.ok()?;
             Some(Self {
                 balance: view.balance.get(),
@@ -315,4 +316,4 @@ async fn sleep(duration: std::time::Duration) {
 }
 
 #[cfg(not(feature = "hydrate"))]
-fn follow_changes(_live: BillingLive, _balance: Resource<Result<BalanceView, AppError>>) {}
+fn follow_changes(_live: BillingLive, _balance: Load<BalanceView>) {}

@@ -8,12 +8,14 @@ use leptos::server_fn::ServerFn;
 
 use billing::domain::group_thousands;
 
+use super::Load;
 use crate::api::notices::{EmailNotices, SetLowBalanceNotice, notice_settings};
 
 #[component]
 pub fn LowBalanceNotice() -> impl IntoView {
     let save = ServerAction::<SetLowBalanceNotice>::new();
-    let settings = Resource::new(move || save.version().get(), |_| notice_settings());
+    let settings: Load<EmailNotices> =
+        Resource::new_with_options(move || save.version().get(), |_| notice_settings(), false);
     let mark = NodeRef::<Input>::new();
     let on_save = move |ev: SubmitEvent| {
         ev.prevent_default();

@@ -20,11 +20,16 @@ pub use low_balance_notice::LowBalanceNotice;
 pub use manage_billing::ManageBilling;
 
 use leptos::prelude::*;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 
 use crate::api::billing::{CheckoutProgress, checkout_status};
+use crate::api::wire::Carried;
 use crate::error::AppError;
+
+/// A part's load: its answer, carried in the page the server rendered (JSON the browser reads
+/// with its own parser, [`Carried`]).
+pub type Load<T> = Resource<Result<T, AppError>, Carried>;
 
 /// What the billing components share: a version bumped whenever the user's ledger changes
 /// (a webhook, a purchase, usage), on which each reloads its data; whether the server can be
@@ -35,11 +40,11 @@ pub struct BillingLive {
     pub query: StoredValue<BillingQuery>,
     pub version: RwSignal<u64>,
     pub connection: RwSignal<Connection>,
-    pub checkout: Resource<Option<Result<CheckoutProgress, AppError>>>,
+    pub checkout: Resource<Option<Result<CheckoutProgress, AppError>>, Carried>,
 }
 
 /// What the billing page's address asks for.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BillingQuery {
     pub session_id: Option<String>,
     pub canceled: Option<String>,
@@ -50,15 +55,16 @@ pub struct BillingQuery {
 }
 
 impl BillingQuery {
-    /// What the address's query says (read on the server, which renders the island).
-    pub fn from_params(params: &leptos_router::params::ParamsMap) -> Self {
+    /// What the page's address asks for (the island reads it itself, on either side).
+    pub fn from_address() -> Self {
+        use crate::components::address::query_param;
         Self {
-            session_id: params.get("session_id"),
-            canceled: params.get("canceled"),
-            card_setup: params.get("card_setup"),
-            source: params.get("source"),
-            before: params.get("before"),
-            after: params.get("after"),
+            session_id: query_param("session_id"),
+            canceled: query_param("canceled"),
+            card_setup: query_param("card_setup"),
+            source: query_param("source"),
+            before: query_param("before"),
+            after: query_param("after"),
         }
     }
 }
@@ -78,7 +84,7 @@ impl BillingLive {
         // Once a session is settled (credited, subscribed, unpaid) its answer is final: only a
         // payment still clearing (or an error) is asked about again when the ledger changes.
         let settled = RwSignal::new(false);
-        let checkout = Resource::new(
+        let checkout = Resource::new_with_options(
             move || {
                 let session = query
                     .with_value(|q| q.session_id.clone())
@@ -92,6 +98,7 @@ impl BillingLive {
                     None => None,
                 }
             },
+            false,
         );
         Effect::new(move |_| {
             let done = matches!(
@@ -121,7 +128,7 @@ impl BillingLive {
         self,
         question: impl Fn() -> S + Send + Sync + 'static,
         fetch: impl Fn(S) -> Fut + Send + Sync + 'static,
-    ) -> Resource<Result<T, AppError>>
+    ) -> Load<T>
     where
         S: PartialEq + Clone + Send + Sync + 'static,
         T: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
@@ -131,7 +138,7 @@ impl BillingLive {
         // The last answer, and what it answered: another question (the ledger's next page, say)
         // gets the error, not an answer to the one before.
         let last = StoredValue::new(None::<(S, T)>);
-        let resource = Resource::new(
+        let resource = Resource::new_with_options(
             {
                 let question = question.clone();
                 move || (question(), self.version.get())
@@ -157,6 +164,7 @@ impl BillingLive {
                     }
                 }
             },
+            false,
         );
         // The answer the page came with is the first to keep: in the browser, the fetcher did
         // not run for it (once, after hydration; the billing page renders whole before it is
