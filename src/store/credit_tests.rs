@@ -628,7 +628,11 @@ async fn tokens_given_back_when_their_plan_grant_rolls_over_follow_it_as_rolled(
         .iter()
         .map(|g| g.expires_at)
         .collect();
-    assert_eq!(ends, [Some(in_(&clock, month)); 2], "both until the period rolled into");
+    assert_eq!(
+        ends,
+        [Some(in_(&clock, month)); 2],
+        "both until the period rolled into"
+    );
     clock.advance(month);
     assert_eq!(
         available(&store, ada).await,
