@@ -1,27 +1,21 @@
 //! `ManageBilling`: the subscription's state and a way into Stripe's Customer Portal
 //! (payment methods, invoices, cancelling).
 
-use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 
-use super::{BillingLive, go_to};
+use super::BillingLive;
 use crate::api::billing::{CreatePortalSession, SubscriptionView, subscriptions};
+use crate::components::local_time::LocalTime;
 
 #[component]
 pub fn ManageBilling() -> impl IntoView {
     let live = BillingLive::expect();
     let current = live.load(|| (), |_| subscriptions());
+    // The way into the portal is a plain form, hydrated or not: the server answers its post
+    // with a redirect to the portal (the page is left either way). The action is here only to
+    // show what a refused post came back with (`__err`, as the server's render shows it).
     let portal = ServerAction::<CreatePortalSession>::new();
-    Effect::new(move |_| {
-        if let Some(Ok(opened)) = portal.value().get() {
-            go_to(&opened.url);
-        }
-    });
-    let on_submit = move |ev: SubmitEvent| {
-        ev.prevent_default();
-        portal.dispatch(CreatePortalSession {});
-    };
     let error = move || match portal.value().get() {
         Some(Err(error)) => Some(error.to_string()),
         _ => None,
@@ -52,8 +46,8 @@ pub fn ManageBilling() -> impl IntoView {
             <p class="error" role="alert">
                 {error}
             </p>
-            <form method="post" action=CreatePortalSession::url() on:submit=on_submit>
-                <button type="submit" class="button button-quiet" disabled=move || portal.pending().get()>
+            <form method="post" action=CreatePortalSession::url()>
+                <button type="submit" class="button button-quiet">
                     "Manage billing"
                 </button>
             </form>
@@ -92,30 +86,29 @@ fn describe(subscription: SubscriptionView) -> impl IntoView {
         .plan
         .clone()
         .unwrap_or_else(|| "Subscription".to_owned());
-    let until = subscription
-        .period_end
-        .map(|at| at.date())
-        .unwrap_or_else(|| "the end of the period".to_owned());
-    let (state, detail) = match (subscription.is_live(), subscription.cancel_at_period_end) {
-        (true, false) => (
-            format!("{plan}: {}", capitalised(&subscription.status)),
-            format!("Renews on {until}."),
-        ),
-        (true, true) => (
-            format!("{plan}: cancels at the end of the period"),
-            format!("Ends on {until}. Your tokens stay yours."),
-        ),
-        (false, _) => (
-            format!("{plan}: {}", capitalised(&subscription.status)),
-            "No further charges.".to_owned(),
-        ),
+    let live = subscription.is_live();
+    let state = match (live, subscription.cancel_at_period_end) {
+        (true, true) => format!("{plan}: cancels at the end of the period"),
+        _ => format!("{plan}: {}", capitalised(&subscription.status)),
     };
+    // When the period ends, in the viewer's own time (UTC until the browser has the page).
+    let ends = subscription.period_end;
+    let (lead, tail) = match (live, subscription.cancel_at_period_end, ends) {
+        (true, false, Some(_)) => ("Renews on ", "."),
+        (true, false, None) => ("Renews at the end of the period.", ""),
+        (true, true, Some(_)) => ("Ends on ", ". Your tokens stay yours."),
+        (true, true, None) => ("Ends at the end of the period. Your tokens stay yours.", ""),
+        (false, ..) => ("No further charges.", ""),
+    };
+    let when = ends.filter(|_| live).map(|at| view! { <LocalTime at /> });
     view! {
         <p data-testid="subscription-status">
             <strong>{state}</strong>
         </p>
         <p class="muted" data-testid="subscription-detail">
-            {detail}
+            {lead}
+            {when}
+            {tail}
         </p>
     }
 }
