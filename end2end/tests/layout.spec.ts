@@ -1,4 +1,4 @@
-import { expect, test } from "@playwright/test";
+import { expect, type Page, test } from "@playwright/test";
 import { hydrated, signUp } from "./support/accounts";
 
 for (const { name, width, height } of [
@@ -78,4 +78,88 @@ test("the keyboard reaches the purchase buttons in reading order", async ({ page
   // Three packs, then the plan, before the ledger's controls.
   expect(order.slice(firstBuy, firstBuy + 4)).toEqual(["Buy", "Buy", "Buy", "Subscribe"]);
   expect(order.indexOf("Export CSV")).toBeGreaterThan(firstBuy + 3);
+});
+
+/** The channels of a computed colour (`rgb(r, g, b)` or `rgba(r, g, b, a)`). */
+function channels(color: string): [number, number, number, number] {
+  const [r, g, b, a = 1] = color.match(/\d*\.?\d+/g)!.map(Number);
+  return [r, g, b, a];
+}
+
+/** WCAG's contrast ratio of a colour, seen over an opaque background, against that background. */
+function contrast(color: string, behind: string): number {
+  const [r, g, b, alpha] = channels(color);
+  const under = channels(behind);
+  // A translucent colour is seen blended with what is behind it.
+  const seen = [r, g, b].map((c, i) => alpha * c + (1 - alpha) * under[i]);
+  const luminance = (rgb: number[]) => {
+    const [lr, lg, lb] = rgb.map((c) => {
+      const s = c / 255;
+      return s <= 0.04045 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
+    });
+    return 0.2126 * lr + 0.7152 * lg + 0.0722 * lb;
+  };
+  const [light, dark] = [luminance(seen), luminance(under.slice(0, 3))].sort((x, y) => y - x);
+  return (light + 0.05) / (dark + 0.05);
+}
+
+/** The focused element's outline and the colour behind it (its first opaque ancestor's). */
+async function focusRing(page: Page) {
+  return page.evaluate(() => {
+    const focused = document.activeElement as HTMLElement;
+    const style = getComputedStyle(focused);
+    let behind = "rgb(255, 255, 255)";
+    for (let node = focused.parentElement; node; node = node.parentElement) {
+      const color = getComputedStyle(node).backgroundColor;
+      if (color !== "rgba(0, 0, 0, 0)" && color !== "transparent") {
+        behind = color;
+        break;
+      }
+    }
+    return {
+      what: focused.innerText?.trim() || focused.tagName,
+      style: style.outlineStyle,
+      width: parseFloat(style.outlineWidth),
+      color: style.outlineColor,
+      behind,
+    };
+  });
+}
+
+test("the focus ring stands out at 3:1 at least, on the app's pages and the simulated Checkout", async ({ page }) => {
+  const expectVisibleRing = async (stops: number) => {
+    for (let i = 0; i < stops; i++) {
+      await page.keyboard.press("Tab");
+      const ring = await focusRing(page);
+      expect(ring.style, `${ring.what} has an outline`).not.toBe("none");
+      expect(ring.width, `${ring.what}'s outline width`).toBeGreaterThanOrEqual(2);
+      expect(contrast(ring.color, ring.behind), `${ring.what}: ${ring.color} on ${ring.behind}`).toBeGreaterThanOrEqual(3);
+    }
+  };
+  await signUp(page, "focus");
+  await hydrated(page);
+  await expectVisibleRing(12);
+  await page.getByRole("listitem").filter({ hasText: "Small pack" }).getByRole("button", { name: "Buy" }).click();
+  await expect(page).toHaveURL(/\/simulated-stripe\/checkout\//);
+  await expectVisibleRing(3);
+});
+
+test("the login and sign-up buttons stand clear of what is above them", async ({ page }) => {
+  for (const [path, button] of [["/login", "Log in"], ["/signup", "Create account"]]) {
+    await page.goto(path);
+    const submit = page.getByRole("button", { name: button });
+    await expect(submit).toBeVisible();
+    // The gap to the lowest edge of anything before the button in its form (the field, or
+    // the hint under it).
+    const gap = await submit.evaluate((button) => {
+      const form = button.closest("form")!;
+      const top = button.getBoundingClientRect().top;
+      const above = [...form.querySelectorAll("*")]
+        .filter((part) => part !== button && !part.contains(button) && button.compareDocumentPosition(part) & Node.DOCUMENT_POSITION_PRECEDING)
+        .map((part) => part.getBoundingClientRect())
+        .filter((box) => box.height > 0 && box.bottom <= top + 1);
+      return top - Math.max(...above.map((box) => box.bottom));
+    });
+    expect(gap, `the gap above ${button}`).toBeGreaterThanOrEqual(8);
+  }
 });

@@ -1,4 +1,4 @@
-import { expect, test } from "@playwright/test";
+import { expect, type Page, test } from "@playwright/test";
 import {
   BILLING_PAGE,
   hydrated,
@@ -116,11 +116,15 @@ test("a partial refund reverses tokens in proportion", async ({ page }) => {
   });
   await signUp(page);
   await page.getByRole("listitem").filter({ hasText: "Medium pack" }).getByRole("button", { name: "Buy" }).click();
+  await expect(page).toHaveURL(/\/simulated-stripe\/checkout\//);
+  await hasItsIcon(page);
   await page.getByRole("button", { name: "Pay $40.00" }).click();
   await expect(page.getByTestId("balance")).toHaveText("5,000 tokens");
 
   await hydrated(page);
   await page.getByRole("button", { name: "Manage billing" }).click();
+  await expect(page).toHaveURL(/\/simulated-stripe\/portal\//);
+  await hasItsIcon(page);
   const amount = page.getByLabel("Amount to refund, up to $40.00");
   expect(await amount.getAttribute("placeholder")).toBeNull(); // nothing that looks like a value
   await amount.fill("10.00");
@@ -140,6 +144,16 @@ test("a partial refund reverses tokens in proportion", async ({ page }) => {
   await expect(row).toContainText("Refund");
   expect(missing).toEqual([]);
 });
+
+/** The page names an icon the server has: the browser asks for one on every visit (a 404 there
+ * is an error in the console; the browser's own icon request is not seen by `page.on`). */
+async function hasItsIcon(page: Page) {
+  const href = await page.locator('link[rel="icon"]').getAttribute("href");
+  expect(href).toBeTruthy();
+  const icon = await page.request.get(new URL(href!, page.url()).toString());
+  expect(icon.status()).toBe(200);
+  expect(icon.headers()["content-type"]).toContain("image/svg+xml");
+}
 
 test("the sixth quick checkout shows the rate-limit message", async ({ page }) => {
   await signUp(page);
