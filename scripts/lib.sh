@@ -102,8 +102,10 @@ is_release() {
 # The front end users download: Debian's toolchain (scripts/bootstrap installs it), whose
 # standard library's source is compiled with the WASM, with `panic=immediate-abort` (a panic
 # stops the WASM at once: no message is formatted, so none of the panic machinery, the
-# formatting it pulls in, or the source locations are in the download) and std's
-# `optimize_for_size`. Debug builds keep their panic messages. These rustflags replace the
+# formatting it pulls in, or the source locations are in the download), no `Debug` output
+# (`-Zfmt-debug=none`: a `{:?}` writes nothing; the browser shows only messages made with
+# `Display`, the server's among them) and no source locations (`-Zlocation-detail=none`), and
+# std's `optimize_for_size`. Debug builds keep all of it. These rustflags replace the
 # workspace's build.rustflags for the WASM, so `erase_components` is repeated.
 release_front_end() {
   rustup toolchain list | grep -q '^debian-web' ||
@@ -111,7 +113,7 @@ release_front_end() {
   RUSTUP_TOOLCHAIN=debian-web RUSTC_BOOTSTRAP=1 \
     CARGO_UNSTABLE_BUILD_STD=std,panic_abort \
     CARGO_UNSTABLE_BUILD_STD_FEATURES=optimize_for_size \
-    CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="--cfg erase_components -Zunstable-options -Cpanic=immediate-abort" \
+    CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="--cfg erase_components -Zunstable-options -Cpanic=immediate-abort -Zfmt-debug=none -Zlocation-detail=none" \
     cargo leptos build --frontend-only $SPLIT "$@"
 }
 
