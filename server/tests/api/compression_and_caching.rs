@@ -8,6 +8,7 @@ use crate::support::{Answer, spawn_app, spawn_app_serving};
 
 /// A name cargo-leptos gives a file from its contents (22 characters of base64, an MD5).
 const HASHED_WASM: &str = "billing.ZDnEBm7ThC5VRLnTRmL8Zw.wasm";
+const HASHED_CSS: &str = "billing.dXsIMI87Rpt_jrVxjDqqdw.css";
 
 fn unbrotli(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -23,6 +24,13 @@ fn ungzip(bytes: &[u8]) -> Vec<u8> {
         .read_to_end(&mut out)
         .expect("a gzip body");
     out
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(bytes).expect("compressed");
+    encoder.finish().expect("compressed")
 }
 
 fn brotli(bytes: &[u8]) -> Vec<u8> {
@@ -127,6 +135,12 @@ async fn the_front_ends_files_go_as_compressed_at_build_time_and_hashed_ones_are
     )
     .unwrap();
     std::fs::write(site.path().join("favicon.svg"), "<svg></svg>".repeat(10)).unwrap();
+    // A style sheet with both, as `--precompress` leaves it.
+    let css = "main { display: grid; }\n".repeat(100);
+    std::fs::write(pkg.join(HASHED_CSS), &css).unwrap();
+    std::fs::write(pkg.join(format!("{HASHED_CSS}.br")), brotli(css.as_bytes())).unwrap();
+    let css_gz = gzip(css.as_bytes());
+    std::fs::write(pkg.join(format!("{HASHED_CSS}.gz")), &css_gz).unwrap();
     let app = spawn_app_serving(site.path()).await;
     let browser = app.browser();
     let path = format!("/pkg/{HASHED_WASM}");
@@ -166,6 +180,33 @@ async fn the_front_ends_files_go_as_compressed_at_build_time_and_hashed_ones_are
     let gzip = browser.get(&path).header("accept-encoding", "gzip").await;
     assert_eq!(encoding(&gzip), None);
     assert_eq!(gzip.bytes, wasm);
+
+    // A browser that takes gzip alone gets the `.gz` made at build time.
+    let css_path = format!("/pkg/{HASHED_CSS}");
+    let gzipped = browser
+        .get(&css_path)
+        .header("accept-encoding", "gzip")
+        .await;
+    assert_eq!(gzipped.status, 200);
+    assert_eq!(encoding(&gzipped), Some("gzip"));
+    assert_eq!(gzipped.bytes, css_gz, "the file compressed at build time");
+    assert_eq!(ungzip(&gzipped.bytes), css.as_bytes());
+    assert!(
+        gzipped
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("text/css")),
+        "{:?}",
+        gzipped.header("content-type")
+    );
+    assert_eq!(
+        gzipped.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    let either = browser
+        .get(&css_path)
+        .header("accept-encoding", "gzip, br")
+        .await;
+    assert_eq!(encoding(&either), Some("br"), "brotli when both are taken");
 
     // Without a hash in its name a file may change under it: asked for again each time.
     let js = browser.get("/pkg/billing.js").await;
