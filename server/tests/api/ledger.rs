@@ -120,6 +120,15 @@ async fn the_ledger_exports_as_csv_with_formulas_defused() {
         "{}",
         lines[1]
     );
+    // The file says when in UTC, whatever the page showed in the viewer's zone.
+    for line in &lines[1..] {
+        let date = line.split(',').next().unwrap();
+        let utc = date.len() == 20
+            && date.ends_with('Z')
+            && date.as_bytes()[10] == b'T'
+            && date.as_bytes()[..10].iter().filter(|b| **b == b'-').count() == 2;
+        assert!(utc, "not an RFC 3339 UTC time: {line}");
+    }
     assert!(
         csv.contains(",\"'=HYPERLINK(\"\"http://evil\"\"), batch\",consume,-10,"),
         "the formula is quoted and defused:\n{csv}"
