@@ -157,9 +157,11 @@ test("the login and sign-up buttons stand clear of what is above them", async ({
       const above = [...form.querySelectorAll("*")]
         .filter((part) => part !== button && !part.contains(button) && button.compareDocumentPosition(part) & Node.DOCUMENT_POSITION_PRECEDING)
         .map((part) => part.getBoundingClientRect())
-        .filter((box) => box.height > 0 && box.bottom <= top + 1);
-      return top - Math.max(...above.map((box) => box.bottom));
+        // What starts above the button: a part reaching into it makes the gap negative.
+        .filter((box) => box.height > 0 && box.top < top);
+      return above.length ? top - Math.max(...above.map((box) => box.bottom)) : null;
     });
+    expect(gap, `something stands above ${button}`).not.toBeNull();
     expect(gap, `the gap above ${button}`).toBeGreaterThanOrEqual(8);
   }
 });
