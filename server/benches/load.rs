@@ -525,8 +525,9 @@ async fn bench(
     // The streams benchmark signs its users in from addresses of their own.
     vars.push(("TRUSTED_PROXIES", "1"));
     let server = ServerProcess::start(&vars).await;
+    // A connection kept for each request in flight, the webhooks' many included.
     let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(concurrency)
+        .pool_max_idle_per_host(concurrency.max(load.webhooks_in_flight))
         .build()
         .unwrap();
     println!("{backend} (concurrency {concurrency}):");
