@@ -171,3 +171,25 @@ test("the sixth quick checkout shows the rate-limit message", async ({ page }) =
   await expect(page.getByTestId("buy-error")).toHaveText(/Too many requests\. Please wait \d+ seconds and try again\./);
   await expect(page).toHaveURL(BILLING_PAGE);
 });
+
+test("a refused portal post comes back to the billing page with its reason", async ({ page }) => {
+  await signUp(page);
+  await hydrated(page);
+  // The portal is a billing write too: five checkouts opened in a row use up the allowance...
+  for (let i = 0; i < 5; i++) {
+    const response = await page.request.post("/api/billing/create-checkout-session", {
+      data: { product: "small" },
+      headers: { origin: new URL(page.url()).origin },
+    });
+    expect(response.status()).toBe(200);
+  }
+  // ...so the portal's plain form post is refused, and the page says why instead of leaving.
+  await page.getByRole("button", { name: "Manage billing" }).click();
+  await expect(page).toHaveURL(/\/app\/billing/);
+  const card = page.getByRole("region", { name: "Subscription" });
+  await expect(card.getByRole("alert").filter({ hasText: /\S/ })).toHaveText(
+    /Too many requests\. Please wait \d+ seconds and try again\./,
+  );
+  await hydrated(page);
+  await expect(card.getByRole("alert").filter({ hasText: /\S/ })).toHaveText(/Too many requests/);
+});
